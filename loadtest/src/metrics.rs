@@ -1,0 +1,119 @@
+//! Reading the two WAL counters out of `GET /metrics` (Prometheus text).
+
+use crate::client::Conn;
+use serde::Serialize;
+
+pub const FSYNCS: &str = "fundledger_wal_fsyncs_total";
+pub const RECORDS: &str = "fundledger_wal_records_total";
+
+/// The WAL counters at one moment; `None` where the server does not export one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WalCounters {
+    pub fsyncs: Option<f64>,
+    pub records: Option<f64>,
+}
+
+/// The sum over every label set of one metric, or `None` if it is absent.
+pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let value_part = if let Some(labels) = rest.strip_prefix('{') {
+            match labels.split_once('}') {
+                Some((_, after)) => after,
+                None => continue,
+            }
+        } else if rest.starts_with(' ') || rest.starts_with('\t') {
+            rest
+        } else {
+            continue; // a longer metric name sharing the prefix
+        };
+        let value = value_part
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(v) = value {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
+pub async fn read_wal_counters(conn: &mut Conn) -> WalCounters {
+    match conn.get("/metrics", None).await {
+        Ok(answer) if answer.status.is_success() => {
+            let text = String::from_utf8_lossy(&answer.body);
+            WalCounters {
+                fsyncs: metric_sum(&text, FSYNCS),
+                records: metric_sum(&text, RECORDS),
+            }
+        }
+        _ => WalCounters::default(),
+    }
+}
+
+/// What the WAL did during a measured interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct WalReport {
+    pub fsyncs: Option<u64>,
+    pub records: Option<u64>,
+    pub fsyncs_per_s: Option<f64>,
+    /// Records per fsync: Δrecords / Δfsyncs.
+    pub mean_group_size: Option<f64>,
+}
+
+pub fn wal_report(before: WalCounters, after: WalCounters, seconds: f64) -> WalReport {
+    let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b >= a => Some((b - a).round() as u64),
+        _ => None,
+    };
+    let fsyncs = delta(before.fsyncs, after.fsyncs);
+    let records = delta(before.records, after.records);
+    WalReport {
+        fsyncs,
+        records,
+        fsyncs_per_s: fsyncs.filter(|_| seconds > 0.0).map(|f| f as f64 / seconds),
+        mean_group_size: match (records, fsyncs) {
+            (Some(r), Some(f)) if f > 0 => Some(r as f64 / f as f64),
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_label_sets_and_ignores_prefixes() {
+        let text = "# HELP fundledger_wal_fsyncs_total fsyncs\n\
+                    # TYPE fundledger_wal_fsyncs_total counter\n\
+                    fundledger_wal_fsyncs_total 10\n\
+                    fundledger_wal_fsyncs_total_seconds 99\n\
+                    fundledger_wal_records_total{segment=\"a\"} 30\n\
+                    fundledger_wal_records_total{segment=\"b\"} 12\n";
+        assert_eq!(metric_sum(text, FSYNCS), Some(10.0));
+        assert_eq!(metric_sum(text, RECORDS), Some(42.0));
+        assert_eq!(metric_sum(text, "missing_total"), None);
+        let before = WalCounters {
+            fsyncs: Some(10.0),
+            records: Some(42.0),
+        };
+        let after = WalCounters {
+            fsyncs: Some(20.0),
+            records: Some(142.0),
+        };
+        let report = wal_report(before, after, 2.0);
+        assert_eq!(report.fsyncs, Some(10));
+        assert_eq!(report.fsyncs_per_s, Some(5.0));
+        assert_eq!(report.mean_group_size, Some(10.0));
+        let missing = wal_report(WalCounters::default(), after, 2.0);
+        assert_eq!(missing.mean_group_size, None);
+    }
+}

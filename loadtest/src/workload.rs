@@ -1,0 +1,267 @@
+//! What each scenario sends. A job number maps deterministically to its
+//! request bodies (accounts are picked by hashing the job number), so workers
+//! share nothing but an atomic job counter, and building a body is a few
+//! `write!`s into a reused buffer.
+
+use crate::util::mix64;
+use bytes::Bytes;
+use clap::ValueEnum;
+use serde::Serialize;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// The largest batch the API takes.
+pub const BATCH_SIZE_MAX: usize = 8190;
+/// Items in one `mixed` chain: freeze, unfreeze, unfreeze_pay,
+/// pay_freeze, unfreeze_pay (refund), transfer.
+pub const CHAIN_ITEMS: usize = 6;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// One transfer per POST /v1/transfers.
+    Single,
+    /// POST /v1/transfers/batch with --batch-size transfers between random accounts.
+    Batch,
+    /// Batches where every transfer has the same payer (one hot account).
+    Hot,
+    /// All five types, holds opened and released; batches of 6-item chains,
+    /// or one request per item with --batch-size below 6.
+    Mixed,
+    /// Applications and approvals (POST /v1/applications + approve).
+    Onboarding,
+}
+
+/// One HTTP request of a job.
+pub struct Request {
+    pub path: &'static str,
+    pub body: Bytes,
+    /// Transfers it carries (1 for a single transfer).
+    pub transfers: u32,
+    pub batch: bool,
+}
+
+pub struct Workload {
+    pub scenario: Scenario,
+    accounts: Arc<[Box<str>]>,
+    run: String,
+    batch_size: usize,
+    amount: String,
+    seed: u64,
+}
+
+impl Workload {
+    pub fn new(
+        scenario: Scenario,
+        accounts: Arc<[Box<str>]>,
+        run: &str,
+        batch_size: usize,
+        amount: &str,
+    ) -> Self {
+        Self {
+            scenario,
+            accounts,
+            run: run.to_string(),
+            batch_size: batch_size.clamp(1, BATCH_SIZE_MAX),
+            amount: amount.to_string(),
+            seed: mix64(
+                run.bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+            ),
+        }
+    }
+
+    /// Transfers one job carries (customers for `onboarding`).
+    pub fn transfers_per_job(&self) -> u64 {
+        match self.scenario {
+            Scenario::Single | Scenario::Onboarding => 1,
+            Scenario::Batch | Scenario::Hot => self.batch_size as u64,
+            Scenario::Mixed => (self.chains_per_batch() * CHAIN_ITEMS) as u64,
+        }
+    }
+
+    /// Whether a job is one batch request (latency is per batch).
+    pub fn is_batched(&self) -> bool {
+        match self.scenario {
+            Scenario::Single | Scenario::Onboarding => false,
+            Scenario::Batch | Scenario::Hot => true,
+            Scenario::Mixed => self.batch_size >= CHAIN_ITEMS,
+        }
+    }
+
+    fn chains_per_batch(&self) -> usize {
+        (self.batch_size / CHAIN_ITEMS).max(1)
+    }
+
+    fn pick(&self, transfer_no: u64) -> (&str, &str) {
+        let n = self.accounts.len() as u64;
+        let r = mix64(self.seed ^ transfer_no);
+        let payer = if self.scenario == Scenario::Hot {
+            0
+        } else {
+            r % n
+        };
+        let payee = if self.scenario == Scenario::Hot {
+            1 + (r >> 20) % (n - 1)
+        } else {
+            (payer + 1 + (r >> 20) % (n - 1)) % n
+        };
+        (
+            &self.accounts[payer as usize],
+            &self.accounts[payee as usize],
+        )
+    }
+
+    /// Appends job `job`'s requests to `out`.
+    pub fn build(&self, job: u64, out: &mut Vec<Request>, buffer: &mut String) {
+        match self.scenario {
+            Scenario::Onboarding => {}
+            Scenario::Single => {
+                buffer.clear();
+                self.write_transfer(buffer, job);
+                out.push(single(buffer));
+            }
+            Scenario::Batch | Scenario::Hot => {
+                buffer.clear();
+                buffer.push_str("{\"transfers\":[");
+                let first = job * self.batch_size as u64;
+                for k in 0..self.batch_size as u64 {
+                    if k > 0 {
+                        buffer.push(',');
+                    }
+                    self.write_transfer(buffer, first + k);
+                }
+                buffer.push_str("]}");
+                out.push(batch(buffer, self.batch_size));
+            }
+            Scenario::Mixed if self.is_batched() => {
+                let chains = self.chains_per_batch() as u64;
+                buffer.clear();
+                buffer.push_str("{\"transfers\":[");
+                for c in job * chains..(job + 1) * chains {
+                    for item in 0..CHAIN_ITEMS {
+                        if c > job * chains || item > 0 {
+                            buffer.push(',');
+                        }
+                        self.write_chain_item(buffer, c, item);
+                    }
+                }
+                buffer.push_str("]}");
+                out.push(batch(buffer, chains as usize * CHAIN_ITEMS));
+            }
+            Scenario::Mixed => {
+                for item in 0..CHAIN_ITEMS {
+                    buffer.clear();
+                    self.write_chain_item(buffer, job, item);
+                    out.push(single(buffer));
+                }
+            }
+        }
+    }
+
+    fn write_transfer(&self, out: &mut String, transfer_no: u64) {
+        let (payer, payee) = self.pick(transfer_no);
+        let _ = write!(
+            out,
+            r#"{{"id":"lt-{}-{transfer_no}","type":"transfer","payer":"{payer}","payee":"{payee}","amount":"{}"}}"#,
+            self.run, self.amount
+        );
+    }
+
+    /// Item `item` of chain `chain`: payer A, payee B, two holds.
+    fn write_chain_item(&self, out: &mut String, chain: u64, item: usize) {
+        let (a, b) = self.pick(chain);
+        let run = &self.run;
+        let _ = match item {
+            0 => write!(
+                out,
+                r#"{{"id":"lt-{run}-{chain}-f","type":"freeze","payer":"{a}","amount":"0.03"}}"#
+            ),
+            1 => write!(
+                out,
+                r#"{{"id":"lt-{run}-{chain}-u","type":"unfreeze","hold_id":"lt-{run}-{chain}-f","amount":"0.01"}}"#
+            ),
+            2 => write!(
+                out,
+                r#"{{"id":"lt-{run}-{chain}-p","type":"unfreeze_pay","hold_id":"lt-{run}-{chain}-f","payee":"{b}"}}"#
+            ),
+            3 => write!(
+                out,
+                r#"{{"id":"lt-{run}-{chain}-z","type":"pay_freeze","payer":"{a}","payee":"{b}","amount":"0.02"}}"#
+            ),
+            4 => write!(
+                out,
+                r#"{{"id":"lt-{run}-{chain}-r","type":"unfreeze_pay","hold_id":"lt-{run}-{chain}-z","payee":"{a}"}}"#
+            ),
+            _ => write!(
+                out,
+                r#"{{"id":"lt-{run}-{chain}-t","type":"transfer","payer":"{a}","payee":"{b}","amount":"0.01","order_id":"o-{run}-{chain}"}}"#
+            ),
+        };
+    }
+}
+
+fn single(body: &str) -> Request {
+    Request {
+        path: "/v1/transfers",
+        body: Bytes::copy_from_slice(body.as_bytes()),
+        transfers: 1,
+        batch: false,
+    }
+}
+
+fn batch(body: &str, transfers: usize) -> Request {
+    Request {
+        path: "/v1/transfers/batch",
+        body: Bytes::copy_from_slice(body.as_bytes()),
+        transfers: transfers as u32,
+        batch: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts(n: usize) -> Arc<[Box<str>]> {
+        (1..=n)
+            .map(|i| format!("F{i:06}").into_boxed_str())
+            .collect()
+    }
+
+    #[test]
+    fn bodies_are_valid_json_with_distinct_accounts() {
+        for scenario in [
+            Scenario::Single,
+            Scenario::Batch,
+            Scenario::Hot,
+            Scenario::Mixed,
+        ] {
+            let w = Workload::new(scenario, accounts(3), "abc", 12, "0.01");
+            let (mut out, mut buf) = (Vec::new(), String::new());
+            w.build(7, &mut out, &mut buf);
+            assert!(!out.is_empty());
+            for req in &out {
+                let v: serde_json::Value = serde_json::from_slice(&req.body).expect("json");
+                let items = match v.get("transfers") {
+                    Some(t) => t.as_array().expect("array").clone(),
+                    None => vec![v.clone()],
+                };
+                assert_eq!(items.len() as u32, req.transfers);
+                for item in items {
+                    if let (Some(p), Some(q)) = (item.get("payer"), item.get("payee")) {
+                        assert_ne!(p, q, "{scenario:?}");
+                    }
+                    if scenario == Scenario::Hot {
+                        assert_eq!(item["payer"], "F000001");
+                    }
+                }
+            }
+        }
+        let w = Workload::new(Scenario::Mixed, accounts(2), "abc", 1, "0.01");
+        let (mut out, mut buf) = (Vec::new(), String::new());
+        w.build(0, &mut out, &mut buf);
+        assert_eq!(out.len(), CHAIN_ITEMS);
+        assert_eq!(w.transfers_per_job(), CHAIN_ITEMS as u64);
+    }
+}
