@@ -368,6 +368,19 @@ impl Client {
         self.try_request("POST", path, &headers, Some(&bytes)).map(|r| (r.status, r.body))
     }
 
+    /// Sends a bank notification signed with the right secret.
+    pub fn try_notify(&self, notification: &Value) -> Result<(u16, Value), String> {
+        let body = serde_json::to_vec(notification).unwrap();
+        let signature = sign(BANK_SECRET, &body);
+        self.try_request(
+            "POST",
+            &format!("/v1/banks/{BANK}/notifications"),
+            &[("Content-Type", JSON), ("X-Signature", &signature)],
+            Some(&body),
+        )
+        .map(|r| (r.status, r.body))
+    }
+
     pub fn try_get(&self, path: &str, token: &str) -> Result<(u16, Value), String> {
         let auth = format!("Bearer {token}");
         let headers: Vec<(&str, &str)> = if token.is_empty() { vec![] } else { vec![("Authorization", &auth)] };
@@ -1066,3 +1079,105 @@ pub fn amount_signed(c: i64) -> String {
 
 /// A map id -> value that many threads fill.
 pub type Shared<T> = Arc<Mutex<HashMap<String, T>>>;
+
+/// What load threads share: where they send, what they saw.
+#[derive(Clone)]
+pub struct Load {
+    pub client: Client,
+    pub accounts: Arc<Vec<String>>,
+    pub holds: Holds,
+    /// (request, 201 body) of every committed transfer or batch item.
+    pub committed: Arc<Mutex<Vec<(Value, Value)>>>,
+    /// Requests whose outcome is unknown: (request, why).
+    pub unknown: Arc<Mutex<Vec<(Value, String)>>>,
+    /// Answers no well-formed request should get.
+    pub unexpected: Arc<Mutex<Vec<String>>>,
+    pub refused: Arc<AtomicU64>,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Load {
+    pub fn new(client: Client, accounts: Vec<String>) -> Load {
+        Load {
+            client,
+            accounts: Arc::new(accounts),
+            holds: Arc::default(),
+            committed: Arc::default(),
+            unknown: Arc::default(),
+            unexpected: Arc::default(),
+            refused: Arc::default(),
+            stop: Arc::default(),
+        }
+    }
+
+    pub fn committed_count(&self) -> usize {
+        self.committed.lock().unwrap().len()
+    }
+
+    fn judge(&self, request: &Value, status: u16, body: &Value) {
+        if status == 201 {
+            assert_matches_request(request, body);
+            note_hold(&self.holds, body);
+            self.committed.lock().unwrap().push((request.clone(), body.clone()));
+        } else if is_expected_refusal(status, body) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        } else if status == 503 || status == 429 {
+            self.unknown.lock().unwrap().push((request.clone(), format!("{status} {body}")));
+        } else {
+            self.unexpected.lock().unwrap().push(format!("{request} -> {status} {body}"));
+        }
+    }
+
+    /// Sends up to `max_ops` random requests (one in `batch_one_in` a batch
+    /// of 2 to `batch_max` items) until `stop` is set or the connection
+    /// fails (then every request in flight is recorded as unknown).
+    pub fn run(&self, seed: u64, max_ops: usize, batch_one_in: u64, batch_max: u64) {
+        let mut rng = Rng::new(seed);
+        for _ in 0..max_ops {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if rng.below(batch_one_in) == 0 {
+                let n = 2 + rng.below(batch_max - 1);
+                let items: Vec<Value> =
+                    (0..n).map(|_| random_transfer(&mut rng, &self.accounts, &self.holds, "lb")).collect();
+                match self.client.try_post("/v1/transfers/batch", PLATFORM, &json!({ "transfers": items })) {
+                    Ok((200, answer)) => {
+                        let results = answer["results"].as_array().cloned().unwrap_or_default();
+                        if results.len() != items.len() {
+                            self.unexpected.lock().unwrap().push(format!("batch of {} got {answer}", items.len()));
+                            continue;
+                        }
+                        for (item, result) in items.iter().zip(&results) {
+                            let status = result["status"].as_u64().unwrap_or(0) as u16;
+                            self.judge(item, status, &result["body"]);
+                        }
+                    }
+                    Ok((status, body)) if status == 503 || status == 429 => {
+                        let mut unknown = self.unknown.lock().unwrap();
+                        for item in items {
+                            unknown.push((item, format!("batch {status} {body}")));
+                        }
+                    }
+                    Ok((status, body)) => self.unexpected.lock().unwrap().push(format!("batch -> {status} {body}")),
+                    Err(e) => {
+                        let mut unknown = self.unknown.lock().unwrap();
+                        for item in items {
+                            unknown.push((item, e.clone()));
+                        }
+                        return;
+                    }
+                }
+            } else {
+                let request = random_transfer(&mut rng, &self.accounts, &self.holds, "ls");
+                match self.client.try_post("/v1/transfers", PLATFORM, &request) {
+                    Ok((status, body)) => self.judge(&request, status, &body),
+                    Err(e) => {
+                        self.unknown.lock().unwrap().push((request, e));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
