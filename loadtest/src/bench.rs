@@ -39,23 +39,14 @@ pub struct ServerArgs {
 impl ServerArgs {
     pub fn launch(&self) -> Launch {
         Launch {
-            bin: self
-                .server_bin
-                .clone()
-                .unwrap_or_else(crate::server::default_server_bin),
+            bin: self.server_bin.clone().unwrap_or_else(crate::server::default_server_bin),
             rust_log: self.server_log.clone(),
             ready_timeout: Duration::from_secs(self.ready_timeout_s),
         }
     }
 
     pub fn work_dir(&self, checkpoint_every_records: u64) -> Result<WorkDir> {
-        WorkDir::create(
-            self.work_parent.as_deref(),
-            self.keep_data,
-            &ConfigOptions {
-                checkpoint_every_records,
-            },
-        )
+        WorkDir::create(self.work_parent.as_deref(), self.keep_data, &ConfigOptions { checkpoint_every_records })
     }
 }
 
@@ -134,19 +125,11 @@ pub async fn bench(args: BenchArgs, threads: usize) -> Result<()> {
         let real = run_target(&args, Target::Spawn, threads).await?;
         echo.print();
         real.print();
-        let ratio = if echo.accepted_per_s > 0.0 {
-            real.accepted_per_s / echo.accepted_per_s
-        } else {
-            0.0
-        };
+        let ratio = if echo.accepted_per_s > 0.0 { real.accepted_per_s / echo.accepted_per_s } else { 0.0 };
         println!();
         println!(
             "fundledger / echo = {:.3} ({:.0} vs {:.0} accepted/s, p50 {:.3} vs {:.3} ms)",
-            ratio,
-            real.accepted_per_s,
-            echo.accepted_per_s,
-            real.latency_ms.p50,
-            echo.latency_ms.p50
+            ratio, real.accepted_per_s, echo.accepted_per_s, real.latency_ms.p50, echo.latency_ms.p50
         );
         if let Some(path) = &args.json {
             let value = serde_json::json!({"echo": echo, "fundledger": real, "ratio": ratio});
@@ -234,31 +217,15 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
     let accounts: Arc<[Box<str>]> = if args.scenario == Scenario::Onboarding {
         Arc::from(Vec::new())
     } else if args.skip_setup || is_echo {
-        (1..=args.accounts)
-            .map(|i| format!("F{i:06}").into_boxed_str())
-            .collect()
+        (1..=args.accounts).map(|i| format!("F{i:06}").into_boxed_str()).collect()
     } else {
         let started = Instant::now();
         let fund = parse_cents(&args.fund)?;
-        let onboarded = onboard_many(
-            &endpoint,
-            &tokens,
-            &run,
-            args.accounts,
-            args.setup_connections,
-            fund,
-        )
-        .await?;
+        let onboarded = onboard_many(&endpoint, &tokens, &run, args.accounts, args.setup_connections, fund).await?;
         if args.scenario == Scenario::Hot {
             // The hot payer pays every transfer: give it far more than a run can spend.
             let mut conn = Conn::new(endpoint.clone());
-            let answer = deposit(
-                &mut conn,
-                &format!("N-LT-{run}-hot"),
-                &onboarded[0],
-                100_000_000_000_00,
-            )
-            .await?;
+            let answer = deposit(&mut conn, &format!("N-LT-{run}-hot"), &onboarded[0], 100_000_000_000 * 100).await?;
             credited_lsn(&answer, &onboarded[0])?;
         }
         let seconds = started.elapsed().as_secs_f64();
@@ -271,13 +238,7 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
     };
     let rss_after_setup = rss();
 
-    let workload = Arc::new(Workload::new(
-        args.scenario,
-        accounts,
-        &run,
-        args.batch_size,
-        &args.amount,
-    ));
+    let workload = Arc::new(Workload::new(args.scenario, accounts, &run, args.batch_size, &args.amount));
     let per_job = workload.transfers_per_job();
     let duration = match (args.duration, args.count) {
         (Some(d), _) => Some(Duration::from_secs_f64(d)),
@@ -324,39 +285,23 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
     let report = BenchReport {
         target: label,
         scenario: args.scenario,
-        loop_mode: if args.rate.is_some() {
-            "open"
-        } else {
-            "closed"
-        },
+        loop_mode: if args.rate.is_some() { "open" } else { "closed" },
         rate_per_s: args.rate,
         connections: args.connections,
         transfers_per_request: if workload.is_batched() { per_job } else { 1 },
-        accounts: if args.scenario == Scenario::Onboarding {
-            0
-        } else {
-            args.accounts
-        },
+        accounts: if args.scenario == Scenario::Onboarding { 0 } else { args.accounts },
         seconds,
         requests: result.requests,
         requests_per_s: result.requests as f64 / seconds,
         accepted: result.accepted,
         accepted_per_s: result.accepted as f64 / seconds,
-        latency_of: if workload.is_batched() {
-            "batch"
-        } else {
-            "request"
-        },
+        latency_of: if workload.is_batched() { "batch" } else { "request" },
         latency_ms: Percentiles::from_histogram_us(&result.hist),
         errors: result.errors,
         not_sent: result.not_sent,
         setup: setup_report,
         server: server_report,
-        wal: if is_echo {
-            None
-        } else {
-            Some(wal_report(wal_before, wal_after, seconds))
-        },
+        wal: if is_echo { None } else { Some(wal_report(wal_before, wal_after, seconds)) },
         cpu: CpuReport {
             generator_s: cpu_after.0 - cpu_before.0,
             server_s: match (cpu_before.1, cpu_after.1) {

@@ -45,9 +45,8 @@ impl Endpoint {
             Some(port) => format!("127.0.0.1:{port}"),
             None => authority.to_string(),
         };
-        let addr: SocketAddr = authority
-            .parse()
-            .with_context(|| format!("--url {url:?}: expected http://127.0.0.1:PORT"))?;
+        let addr: SocketAddr =
+            authority.parse().with_context(|| format!("--url {url:?}: expected http://127.0.0.1:PORT"))?;
         Self::new(addr)
     }
 }
@@ -117,10 +116,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(endpoint: Endpoint) -> Self {
-        Self {
-            endpoint,
-            sender: None,
-        }
+        Self { endpoint, sender: None }
     }
 
     async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>> {
@@ -132,8 +128,7 @@ impl Conn {
                 .await
                 .with_context(|| format!("connect {}", self.endpoint.addr))?;
             stream.set_nodelay(true)?;
-            let (sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(async move {
                 // The connection ends when the sender is dropped or the peer
                 // closes; its error (if any) surfaces on the next request.
@@ -154,11 +149,8 @@ impl Conn {
         extra_header: Option<(HeaderName, HeaderValue)>,
         body: Option<Bytes>,
     ) -> Result<Answer> {
-        let result = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            self.send_inner(method, path, auth, extra_header, body),
-        )
-        .await;
+        let result =
+            tokio::time::timeout(REQUEST_TIMEOUT, self.send_inner(method, path, auth, extra_header, body)).await;
         match result {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(err)) => {
@@ -181,10 +173,7 @@ impl Conn {
         body: Option<Bytes>,
     ) -> Result<Answer> {
         let host = self.endpoint.host.clone();
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, host);
+        let mut builder = Request::builder().method(method).uri(path).header(HOST, host);
         if let Some(bearer) = auth {
             builder = builder.header(AUTHORIZATION, bearer.0.clone());
         }
@@ -192,9 +181,9 @@ impl Conn {
             builder = builder.header(name, value);
         }
         let request = match body {
-            Some(bytes) => builder
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(Full::new(bytes))?,
+            Some(bytes) => {
+                builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(Full::new(bytes))?
+            }
             None => builder.body(Full::new(Bytes::new()))?,
         };
         let sender = self.connect().await?;
@@ -208,11 +197,7 @@ impl Conn {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let body = response.into_body().collect().await?.to_bytes();
-        Ok(Answer {
-            status,
-            body,
-            retry_after,
-        })
+        Ok(Answer { status, body, retry_after })
     }
 
     pub async fn get(&mut self, path: &str, auth: Option<&Bearer>) -> Result<Answer> {

@@ -97,13 +97,8 @@ struct BatchItemOut<T: Serialize> {
 
 /// Judges one transfer the way a ledger would judge its syntax; answers a
 /// fundledger-shaped 201 body, or an error (status, code, message).
-fn judge(
-    state: &State,
-    raw: &[u8],
-    committed_at: &str,
-) -> std::result::Result<Vec<u8>, (u16, &'static str, String)> {
-    let t: TransferIn =
-        serde_json::from_slice(raw).map_err(|e| (400, "INVALID_FIELD", e.to_string()))?;
+fn judge(state: &State, raw: &[u8], committed_at: &str) -> std::result::Result<Vec<u8>, (u16, &'static str, String)> {
+    let t: TransferIn = serde_json::from_slice(raw).map_err(|e| (400, "INVALID_FIELD", e.to_string()))?;
     let needs_payer = matches!(&*t.kind, "transfer" | "freeze" | "pay_freeze");
     let needs_hold = matches!(&*t.kind, "unfreeze" | "unfreeze_pay");
     let needs_payee = matches!(&*t.kind, "transfer" | "pay_freeze" | "unfreeze_pay");
@@ -115,16 +110,10 @@ fn judge(
         || (needs_hold && t.hold_id.is_none())
         || (needs_payee && t.payee.is_none())
     {
-        return Err((
-            400,
-            "MISSING_FIELD",
-            "a required field is missing".to_string(),
-        ));
+        return Err((400, "MISSING_FIELD", "a required field is missing".to_string()));
     }
     let amount = match &t.amount {
-        Some(text) => {
-            format_cents(parse_cents(text).map_err(|e| (400, "INVALID_AMOUNT", e.to_string()))?)
-        }
+        Some(text) => format_cents(parse_cents(text).map_err(|e| (400, "INVALID_AMOUNT", e.to_string()))?),
         None if needs_hold => "0.01".to_string(),
         None => return Err((400, "MISSING_FIELD", "amount is missing".to_string())),
     };
@@ -133,11 +122,7 @@ fn judge(
     let hold = match &*t.kind {
         "freeze" | "pay_freeze" => Some(HoldOut {
             hold_id: &t.id,
-            account_id: if t.kind == "freeze" {
-                payer
-            } else {
-                t.payee.as_deref().unwrap_or(payer)
-            },
+            account_id: if t.kind == "freeze" { payer } else { t.payee.as_deref().unwrap_or(payer) },
             amount: &amount,
             remaining: &amount,
             status: "open",
@@ -170,53 +155,32 @@ fn judge(
 
 fn json_response(status: u16, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 fn error_body(code: &str, message: &str) -> Vec<u8> {
-    serde_json::json!({"error": {"code": code, "message": message}})
-        .to_string()
-        .into_bytes()
+    serde_json::json!({"error": {"code": code, "message": message}}).to_string().into_bytes()
 }
 
 fn error_response(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
     json_response(status, error_body(code, message))
 }
 
-async fn handle(
-    state: Arc<State>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     state.requests.fetch_add(1, Ordering::Relaxed);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let signature = request
-        .headers()
-        .get("x-signature")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = match Limited::new(request.into_body(), BODY_BYTES_MAX)
-        .collect()
-        .await
-    {
+    let signature = request.headers().get("x-signature").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = match Limited::new(request.into_body(), BODY_BYTES_MAX).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Ok(error_response(413, "BODY_TOO_LARGE", "body too large")),
     };
     Ok(route(&state, &method, &path, signature.as_deref(), &body))
 }
 
-fn route(
-    state: &State,
-    method: &Method,
-    path: &str,
-    signature: Option<&str>,
-    body: &[u8],
-) -> Response<Full<Bytes>> {
+fn route(state: &State, method: &Method, path: &str, signature: Option<&str>, body: &[u8]) -> Response<Full<Bytes>> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         (&Method::POST, ["v1", "transfers"]) => match judge(state, body, &rfc3339_now()) {
@@ -295,10 +259,8 @@ fn batch(state: &State, body: &[u8]) -> Response<Full<Bytes>> {
                 out.push(b'}');
             }
             Err((status, code, message)) => {
-                let item = BatchItemOut {
-                    status,
-                    body: serde_json::json!({"error": {"code": code, "message": message}}),
-                };
+                let item =
+                    BatchItemOut { status, body: serde_json::json!({"error": {"code": code, "message": message}}) };
                 out.extend_from_slice(&serde_json::to_vec(&item).unwrap_or_default());
             }
         }
@@ -316,9 +278,7 @@ pub async fn serve(listener: TcpListener) -> Result<()> {
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| handle(state.clone(), request));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
@@ -333,13 +293,11 @@ pub fn spawn_in_thread(threads: usize) -> Result<SocketAddr> {
         .build()?;
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("echo-main".to_string())
-        .spawn(move || {
-            if let Err(err) = runtime.block_on(serve(listener)) {
-                eprintln!("echo server stopped: {err:#}");
-            }
-        })?;
+    std::thread::Builder::new().name("echo-main".to_string()).spawn(move || {
+        if let Err(err) = runtime.block_on(serve(listener)) {
+            eprintln!("echo server stopped: {err:#}");
+        }
+    })?;
     Ok(addr)
 }
 
@@ -361,11 +319,11 @@ mod tests {
                 r#"{{"id":"t-{i}","type":"transfer","payer":"F000001","payee":"F000002","amount":"1.5"}}"#
             ));
         }
-        items.push(r#"{"id":"bad","type":"transfer","payer":"F000001","payee":"F000002","amount":"1.5","x":1}"#.to_string());
+        items.push(
+            r#"{"id":"bad","type":"transfer","payer":"F000001","payee":"F000002","amount":"1.5","x":1}"#.to_string(),
+        );
         let body = format!(r#"{{"transfers":[{}]}}"#, items.join(","));
-        let answer = conn
-            .post("/v1/transfers/batch", None, Bytes::from(body))
-            .await?;
+        let answer = conn.post("/v1/transfers/batch", None, Bytes::from(body)).await?;
         assert_eq!(answer.status.as_u16(), 200);
         let (accepted, errors) = tally_batch(&answer.body, 101);
         assert_eq!(accepted, 100);

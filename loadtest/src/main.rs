@@ -16,8 +16,10 @@
 
 mod bench;
 mod client;
+mod drill;
 mod echo;
 mod metrics;
+mod recovery;
 mod report;
 mod runner;
 mod server;
@@ -29,10 +31,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "fundledger-loadtest",
-    about = "Load, recovery and crash-drill harness for fundledger"
-)]
+#[command(name = "fundledger-loadtest", about = "Load, recovery and crash-drill harness for fundledger")]
 struct Cli {
     /// Tokio worker threads of the generator (it shares the machine with the server).
     #[arg(long, global = true, default_value_t = 1)]
@@ -47,6 +46,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the echo server: parses transfer JSON, answers same-shaped bodies, no ledger.
     Echo(EchoArgs),
+    /// kill -9 under load, restart, verify nothing acknowledged was lost.
+    CrashDrill(drill::DrillArgs),
+    /// Time a restart over a log of N transfers.
+    Recovery(recovery::RecoveryArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,13 +80,14 @@ fn main() {
 async fn run(command: Command, threads: usize) -> Result<()> {
     match command {
         Command::Bench(args) => bench::bench(args, threads).await,
+        Command::CrashDrill(args) => drill::crash_drill(args).await,
+        Command::Recovery(args) => recovery::recovery(args, threads).await,
         Command::Echo(args) => {
             if !args.listen.ip().is_loopback() {
                 anyhow::bail!("the echo server listens on loopback only");
             }
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("bind {}", args.listen))?;
+            let listener =
+                tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("bind {}", args.listen))?;
             eprintln!("echo listening on {}", listener.local_addr()?);
             let serve = echo::serve(listener);
             match args.seconds {

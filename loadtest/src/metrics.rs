@@ -34,10 +34,7 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
         } else {
             continue; // a longer metric name sharing the prefix
         };
-        let value = value_part
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok());
+        let value = value_part.split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
         if let Some(v) = value {
             *found.get_or_insert(0.0) += v;
         }
@@ -49,10 +46,7 @@ pub async fn read_wal_counters(conn: &mut Conn) -> WalCounters {
     match conn.get("/metrics", None).await {
         Ok(answer) if answer.status.is_success() => {
             let text = String::from_utf8_lossy(&answer.body);
-            WalCounters {
-                fsyncs: metric_sum(&text, FSYNCS),
-                records: metric_sum(&text, RECORDS),
-            }
+            WalCounters { fsyncs: metric_sum(&text, FSYNCS), records: metric_sum(&text, RECORDS) }
         }
         _ => WalCounters::default(),
     }
@@ -101,14 +95,8 @@ mod tests {
         assert_eq!(metric_sum(text, FSYNCS), Some(10.0));
         assert_eq!(metric_sum(text, RECORDS), Some(42.0));
         assert_eq!(metric_sum(text, "missing_total"), None);
-        let before = WalCounters {
-            fsyncs: Some(10.0),
-            records: Some(42.0),
-        };
-        let after = WalCounters {
-            fsyncs: Some(20.0),
-            records: Some(142.0),
-        };
+        let before = WalCounters { fsyncs: Some(10.0), records: Some(42.0) };
+        let after = WalCounters { fsyncs: Some(20.0), records: Some(142.0) };
         let report = wal_report(before, after, 2.0);
         assert_eq!(report.fsyncs, Some(10));
         assert_eq!(report.fsyncs_per_s, Some(5.0));

@@ -104,11 +104,7 @@ impl BenchReport {
             Some(rate) => format!("open loop at {rate} requests/s"),
             None => "closed loop".to_string(),
         };
-        let unit = if self.scenario == Scenario::Onboarding {
-            "accounts"
-        } else {
-            "transfers"
-        };
+        let unit = if self.scenario == Scenario::Onboarding { "accounts" } else { "transfers" };
         println!();
         println!("== {} ==", self.target);
         println!(
@@ -159,10 +155,7 @@ impl BenchReport {
             }
         }
         if self.not_sent > 0 {
-            println!(
-                "not sent (hard deadline reached): {}",
-                thousands(self.not_sent)
-            );
+            println!("not sent (hard deadline reached): {}", thousands(self.not_sent));
         }
         if let Some(server) = &self.server {
             let show = |b: Option<u64>| b.map(mib).unwrap_or_else(|| "n/a".to_string());
@@ -178,9 +171,9 @@ impl BenchReport {
         }
         match &self.wal {
             Some(wal) => match (wal.fsyncs_per_s, wal.mean_group_size) {
-                (Some(rate), Some(group)) => println!(
-                    "wal: {rate:.0} fsyncs/s, mean group size {group:.1} records per fsync"
-                ),
+                (Some(rate), Some(group)) => {
+                    println!("wal: {rate:.0} fsyncs/s, mean group size {group:.1} records per fsync")
+                }
                 (Some(rate), None) => println!("wal: {rate:.0} fsyncs/s (no records counter)"),
                 _ => println!("wal: counters not exported by the server"),
             },
@@ -189,10 +182,7 @@ impl BenchReport {
         println!(
             "cpu during run: generator {:.1}s{}",
             self.cpu.generator_s,
-            self.cpu
-                .server_s
-                .map(|s| format!(", server {s:.1}s"))
-                .unwrap_or_default()
+            self.cpu.server_s.map(|s| format!(", server {s:.1}s")).unwrap_or_default()
         );
     }
 }

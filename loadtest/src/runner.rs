@@ -88,13 +88,7 @@ pub async fn run(spec: RunSpec) -> anyhow::Result<RunResult> {
     let progress = tokio::spawn(progress_loop(spec.clone(), live.clone(), start));
     let mut tasks = Vec::with_capacity(spec.connections);
     for _ in 0..spec.connections.max(1) {
-        tasks.push(tokio::spawn(worker(
-            spec.clone(),
-            live.clone(),
-            next_job.clone(),
-            start,
-            hard_deadline,
-        )));
+        tasks.push(tokio::spawn(worker(spec.clone(), live.clone(), next_job.clone(), start, hard_deadline)));
     }
     let mut hist = new_histogram();
     let mut errors = BTreeMap::new();
@@ -112,14 +106,7 @@ pub async fn run(spec: RunSpec) -> anyhow::Result<RunResult> {
         finished = finished.max(result.finished);
     }
     progress.abort();
-    Ok(RunResult {
-        hist,
-        errors,
-        requests,
-        accepted,
-        not_sent,
-        elapsed: finished.saturating_duration_since(start),
-    })
+    Ok(RunResult { hist, errors, requests, accepted, not_sent, elapsed: finished.saturating_duration_since(start) })
 }
 
 async fn progress_loop(spec: Arc<RunSpec>, live: Arc<Live>, start: Instant) {
@@ -133,11 +120,8 @@ async fn progress_loop(spec: Arc<RunSpec>, live: Arc<Live>, start: Instant) {
         let latency = live.latency_us_sum.load(Ordering::Relaxed);
         let errors = live.errors.load(Ordering::Relaxed);
         let delta_requests = requests - last_requests;
-        let mean_ms = if delta_requests > 0 {
-            (latency - last_latency) as f64 / delta_requests as f64 / 1000.0
-        } else {
-            0.0
-        };
+        let mean_ms =
+            if delta_requests > 0 { (latency - last_latency) as f64 / delta_requests as f64 / 1000.0 } else { 0.0 };
         eprintln!(
             "{} {:>4.0}s  {:>9} req/s  {:>11} transfers/s  mean {:>8.2} ms  errors {}",
             spec.label,
@@ -190,7 +174,11 @@ async fn worker(
             out.not_sent += 1;
             continue;
         }
-        tokio::time::sleep_until(intended.into()).await;
+        if intended > Instant::now() {
+            // Only when due later: a sleep on a past deadline still waits for
+            // the timer wheel's next tick (about 1 ms).
+            tokio::time::sleep_until(intended.into()).await;
+        }
         if spec.workload.scenario == Scenario::Onboarding {
             onboarding_job(&spec, &live, &mut conn, &mut out, job, intended).await;
         } else {
@@ -199,21 +187,9 @@ async fn worker(
             for request in requests.drain(..) {
                 // Open loop: the first request of a job is timed from when it
                 // was due; later requests of a chain from when they are sent.
-                let since = if first && spec.rate.is_some() {
-                    intended
-                } else {
-                    Instant::now()
-                };
+                let since = if first && spec.rate.is_some() { intended } else { Instant::now() };
                 first = false;
-                let ok = send_transfers(
-                    &spec.tokens.platform,
-                    &live,
-                    &mut conn,
-                    &mut out,
-                    request,
-                    since,
-                )
-                .await;
+                let ok = send_transfers(&spec.tokens.platform, &live, &mut conn, &mut out, request, since).await;
                 if !ok {
                     break; // a chain stops at its first failure
                 }
@@ -308,23 +284,14 @@ pub fn tally_batch(body: &[u8], expected: u32) -> (u64, BTreeMap<String, u64>) {
         }
     };
     if parsed.results.len() != expected as usize {
-        errors.insert(
-            format!(
-                "200 batch answer with {} results for {expected} items",
-                parsed.results.len()
-            ),
-            1,
-        );
+        errors.insert(format!("200 batch answer with {} results for {expected} items", parsed.results.len()), 1);
     }
     let mut accepted = 0;
     for item in parsed.results {
         if item.status == 201 {
             accepted += 1;
         } else {
-            let key = format!(
-                "item {}",
-                error_key(item.status, item.body.get().as_bytes())
-            );
+            let key = format!("item {}", error_key(item.status, item.body.get().as_bytes()));
             *errors.entry(key).or_insert(0) += 1;
         }
     }
@@ -341,21 +308,13 @@ async fn onboarding_job(
     intended: Instant,
 ) {
     let (_, body) = application_body(&spec.run_tag, job + 1);
-    let since = if spec.rate.is_some() {
-        intended
-    } else {
-        Instant::now()
-    };
-    let result = conn
-        .post("/v1/applications", Some(&spec.tokens.platform), body)
-        .await;
+    let since = if spec.rate.is_some() { intended } else { Instant::now() };
+    let result = conn.post("/v1/applications", Some(&spec.tokens.platform), body).await;
     record(live, out, since);
     let application_id = match result {
-        Ok(answer) if answer.status.as_u16() == 201 => answer.json().ok().and_then(|v| {
-            v.get("application_id")
-                .and_then(|a| a.as_str())
-                .map(str::to_string)
-        }),
+        Ok(answer) if answer.status.as_u16() == 201 => {
+            answer.json().ok().and_then(|v| v.get("application_id").and_then(|a| a.as_str()).map(str::to_string))
+        }
         Ok(answer) => {
             count_error(live, out, answer.error_key(), 1);
             return;
@@ -371,9 +330,7 @@ async fn onboarding_job(
     };
     let path = format!("/v1/applications/{application_id}/approve");
     let since = Instant::now();
-    let result = conn
-        .post(&path, Some(&spec.tokens.risk), Bytes::from_static(b"{}"))
-        .await;
+    let result = conn.post(&path, Some(&spec.tokens.risk), Bytes::from_static(b"{}")).await;
     record(live, out, since);
     match result {
         Ok(answer) if answer.status.as_u16() == 200 => accept(live, out, 1),

@@ -20,7 +20,6 @@ pub struct Tokens {
     pub platform: Bearer,
     pub finance: Bearer,
     pub risk: Bearer,
-    pub admin: Bearer,
 }
 
 impl Tokens {
@@ -29,7 +28,6 @@ impl Tokens {
             platform: Bearer::new("dev-platform-token")?,
             finance: Bearer::new("dev-finance-token")?,
             risk: Bearer::new("dev-risk-token")?,
-            admin: Bearer::new("dev-admin-token")?,
         })
     }
 }
@@ -131,6 +129,14 @@ impl WorkDir {
         Ok(work)
     }
 
+    /// Keeps the directory after all (say, for a post-mortem of a failed drill).
+    pub fn persist(&mut self) {
+        if let Some(dir) = self._dir.take() {
+            let path = dir.keep();
+            eprintln!("kept work directory {}", path.display());
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -212,24 +218,15 @@ impl Server {
                 work.log_path().display()
             ),
         };
-        let addr: SocketAddr = line
-            .trim()
-            .strip_prefix("fundledger listening on ")
-            .and_then(|a| a.parse().ok())
-            .with_context(|| {
+        let addr: SocketAddr =
+            line.trim().strip_prefix("fundledger listening on ").and_then(|a| a.parse().ok()).with_context(|| {
                 format!("expected `fundledger listening on 127.0.0.1:PORT` on stdout, got {line:?}")
             })?;
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let endpoint = Endpoint::new(addr)?;
-        let mut server = Server {
-            child,
-            pid,
-            endpoint,
-            log_path: work.log_path(),
-            spawn_to_ready: Duration::ZERO,
-            ready_lsn: 0,
-        };
+        let mut server =
+            Server { child, pid, endpoint, log_path: work.log_path(), spawn_to_ready: Duration::ZERO, ready_lsn: 0 };
         let lsn = server.wait_ready(deadline).await?;
         server.spawn_to_ready = spawned_at.elapsed();
         server.ready_lsn = lsn;
@@ -248,11 +245,7 @@ impl Server {
             }
             if let Ok(answer) = conn.get("/readyz", None).await {
                 if answer.status.as_u16() == 200 {
-                    let lsn = answer
-                        .json()
-                        .ok()
-                        .and_then(|v| v.get("lsn").and_then(|l| l.as_u64()))
-                        .unwrap_or(0);
+                    let lsn = answer.json().ok().and_then(|v| v.get("lsn").and_then(|l| l.as_u64())).unwrap_or(0);
                     return Ok(lsn);
                 }
             }
@@ -279,11 +272,7 @@ impl Server {
         // SAFETY: plain kill(2) on the pid of a child we spawned and have not reaped.
         let rc = unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
         if rc != 0 {
-            bail!(
-                "kill -TERM {}: {}",
-                self.pid,
-                std::io::Error::last_os_error()
-            );
+            bail!("kill -TERM {}: {}", self.pid, std::io::Error::last_os_error());
         }
         match tokio::time::timeout(timeout, self.child.wait()).await {
             Ok(status) => Ok(status?),

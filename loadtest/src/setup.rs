@@ -70,13 +70,7 @@ pub fn credit_notification(
     })
     .to_string();
     let signature = sign(NOTIFY_SECRET.as_bytes(), body.as_bytes())?;
-    Ok((
-        Bytes::from(body),
-        (
-            HeaderName::from_static("x-signature"),
-            HeaderValue::from_str(&signature)?,
-        ),
-    ))
+    Ok((Bytes::from(body), (HeaderName::from_static("x-signature"), HeaderValue::from_str(&signature)?)))
 }
 
 /// Lowercase hex HMAC-SHA256 of the raw body.
@@ -103,16 +97,10 @@ pub async fn send_retrying(
 ) -> Result<Answer> {
     let mut last_error = String::new();
     for attempt in 0..ATTEMPTS_MAX {
-        match conn
-            .send(method.clone(), path, auth, header.clone(), body.clone())
-            .await
-        {
+        match conn.send(method.clone(), path, auth, header.clone(), body.clone()).await {
             Ok(answer) if matches!(answer.status.as_u16(), 429 | 503) => {
                 last_error = answer.error_key();
-                let wait = answer
-                    .retry_after
-                    .unwrap_or(Duration::from_millis(20))
-                    .min(Duration::from_millis(500));
+                let wait = answer.retry_after.unwrap_or(Duration::from_millis(20)).min(Duration::from_millis(500));
                 tokio::time::sleep(wait).await;
             }
             Ok(answer) => return Ok(answer),
@@ -128,11 +116,7 @@ pub async fn send_retrying(
 
 fn expect(answer: &Answer, status: u16, what: &str) -> Result<serde_json::Value> {
     if answer.status.as_u16() != status {
-        bail!(
-            "{what}: expected {status}, got {}: {}",
-            answer.status,
-            answer.body_text()
-        );
+        bail!("{what}: expected {status}, got {}: {}", answer.status, answer.body_text());
     }
     answer.json()
 }
@@ -146,23 +130,10 @@ fn field(value: &serde_json::Value, name: &str, what: &str) -> Result<String> {
 }
 
 /// POST /v1/applications; returns (application id, customer name).
-pub async fn apply(
-    conn: &mut Conn,
-    tokens: &Tokens,
-    run: &str,
-    n: u64,
-) -> Result<(String, String)> {
+pub async fn apply(conn: &mut Conn, tokens: &Tokens, run: &str, n: u64) -> Result<(String, String)> {
     let (name, body) = application_body(run, n);
-    let answer = send_retrying(
-        conn,
-        Method::POST,
-        "/v1/applications",
-        Some(&tokens.platform),
-        None,
-        Some(body),
-        false,
-    )
-    .await?;
+    let answer =
+        send_retrying(conn, Method::POST, "/v1/applications", Some(&tokens.platform), None, Some(body), false).await?;
     let value = expect(&answer, 201, "POST /v1/applications")?;
     Ok((field(&value, "application_id", "application")?, name))
 }
@@ -170,16 +141,9 @@ pub async fn apply(
 /// POST /v1/applications/{id}/approve; returns the new account id.
 pub async fn approve(conn: &mut Conn, tokens: &Tokens, application_id: &str) -> Result<String> {
     let path = format!("/v1/applications/{application_id}/approve");
-    let answer = send_retrying(
-        conn,
-        Method::POST,
-        &path,
-        Some(&tokens.risk),
-        None,
-        Some(Bytes::from_static(b"{}")),
-        false,
-    )
-    .await?;
+    let answer =
+        send_retrying(conn, Method::POST, &path, Some(&tokens.risk), None, Some(Bytes::from_static(b"{}")), false)
+            .await?;
     let value = expect(&answer, 200, &format!("POST {path}"))?;
     field(&value, "account_id", "approval")
 }
@@ -190,16 +154,7 @@ pub async fn wait_active(conn: &mut Conn, tokens: &Tokens, account_id: &str) -> 
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
-        let answer = send_retrying(
-            conn,
-            Method::GET,
-            &path,
-            Some(&tokens.platform),
-            None,
-            None,
-            true,
-        )
-        .await?;
+        let answer = send_retrying(conn, Method::GET, &path, Some(&tokens.platform), None, None, true).await?;
         let value = expect(&answer, 200, &format!("GET {path}"))?;
         match value.get("status").and_then(|s| s.as_str()) {
             Some("active") => return field(&value, "sub_account_no", "account"),
@@ -217,23 +172,9 @@ pub async fn wait_active(conn: &mut Conn, tokens: &Tokens, account_id: &str) -> 
 }
 
 /// Sends a signed credit notification; returns the answer (200 expected).
-pub async fn deposit(
-    conn: &mut Conn,
-    notification_id: &str,
-    to: &Account,
-    amount_cents: i64,
-) -> Result<Answer> {
+pub async fn deposit(conn: &mut Conn, notification_id: &str, to: &Account, amount_cents: i64) -> Result<Answer> {
     let (body, signature) = credit_notification(notification_id, to, amount_cents)?;
-    send_retrying(
-        conn,
-        Method::POST,
-        &notifications_path(),
-        None,
-        Some(signature),
-        Some(body),
-        true,
-    )
-    .await
+    send_retrying(conn, Method::POST, &notifications_path(), None, Some(signature), Some(body), true).await
 }
 
 /// Checks that a deposit answer says `credited`; returns its `lsn`.
@@ -242,20 +183,11 @@ pub fn credited_lsn(answer: &Answer, account: &Account) -> Result<u64> {
     if value.get("result").and_then(|r| r.as_str()) != Some("credited") {
         bail!("deposit to {} was not credited: {value}", account.id);
     }
-    value
-        .get("lsn")
-        .and_then(|l| l.as_u64())
-        .with_context(|| format!("deposit answer without lsn: {value}"))
+    value.get("lsn").and_then(|l| l.as_u64()).with_context(|| format!("deposit answer without lsn: {value}"))
 }
 
 /// Onboards one customer completely and funds it with `fund_cents` (none if 0).
-pub async fn onboard_one(
-    conn: &mut Conn,
-    tokens: &Tokens,
-    run: &str,
-    n: u64,
-    fund_cents: i64,
-) -> Result<Account> {
+pub async fn onboard_one(conn: &mut Conn, tokens: &Tokens, run: &str, n: u64, fund_cents: i64) -> Result<Account> {
     let (application_id, name) = apply(conn, tokens, run, n).await?;
     let account_id = approve(conn, tokens, &application_id).await?;
     let sub_account_no = wait_active(conn, tokens, &account_id).await?;

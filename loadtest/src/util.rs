@@ -25,11 +25,7 @@ pub fn parse_cents(text: &str) -> Result<i64> {
         bail!("not an amount with at most 2 decimals: {text:?}");
     }
     let whole: i64 = whole.parse().with_context(|| format!("amount {text:?}"))?;
-    let mut cents_part: i64 = if fraction.is_empty() {
-        0
-    } else {
-        fraction.parse()?
-    };
+    let mut cents_part: i64 = if fraction.is_empty() { 0 } else { fraction.parse()? };
     if fraction.len() == 1 {
         cents_part *= 10;
     }
@@ -49,9 +45,7 @@ pub fn format_cents(cents: i64) -> String {
 
 /// Now as RFC 3339 UTC with milliseconds, `2026-11-24T08:39:01.123Z`.
 pub fn rfc3339_now() -> String {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     rfc3339_from_millis(since_epoch.as_millis() as i64)
 }
 
@@ -59,12 +53,7 @@ pub fn rfc3339_from_millis(millis: i64) -> String {
     let days = millis.div_euclid(86_400_000);
     let in_day = millis.rem_euclid(86_400_000);
     let (year, month, day) = civil_from_days(days);
-    let (h, m, s, ms) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
+    let (h, m, s, ms) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
 }
 
@@ -93,10 +82,7 @@ pub fn mix64(mut x: u64) -> u64 {
 
 /// A short random tag that keeps ids unique across runs on one server.
 pub fn run_tag() -> String {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64
         ^ u64::from(std::process::id()) << 32;
     format!("{:08x}", mix64(seed) as u32)
 }
@@ -115,22 +101,14 @@ pub fn cpu_model() -> String {
 }
 
 pub fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// VmRSS of a process in bytes, from `/proc/<pid>/status`.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
+    let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }
 
@@ -178,14 +156,9 @@ mod tests {
 
     #[test]
     fn cents_round_trip() {
-        for (text, cents) in [
-            ("100", 10_000),
-            ("100.5", 10_050),
-            ("0.01", 1),
-            ("-100.00", -10_000),
-            ("0.00", 0),
-            ("-0.01", -1),
-        ] {
+        for (text, cents) in
+            [("100", 10_000), ("100.5", 10_050), ("0.01", 1), ("-100.00", -10_000), ("0.00", 0), ("-0.01", -1)]
+        {
             assert_eq!(parse_cents(text).ok(), Some(cents), "{text}");
         }
         for bad in ["", "1.", ".5", "1.234", "1e3", " 1", "abc", "--1"] {
@@ -199,10 +172,7 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(rfc3339_from_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339_from_millis(1_795_509_541_123),
-            "2026-11-24T08:39:01.123Z"
-        );
+        assert_eq!(rfc3339_from_millis(1_795_509_541_123), "2026-11-24T08:39:01.123Z");
     }
 
     #[test]

@@ -51,23 +51,14 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn new(
-        scenario: Scenario,
-        accounts: Arc<[Box<str>]>,
-        run: &str,
-        batch_size: usize,
-        amount: &str,
-    ) -> Self {
+    pub fn new(scenario: Scenario, accounts: Arc<[Box<str>]>, run: &str, batch_size: usize, amount: &str) -> Self {
         Self {
             scenario,
             accounts,
             run: run.to_string(),
             batch_size: batch_size.clamp(1, BATCH_SIZE_MAX),
             amount: amount.to_string(),
-            seed: mix64(
-                run.bytes()
-                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
-            ),
+            seed: mix64(run.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))),
         }
     }
 
@@ -96,20 +87,13 @@ impl Workload {
     fn pick(&self, transfer_no: u64) -> (&str, &str) {
         let n = self.accounts.len() as u64;
         let r = mix64(self.seed ^ transfer_no);
-        let payer = if self.scenario == Scenario::Hot {
-            0
-        } else {
-            r % n
-        };
+        let payer = if self.scenario == Scenario::Hot { 0 } else { r % n };
         let payee = if self.scenario == Scenario::Hot {
             1 + (r >> 20) % (n - 1)
         } else {
             (payer + 1 + (r >> 20) % (n - 1)) % n
         };
-        (
-            &self.accounts[payer as usize],
-            &self.accounts[payee as usize],
-        )
+        (&self.accounts[payer as usize], &self.accounts[payee as usize])
     }
 
     /// Appends job `job`'s requests to `out`.
@@ -173,10 +157,7 @@ impl Workload {
         let (a, b) = self.pick(chain);
         let run = &self.run;
         let _ = match item {
-            0 => write!(
-                out,
-                r#"{{"id":"lt-{run}-{chain}-f","type":"freeze","payer":"{a}","amount":"0.03"}}"#
-            ),
+            0 => write!(out, r#"{{"id":"lt-{run}-{chain}-f","type":"freeze","payer":"{a}","amount":"0.03"}}"#),
             1 => write!(
                 out,
                 r#"{{"id":"lt-{run}-{chain}-u","type":"unfreeze","hold_id":"lt-{run}-{chain}-f","amount":"0.01"}}"#
@@ -202,12 +183,7 @@ impl Workload {
 }
 
 fn single(body: &str) -> Request {
-    Request {
-        path: "/v1/transfers",
-        body: Bytes::copy_from_slice(body.as_bytes()),
-        transfers: 1,
-        batch: false,
-    }
+    Request { path: "/v1/transfers", body: Bytes::copy_from_slice(body.as_bytes()), transfers: 1, batch: false }
 }
 
 fn batch(body: &str, transfers: usize) -> Request {
@@ -224,19 +200,12 @@ mod tests {
     use super::*;
 
     fn accounts(n: usize) -> Arc<[Box<str>]> {
-        (1..=n)
-            .map(|i| format!("F{i:06}").into_boxed_str())
-            .collect()
+        (1..=n).map(|i| format!("F{i:06}").into_boxed_str()).collect()
     }
 
     #[test]
     fn bodies_are_valid_json_with_distinct_accounts() {
-        for scenario in [
-            Scenario::Single,
-            Scenario::Batch,
-            Scenario::Hot,
-            Scenario::Mixed,
-        ] {
+        for scenario in [Scenario::Single, Scenario::Batch, Scenario::Hot, Scenario::Mixed] {
             let w = Workload::new(scenario, accounts(3), "abc", 12, "0.01");
             let (mut out, mut buf) = (Vec::new(), String::new());
             w.build(7, &mut out, &mut buf);
