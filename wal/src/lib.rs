@@ -1,1 +1,84 @@
+//! fundledger's write-ahead log. It knows nothing of accounts: a record is an
+//! opaque payload with a log sequence number (`lsn`, from 1, no gaps).
+//!
+//! # Layout
+//!
+//! In the order an appended record meets them:
+//!
+//! - [`batch`]: [`FrameBatch`], records encoded by the caller outside any
+//!   lock, already laid out as frames.
+//! - [`wal`]: [`Wal`], the shared handle: `admit`, `append` (lsn assignment
+//!   and a memcpy into the pending buffer), `wait_durable`, `shutdown`.
+//! - [`writer`]: the one writer thread: group commit (swap, seal, one write,
+//!   one fdatasync, publish `durable_lsn`, wake waiters), segment rotation,
+//!   fatal error handling.
+//! - [`format`]: the byte layout of frames, segment headers and checkpoints,
+//!   documented field by field next to the code that writes it.
+//! - [`segment`]: segment names, creation, and the frame-by-frame scan with
+//!   the torn-tail test.
+//! - [`fs`]: the file system trait, the real one, and `SimFs` (simulated
+//!   crashes and I/O errors; feature `sim` or tests).
+//! - [`recovery`]: start-up: check every frame, replay, truncate a torn tail
+//!   or refuse damage ([`RecoveryPolicy`]).
+//! - [`checkpoint`]: snapshots at an lsn; [`verify`] and [`read_records`]:
+//!   read-only checks and iteration.
+//! - [`config`]: [`WalConfig`] and every limit, in one place.
+//!
+//! # Folder
+//!
+//! `DATA_DIR/wal/` holds segments `<first lsn, 20 digits>.wal` (names sort
+//! in log order), checkpoints `checkpoint-<lsn, 20 digits>.ckpt`, and
+//! `*.tmp` files while a checkpoint is written (start-up removes leftovers).
+//!
+//! # Durability
+//!
+//! `durable_lsn` only moves after an fdatasync that covers that record and
+//! every record before it returned successfully; a new segment is created,
+//! its header fsynced and the directory fsynced before anything in it is
+//! acknowledged. A write or fsync error fails the log for good (fsyncgate):
+//! no retry, no further acknowledgement, `Health::Failed`; a restart recovers
+//! from disk.
+//!
+//! # Bounds
+//!
+//! - payload: `max_record_bytes` (≤ [`config::RECORD_BYTES_MAX`]); readers
+//!   check every length field against the format limit before using it;
+//! - segment: `segment_bytes` (≤ [`config::SEGMENT_BYTES_MAX`]), which is
+//!   also the memory recovery and `verify` need (one segment at a time);
+//! - backlog: `admit` refuses while appended-but-not-durable bytes exceed
+//!   `max_pending_bytes`. `append` never blocks or refuses for load, so the
+//!   pending buffer holds at most `max_pending_bytes` plus what callers
+//!   admitted at the same moment append (one batch each); the writer's two
+//!   buffers are shrunk back after a burst.
 
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod format;
+pub mod fs;
+pub mod recovery;
+pub mod segment;
+mod shared;
+pub mod stats;
+pub mod verify;
+pub mod wal;
+mod writer;
+
+pub use batch::FrameBatch;
+pub use checkpoint::{
+    load_latest_checkpoint, load_latest_checkpoint_with_fs, write_checkpoint, write_checkpoint_with_fs,
+};
+pub use config::{RecoveryPolicy, WalConfig};
+pub use error::{AppendError, CheckpointError, Health, LogFailed, OpenError, ReadError};
+#[cfg(any(test, feature = "sim"))]
+pub use fs::SimFs;
+pub use fs::{RealFs, WalFile, WalFs};
+pub use recovery::{DroppedBytes, RecoveryReport, TailReport, TruncationReport};
+pub use shared::DurableWait;
+pub use stats::{StatsSnapshot, WalStats};
+pub use verify::{read_records, read_records_with_fs, verify, verify_with_fs, Finding, Severity, VerifyReport};
+pub use wal::Wal;
+
+#[cfg(test)]
+mod tests;

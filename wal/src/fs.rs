@@ -1,0 +1,147 @@
+//! The file system behind a small trait, so fault tests can run the real
+//! writer and recovery against [`SimFs`], which forgets every byte not
+//! covered by a successful fsync on a simulated crash and injects errors.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+#[cfg(any(test, feature = "sim"))]
+mod sim;
+#[cfg(any(test, feature = "sim"))]
+pub use sim::SimFs;
+
+/// An open file the log appends to. Every write goes to the end.
+pub trait WalFile: Send + fmt::Debug {
+    /// Writes all of `bytes` at the end of the file, or fails. A failure may
+    /// leave part of `bytes` written.
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// fdatasync: data and the size needed to read it back.
+    fn sync_data(&mut self) -> io::Result<()>;
+    fn len_bytes(&self) -> io::Result<u64>;
+    fn truncate(&mut self, len_bytes: u64) -> io::Result<()>;
+}
+
+pub trait WalFs: Send + Sync + fmt::Debug {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates a new file (fails if it exists), open for appending.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
+    /// Opens an existing file for appending.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
+    /// Reads a whole file; fails with `FileTooLarge` rather than read more
+    /// than `bytes_max`, so a length read from disk never sizes an allocation.
+    fn read(&self, path: &Path, bytes_max: u64) -> io::Result<Vec<u8>>;
+    fn len_bytes(&self, path: &Path) -> io::Result<u64>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Names of the files in `dir` (not paths), in no particular order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// fsync of the directory itself, so created, renamed and removed names
+    /// survive a crash (ALICE, OSDI'14).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Bytes an unprivileged process may still write on `dir`'s file system.
+    fn free_bytes(&self, dir: &Path) -> io::Result<u64>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+#[derive(Debug)]
+struct RealFile {
+    file: File,
+}
+
+impl WalFile for RealFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn truncate(&mut self, len_bytes: u64) -> io::Result<()> {
+        // Opened with O_APPEND: later writes go to the new end.
+        self.file.set_len(len_bytes)
+    }
+}
+
+fn too_large(path: &Path, bytes_max: u64) -> io::Error {
+    io::Error::new(io::ErrorKind::FileTooLarge, format!("{} is larger than the {bytes_max}-byte limit", path.display()))
+}
+
+impl WalFs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let file = OpenOptions::new().read(true).append(true).create_new(true).open(path)?;
+        Ok(Box::new(RealFile { file }))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let file = OpenOptions::new().read(true).append(true).open(path)?;
+        Ok(Box::new(RealFile { file }))
+    }
+
+    fn read(&self, path: &Path, bytes_max: u64) -> io::Result<Vec<u8>> {
+        let file = File::open(path)?;
+        let len_bytes = file.metadata()?.len();
+        if len_bytes > bytes_max {
+            return Err(too_large(path, bytes_max));
+        }
+        let mut bytes = Vec::with_capacity(len_bytes as usize);
+        // The file may grow while we read (a live log): never past the cap.
+        file.take(bytes_max.saturating_add(1)).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > bytes_max {
+            return Err(too_large(path, bytes_max));
+        }
+        Ok(bytes)
+    }
+
+    fn len_bytes(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(names)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn free_bytes(&self, dir: &Path) -> io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+        // SAFETY: statvfs only writes into the zeroed struct we own and reads
+        // the NUL-terminated path, which lives until the call returns.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        #[allow(clippy::unnecessary_cast)] // the field widths differ by platform
+        Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    }
+}

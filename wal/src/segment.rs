@@ -1,0 +1,253 @@
+//! Segment files: names, listing, creation, and the frame-by-frame scan that
+//! recovery, `verify` and `read_records` share (including the torn-tail test).
+
+use std::fmt;
+use std::io;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use crate::config::{RECORD_BYTES_MAX, SEGMENT_BYTES_MAX, TAIL_SCAN_CRC_BYTES_MAX};
+use crate::format::{self, FrameFault, HeaderFault, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::fs::{WalFile, WalFs};
+
+const SEGMENT_SUFFIX: &str = ".wal";
+const CHECKPOINT_PREFIX: &str = "checkpoint";
+const CHECKPOINT_SUFFIX: &str = ".ckpt";
+const TEMPORARY_SUFFIX: &str = ".tmp";
+const LSN_DIGITS: usize = 20;
+
+pub fn segment_file_name(first_lsn: u64) -> String {
+    format!("{first_lsn:020}{SEGMENT_SUFFIX}")
+}
+
+pub fn checkpoint_file_name(lsn: u64) -> String {
+    format!("{CHECKPOINT_PREFIX}-{lsn:020}{CHECKPOINT_SUFFIX}")
+}
+
+/// What a name in the wal folder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirEntry {
+    Segment(u64),
+    Checkpoint(u64),
+    /// Starts with `checkpoint` but is not a name we write.
+    CheckpointLike,
+    Temporary,
+    Other,
+}
+
+fn parse_lsn(digits: &str) -> Option<u64> {
+    let well_formed = digits.len() == LSN_DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
+    well_formed.then(|| digits.parse().ok()).flatten()
+}
+
+pub(crate) fn classify(name: &str) -> DirEntry {
+    if name.ends_with(TEMPORARY_SUFFIX) {
+        return DirEntry::Temporary;
+    }
+    if let Some(lsn) = name.strip_suffix(SEGMENT_SUFFIX).and_then(parse_lsn) {
+        return DirEntry::Segment(lsn);
+    }
+    if let Some(rest) = name.strip_prefix(CHECKPOINT_PREFIX) {
+        let lsn = rest.strip_prefix('-').and_then(|r| r.strip_suffix(CHECKPOINT_SUFFIX)).and_then(parse_lsn);
+        return lsn.map_or(DirEntry::CheckpointLike, DirEntry::Checkpoint);
+    }
+    DirEntry::Other
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentFile {
+    pub first_lsn: u64,
+    pub path: PathBuf,
+}
+
+/// Segments of `dir`, in log order.
+pub(crate) fn list_segments(fs: &dyn WalFs, dir: &Path) -> io::Result<Vec<SegmentFile>> {
+    let mut segments: Vec<SegmentFile> = fs
+        .list(dir)?
+        .into_iter()
+        .filter_map(|name| match classify(&name) {
+            DirEntry::Segment(first_lsn) => Some(SegmentFile { first_lsn, path: dir.join(name) }),
+            _ => None,
+        })
+        .collect();
+    segments.sort_by_key(|segment| segment.first_lsn);
+    Ok(segments)
+}
+
+pub(crate) fn read_segment(fs: &dyn WalFs, path: &Path) -> io::Result<Vec<u8>> {
+    fs.read(path, SEGMENT_BYTES_MAX)
+}
+
+/// A failed file operation, with what and where, for the fatal-error log.
+#[derive(Debug)]
+pub(crate) struct IoFailure {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+impl IoFailure {
+    pub(crate) fn at<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> IoFailure + 'a {
+        move |source| IoFailure { op, path: path.to_path_buf(), source }
+    }
+}
+
+impl fmt::Display for IoFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.op, self.path.display(), self.source)
+    }
+}
+
+/// The segment the writer appends to.
+#[derive(Debug)]
+pub(crate) struct OpenSegment {
+    pub file: Box<dyn WalFile>,
+    pub path: PathBuf,
+    pub first_lsn: u64,
+    pub len_bytes: u64,
+}
+
+/// Creates a segment durably: file, header, fsync, directory fsync. Only
+/// then may a record in it be acknowledged.
+pub(crate) fn create_segment(fs: &dyn WalFs, dir: &Path, first_lsn: u64) -> Result<OpenSegment, IoFailure> {
+    let path = dir.join(segment_file_name(first_lsn));
+    let mut file = fs.create(&path).map_err(IoFailure::at("create", &path))?;
+    file.write_all(&format::encode_segment_header(first_lsn)).map_err(IoFailure::at("write header of", &path))?;
+    file.sync_data().map_err(IoFailure::at("fdatasync", &path))?;
+    fs.sync_dir(dir).map_err(IoFailure::at("fsync directory", dir))?;
+    tracing::debug!(path = %path.display(), first_lsn, "created wal segment");
+    Ok(OpenSegment { file, path, first_lsn, len_bytes: SEGMENT_HEADER_BYTES as u64 })
+}
+
+/// How a segment scan ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScanEnd {
+    /// Every byte belongs to a valid frame.
+    Clean,
+    /// The visitor asked to stop.
+    Stopped,
+    /// A bad frame in the last segment with no valid frame after it.
+    Torn { offset: u64, reason: String },
+    /// Anything else.
+    Damaged { offset: u64, lsn: u64, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScanOutcome {
+    /// The lsn the next frame would carry.
+    pub next_lsn: u64,
+    pub records: u64,
+    /// Header plus the valid frames: where the next frame belongs.
+    pub valid_bytes: u64,
+    pub end: ScanEnd,
+}
+
+/// Checks every frame of one segment (header, crc, version, length bound,
+/// lsns consecutive from the name's lsn), calling `visit` for each valid one.
+pub(crate) fn scan_segment(
+    data: &[u8],
+    name_lsn: u64,
+    is_last: bool,
+    mut visit: impl FnMut(u64, &[u8]) -> ControlFlow<()>,
+) -> ScanOutcome {
+    let mut outcome = ScanOutcome { next_lsn: name_lsn, records: 0, valid_bytes: 0, end: ScanEnd::Clean };
+    if let Err(fault) = check_header(data, name_lsn) {
+        outcome.end = classify_fault(data, 0, name_lsn, is_last && fault_may_be_torn_header(&fault), fault.to_string());
+        return outcome;
+    }
+    let mut offset = SEGMENT_HEADER_BYTES;
+    while offset < data.len() {
+        let fault = match format::decode_frame(&data[offset..], RECORD_BYTES_MAX) {
+            Ok(frame) if frame.lsn == outcome.next_lsn => {
+                if visit(frame.lsn, frame.payload).is_break() {
+                    outcome.end = ScanEnd::Stopped;
+                }
+                offset += frame.frame_bytes();
+                outcome.next_lsn += 1;
+                outcome.records += 1;
+                outcome.valid_bytes = offset as u64;
+                if outcome.end == ScanEnd::Stopped {
+                    return outcome;
+                }
+                continue;
+            }
+            // A valid frame with the wrong lsn is never a crash artifact.
+            Ok(frame) => {
+                let reason = FrameFault::LsnOrder { expected: outcome.next_lsn, found: frame.lsn }.to_string();
+                outcome.end = ScanEnd::Damaged { offset: offset as u64, lsn: outcome.next_lsn, reason };
+                return outcome;
+            }
+            Err(fault) => fault,
+        };
+        outcome.end = classify_fault(data, offset, outcome.next_lsn, is_last, fault.to_string());
+        return outcome;
+    }
+    outcome.valid_bytes = data.len() as u64;
+    outcome
+}
+
+fn check_header(data: &[u8], name_lsn: u64) -> Result<(), HeaderFault> {
+    let found = format::decode_segment_header(data)?;
+    if found != name_lsn {
+        return Err(HeaderFault::FirstLsn { expected: name_lsn, found });
+    }
+    Ok(())
+}
+
+/// A header that disagrees with the file name was written whole: damage.
+fn fault_may_be_torn_header(fault: &HeaderFault) -> bool {
+    !matches!(fault, HeaderFault::FirstLsn { .. })
+}
+
+/// A bad frame at `offset` is a torn tail only in the last segment with no
+/// valid frame after it.
+fn classify_fault(data: &[u8], offset: usize, lsn: u64, is_last: bool, reason: String) -> ScanEnd {
+    let offset_u64 = offset as u64;
+    if !is_last {
+        let reason = format!("{reason} (not in the last segment, so not a torn tail)");
+        return ScanEnd::Damaged { offset: offset_u64, lsn, reason };
+    }
+    match find_later_frame(data, offset + 1, lsn) {
+        LaterFrame::None => ScanEnd::Torn { offset: offset_u64, reason },
+        LaterFrame::At { offset: later, lsn: later_lsn } => {
+            let reason = format!(
+                "{reason}; a valid frame (lsn {later_lsn}) follows at offset {later}, so this is not a torn tail"
+            );
+            ScanEnd::Damaged { offset: offset_u64, lsn, reason }
+        }
+        LaterFrame::Unknown => {
+            let reason = format!("{reason}; could not rule out valid frames after it (scan budget spent)");
+            ScanEnd::Damaged { offset: offset_u64, lsn, reason }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum LaterFrame {
+    None,
+    At { offset: usize, lsn: u64 },
+    Unknown,
+}
+
+/// Looks at every byte offset from `from` for a valid frame with an lsn a
+/// later record could carry: at least `lsn_expected`, and at most one per
+/// `FRAME_HEADER_BYTES` of the file beyond it. Linear in the bytes left;
+/// CRC work only for candidates passing the cheap header filter, capped.
+fn find_later_frame(data: &[u8], from: usize, lsn_expected: u64) -> LaterFrame {
+    let lsn_last_possible = lsn_expected.saturating_add((data.len() / FRAME_HEADER_BYTES) as u64);
+    let mut crc_bytes_left = TAIL_SCAN_CRC_BYTES_MAX;
+    for offset in from..data.len() {
+        let candidate = &data[offset..];
+        let Some(frame_bytes) = format::plausible_frame_bytes(candidate, lsn_expected..=lsn_last_possible) else {
+            continue;
+        };
+        if frame_bytes > crc_bytes_left {
+            return LaterFrame::Unknown;
+        }
+        crc_bytes_left -= frame_bytes;
+        if let Ok(frame) = format::decode_frame(candidate, RECORD_BYTES_MAX) {
+            return LaterFrame::At { offset, lsn: frame.lsn };
+        }
+    }
+    LaterFrame::None
+}
