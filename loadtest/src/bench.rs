@@ -63,8 +63,9 @@ pub struct BenchArgs {
     /// Transfers to send (customers for `onboarding`) instead of a duration.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Open loop: requests (jobs) per second; latency is measured from each
-    /// request's intended send time. Without it: closed loop.
+    /// Open loop: jobs per second (a job is one request, or for `mixed` with
+    /// --batch-size below 6 a chain of 6 requests); latency is measured from
+    /// each job's intended send time. Without it: closed loop.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Concurrent keep-alive connections of the load.
@@ -250,8 +251,7 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
         jobs_max = jobs_max.min((rate * d.as_secs_f64()).ceil() as u64);
     }
 
-    let mut metrics_conn = Conn::new(endpoint.clone());
-    let wal_before = read_wal_counters(&mut metrics_conn).await;
+    let wal_before = read_wal_counters(&endpoint).await;
     let cpu_before = (own_cpu_seconds(), pid.and_then(process_cpu_seconds));
     let result = runner::run(RunSpec {
         label: label.clone(),
@@ -266,7 +266,7 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
     })
     .await?;
     let cpu_after = (own_cpu_seconds(), pid.and_then(process_cpu_seconds));
-    let wal_after = read_wal_counters(&mut metrics_conn).await;
+    let wal_after = read_wal_counters(&endpoint).await;
     let rss_end = rss();
     let seconds = result.elapsed.as_secs_f64().max(1e-9);
 

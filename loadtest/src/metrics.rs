@@ -1,6 +1,6 @@
 //! Reading the two WAL counters out of `GET /metrics` (Prometheus text).
 
-use crate::client::Conn;
+use crate::client::{Conn, Endpoint};
 use serde::Serialize;
 
 pub const FSYNCS: &str = "fundledger_wal_fsyncs_total";
@@ -42,7 +42,10 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
     found
 }
 
-pub async fn read_wal_counters(conn: &mut Conn) -> WalCounters {
+/// Reads the counters on a fresh connection (a kept one may have been
+/// closed by the server while idle during the run).
+pub async fn read_wal_counters(endpoint: &Endpoint) -> WalCounters {
+    let mut conn = Conn::new(endpoint.clone());
     match conn.get("/metrics", None).await {
         Ok(answer) if answer.status.is_success() => {
             let text = String::from_utf8_lossy(&answer.body);
