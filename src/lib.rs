@@ -1,1 +1,39 @@
+//! fundledger: the system of record for a fund-agency marketplace's money.
+//!
+//! # Layout
+//!
+//! In the order a transfer meets them:
+//!
+//! - [`http`]: the router, one file per resource; authenticates, checks the
+//!   body's type, size and syntax ([`http::extract`]), maps every error to
+//!   the API's codes in one place ([`http::error`]).
+//! - [`gateway`]: claims the client id ([`gateway::idempotency`]), checks
+//!   that accounts and holds exist, plans batches into per-account messages
+//!   ([`gateway::transfers`]), routes bank credits ([`gateway::notifications`]).
+//! - [`actors`]: one actor per account ([`actors::account`]) judges with the
+//!   pure rules of [`domain`], applies its side, appends the result to the
+//!   log ([`actors::log`]) and tells the payee's actor; the registry opens
+//!   accounts, the suspense actor holds unmatched credits, bank adaptors
+//!   ([`actors::bank`]) talk to banks.
+//! - `fundledger_wal` (its own crate): group commit, one fdatasync per
+//!   group; the gateway answers once the record's lsn is durable.
+//! - [`finance`]: read models built from the durable log (journals, holds,
+//!   orders).
+//! - [`recovery`]: replays the log into the same state at start-up.
+//!
+//! [`domain`] holds money, ids, records and the balance rules as pure
+//! functions, free of actors and I/O; [`codec`] is the only bincode user;
+//! [`limits`] every fixed bound; [`config`] the TOML file.
 
+pub mod actors;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod domain;
+pub mod finance;
+pub mod gateway;
+pub mod http;
+pub mod limits;
+pub mod recovery;

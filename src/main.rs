@@ -1,1 +1,15 @@
-fn main() {}
+//! The `fundledger` binary: parse the command line, set up logging, run.
+
+use clap::Parser;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = fundledger::cli::Cli::parse();
+    std::process::exit(fundledger::cli::run(cli));
+}

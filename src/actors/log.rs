@@ -1,0 +1,105 @@
+//! The ledger's handle on the write-ahead log: encode records, append them
+//! (the `lsn` is assigned here, so enqueue order is log order), feed the
+//! history index, and wait for durability.
+//!
+//! Owns the [`crate::codec`] call on the write path and the feed to
+//! [`crate::finance::history`]. Must not judge or change any state: callers
+//! have decided what happened before they call [`LedgerLog::append`].
+//!
+//! The blocking work (write, fdatasync) runs on the WAL crate's own writer
+//! thread; appending is a memcpy under the WAL's short lock, so account
+//! actors never block an arbiter on I/O (the history feed is bounded; a
+//! full feed makes an appender wait for the indexer, which waits only for
+//! the disk, so there is no cycle).
+
+use std::cell::RefCell;
+use std::ops::Range;
+use std::sync::mpsc::SyncSender;
+
+use fundledger_wal::{AppendError, FrameBatch, Wal};
+
+use crate::codec;
+use crate::domain::record::Record;
+
+/// Records handed to the history indexer, with the first one's lsn.
+pub struct Appended {
+    pub first_lsn: u64,
+    pub records: Vec<Record>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("the log cannot be written")]
+    Unavailable,
+    #[error("the disk is nearly full")]
+    DiskLow,
+    #[error("the log is overloaded")]
+    Overloaded,
+}
+
+impl From<AppendError> for LogError {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::DiskLow => LogError::DiskLow,
+            AppendError::Overloaded => LogError::Overloaded,
+            _ => LogError::Unavailable,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LedgerLog {
+    wal: Wal,
+    feed: SyncSender<Appended>,
+}
+
+thread_local! {
+    /// Reused frame buffer: no allocation per append once it has grown.
+    static SCRATCH: RefCell<FrameBatch> = RefCell::new(FrameBatch::new());
+}
+
+impl LedgerLog {
+    pub fn new(wal: Wal, feed: SyncSender<Appended>) -> Self {
+        Self { wal, feed }
+    }
+
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    /// Whether a change may start now (log healthy, disk above the floor,
+    /// backlog under its bound). Callers check before changing memory.
+    pub fn admit(&self) -> Result<(), LogError> {
+        self.wal.admit().map_err(LogError::from)
+    }
+
+    /// Append `records` in order; they get consecutive lsns.
+    pub fn append(&self, records: Vec<Record>) -> Result<Range<u64>, LogError> {
+        assert!(!records.is_empty(), "append at least one record");
+        let lsns = SCRATCH.with(|scratch| {
+            let mut batch = scratch.borrow_mut();
+            batch.clear();
+            for record in &records {
+                batch.push_with(|out| codec::encode_into(record, out)).expect("records of bounded size always encode");
+            }
+            self.wal.append(&batch)
+        })?;
+        assert_eq!(lsns.end - lsns.start, records.len() as u64, "one lsn per record");
+        let first_lsn = lsns.start;
+        // The indexer only stops when the process stops; a send error then
+        // means nobody will read history again, so it is safe to ignore.
+        let _ = self.feed.send(Appended { first_lsn, records });
+        Ok(lsns)
+    }
+
+    pub async fn wait_durable(&self, lsn: u64) -> Result<(), LogError> {
+        if lsn == 0 {
+            return Ok(());
+        }
+        self.wal.wait_durable(lsn).await.map_err(|_| LogError::Unavailable)
+    }
+
+    pub fn durable_lsn(&self) -> u64 {
+        self.wal.durable_lsn()
+    }
+}

@@ -1,0 +1,11 @@
+//! The actors and what they share: account actors (balances), the registry
+//! (applications, opening accounts), the suspense actor, bank adaptors, the
+//! directory that routes to account actors, and the log handle.
+
+pub mod account;
+pub mod bank;
+pub mod directory;
+pub mod log;
+pub mod registry;
+pub mod spawner;
+pub mod suspense;

@@ -1,0 +1,233 @@
+//! Start-up and shut-down, in dependency order: bind (so `/readyz` can say
+//! `recovering`), recover the log, start the actix system with its actors,
+//! start the history indexer, then serve the API; on SIGTERM/SIGINT stop
+//! taking requests, answer those in flight, sync the log, exit.
+
+use std::net::SocketAddr;
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::Router;
+use fundledger_wal::{RecoveryPolicy, Wal, WalConfig};
+use tower::ServiceExt;
+
+use crate::actors::bank::Banks;
+use crate::actors::directory::Directory;
+use crate::actors::log::LedgerLog;
+use crate::actors::registry::RegistryActor;
+use crate::actors::spawner::Spawner;
+use crate::actors::suspense::SuspenseActor;
+use crate::config::Config;
+use crate::finance::history::History;
+use crate::gateway::notifications::Desk;
+use crate::gateway::transfers::Transfers;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::http::extract::Auth;
+use crate::http::service::MetricsHandle;
+use crate::http::{self, Ledger};
+use crate::limits;
+use crate::recovery::Recovered;
+
+/// Records the history feed holds before appenders wait for the indexer.
+const HISTORY_FEED_BATCHES_MAX: usize = 65_536;
+
+/// Arbiters (threads) that run account actors.
+const ACCOUNT_ARBITERS: usize = 2;
+
+pub struct RunOptions {
+    pub truncate_corrupt_log: bool,
+}
+
+pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(serve(config, options))
+}
+
+async fn serve(config: Config, options: RunOptions) -> Result<(), String> {
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    let addr = config.listen_addr()?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+    let bound: SocketAddr = listener.local_addr().map_err(|error| error.to_string())?;
+    println!("fundledger listening on {bound}");
+    let wal_cell: Arc<OnceLock<Wal>> = Arc::new(OnceLock::new());
+    let ledger_router: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+    let metrics = MetricsHandle { prometheus, wal: Arc::clone(&wal_cell) };
+    let app = http::service::router(metrics.clone()).fallback({
+        let ledger_router = Arc::clone(&ledger_router);
+        move |request: Request| {
+            let ledger_router = ledger_router.get().cloned();
+            async move {
+                match ledger_router {
+                    Some(router) => router.oneshot(request).await.into_response(),
+                    None => ApiError::new(ErrorCode::Overloaded, "the ledger is recovering its log; retry shortly")
+                        .into_response(),
+                }
+            }
+        }
+    });
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let mut shutdown_rx = shutdown_rx;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+
+    let started = start_ledger(&config, &options).await?;
+    let _ = wal_cell.set(started.log.wal().clone());
+    let _ = ledger_router.set(http::router(Arc::clone(&started.ledger), metrics, limits::IN_FLIGHT_REQUESTS_MAX));
+    tracing::info!(%bound, lsn = started.log.durable_lsn(), "ready");
+
+    wait_for_signal().await;
+    tracing::info!("stopping: no new requests, answering those in flight");
+    let _ = shutdown_tx.send(true);
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "server error while stopping"),
+        Err(error) => tracing::error!(%error, "server task failed"),
+    }
+    let synced = started.log.wal().shutdown();
+    started.system.stop();
+    synced.map_err(|_| "the log could not be synced at shutdown; restart recovers what is on disk".to_string())
+}
+
+struct Started {
+    ledger: Arc<Ledger>,
+    log: LedgerLog,
+    system: actix::System,
+}
+
+async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, String> {
+    let wal_config = WalConfig {
+        dir: config.wal_dir(),
+        segment_bytes: config.wal.segment_bytes,
+        max_record_bytes: limits::RECORD_BYTES_MAX as u32,
+        max_pending_bytes: limits::WAL_PENDING_BYTES_MAX,
+        min_free_bytes: config.wal.min_free_bytes,
+    };
+    let policy = if options.truncate_corrupt_log {
+        RecoveryPolicy::TruncateCorrupt
+    } else {
+        RecoveryPolicy::TolerateTailCorruption
+    };
+    let (wal, recovered) = tokio::task::spawn_blocking(move || recover(wal_config, policy))
+        .await
+        .map_err(|error| format!("recovery failed: {error}"))??;
+    let (feed_tx, feed_rx) = sync_channel(HISTORY_FEED_BATCHES_MAX);
+    let log = LedgerLog::new(wal.clone(), feed_tx);
+    let directory = Arc::new(Directory::new());
+    let auth = Auth::new(&config.tokens)?;
+    let ids = Arc::clone(&recovered.ids);
+    let notifications = Arc::clone(&recovered.notifications);
+    let Recovered { applications, accounts, suspense, history, .. } = recovered;
+    let history = History::new(history);
+    {
+        let history = Arc::clone(&history);
+        let wal = wal.clone();
+        std::thread::Builder::new()
+            .name("history-indexer".into())
+            .spawn(move || history.run_indexer(feed_rx, wal))
+            .map_err(|error| error.to_string())?;
+    }
+
+    let (actors_tx, actors_rx) = tokio::sync::oneshot::channel();
+    let banks_config = config.banks.clone();
+    let system_log = log.clone();
+    let system_directory = Arc::clone(&directory);
+    std::thread::Builder::new()
+        .name("actix-system".into())
+        .spawn(move || {
+            let system = actix::System::new();
+            system.block_on(async move {
+                let arbiters: Vec<_> = (0..ACCOUNT_ARBITERS).map(|_| actix::Arbiter::new().handle()).collect();
+                let spawner = Arc::new(Spawner::new(arbiters, system_log.clone(), Arc::clone(&system_directory)));
+                let banks = Arc::new(Banks::start(&banks_config));
+                for account in accounts {
+                    let id = account.info.account_id;
+                    let addr = spawner.spawn_account(id, account.status, account.book);
+                    system_directory.insert(
+                        Arc::clone(&account.info),
+                        addr.clone(),
+                        account.status,
+                        account.sub_account_no,
+                    );
+                    if account.status == crate::domain::account::AccountStatus::Signing {
+                        // A crash while signing: ask the bank again.
+                        banks.start_signing(&account.info, addr);
+                    }
+                }
+                let registry = actix::Actor::start(RegistryActor::new(
+                    applications,
+                    system_log.clone(),
+                    Arc::clone(&system_directory),
+                    spawner,
+                    Arc::clone(&banks),
+                ));
+                let suspense = actix::Actor::start(SuspenseActor::new(suspense, system_log));
+                let _ = actors_tx.send((registry, suspense, banks, actix::System::current()));
+            });
+            if let Err(error) = system.run() {
+                tracing::error!(%error, "actix system stopped with an error");
+            }
+        })
+        .map_err(|error| error.to_string())?;
+    let (registry, suspense, banks, system) =
+        actors_rx.await.map_err(|_| "the actor system did not start".to_string())?;
+    let ledger = Arc::new(Ledger {
+        auth,
+        max_body_bytes: config.limits.max_body_bytes,
+        directory: Arc::clone(&directory),
+        transfers: Transfers { directory: Arc::clone(&directory), ids },
+        desk: Desk { directory, notifications, suspense },
+        registry,
+        banks,
+        log: log.clone(),
+        history,
+    });
+    Ok(Started { ledger, log, system })
+}
+
+/// Replay the log into state; check it. Runs on a blocking thread.
+fn recover(wal_config: WalConfig, policy: RecoveryPolicy) -> Result<(Wal, Recovered), String> {
+    let mut recovered = Recovered::new();
+    let started = std::time::Instant::now();
+    let (wal, report) = Wal::open(wal_config, policy, 1, |lsn, payload| {
+        let record = crate::codec::decode(payload).map_err(|error| format!("lsn {lsn}: {error}"))?;
+        recovered.apply(lsn, &record)
+    })
+    .map_err(|error| format!("cannot recover the log: {error}"))?;
+    recovered.check();
+    tracing::info!(
+        records = report.records_replayed,
+        accounts = recovered.accounts.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    Ok((wal, recovered))
+}
+
+async fn wait_for_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM; stopping only on SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

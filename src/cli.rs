@@ -1,0 +1,106 @@
+//! The command line: `serve`, `wal verify`, `wal inspect`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "fundledger", version, about = "A ledger server for fund-agency marketplaces")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// The TOML config (default: config/default.toml, the dev profile).
+        #[arg(long, default_value = "config/default.toml")]
+        config: PathBuf,
+        /// Listen address, e.g. 127.0.0.1:8080 (beats the config).
+        #[arg(long, env = "FUNDLEDGER_LISTEN")]
+        listen: Option<String>,
+        /// Data directory (beats the config).
+        #[arg(long, env = "FUNDLEDGER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Start on a damaged log anyway: truncate at the first bad frame,
+        /// logging exactly what was dropped. An operator's explicit choice.
+        #[arg(long)]
+        truncate_corrupt_log: bool,
+    },
+    /// Work with the write-ahead log offline.
+    Wal {
+        #[command(subcommand)]
+        command: WalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WalCommand {
+    /// Check every record of every retained segment and every checkpoint.
+    Verify {
+        #[arg(long, env = "FUNDLEDGER_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Print records, one per line.
+    Inspect {
+        #[arg(long, env = "FUNDLEDGER_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        from_lsn: u64,
+    },
+}
+
+/// Run a parsed command; the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Serve { config, listen, data_dir, truncate_corrupt_log } => {
+            let overrides = Overrides { listen, data_dir };
+            let result = Config::load(&config, &overrides)
+                .and_then(|config| crate::app::run(config, crate::app::RunOptions { truncate_corrupt_log }));
+            match result {
+                Ok(()) => 0,
+                Err(error) => {
+                    eprintln!("fundledger: {error}");
+                    1
+                }
+            }
+        }
+        Command::Wal { command: WalCommand::Verify { data_dir } } => {
+            let report = fundledger_wal::verify(&data_dir.join("wal"));
+            println!("{report}");
+            if report.is_ok() {
+                0
+            } else {
+                2
+            }
+        }
+        Command::Wal { command: WalCommand::Inspect { data_dir, from_lsn } } => inspect(&data_dir, from_lsn),
+    }
+}
+
+fn inspect(data_dir: &std::path::Path, from_lsn: u64) -> i32 {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = fundledger_wal::read_records(&data_dir.join("wal"), from_lsn, |lsn, payload| {
+        let line = match crate::codec::decode(payload) {
+            Ok(record) => format!("{lsn}\t{record:?}"),
+            Err(error) => format!("{lsn}\tundecodable: {error}"),
+        };
+        if writeln!(out, "{line}").is_err() {
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("fundledger: {error}");
+            2
+        }
+    }
+}

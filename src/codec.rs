@@ -1,0 +1,128 @@
+//! The one codec between log records and bytes: bincode 2 with one fixed
+//! configuration, behind this module so that nothing else names bincode.
+//!
+//! Payload layout: one byte [`RECORD_SCHEMA_VERSION`], then the bincode
+//! encoding of [`Record`] (little endian, variable-length integers). Decoding
+//! is bounded by [`limits::RECORD_BYTES_MAX`], so a corrupt length inside a
+//! payload can never make the decoder allocate more than that.
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+
+use crate::domain::record::{Record, RECORD_SCHEMA_VERSION};
+use crate::limits;
+
+type Config = Configuration<LittleEndian, Varint, Limit<{ limits::RECORD_BYTES_MAX }>>;
+
+const CONFIG: Config = bincode::config::standard()
+    .with_little_endian()
+    .with_variable_int_encoding()
+    .with_limit::<{ limits::RECORD_BYTES_MAX }>();
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty record payload")]
+    Empty,
+    #[error("record schema version {0} is not known to this build (knows {RECORD_SCHEMA_VERSION})")]
+    UnknownSchema(u8),
+    #[error("record does not decode: {0}")]
+    Decode(String),
+    #[error("record has {0} trailing bytes")]
+    Trailing(usize),
+    #[error("record does not encode: {0}")]
+    Encode(String),
+}
+
+/// Append the payload of `record` to `out`.
+pub fn encode_into(record: &Record, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    out.push(RECORD_SCHEMA_VERSION);
+    bincode::encode_into_std_write(record, out, CONFIG)
+        .map(|_| ())
+        .map_err(|error| CodecError::Encode(error.to_string()))
+}
+
+pub fn decode(payload: &[u8]) -> Result<Record, CodecError> {
+    let (&version, body) = payload.split_first().ok_or(CodecError::Empty)?;
+    if version != RECORD_SCHEMA_VERSION {
+        return Err(CodecError::UnknownSchema(version));
+    }
+    let (record, used) =
+        bincode::decode_from_slice::<Record, _>(body, CONFIG).map_err(|error| CodecError::Decode(error.to_string()))?;
+    if used != body.len() {
+        return Err(CodecError::Trailing(body.len() - used));
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::ids::AccountId;
+    use crate::domain::money::Money;
+    use crate::domain::record::{Movement, TransferType};
+
+    fn movement_strategy() -> impl Strategy<Value = Movement> {
+        (
+            "[a-zA-Z0-9:._-]{1,64}",
+            0usize..5,
+            1u64..10_000_000,
+            proptest::option::of(1u64..10_000_000),
+            1i64..1_000_000_000_000,
+            proptest::option::of("\\PC{0,256}"),
+            any::<i64>(),
+        )
+            .prop_map(|(id, kind, payer, payee, fen, memo, at)| Movement {
+                id: id.clone().into(),
+                kind: [
+                    TransferType::Transfer,
+                    TransferType::Freeze,
+                    TransferType::Unfreeze,
+                    TransferType::UnfreezePay,
+                    TransferType::PayFreeze,
+                ][kind],
+                payer: AccountId(payer),
+                payee: payee.map(AccountId),
+                amount: Money(fen),
+                requested_amount: Some(Money(fen)),
+                hold_id: Some(id.into()),
+                hold_account: Some(AccountId(payer)),
+                hold_amount: Money(fen),
+                hold_remaining: Money(0),
+                order_id: None,
+                memo: memo.map(Into::into),
+                committed_at_ms: at,
+                operator: "platform".into(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn movement_round_trips(movement in movement_strategy()) {
+            let record = Record::Movement(Arc::new(movement));
+            let mut bytes = Vec::new();
+            encode_into(&record, &mut bytes).unwrap();
+            prop_assert_eq!(decode(&bytes).unwrap(), record);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn every_truncation_is_refused(movement in movement_strategy(), cut in 0usize..1000) {
+            let mut bytes = Vec::new();
+            encode_into(&Record::Movement(Arc::new(movement)), &mut bytes).unwrap();
+            let cut = cut % bytes.len();
+            prop_assert!(decode(&bytes[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn unknown_schema_is_refused() {
+        assert!(matches!(decode(&[9, 0]), Err(CodecError::UnknownSchema(9))));
+    }
+}

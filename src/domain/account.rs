@@ -1,0 +1,489 @@
+//! One account's book and the balance rules, as pure functions.
+//!
+//! Owns: the meaning of every movement for each side (`apply_debit_side`,
+//! `apply_credit_side`) and the judgement of a request against a book
+//! (`judge`). Must not touch actors, the log or the clock: the account actor
+//! and recovery both call these same functions, which is why a replay
+//! rebuilds exactly the state the actors had.
+//!
+//! Invariant 1 (DESIGN.md) is asserted after every change
+//! ([`AccountBook::assert_invariants`]): `total = available + frozen`,
+//! nothing negative, `frozen = open holds' remaining + withdrawals
+//! processing`. Assertions stay on in release: a ledger that would go on
+//! with a broken book must stop instead.
+
+use std::collections::HashMap;
+
+use super::ids::AccountId;
+use super::money::Money;
+use super::record::{Movement, TransferType};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountStatus {
+    Signing,
+    Active,
+    SignFailed,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signing => "signing",
+            Self::Active => "active",
+            Self::SignFailed => "sign_failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "signing" => Self::Signing,
+            "active" => Self::Active,
+            "sign_failed" => Self::SignFailed,
+            _ => return None,
+        })
+    }
+
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Self::Signing,
+            1 => Self::Active,
+            _ => Self::SignFailed,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Balance {
+    pub available: Money,
+    pub frozen: Money,
+}
+
+impl Balance {
+    pub fn total(self) -> Money {
+        self.available
+            .checked_add(self.frozen)
+            .expect("total = available + frozen fits i64 (guarded by the custody bound)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub amount: Money,
+    pub remaining: Money,
+}
+
+/// Why a request was refused by the rules (all 422 but `HoldNotFound`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    AccountNotActive,
+    SameAccount,
+    InsufficientFunds,
+    HoldNotFound,
+    HoldClosed,
+    HoldExceeded,
+    /// A credit would push a balance past `i64` fen; never reached while
+    /// deposits respect the custody bound, but refused rather than wrapped.
+    BalanceOverflow,
+}
+
+/// What a transfer request asks, already checked for syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferRequest {
+    pub id: Box<str>,
+    pub kind: TransferType,
+    pub payer: Option<AccountId>,
+    pub payee: Option<AccountId>,
+    pub hold_id: Option<Box<str>>,
+    pub amount: Option<Money>,
+    pub order_id: Option<Box<str>>,
+    pub memo: Option<Box<str>>,
+}
+
+impl TransferRequest {
+    /// Whether a committed movement is what this request asked for (the
+    /// idempotency comparison: same id and same fields).
+    pub fn matches(&self, movement: &Movement) -> bool {
+        let payer_matches = match self.kind {
+            TransferType::Unfreeze | TransferType::UnfreezePay => true,
+            _ => self.payer == Some(movement.payer),
+        };
+        let hold_matches = !self.kind.uses_hold() || self.hold_id == movement.hold_id;
+        self.kind == movement.kind
+            && payer_matches
+            && hold_matches
+            && self.payee == movement.payee
+            && self.amount == movement.requested_amount
+            && self.order_id == movement.order_id
+            && self.memo == movement.memo
+    }
+}
+
+/// Everything an account actor owns: its balances, open holds and
+/// processing withdrawals, and the lsn of its latest change.
+#[derive(Clone, Debug, Default)]
+pub struct AccountBook {
+    pub balance: Balance,
+    pub holds: HashMap<Box<str>, Hold>,
+    pub withdrawals_processing: Money,
+    pub last_lsn: u64,
+}
+
+/// The facts a judgement needs besides the book itself.
+pub struct Context<'a> {
+    pub own: AccountId,
+    pub own_active: bool,
+    /// Whether the payee (if the type has one) is active.
+    pub payee_active: bool,
+    pub now_ms: i64,
+    pub operator: &'a str,
+}
+
+impl AccountBook {
+    pub fn assert_invariants(&self, account: AccountId) {
+        let Balance { available, frozen } = self.balance;
+        assert!(!available.is_negative(), "{account}: available {available} < 0");
+        assert!(!frozen.is_negative(), "{account}: frozen {frozen} < 0");
+        let held: i64 = self.holds.values().map(|hold| hold.remaining.0).sum();
+        assert_eq!(
+            frozen.0,
+            held + self.withdrawals_processing.0,
+            "{account}: frozen must equal open holds' remaining plus withdrawals processing"
+        );
+        for (hold_id, hold) in &self.holds {
+            assert!(
+                hold.remaining.0 > 0 && hold.remaining <= hold.amount,
+                "{account}: hold {hold_id} remaining out of range"
+            );
+        }
+    }
+
+    /// Judge a request whose owning account is this one (the payer, or the
+    /// hold's account for `unfreeze*`), without changing anything.
+    pub fn judge(&self, request: &TransferRequest, context: &Context) -> Result<Movement, Refusal> {
+        if !context.own_active {
+            return Err(Refusal::AccountNotActive);
+        }
+        if request.kind.has_payee() {
+            if request.payee == Some(context.own) {
+                return Err(Refusal::SameAccount);
+            }
+            if !context.payee_active {
+                return Err(Refusal::AccountNotActive);
+            }
+        }
+        let (amount, hold_after) = if request.kind.uses_hold() {
+            let hold_id = request.hold_id.as_deref().ok_or(Refusal::HoldNotFound)?;
+            let hold = self.holds.get(hold_id).ok_or(Refusal::HoldClosed)?;
+            let amount = request.amount.unwrap_or(hold.remaining);
+            if amount > hold.remaining {
+                return Err(Refusal::HoldExceeded);
+            }
+            let remaining = Money(hold.remaining.0 - amount.0);
+            (amount, Some((hold_id, hold.amount, remaining)))
+        } else {
+            let amount = request.amount.ok_or(Refusal::InsufficientFunds)?;
+            if self.balance.available < amount {
+                return Err(Refusal::InsufficientFunds);
+            }
+            if request.kind == TransferType::Freeze {
+                self.balance.frozen.checked_add(amount).ok_or(Refusal::BalanceOverflow)?;
+            }
+            (amount, None)
+        };
+        let (hold_id, hold_account, hold_amount, hold_remaining) = match (request.kind, hold_after) {
+            (_, Some((hold_id, amount, remaining))) => (Some(hold_id.into()), Some(context.own), amount, remaining),
+            (TransferType::Freeze, None) => (Some(request.id.clone()), Some(context.own), amount, amount),
+            (TransferType::PayFreeze, None) => (Some(request.id.clone()), request.payee, amount, amount),
+            _ => (None, None, Money::ZERO, Money::ZERO),
+        };
+        Ok(Movement {
+            id: request.id.clone(),
+            kind: request.kind,
+            payer: context.own,
+            payee: request.payee,
+            amount,
+            requested_amount: request.amount,
+            hold_id,
+            hold_account,
+            hold_amount,
+            hold_remaining,
+            order_id: request.order_id.clone(),
+            memo: request.memo.clone(),
+            committed_at_ms: context.now_ms,
+            operator: context.operator.into(),
+        })
+    }
+
+    /// The payer's side of a movement (the side whose actor wrote it).
+    pub fn apply_debit_side(&mut self, movement: &Movement, lsn: u64) {
+        let amount = movement.amount;
+        let balance = &mut self.balance;
+        match movement.kind {
+            TransferType::Transfer | TransferType::PayFreeze => {
+                balance.available = sub(balance.available, amount);
+            }
+            TransferType::Freeze => {
+                balance.available = sub(balance.available, amount);
+                balance.frozen = add(balance.frozen, amount);
+                let previous = self.holds.insert(movement.id.clone(), Hold { amount, remaining: amount });
+                assert!(previous.is_none(), "hold {} opened twice", movement.id);
+            }
+            TransferType::Unfreeze | TransferType::UnfreezePay => {
+                balance.frozen = sub(balance.frozen, amount);
+                if movement.kind == TransferType::Unfreeze {
+                    balance.available = add(balance.available, amount);
+                }
+                self.release_hold(movement);
+            }
+        }
+        self.touch(lsn);
+        self.assert_invariants(movement.payer);
+    }
+
+    /// The payee's side of a movement; a no-op for types without a payee.
+    pub fn apply_credit_side(&mut self, movement: &Movement, lsn: u64) {
+        let Some(payee) = movement.payee else { return };
+        let amount = movement.amount;
+        match movement.kind {
+            TransferType::Transfer | TransferType::UnfreezePay => {
+                self.balance.available = add(self.balance.available, amount);
+            }
+            TransferType::PayFreeze => {
+                self.balance.frozen = add(self.balance.frozen, amount);
+                let previous = self.holds.insert(movement.id.clone(), Hold { amount, remaining: amount });
+                assert!(previous.is_none(), "hold {} opened twice", movement.id);
+            }
+            TransferType::Freeze | TransferType::Unfreeze => unreachable!("no payee side"),
+        }
+        self.touch(lsn);
+        self.assert_invariants(payee);
+    }
+
+    /// A bank credit to available (deposits and adjustment deposits).
+    pub fn apply_deposit(&mut self, account: AccountId, amount: Money, lsn: u64) {
+        self.balance.available = add(self.balance.available, amount);
+        self.touch(lsn);
+        self.assert_invariants(account);
+    }
+
+    /// Whether `amount` can be credited without leaving `i64`.
+    pub fn can_credit(&self, amount: Money) -> bool {
+        self.balance.total().checked_add(amount).is_some()
+    }
+
+    fn release_hold(&mut self, movement: &Movement) {
+        let hold_id = movement.hold_id.as_deref().expect("unfreeze records name their hold");
+        let hold = self.holds.get_mut(hold_id).expect("an unfreeze's hold is open on its account");
+        hold.remaining = sub(hold.remaining, movement.amount);
+        assert_eq!(hold.remaining, movement.hold_remaining, "hold {hold_id}: replay diverged");
+        if hold.remaining == Money::ZERO {
+            self.holds.remove(hold_id);
+        }
+    }
+
+    /// Credits from other accounts arrive out of lsn order, so the latest
+    /// lsn is a maximum, not the last one seen.
+    fn touch(&mut self, lsn: u64) {
+        self.last_lsn = self.last_lsn.max(lsn);
+    }
+}
+
+fn add(left: Money, right: Money) -> Money {
+    left.checked_add(right).expect("balance overflow: credits are checked before they commit")
+}
+
+fn sub(left: Money, right: Money) -> Money {
+    let result = left.checked_sub(right).expect("balance underflow");
+    assert!(!result.is_negative(), "a debit would make a balance negative");
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ACCOUNTS: u64 = 3;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Deposit { account: u64, fen: i64 },
+        Move { kind: TransferType, payer: u64, payee: u64, fen: Option<i64>, hold: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1..=ACCOUNTS, 1i64..5_000).prop_map(|(account, fen)| Op::Deposit { account, fen }),
+            (0usize..5, 1..=ACCOUNTS, 1..=ACCOUNTS, proptest::option::of(1i64..3_000), 0usize..8).prop_map(
+                |(kind, payer, payee, fen, hold)| Op::Move {
+                    kind: [
+                        TransferType::Transfer,
+                        TransferType::Freeze,
+                        TransferType::Unfreeze,
+                        TransferType::UnfreezePay,
+                        TransferType::PayFreeze
+                    ][kind],
+                    payer,
+                    payee,
+                    fen,
+                    hold,
+                }
+            ),
+        ]
+    }
+
+    /// A deliberately simple model: balances and holds as plain numbers.
+    #[derive(Default)]
+    struct Model {
+        available: HashMap<u64, i64>,
+        frozen: HashMap<u64, i64>,
+        /// hold id -> (account, remaining)
+        holds: HashMap<String, (u64, i64)>,
+    }
+
+    impl Model {
+        /// What the model says should happen: Ok(amount) or the refusal.
+        fn expect(
+            &self,
+            kind: TransferType,
+            payer: u64,
+            payee: u64,
+            fen: Option<i64>,
+            hold_id: &str,
+        ) -> Result<i64, Refusal> {
+            if kind.has_payee() && payer == payee {
+                return Err(Refusal::SameAccount);
+            }
+            if kind.uses_hold() {
+                let &(_, remaining) = self.holds.get(hold_id).ok_or(Refusal::HoldClosed)?;
+                let amount = fen.unwrap_or(remaining);
+                return if amount > remaining { Err(Refusal::HoldExceeded) } else { Ok(amount) };
+            }
+            let amount = fen.unwrap_or(1);
+            if self.available.get(&payer).copied().unwrap_or(0) < amount {
+                return Err(Refusal::InsufficientFunds);
+            }
+            Ok(amount)
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random sequences of every movement against the books agree with
+        /// the model, keep invariant 1 on every account, and conserve money.
+        #[test]
+        fn books_follow_the_model(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut books: HashMap<u64, AccountBook> = (1..=ACCOUNTS).map(|n| (n, AccountBook::default())).collect();
+            let mut model = Model::default();
+            let mut deposited = 0i64;
+            let mut opened: Vec<String> = Vec::new();
+            let mut hold_owner: HashMap<String, u64> = HashMap::new();
+            for (step, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Deposit { account, fen } => {
+                        books.get_mut(&account).unwrap().apply_deposit(AccountId(account), Money(fen), 0);
+                        *model.available.entry(account).or_default() += fen;
+                        deposited += fen;
+                    }
+                    Op::Move { kind, payer, payee, fen, hold } => {
+                        let id = format!("m{step}");
+                        let hold_id = opened.get(hold % opened.len().max(1)).cloned().unwrap_or_else(|| "none".into());
+                        if kind.uses_hold() && !hold_owner.contains_key(&hold_id) {
+                            continue; // the gateway answers 404 before any actor sees it
+                        }
+                        let owner = if kind.uses_hold() { hold_owner[&hold_id] } else { payer };
+                        let fen = if kind.uses_hold() { fen } else { Some(fen.unwrap_or(1)) };
+                        let request = TransferRequest {
+                            id: id.clone().into(),
+                            kind,
+                            payer: (!kind.uses_hold()).then_some(AccountId(payer)),
+                            payee: kind.has_payee().then_some(AccountId(payee)),
+                            hold_id: kind.uses_hold().then(|| hold_id.clone().into()),
+                            amount: fen.map(Money),
+                            order_id: None,
+                            memo: None,
+                        };
+                        let context = Context { own: AccountId(owner), own_active: true, payee_active: true, now_ms: 0, operator: "t" };
+                        let expected = model.expect(kind, owner, payee, fen, &hold_id);
+                        let judged = books[&owner].judge(&request, &context);
+                        match (&judged, expected) {
+                            (Ok(movement), Ok(amount)) => prop_assert_eq!(movement.amount.0, amount),
+                            (Err(got), Err(want)) => prop_assert_eq!(*got, want),
+                            (got, want) => prop_assert!(false, "step {}: judged {:?}, model {:?}", step, got, want),
+                        }
+                        let Ok(movement) = judged else { continue };
+                        books.get_mut(&owner).unwrap().apply_debit_side(&movement, step as u64 + 1);
+                        if let Some(payee) = movement.payee.filter(|_| kind.has_payee()) {
+                            books.get_mut(&payee.0).unwrap().apply_credit_side(&movement, step as u64 + 1);
+                        }
+                        let amount = movement.amount.0;
+                        match kind {
+                            TransferType::Transfer => {
+                                *model.available.entry(owner).or_default() -= amount;
+                                *model.available.entry(payee).or_default() += amount;
+                            }
+                            TransferType::Freeze => {
+                                *model.available.entry(owner).or_default() -= amount;
+                                *model.frozen.entry(owner).or_default() += amount;
+                                model.holds.insert(id.clone(), (owner, amount));
+                                hold_owner.insert(id.clone(), owner);
+                                opened.push(id);
+                            }
+                            TransferType::PayFreeze => {
+                                *model.available.entry(owner).or_default() -= amount;
+                                *model.frozen.entry(payee).or_default() += amount;
+                                model.holds.insert(id.clone(), (payee, amount));
+                                hold_owner.insert(id.clone(), payee);
+                                opened.push(id);
+                            }
+                            TransferType::Unfreeze | TransferType::UnfreezePay => {
+                                *model.frozen.entry(owner).or_default() -= amount;
+                                let target = if kind == TransferType::Unfreeze { owner } else { payee };
+                                *model.available.entry(target).or_default() += amount;
+                                let remaining = { let hold = model.holds.get_mut(&hold_id).unwrap(); hold.1 -= amount; hold.1 };
+                                prop_assert_eq!(movement.hold_remaining.0, remaining);
+                                if remaining == 0 { model.holds.remove(&hold_id); }
+                            }
+                        }
+                    }
+                }
+                let mut total = 0i64;
+                for (number, book) in &books {
+                    book.assert_invariants(AccountId(*number));
+                    prop_assert_eq!(book.balance.available.0, model.available.get(number).copied().unwrap_or(0));
+                    prop_assert_eq!(book.balance.frozen.0, model.frozen.get(number).copied().unwrap_or(0));
+                    total += book.balance.total().0;
+                }
+                prop_assert_eq!(total, deposited, "money is conserved");
+            }
+        }
+    }
+
+    #[test]
+    fn a_closed_account_refuses_and_same_account_is_refused() {
+        let mut book = AccountBook::default();
+        book.apply_deposit(AccountId(1), Money(1000), 1);
+        let request = TransferRequest {
+            id: "t".into(),
+            kind: TransferType::Transfer,
+            payer: Some(AccountId(1)),
+            payee: Some(AccountId(1)),
+            hold_id: None,
+            amount: Some(Money(10)),
+            order_id: None,
+            memo: None,
+        };
+        let mut context = Context { own: AccountId(1), own_active: true, payee_active: true, now_ms: 0, operator: "t" };
+        assert_eq!(book.judge(&request, &context), Err(Refusal::SameAccount));
+        context.own_active = false;
+        assert_eq!(book.judge(&request, &context), Err(Refusal::AccountNotActive));
+    }
+}

@@ -1,0 +1,91 @@
+//! Identifiers: the ledger's own (`F000001`, `A000001`, `S000001`) and the
+//! clients' (`id`, `order_id`: 1 to 64 of `A-Z a-z 0-9 _ - . :`).
+//!
+//! The ledger's ids are sequential numbers with a letter and at least six
+//! digits; inside they are plain `u64`s, so that the account directory can
+//! be an array indexed by number. Only the canonical spelling parses:
+//! `F0000001` names no account even though its number is 1.
+
+use std::fmt;
+
+use bincode::{Decode, Encode};
+
+/// Longest client id (and `order_id`).
+pub const CLIENT_ID_CHARS_MAX: usize = 64;
+
+/// A client id is 1 to 64 characters of `A-Z a-z 0-9 _ - . :`.
+pub fn is_valid_client_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= CLIENT_ID_CHARS_MAX
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
+macro_rules! ledger_id {
+    ($name:ident, $letter:literal) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// Parse the canonical spelling: the letter, then at least six
+            /// digits, zero-padded to six, no other leading zeros.
+            pub fn parse(text: &str) -> Option<Self> {
+                let digits = text.strip_prefix($letter)?;
+                if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let number: u64 = digits.parse().ok()?;
+                let id = $name(number);
+                (number > 0 && id.to_string() == text).then_some(id)
+            }
+
+            /// Whether `text` has the shape of this kind of id at all (a
+            /// request field of another shape is malformed, not unknown).
+            pub fn is_well_formed(text: &str) -> bool {
+                text.strip_prefix($letter)
+                    .is_some_and(|digits| digits.len() >= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($letter, "{:06}"), self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+    };
+}
+
+ledger_id!(AccountId, "F");
+ledger_id!(ApplicationId, "A");
+ledger_id!(SuspenseId, "S");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_parse_only_canonically() {
+        assert_eq!(AccountId::parse("F000001"), Some(AccountId(1)));
+        assert_eq!(AccountId::parse("F1234567"), Some(AccountId(1_234_567)));
+        assert_eq!(AccountId(42).to_string(), "F000042");
+        for bad in ["F0000001", "F00001", "F000000", "G000001", "f000001", "F00000a", ""] {
+            assert_eq!(AccountId::parse(bad), None, "{bad}");
+        }
+        assert!(AccountId::is_well_formed("F0000001"));
+        assert!(!AccountId::is_well_formed("F12"));
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(is_valid_client_id("t-1.a:b_C"));
+        assert!(is_valid_client_id(&"x".repeat(64)));
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(65)] {
+            assert!(!is_valid_client_id(bad), "{bad}");
+        }
+    }
+}

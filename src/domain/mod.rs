@@ -1,0 +1,9 @@
+//! The ledger's vocabulary and rules as pure data and functions: no
+//! actors, no I/O, no clock. Property tests and recovery call these
+//! directly.
+
+pub mod account;
+pub mod ids;
+pub mod money;
+pub mod record;
+pub mod registry;

@@ -1,0 +1,182 @@
+//! What the log stores: the results of committed changes, never requests.
+//!
+//! Replay applies these without judging any business rule again (DESIGN.md,
+//! Write-ahead log), so each record carries everything its effect needs:
+//! the movement's amount (defaults already resolved), both accounts, the
+//! hold it opened or touched, its time and operator.
+//!
+//! Schema evolution: variants are only ever appended; the codec prefixes
+//! every payload with [`RECORD_SCHEMA_VERSION`], and a reader refuses a
+//! version it does not know rather than guess.
+
+use std::sync::Arc;
+
+use bincode::{Decode, Encode};
+
+use super::ids::{AccountId, ApplicationId, SuspenseId};
+use super::money::Money;
+
+pub const RECORD_SCHEMA_VERSION: u8 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Record {
+    ApplicationCreated(Arc<Application>),
+    ApplicationApproved(ApplicationDecision),
+    ApplicationRejected(ApplicationDecision),
+    AccountSigned { account_id: AccountId, sub_account_no: Box<str>, at_ms: i64 },
+    AccountSignFailed { account_id: AccountId, reason: Box<str>, at_ms: i64 },
+    Movement(Arc<Movement>),
+    Deposit(Arc<Deposit>),
+    SuspenseOpened(Arc<SuspenseEntry>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SettlementAccount {
+    pub bank_name: Box<str>,
+    pub account_no: Box<str>,
+    pub account_name: Box<str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Application {
+    pub application_id: ApplicationId,
+    pub name: Box<str>,
+    pub credential_no: Box<str>,
+    pub bank: Box<str>,
+    pub settlement_account: SettlementAccount,
+    pub created_at_ms: i64,
+    pub operator: Box<str>,
+}
+
+/// Approval (which opens account `account_id` in status `signing`) or
+/// rejection of an application.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ApplicationDecision {
+    pub application_id: ApplicationId,
+    /// Set on approval only.
+    pub account_id: Option<AccountId>,
+    /// The approval's note or the rejection's reason.
+    pub text: Option<Box<str>>,
+    pub decided_at_ms: i64,
+    pub operator: Box<str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum TransferType {
+    Transfer,
+    Freeze,
+    Unfreeze,
+    UnfreezePay,
+    PayFreeze,
+}
+
+impl TransferType {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "transfer" => Self::Transfer,
+            "freeze" => Self::Freeze,
+            "unfreeze" => Self::Unfreeze,
+            "unfreeze_pay" => Self::UnfreezePay,
+            "pay_freeze" => Self::PayFreeze,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transfer => "transfer",
+            Self::Freeze => "freeze",
+            Self::Unfreeze => "unfreeze",
+            Self::UnfreezePay => "unfreeze_pay",
+            Self::PayFreeze => "pay_freeze",
+        }
+    }
+
+    /// Types that open a hold named by their own id.
+    pub fn opens_hold(self) -> bool {
+        matches!(self, Self::Freeze | Self::PayFreeze)
+    }
+
+    /// Types that act on an existing hold (`hold_id`).
+    pub fn uses_hold(self) -> bool {
+        matches!(self, Self::Unfreeze | Self::UnfreezePay)
+    }
+
+    /// Types that credit a second account.
+    pub fn has_payee(self) -> bool {
+        matches!(self, Self::Transfer | Self::UnfreezePay | Self::PayFreeze)
+    }
+}
+
+/// One committed movement of any of the five types.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Movement {
+    pub id: Box<str>,
+    pub kind: TransferType,
+    /// The account money left: the payer, or the hold's account for
+    /// `unfreeze` and `unfreeze_pay`. Its actor wrote this record.
+    pub payer: AccountId,
+    pub payee: Option<AccountId>,
+    pub amount: Money,
+    /// The amount as the request gave it (`None` when `unfreeze*` took the
+    /// hold's remaining by default); kept so that a retry is compared with
+    /// what was asked, not with what was resolved.
+    pub requested_amount: Option<Money>,
+    /// The hold this movement opened (its own id) or touched.
+    pub hold_id: Option<Box<str>>,
+    /// The hold's account, amount and remaining after this movement.
+    pub hold_account: Option<AccountId>,
+    pub hold_amount: Money,
+    pub hold_remaining: Money,
+    pub order_id: Option<Box<str>>,
+    pub memo: Option<Box<str>>,
+    pub committed_at_ms: i64,
+    pub operator: Box<str>,
+}
+
+/// A bank credit that went to a customer's available balance.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Deposit {
+    pub notification: Notification,
+    pub account_id: AccountId,
+    pub at_ms: i64,
+}
+
+/// The bank's notification as received (after its signature was checked).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Notification {
+    pub bank: Box<str>,
+    pub notification_id: Box<str>,
+    pub bank_serial: Box<str>,
+    pub to_account_no: Box<str>,
+    pub amount: Money,
+    pub payer_name: Box<str>,
+    pub payer_account_no: Box<str>,
+    pub booked_at: Box<str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum SuspenseReason {
+    AdjustmentAccount,
+    NameMismatch,
+    UnknownAccount,
+}
+
+impl SuspenseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AdjustmentAccount => "adjustment_account",
+            Self::NameMismatch => "name_mismatch",
+            Self::UnknownAccount => "unknown_account",
+        }
+    }
+}
+
+/// A bank credit that no customer could be credited with automatically.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SuspenseEntry {
+    pub suspense_id: SuspenseId,
+    pub notification: Notification,
+    pub reason: SuspenseReason,
+    pub at_ms: i64,
+}

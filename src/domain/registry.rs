@@ -1,0 +1,113 @@
+//! Applications (开户申请) and who may apply: pure state and rules.
+//!
+//! Owns the application records and the duplicate-customer rule. The
+//! registry actor and recovery both fold records through
+//! [`Applications::apply`]. Must not know about actors or the log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::account::AccountStatus;
+use super::ids::{AccountId, ApplicationId};
+use super::record::{Application, ApplicationDecision, Record};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplicationStatus {
+    PendingReview,
+    Approved,
+    Rejected,
+}
+
+impl ApplicationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingReview => "pending_review",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ApplicationState {
+    pub application: Arc<Application>,
+    pub status: ApplicationStatus,
+    pub decision: Option<ApplicationDecision>,
+}
+
+#[derive(Default)]
+pub struct Applications {
+    /// Index = application number - 1.
+    applications: Vec<ApplicationState>,
+    /// Credential -> its latest application.
+    latest_by_credential: HashMap<Box<str>, ApplicationId>,
+    accounts_opened: u64,
+}
+
+impl Applications {
+    pub fn get(&self, id: ApplicationId) -> Option<&ApplicationState> {
+        self.applications.get(usize::try_from(id.0).ok()?.checked_sub(1)?)
+    }
+
+    pub fn next_application_id(&self) -> ApplicationId {
+        ApplicationId(self.applications.len() as u64 + 1)
+    }
+
+    pub fn next_account_id(&self) -> AccountId {
+        AccountId(self.accounts_opened + 1)
+    }
+
+    /// A credential may apply unless it has an application pending review
+    /// or an account that is signing or active (`status_of` reads it).
+    pub fn is_duplicate(&self, credential_no: &str, status_of: impl Fn(AccountId) -> Option<AccountStatus>) -> bool {
+        let Some(latest) = self.latest_by_credential.get(credential_no).and_then(|id| self.get(*id)) else {
+            return false;
+        };
+        match latest.status {
+            ApplicationStatus::PendingReview => true,
+            ApplicationStatus::Rejected => false,
+            ApplicationStatus::Approved => {
+                let account = latest.decision.as_ref().and_then(|decision| decision.account_id);
+                account.and_then(status_of).is_some_and(|status| status != AccountStatus::SignFailed)
+            }
+        }
+    }
+
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::ApplicationCreated(application) => {
+                assert_eq!(application.application_id, self.next_application_id(), "application ids are sequential");
+                self.latest_by_credential.insert(application.credential_no.clone(), application.application_id);
+                self.applications.push(ApplicationState {
+                    application: Arc::clone(application),
+                    status: ApplicationStatus::PendingReview,
+                    decision: None,
+                });
+            }
+            Record::ApplicationApproved(decision) => {
+                let account_id = decision.account_id.expect("approvals open an account");
+                assert_eq!(account_id, self.next_account_id(), "account ids are sequential");
+                self.accounts_opened += 1;
+                self.decide(decision, ApplicationStatus::Approved);
+            }
+            Record::ApplicationRejected(decision) => self.decide(decision, ApplicationStatus::Rejected),
+            _ => {}
+        }
+    }
+
+    fn decide(&mut self, decision: &ApplicationDecision, status: ApplicationStatus) {
+        let index = (decision.application_id.0 - 1) as usize;
+        let state = self.applications.get_mut(index).expect("decided applications exist");
+        assert_eq!(state.status, ApplicationStatus::PendingReview, "only pending applications are decided");
+        state.status = status;
+        state.decision = Some(decision.clone());
+    }
+
+    pub fn len(&self) -> usize {
+        self.applications.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.applications.is_empty()
+    }
+}

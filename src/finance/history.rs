@@ -1,0 +1,326 @@
+//! History: journals (流水), holds' movements and orders' movements, built
+//! from the log in lsn order, off the acknowledgement path.
+//!
+//! Owns the folding of records into journal entries. The after-balances of
+//! each entry are computed here by folding deltas in lsn order, not copied
+//! from the actors: a credit reaches a payee's actor after its record got
+//! its lsn, so actors see credits later than the log orders them; in lsn
+//! order credits only move earlier, so the folded balances never go
+//! negative, and the last one is exactly the actor's balance (asserted).
+//!
+//! Fed by [`crate::actors::log::LedgerLog`] (possibly out of order across
+//! actors; reordered here) and by recovery (in order). It applies only
+//! records that are durable, so a read that waits until the index has
+//! caught up with the durable lsn shows only durable state.
+//!
+//! Must not change balances: it is a read model.
+//!
+//! Memory: entries stay in memory for now (DESIGN.md wants them served from
+//! the log segments through an on-disk index; see the load test issue).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use crate::actors::log::Appended;
+use crate::domain::account::Balance;
+use crate::domain::ids::AccountId;
+use crate::domain::money::Money;
+use crate::domain::record::{Deposit, Movement, Record, TransferType};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JournalKind {
+    Deposit,
+    AdjustmentDeposit,
+    TransferOut,
+    TransferIn,
+    Freeze,
+    Unfreeze,
+    UnfreezePayOut,
+    UnfreezePayIn,
+    PayFreezeOut,
+    PayFreezeIn,
+    WithdrawalHold,
+    WithdrawalSettled,
+    WithdrawalReleased,
+}
+
+impl JournalKind {
+    pub const ALL: [JournalKind; 13] = [
+        Self::Deposit,
+        Self::AdjustmentDeposit,
+        Self::TransferOut,
+        Self::TransferIn,
+        Self::Freeze,
+        Self::Unfreeze,
+        Self::UnfreezePayOut,
+        Self::UnfreezePayIn,
+        Self::PayFreezeOut,
+        Self::PayFreezeIn,
+        Self::WithdrawalHold,
+        Self::WithdrawalSettled,
+        Self::WithdrawalReleased,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deposit => "deposit",
+            Self::AdjustmentDeposit => "adjustment_deposit",
+            Self::TransferOut => "transfer_out",
+            Self::TransferIn => "transfer_in",
+            Self::Freeze => "freeze",
+            Self::Unfreeze => "unfreeze",
+            Self::UnfreezePayOut => "unfreeze_pay_out",
+            Self::UnfreezePayIn => "unfreeze_pay_in",
+            Self::PayFreezeOut => "pay_freeze_out",
+            Self::PayFreezeIn => "pay_freeze_in",
+            Self::WithdrawalHold => "withdrawal_hold",
+            Self::WithdrawalSettled => "withdrawal_settled",
+            Self::WithdrawalReleased => "withdrawal_released",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// What made a journal entry.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Movement(Arc<Movement>),
+    Deposit(Arc<Deposit>),
+}
+
+#[derive(Clone, Debug)]
+pub struct JournalEntry {
+    pub lsn: u64,
+    pub at_ms: i64,
+    pub kind: JournalKind,
+    pub source: Source,
+    pub available_delta: Money,
+    pub frozen_delta: Money,
+    pub after: Balance,
+}
+
+impl JournalEntry {
+    pub fn transfer_id(&self) -> &str {
+        match &self.source {
+            Source::Movement(movement) => &movement.id,
+            Source::Deposit(deposit) => &deposit.notification.notification_id,
+        }
+    }
+
+    pub fn order_id(&self) -> Option<&str> {
+        match &self.source {
+            Source::Movement(movement) => movement.order_id.as_deref(),
+            Source::Deposit(_) => None,
+        }
+    }
+
+    pub fn hold_id(&self) -> Option<&str> {
+        match &self.source {
+            Source::Movement(movement) => movement.hold_id.as_deref(),
+            Source::Deposit(_) => None,
+        }
+    }
+
+    /// The other account of a two-account movement.
+    pub fn counterparty(&self, own: AccountId) -> Option<AccountId> {
+        match &self.source {
+            Source::Movement(movement) => {
+                if movement.payer == own {
+                    movement.payee
+                } else {
+                    Some(movement.payer)
+                }
+            }
+            Source::Deposit(_) => None,
+        }
+    }
+}
+
+/// A hold's life: what opened it, what it has left, who touched it.
+#[derive(Clone, Debug)]
+pub struct HoldHistory {
+    pub account_id: AccountId,
+    pub amount: Money,
+    pub remaining: Money,
+    pub movements: Vec<Box<str>>,
+}
+
+#[derive(Default)]
+pub struct HistoryState {
+    journals: HashMap<AccountId, Vec<JournalEntry>>,
+    balances: HashMap<AccountId, Balance>,
+    holds: HashMap<Box<str>, HoldHistory>,
+    orders: HashMap<Box<str>, Vec<(u64, Arc<Movement>)>>,
+    applied_lsn: u64,
+}
+
+impl HistoryState {
+    pub fn applied_lsn(&self) -> u64 {
+        self.applied_lsn
+    }
+
+    /// Fold one durable record, in lsn order.
+    pub fn apply(&mut self, lsn: u64, record: &Record) {
+        assert!(lsn > self.applied_lsn, "history applies records in lsn order");
+        self.applied_lsn = lsn;
+        match record {
+            Record::Movement(movement) => self.apply_movement(lsn, movement),
+            Record::Deposit(deposit) => {
+                let source = Source::Deposit(Arc::clone(deposit));
+                let amount = deposit.notification.amount;
+                self.post(deposit.account_id, lsn, deposit.at_ms, JournalKind::Deposit, source, amount, Money::ZERO);
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_movement(&mut self, lsn: u64, movement: &Arc<Movement>) {
+        let amount = movement.amount;
+        let negative = Money(-amount.0);
+        let at = movement.committed_at_ms;
+        let source = || Source::Movement(Arc::clone(movement));
+        let payer = movement.payer;
+        use JournalKind as K;
+        match movement.kind {
+            TransferType::Transfer => {
+                self.post(payer, lsn, at, K::TransferOut, source(), negative, Money::ZERO);
+                self.post(payee(movement), lsn, at, K::TransferIn, source(), amount, Money::ZERO);
+            }
+            TransferType::Freeze => self.post(payer, lsn, at, K::Freeze, source(), negative, amount),
+            TransferType::Unfreeze => self.post(payer, lsn, at, K::Unfreeze, source(), amount, negative),
+            TransferType::UnfreezePay => {
+                self.post(payer, lsn, at, K::UnfreezePayOut, source(), Money::ZERO, negative);
+                self.post(payee(movement), lsn, at, K::UnfreezePayIn, source(), amount, Money::ZERO);
+            }
+            TransferType::PayFreeze => {
+                self.post(payer, lsn, at, K::PayFreezeOut, source(), negative, Money::ZERO);
+                self.post(payee(movement), lsn, at, K::PayFreezeIn, source(), Money::ZERO, amount);
+            }
+        }
+        self.track_hold(movement);
+        if let Some(order_id) = &movement.order_id {
+            self.orders.entry(order_id.clone()).or_default().push((lsn, Arc::clone(movement)));
+        }
+    }
+
+    fn track_hold(&mut self, movement: &Movement) {
+        let (Some(hold_id), Some(account_id)) = (&movement.hold_id, movement.hold_account) else {
+            return;
+        };
+        let hold = self.holds.entry(hold_id.clone()).or_insert_with(|| HoldHistory {
+            account_id,
+            amount: movement.hold_amount,
+            remaining: movement.hold_amount,
+            movements: Vec::new(),
+        });
+        hold.remaining = movement.hold_remaining;
+        hold.movements.push(movement.id.clone());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn post(
+        &mut self,
+        account: AccountId,
+        lsn: u64,
+        at_ms: i64,
+        kind: JournalKind,
+        source: Source,
+        available_delta: Money,
+        frozen_delta: Money,
+    ) {
+        let balance = self.balances.entry(account).or_default();
+        balance.available = Money(balance.available.0 + available_delta.0);
+        balance.frozen = Money(balance.frozen.0 + frozen_delta.0);
+        assert!(
+            !balance.available.is_negative() && !balance.frozen.is_negative(),
+            "{account}: journal balance negative at lsn {lsn}: the log is out of causal order"
+        );
+        let after = *balance;
+        self.journals.entry(account).or_default().push(JournalEntry {
+            lsn,
+            at_ms,
+            kind,
+            source,
+            available_delta,
+            frozen_delta,
+            after,
+        });
+    }
+
+    pub fn journal(&self, account: AccountId) -> &[JournalEntry] {
+        self.journals.get(&account).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn balance(&self, account: AccountId) -> Balance {
+        self.balances.get(&account).copied().unwrap_or_default()
+    }
+
+    pub fn hold(&self, hold_id: &str) -> Option<&HoldHistory> {
+        self.holds.get(hold_id)
+    }
+
+    pub fn order(&self, order_id: &str) -> &[(u64, Arc<Movement>)] {
+        self.orders.get(order_id).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn payee(movement: &Movement) -> AccountId {
+    movement.payee.expect("two-account movements have a payee")
+}
+
+/// The shared read model and how far it has caught up.
+pub struct History {
+    state: RwLock<HistoryState>,
+    applied: watch::Sender<u64>,
+}
+
+impl History {
+    pub fn new(state: HistoryState) -> Arc<Self> {
+        let applied = watch::Sender::new(state.applied_lsn);
+        Arc::new(Self { state: RwLock::new(state), applied })
+    }
+
+    /// Wait until every record up to `lsn` is indexed, then read.
+    pub async fn read_at<T>(&self, lsn: u64, read: impl FnOnce(&HistoryState) -> T) -> T {
+        let mut receiver = self.applied.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = receiver.wait_for(|applied| *applied >= lsn).await;
+        read(&self.state.read())
+    }
+
+    pub fn applied_lsn(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// The indexer: reorder what appenders send, wait until it is durable,
+    /// fold it. Runs on its own thread until the feed closes or the log
+    /// fails.
+    pub fn run_indexer(self: Arc<Self>, feed: Receiver<Appended>, wal: fundledger_wal::Wal) {
+        let mut waiting: BTreeMap<u64, Vec<Record>> = BTreeMap::new();
+        let mut next = self.applied_lsn() + 1;
+        while let Ok(appended) = feed.recv() {
+            waiting.insert(appended.first_lsn, appended.records);
+            while let Some(records) = waiting.remove(&next) {
+                let last = next + records.len() as u64 - 1;
+                if wal.wait_durable_blocking(last).is_err() {
+                    tracing::error!(lsn = last, "history indexer stops: the log failed");
+                    return;
+                }
+                let mut state = self.state.write();
+                for (offset, record) in records.iter().enumerate() {
+                    state.apply(next + offset as u64, record);
+                }
+                drop(state);
+                self.applied.send_replace(last);
+                next = last + 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The finance side: read models of the durable log. Never edits balances.
+
+pub mod history;

@@ -1,0 +1,252 @@
+//! The client-id index: one effect per client id (invariant 5).
+//!
+//! Owns the map from client id to its state: `InFlight` while one request
+//! holding the id's [`Claim`] is being judged, `Done` once it committed.
+//! Refused requests are forgotten (a retry is judged afresh, API.md,
+//! Idempotency). It doubles as the hold directory: a hold is named by the
+//! id of the movement that opened it.
+//!
+//! Why claims travel inside actor messages: if a client hangs up, its
+//! handler future is dropped, but a message already in an actor's mailbox is
+//! still applied. The claim is finalized by the actor that applied (or
+//! refused) the item, so a retry can never slip in between and apply it a
+//! second time. A claim dropped unfinalized (its message never ran) is
+//! released.
+//!
+//! Deadlock freedom: nobody waits for an in-flight id while holding a claim
+//! of its own ([`IdIndex::try_claim`] never blocks; callers release what
+//! they hold before they wait).
+//!
+//! The map is sharded by the id's hash, so two transfers share a lock only
+//! when their ids fall in the same shard, and only for a few instructions.
+
+use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::domain::record::{Deposit, Movement, SuspenseEntry};
+
+const SHARDS: usize = 64;
+
+/// What a client id committed.
+#[derive(Clone, Debug)]
+pub enum Committed {
+    Movement {
+        lsn: u64,
+        movement: Arc<Movement>,
+    },
+    /// A bank notification credited to an account (keyed by bank serial).
+    Deposit {
+        lsn: u64,
+        deposit: Arc<Deposit>,
+    },
+    /// A bank notification put in suspense (keyed by bank serial).
+    Suspense {
+        lsn: u64,
+        entry: Arc<SuspenseEntry>,
+    },
+}
+
+impl Committed {
+    pub fn lsn(&self) -> u64 {
+        match self {
+            Committed::Movement { lsn, .. } | Committed::Deposit { lsn, .. } | Committed::Suspense { lsn, .. } => *lsn,
+        }
+    }
+
+    pub fn movement(&self) -> Option<&Arc<Movement>> {
+        match self {
+            Committed::Movement { movement, .. } => Some(movement),
+            _ => None,
+        }
+    }
+}
+
+enum Slot {
+    InFlight(watch::Receiver<()>),
+    Done(Committed),
+}
+
+pub enum TryClaim {
+    Claimed(Claim),
+    Done(Committed),
+    /// Another request holds the id; wait on this (holding no claim).
+    Busy(Waiter),
+}
+
+pub struct Waiter(watch::Receiver<()>);
+
+impl Waiter {
+    /// Resolves when the holder finalized or dropped its claim.
+    pub async fn wait(mut self) {
+        // The sender is dropped when the claim ends; `changed` then errors.
+        while self.0.changed().await.is_ok() {}
+    }
+}
+
+pub struct IdIndex {
+    shards: Box<[Mutex<HashMap<Box<str>, Slot>>]>,
+    hasher: RandomState,
+}
+
+impl Default for IdIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IdIndex {
+    pub fn new() -> Self {
+        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        Self { shards, hasher: RandomState::new() }
+    }
+
+    fn shard(&self, id: &str) -> &Mutex<HashMap<Box<str>, Slot>> {
+        let hash = self.hasher.hash_one(id) as usize;
+        &self.shards[hash % SHARDS]
+    }
+
+    pub fn try_claim(self: &Arc<Self>, id: &str) -> TryClaim {
+        let mut shard = self.shard(id).lock();
+        match shard.entry(id.into()) {
+            Entry::Occupied(entry) => match entry.get() {
+                Slot::Done(committed) => TryClaim::Done(committed.clone()),
+                Slot::InFlight(receiver) => TryClaim::Busy(Waiter(receiver.clone())),
+            },
+            Entry::Vacant(entry) => {
+                let (sender, receiver) = watch::channel(());
+                entry.insert(Slot::InFlight(receiver));
+                TryClaim::Claimed(Claim { index: Arc::clone(self), id: id.into(), done: Some(sender) })
+            }
+        }
+    }
+
+    /// Claim `id`, waiting (while holding nothing) for any other holder.
+    pub async fn claim(self: &Arc<Self>, id: &str) -> Result<Claim, Committed> {
+        loop {
+            match self.try_claim(id) {
+                TryClaim::Claimed(claim) => return Ok(claim),
+                TryClaim::Done(committed) => return Err(committed),
+                TryClaim::Busy(waiter) => waiter.wait().await,
+            }
+        }
+    }
+
+    /// The committed state of `id`, waiting for an in-flight holder.
+    pub async fn get(&self, id: &str) -> Option<Committed> {
+        loop {
+            let waiter = {
+                let shard = self.shard(id).lock();
+                match shard.get(id) {
+                    None => return None,
+                    Some(Slot::Done(committed)) => return Some(committed.clone()),
+                    Some(Slot::InFlight(receiver)) => Waiter(receiver.clone()),
+                }
+            };
+            waiter.wait().await;
+        }
+    }
+
+    /// Recovery: the id committed at some earlier run.
+    pub fn insert_recovered(&self, id: Box<str>, committed: Committed) {
+        let previous = self.shard(&id).lock().insert(id, Slot::Done(committed));
+        assert!(previous.is_none(), "a client id committed twice in the log");
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The right to commit one client id. Finalize with [`Claim::commit`];
+/// dropping it releases the id.
+pub struct Claim {
+    index: Arc<IdIndex>,
+    id: Box<str>,
+    done: Option<watch::Sender<()>>,
+}
+
+impl Claim {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn commit(mut self, committed: Committed) {
+        let mut shard = self.index.shard(&self.id).lock();
+        let slot = shard.get_mut(&*self.id).expect("a claimed id stays in the index");
+        assert!(matches!(slot, Slot::InFlight(_)), "a claimed id is in flight");
+        *slot = Slot::Done(committed);
+        drop(shard);
+        self.done.take();
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.done.is_some() {
+            let removed = self.index.shard(&self.id).lock().remove(&*self.id);
+            assert!(matches!(removed, Some(Slot::InFlight(_))), "a released id was in flight");
+            self.done.take();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::AccountId;
+    use crate::domain::money::Money;
+    use crate::domain::record::TransferType;
+
+    fn movement(id: &str) -> Arc<Movement> {
+        Arc::new(Movement {
+            id: id.into(),
+            kind: TransferType::Transfer,
+            payer: AccountId(1),
+            payee: Some(AccountId(2)),
+            amount: Money(100),
+            requested_amount: Some(Money(100)),
+            hold_id: None,
+            hold_account: None,
+            hold_amount: Money::ZERO,
+            hold_remaining: Money::ZERO,
+            order_id: None,
+            memo: None,
+            committed_at_ms: 0,
+            operator: "platform".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_dropped_claim_is_forgotten_and_a_committed_one_remembered() {
+        let index = Arc::new(IdIndex::new());
+        let claim = index.claim("a").await.unwrap();
+        assert!(matches!(index.try_claim("a"), TryClaim::Busy(_)));
+        drop(claim);
+        let claim = index.claim("a").await.unwrap();
+        claim.commit(Committed::Movement { lsn: 7, movement: movement("a") });
+        assert_eq!(index.claim("a").await.err().map(|c| c.lsn()), Some(7));
+        assert_eq!(index.get("a").await.map(|c| c.lsn()), Some(7));
+        assert!(index.get("b").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn waiters_see_the_holders_outcome() {
+        let index = Arc::new(IdIndex::new());
+        let claim = index.claim("x").await.unwrap();
+        let waiting = {
+            let index = Arc::clone(&index);
+            tokio::spawn(async move { index.claim("x").await.err().map(|c| c.lsn()) })
+        };
+        tokio::task::yield_now().await;
+        claim.commit(Committed::Movement { lsn: 3, movement: movement("x") });
+        assert_eq!(waiting.await.unwrap(), Some(3));
+    }
+}

@@ -1,0 +1,243 @@
+//! The path of a transfer through the gateway: parse, check existence,
+//! claim the id, route to the owning account actor, collect the outcome.
+//!
+//! Owns the batch plan (DESIGN.md, The path of one transfer, step 5): items
+//! are grouped into waves; in each wave every owning account gets ONE
+//! message with its items in array order. An item goes to a later wave
+//! than any item it depends on (a hold opened earlier in the batch, or an
+//! earlier item with the same id) and never to an earlier wave than a
+//! previous item of the same owning account, so same-payer items keep
+//! array order. Messages of different waves are not in flight together, so
+//! an unfreeze of a hold opened in the batch reaches the hold's account
+//! after the movement that opened it.
+//!
+//! A single transfer is a batch of one.
+//!
+//! Must not: hold balances, or wait for an in-flight id while holding
+//! claims (see [`super::idempotency`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::join_all;
+
+use super::idempotency::{Claim, Committed, IdIndex, TryClaim, Waiter};
+use crate::actors::account::{ApplyTransfers, TransferItem};
+use crate::actors::directory::Directory;
+use crate::domain::account::TransferRequest;
+use crate::domain::ids::AccountId;
+use crate::domain::record::TransferType;
+use crate::http::error::{ApiError, ApiResult, ErrorCode};
+
+pub struct Transfers {
+    pub directory: Arc<Directory>,
+    pub ids: Arc<IdIndex>,
+}
+
+/// Where an item goes and what it waits for.
+struct Planned {
+    index: usize,
+    request: TransferRequest,
+    /// The owning account (payer, or the hold's account).
+    route: AccountId,
+    /// An earlier batch item that opens the hold this item uses.
+    hold_from: Option<usize>,
+    wave: usize,
+}
+
+fn not_found(field: &str, id: AccountId) -> ApiError {
+    ApiError::new(ErrorCode::AccountNotFound, format!("no account {id} (field `{field}`)"))
+}
+
+fn hold_not_found(hold_id: &str) -> ApiError {
+    ApiError::new(ErrorCode::HoldNotFound, format!("no hold {hold_id}"))
+}
+
+pub fn id_reused(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::IdReused, format!("id {id} was already used with different fields"))
+}
+
+/// The account a committed movement's hold lives on, if it opened one.
+fn hold_account(committed: &Committed) -> Option<AccountId> {
+    committed.movement().filter(|movement| movement.kind.opens_hold()).and_then(|movement| movement.hold_account)
+}
+
+impl Transfers {
+    /// Judge and apply every item; the answer of each, in order. Items that
+    /// were already refused by parsing keep their error.
+    pub async fn submit(
+        &self,
+        requests: Vec<ApiResult<TransferRequest>>,
+        operator: &Arc<str>,
+    ) -> Vec<ApiResult<Committed>> {
+        let mut outcomes: Vec<Option<ApiResult<Committed>>> = Vec::with_capacity(requests.len());
+        let mut planned: Vec<Planned> = Vec::new();
+        let mut last_with_id: HashMap<Box<str>, usize> = HashMap::new();
+        let mut last_wave_of: HashMap<AccountId, usize> = HashMap::new();
+        let mut wave_of: Vec<usize> = Vec::with_capacity(requests.len());
+        for (index, request) in requests.into_iter().enumerate() {
+            wave_of.push(0);
+            let request = match request {
+                Ok(request) => request,
+                Err(error) => {
+                    outcomes.push(Some(Err(error)));
+                    continue;
+                }
+            };
+            match self.plan(index, request, &planned, &last_with_id, &wave_of).await {
+                Ok(mut item) => {
+                    let after_account = last_wave_of.get(&item.route).copied().unwrap_or(0);
+                    item.wave = item.wave.max(after_account);
+                    wave_of[index] = item.wave;
+                    last_wave_of.insert(item.route, item.wave);
+                    last_with_id.insert(item.request.id.clone(), planned.len());
+                    planned.push(item);
+                    outcomes.push(None);
+                }
+                Err(error) => outcomes.push(Some(Err(error))),
+            }
+        }
+        let waves = planned.iter().map(|item| item.wave + 1).max().unwrap_or(0);
+        let mut by_wave: Vec<Vec<Planned>> = (0..waves).map(|_| Vec::new()).collect();
+        for item in planned {
+            by_wave[item.wave].push(item);
+        }
+        for wave in by_wave {
+            self.run_wave(wave, &mut outcomes, operator).await;
+        }
+        outcomes.into_iter().map(|outcome| outcome.expect("every item was answered")).collect()
+    }
+
+    async fn plan(
+        &self,
+        index: usize,
+        request: TransferRequest,
+        planned: &[Planned],
+        last_with_id: &HashMap<Box<str>, usize>,
+        wave_of: &[usize],
+    ) -> ApiResult<Planned> {
+        if let Some(payer) = request.payer {
+            self.directory.get(payer).ok_or_else(|| not_found("payer", payer))?;
+        }
+        if let Some(payee) = request.payee {
+            self.directory.get(payee).ok_or_else(|| not_found("payee", payee))?;
+        }
+        let mut wave = 0;
+        let mut hold_from = None;
+        let route = if request.kind.uses_hold() {
+            let hold_id = request.hold_id.as_deref().expect("parsing requires hold_id");
+            let in_batch =
+                last_with_id.get(hold_id).map(|&at| &planned[at]).filter(|item| item.request.kind.opens_hold());
+            match in_batch {
+                Some(opener) => {
+                    hold_from = Some(opener.index);
+                    wave = wave_of[opener.index] + 1;
+                    opener_hold_account(&opener.request).expect("hold openers name their hold account")
+                }
+                None => self
+                    .ids
+                    .get(hold_id)
+                    .await
+                    .as_ref()
+                    .and_then(hold_account)
+                    .ok_or_else(|| hold_not_found(hold_id))?,
+            }
+        } else {
+            request.payer.expect("parsing requires payer")
+        };
+        if let Some(&earlier) = last_with_id.get(&request.id) {
+            wave = wave.max(wave_of[planned[earlier].index] + 1);
+        }
+        Ok(Planned { index, request, route, hold_from, wave })
+    }
+
+    async fn run_wave(
+        &self,
+        mut wave: Vec<Planned>,
+        outcomes: &mut [Option<ApiResult<Committed>>],
+        operator: &Arc<str>,
+    ) {
+        // A hold that was to be opened earlier in the batch but was not: look
+        // for it among committed holds instead.
+        for item in &mut wave {
+            if let Some(opener) = item.hold_from {
+                if !matches!(outcomes[opener], Some(Ok(_))) {
+                    let hold_id = item.request.hold_id.as_deref().unwrap_or("");
+                    match self.ids.get(hold_id).await.as_ref().and_then(hold_account) {
+                        Some(account) => item.route = account,
+                        None => outcomes[item.index] = Some(Err(hold_not_found(hold_id))),
+                    }
+                }
+            }
+        }
+        wave.retain(|item| outcomes[item.index].is_none());
+        let claims = self.claim_all(&wave).await;
+        let mut messages: HashMap<AccountId, (Vec<usize>, Vec<TransferItem>)> = HashMap::new();
+        for (item, claim) in wave.into_iter().zip(claims) {
+            match claim {
+                Ok(claim) => {
+                    let (indexes, items) = messages.entry(item.route).or_default();
+                    indexes.push(item.index);
+                    items.push(TransferItem { request: item.request, claim, operator: Arc::clone(operator) });
+                }
+                Err(committed) => {
+                    let answer = if committed.movement().is_some_and(|movement| item.request.matches(movement)) {
+                        Ok(committed)
+                    } else {
+                        Err(id_reused(&item.request.id))
+                    };
+                    outcomes[item.index] = Some(answer);
+                }
+            }
+        }
+        let sends = messages.into_iter().map(|(route, (indexes, items))| {
+            let addr = self.directory.get(route).expect("routes are existing accounts").addr.clone();
+            async move { (indexes, addr.send(ApplyTransfers { items }).await) }
+        });
+        for (indexes, answer) in join_all(sends).await {
+            match answer {
+                Ok(results) => {
+                    for (index, result) in indexes.into_iter().zip(results) {
+                        outcomes[index] = Some(result.map_err(ApiError::from));
+                    }
+                }
+                Err(error) => {
+                    for index in indexes {
+                        outcomes[index] = Some(Err(ApiError::from(error)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claim every item's id, or (if any is busy elsewhere) release all,
+    /// wait for the busy ones and try again: never wait holding a claim.
+    async fn claim_all(&self, wave: &[Planned]) -> Vec<Result<Claim, Committed>> {
+        loop {
+            let mut claims = Vec::with_capacity(wave.len());
+            let mut busy: Vec<Waiter> = Vec::new();
+            for item in wave {
+                match self.ids.try_claim(&item.request.id) {
+                    TryClaim::Claimed(claim) => claims.push(Ok(claim)),
+                    TryClaim::Done(committed) => claims.push(Err(committed)),
+                    TryClaim::Busy(waiter) => busy.push(waiter),
+                }
+            }
+            if busy.is_empty() {
+                return claims;
+            }
+            drop(claims);
+            for waiter in busy {
+                waiter.wait().await;
+            }
+        }
+    }
+}
+
+fn opener_hold_account(request: &TransferRequest) -> Option<AccountId> {
+    match request.kind {
+        TransferType::Freeze => request.payer,
+        TransferType::PayFreeze => request.payee,
+        _ => None,
+    }
+}

@@ -1,0 +1,342 @@
+//! Turning an HTTP request into checked input, in the order API.md fixes:
+//! authentication (401), role (403), then the body's media type (415),
+//! size (413) and syntax (400).
+//!
+//! Owns the bearer-token table, the body limit, the JSON field readers that
+//! produce the API's exact 400 codes, and query-string parsing. Must not
+//! decide anything about accounts or money beyond the syntax of a field.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, Uri};
+use http_body_util::BodyExt;
+use serde::de::{Deserializer as _, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
+use crate::config::{Role, TokenConfig};
+use crate::domain::ids::is_valid_client_id;
+use crate::domain::money::Money;
+use crate::limits;
+
+/// Who is calling: the token's roles and the name recorded on changes.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub roles: Vec<Role>,
+    /// The token's operator name, or its first role when it has none.
+    pub operator: Arc<str>,
+    pub has_operator_name: bool,
+}
+
+impl Caller {
+    pub fn has_any(&self, allowed: &[Role]) -> bool {
+        self.roles.iter().any(|role| *role == Role::Admin || allowed.contains(role))
+    }
+}
+
+/// Tokens by the SHA-256 of their text. Looking up a digest reveals through
+/// timing at most how much of a digest matched, which says nothing about
+/// the token; the config may hold only digests (`token_sha256`).
+pub struct Auth {
+    tokens: HashMap<[u8; 32], Caller>,
+}
+
+impl Auth {
+    pub fn new(tokens: &[TokenConfig]) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for token in tokens {
+            let operator: Arc<str> = match &token.operator {
+                Some(name) => name.as_str().into(),
+                None => token.roles[0].as_str().into(),
+            };
+            let caller = Caller { roles: token.roles.clone(), operator, has_operator_name: token.operator.is_some() };
+            if map.insert(token.digest()?, caller).is_some() {
+                return Err("two [[tokens]] entries have the same token".into());
+            }
+        }
+        Ok(Self { tokens: map })
+    }
+
+    /// 401 without a known bearer token, 403 without one of `allowed`.
+    pub fn check(&self, headers: &HeaderMap, allowed: &[Role]) -> ApiResult<Caller> {
+        let unauthenticated =
+            || ApiError::new(ErrorCode::Unauthenticated, "a valid `Authorization: Bearer <token>` is required");
+        let value = headers.get(header::AUTHORIZATION).ok_or_else(unauthenticated)?;
+        let text = value.to_str().map_err(|_| unauthenticated())?;
+        let token = text.strip_prefix("Bearer ").ok_or_else(unauthenticated)?.trim();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let caller = self.tokens.get(&digest).ok_or_else(unauthenticated)?;
+        if !caller.has_any(allowed) {
+            let roles: Vec<&str> = allowed.iter().map(|role| role.as_str()).collect();
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this needs one of the roles {}", roles.join(", ")),
+            ));
+        }
+        Ok(caller.clone())
+    }
+}
+
+/// Read a JSON body: 415 unless `application/json`, 413 past `limit_bytes`.
+pub async fn json_body(headers: &HeaderMap, body: Body, limit_bytes: usize) -> ApiResult<Bytes> {
+    if !is_json(headers) {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as `Content-Type: application/json`",
+        ));
+    }
+    read_body(headers, body, limit_bytes).await
+}
+
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let media_type = value.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/json")
+}
+
+/// Read a body of any type up to `limit_bytes` (413 past it).
+pub async fn read_body(headers: &HeaderMap, body: Body, limit_bytes: usize) -> ApiResult<Bytes> {
+    let too_large = || {
+        ApiError::new(ErrorCode::BodyTooLarge, format!("the body is over limits.max_body_bytes ({limit_bytes} bytes)"))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit_bytes as u64) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, limit_bytes);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(ApiError::new(ErrorCode::InvalidJson, "the body could not be read")),
+    }
+}
+
+/// A JSON object's fields, values left raw (borrowed) until asked for, so
+/// each field gets its own precise error.
+pub struct JsonObject<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
+        while let Some(Key(key)) = map.next_key()? {
+            let value: &'de RawValue = map.next_value()?;
+            if fields.iter().any(|(seen, _)| *seen == key) {
+                return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+            }
+            fields.push((key, value));
+        }
+        Ok(fields)
+    }
+}
+
+impl<'a> JsonObject<'a> {
+    /// Parse a whole body that must be one JSON object.
+    pub fn parse_body(bytes: &'a [u8]) -> ApiResult<Self> {
+        Self::parse(bytes)
+            .map_err(|why| ApiError::new(ErrorCode::InvalidJson, format!("the body is not a JSON object: {why}")))
+    }
+
+    fn parse(bytes: &'a [u8]) -> Result<Self, String> {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let fields = (&mut deserializer).deserialize_map(ObjectVisitor).map_err(|error| error.to_string())?;
+        deserializer.end().map_err(|error| error.to_string())?;
+        Ok(Self { fields })
+    }
+
+    /// A field that must itself be an object.
+    pub fn object(&self, name: &str) -> ApiResult<Option<JsonObject<'a>>> {
+        let Some(raw) = self.raw(name) else { return Ok(None) };
+        if !raw.get().starts_with('{') {
+            return Err(invalid_field(name, "must be an object"));
+        }
+        Self::parse(raw.get().as_bytes()).map(Some).map_err(|why| invalid_field(name, &why))
+    }
+
+    /// 400 UNEXPECTED_FIELD naming the first field not in `known`.
+    pub fn only(&self, known: &[&str]) -> ApiResult<()> {
+        match self.fields.iter().find(|(key, _)| !known.contains(&&**key)) {
+            Some((key, _)) => {
+                Err(ApiError::new(ErrorCode::UnexpectedField, format!("field `{key}` is not expected here")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.raw(name).is_some()
+    }
+
+    /// The raw value; a JSON `null` counts as absent (API.md: a null
+    /// required field is a missing one).
+    pub fn raw(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields.iter().find(|(key, _)| key == name).map(|(_, raw)| *raw).filter(|raw| raw.get() != "null")
+    }
+
+    pub fn string(&self, name: &str) -> ApiResult<Option<Cow<'a, str>>> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(raw) => raw_string(raw).map(Some).ok_or_else(|| invalid_field(name, "must be a string")),
+        }
+    }
+
+    pub fn required_string(&self, name: &str) -> ApiResult<Cow<'a, str>> {
+        self.string(name)?.ok_or_else(|| missing(name))
+    }
+
+    /// Free text of at most `chars_max` Unicode characters.
+    pub fn text(&self, name: &str, chars_max: usize) -> ApiResult<Option<Box<str>>> {
+        let Some(text) = self.string(name)? else { return Ok(None) };
+        if text.chars().count() > chars_max {
+            return Err(invalid_field(name, &format!("is longer than {chars_max} characters")));
+        }
+        Ok(Some(text.into()))
+    }
+
+    pub fn required_text(&self, name: &str, chars_max: usize) -> ApiResult<Box<str>> {
+        let text = self.text(name, chars_max)?.ok_or_else(|| missing(name))?;
+        if text.trim().is_empty() {
+            return Err(invalid_field(name, "must not be empty"));
+        }
+        Ok(text)
+    }
+
+    /// An amount: a string of the documented form (a JSON number, too,
+    /// is INVALID_AMOUNT, API.md).
+    pub fn amount(&self, name: &str) -> ApiResult<Option<Money>> {
+        let Some(raw) = self.raw(name) else { return Ok(None) };
+        let invalid = || {
+            ApiError::new(
+                ErrorCode::InvalidAmount,
+                format!("field `{name}` must be a string with a positive amount like \"100.50\" (at most 2 decimals)"),
+            )
+        };
+        let text = raw_string(raw).ok_or_else(invalid)?;
+        Money::parse_amount(&text).map(Some).ok_or_else(invalid)
+    }
+
+    /// A client id (`id`, `order_id`, `hold_id`): INVALID_ID when the
+    /// string has the wrong form.
+    pub fn client_id(&self, name: &str) -> ApiResult<Option<Box<str>>> {
+        let Some(text) = self.string(name)? else { return Ok(None) };
+        if !is_valid_client_id(&text) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidId,
+                format!("field `{name}` must be 1 to 64 characters of A-Z a-z 0-9 _ - . :"),
+            ));
+        }
+        Ok(Some(text.into()))
+    }
+}
+
+/// The string a raw JSON value holds, borrowed when it has no escapes.
+fn raw_string<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    if !text.contains('\\') {
+        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+/// Query parameters, refusing any not in `known` (400 INVALID_FIELD).
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    pub fn parse(uri: &Uri, known: &[&str]) -> ApiResult<Self> {
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        for (key, _) in &pairs {
+            if !known.contains(&key.as_str()) {
+                return Err(invalid_field(key, "is not a query parameter of this endpoint"));
+            }
+            if pairs.iter().filter(|(other, _)| other == key).count() > 1 {
+                return Err(invalid_field(key, "is given more than once"));
+            }
+        }
+        Ok(Self { pairs })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// `limit`: 1 to 1000, default 100.
+    pub fn limit(&self) -> ApiResult<usize> {
+        match self.get("limit") {
+            None => Ok(limits::PAGE_ITEMS_DEFAULT),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| (1..=limits::PAGE_ITEMS_MAX).contains(limit))
+                .ok_or_else(|| invalid_field("limit", "must be a whole number from 1 to 1000")),
+        }
+    }
+
+    /// A cursor is the position after which the next page starts; this
+    /// server's cursors are decimal numbers, opaque to clients.
+    pub fn cursor(&self) -> ApiResult<Option<u64>> {
+        match self.get("cursor") {
+            None => Ok(None),
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
+                .map(Some)
+                .ok_or_else(|| invalid_field("cursor", "is not a cursor this server gave")),
+        }
+    }
+
+    pub fn instant_ms(&self, name: &str) -> ApiResult<Option<i64>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(text) => crate::clock::parse_instant_ms(text)
+                .map(Some)
+                .ok_or_else(|| invalid_field(name, "must be an RFC 3339 instant or a date like 2026-11-24")),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The HTTP layer: one router per resource, merged here, with the state
+//! they share, the fallbacks (404 / 405 in the error shape), request
+//! metrics and the in-flight bound.
+//!
+//! Handlers parse, call one thing, and render. No balances here.
+
+pub mod accounts;
+pub mod applications;
+pub mod error;
+pub mod extract;
+pub mod notifications;
+pub mod service;
+pub mod transfers;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Addr;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::sync::Semaphore;
+
+use self::error::{ApiError, ErrorCode};
+use self::extract::Auth;
+use crate::actors::bank::Banks;
+use crate::actors::directory::Directory;
+use crate::actors::log::LedgerLog;
+use crate::actors::registry::RegistryActor;
+use crate::finance::history::History;
+use crate::gateway::notifications::Desk;
+use crate::gateway::transfers::Transfers;
+
+/// Everything the handlers share, built once recovery is done.
+pub struct Ledger {
+    pub auth: Auth,
+    pub max_body_bytes: usize,
+    pub directory: Arc<Directory>,
+    pub transfers: Transfers,
+    pub desk: Desk,
+    pub registry: Addr<RegistryActor>,
+    pub banks: Arc<Banks>,
+    pub log: LedgerLog,
+    pub history: Arc<History>,
+}
+
+pub type AppState = Arc<Ledger>;
+
+pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: usize) -> Router {
+    let in_flight = Arc::new(Semaphore::new(in_flight_max));
+    Router::new()
+        .merge(applications::router())
+        .merge(accounts::router())
+        .merge(transfers::router())
+        .merge(notifications::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(in_flight, bound_in_flight))
+        .with_state(state)
+        .merge(service::router(metrics))
+        .layer(middleware::from_fn(record_metrics))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such resource")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "this resource does not take that method")
+}
+
+/// Past the in-flight bound, answer 503 at once instead of queueing.
+async fn bound_in_flight(State(in_flight): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    match in_flight.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::new(ErrorCode::Overloaded, "too many requests in flight; retry shortly").into_response(),
+    }
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("fundledger_http_requests_total", &labels).increment(1);
+    metrics::histogram!("fundledger_http_request_seconds", &labels[..2]).record(started.elapsed().as_secs_f64());
+    response
+}

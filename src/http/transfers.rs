@@ -1,0 +1,314 @@
+//! `POST /v1/transfers`, `POST /v1/transfers/batch`, `GET /v1/transfers/{id}`,
+//! `GET /v1/holds/{id}`, `GET /v1/orders/{id}/transfers`.
+//!
+//! Parses and renders; the judging happens in the account actors through
+//! [`crate::gateway::transfers`].
+
+use std::io::Write;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
+use super::extract::{json_body, JsonObject, Query};
+use super::AppState;
+use crate::config::Role;
+use crate::domain::account::TransferRequest;
+use crate::domain::ids::AccountId;
+use crate::domain::money::Money;
+use crate::domain::record::{Movement, TransferType};
+use crate::gateway::idempotency::Committed;
+use crate::limits;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/transfers", post(create))
+        .route("/v1/transfers/batch", post(create_batch))
+        .route("/v1/transfers/{id}", get(show))
+        .route("/v1/holds/{hold_id}", get(show_hold))
+        .route("/v1/orders/{order_id}/transfers", get(list_order))
+}
+
+const TRANSFER_FIELDS: [&str; 8] = ["id", "type", "payer", "payee", "hold_id", "amount", "order_id", "memo"];
+
+/// Parse one transfer object (a request body or a batch item).
+pub fn parse_transfer(object: &JsonObject) -> ApiResult<TransferRequest> {
+    object.only(&TRANSFER_FIELDS)?;
+    let type_text = object.required_string("type")?;
+    let kind = TransferType::parse(&type_text).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidType,
+            "field `type` must be one of transfer, freeze, unfreeze, unfreeze_pay, pay_freeze",
+        )
+    })?;
+    let (required, allowed): (&[&str], &[&str]) = match kind {
+        TransferType::Transfer | TransferType::PayFreeze => {
+            (&["payer", "payee", "amount"], &["payer", "payee", "amount"])
+        }
+        TransferType::Freeze => (&["payer", "amount"], &["payer", "amount"]),
+        TransferType::Unfreeze => (&["hold_id"], &["hold_id", "amount"]),
+        TransferType::UnfreezePay => (&["hold_id", "payee"], &["hold_id", "payee", "amount"]),
+    };
+    for field in ["payer", "payee", "hold_id"] {
+        if object.has(field) && !allowed.contains(&field) {
+            return Err(ApiError::new(
+                ErrorCode::UnexpectedField,
+                format!("field `{field}` is not taken by type {}", kind.as_str()),
+            ));
+        }
+    }
+    let id = object.client_id("id")?.ok_or_else(|| missing("id"))?;
+    for field in required {
+        if !object.has(field) {
+            return Err(missing(field));
+        }
+    }
+    Ok(TransferRequest {
+        id,
+        kind,
+        payer: account_field(object, "payer")?,
+        payee: account_field(object, "payee")?,
+        hold_id: object.client_id("hold_id")?,
+        amount: object.amount("amount")?,
+        order_id: object.client_id("order_id")?,
+        memo: object.text("memo", limits::MEMO_CHARS_MAX)?,
+    })
+}
+
+/// An account id field: malformed is 400; well-formed but not canonical
+/// (`F0000001`) names no account, so it becomes account 0, which never
+/// exists, and is answered 404 after the other syntax checks.
+pub fn account_field(object: &JsonObject, name: &str) -> ApiResult<Option<AccountId>> {
+    let Some(text) = object.string(name)? else { return Ok(None) };
+    if !AccountId::is_well_formed(&text) {
+        return Err(invalid_field(name, "must be an account id like F000001"));
+    }
+    Ok(Some(AccountId::parse(&text).unwrap_or(AccountId(0))))
+}
+
+async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let caller = state.auth.check(&headers, &[Role::Platform])?;
+    let bytes = json_body(&headers, body, state.max_body_bytes).await?;
+    let request = parse_transfer(&JsonObject::parse_body(&bytes)?)?;
+    let mut outcomes = state.transfers.submit(vec![Ok(request)], &caller.operator).await;
+    let committed = outcomes.pop().expect("one answer per item")?;
+    state.log.wait_durable(committed.lsn()).await?;
+    metrics::counter!("fundledger_transfers_committed_total").increment(1);
+    Ok(json_response(StatusCode::CREATED, &committed_view(&committed)))
+}
+
+async fn create_batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let caller = state.auth.check(&headers, &[Role::Platform])?;
+    let bytes = json_body(&headers, body, state.max_body_bytes).await?;
+    let object = JsonObject::parse_body(&bytes)?;
+    object.only(&["transfers"])?;
+    let batch_error = |why: &str| ApiError::new(ErrorCode::InvalidBatch, format!("`transfers` {why}"));
+    let raw = object.raw("transfers").ok_or_else(|| batch_error("is required: an array of 1 to 8190 transfers"))?;
+    let items: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| batch_error("must be an array"))?;
+    if items.is_empty() || items.len() > limits::BATCH_ITEMS_MAX {
+        return Err(batch_error(&format!("must hold 1 to {} transfers, not {}", limits::BATCH_ITEMS_MAX, items.len())));
+    }
+    let requests = items
+        .iter()
+        .map(|item| {
+            let object = JsonObject::parse_body(item.get().as_bytes())
+                .map_err(|_| ApiError::new(ErrorCode::InvalidJson, "a batch item must be a JSON object"))?;
+            parse_transfer(&object)
+        })
+        .collect();
+    let outcomes = state.transfers.submit(requests, &caller.operator).await;
+    let highest = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(Committed::lsn).max().unwrap_or(0);
+    state.log.wait_durable(highest).await?;
+    let committed = outcomes.iter().filter(|o| o.is_ok()).count();
+    metrics::counter!("fundledger_transfers_committed_total").increment(committed as u64);
+    Ok(batch_response(&outcomes))
+}
+
+/// The batch answer, written straight into one buffer.
+fn batch_response(outcomes: &[ApiResult<Committed>]) -> Response {
+    let mut out = Vec::with_capacity(outcomes.len() * 360 + 16);
+    out.extend_from_slice(b"{\"results\":[");
+    for (index, outcome) in outcomes.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        let written = match outcome {
+            Ok(committed) => {
+                out.extend_from_slice(b"{\"status\":201,\"body\":");
+                serde_json::to_writer(&mut out, &committed_view(committed))
+            }
+            Err(error) => {
+                let _ = write!(out, "{{\"status\":{},\"body\":", error.status().as_u16());
+                serde_json::to_writer(&mut out, &error.body())
+            }
+        };
+        written.expect("writing JSON into memory cannot fail");
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("views serialize");
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[derive(Serialize)]
+pub struct HoldView {
+    pub hold_id: Box<str>,
+    pub account_id: AccountId,
+    pub amount: Money,
+    pub remaining: Money,
+    pub status: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct MovementView<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    lsn: u64,
+    committed_at: String,
+    payer: AccountId,
+    payee: Option<AccountId>,
+    amount: Money,
+    order_id: Option<&'a str>,
+    memo: Option<&'a str>,
+    hold: Option<HoldView>,
+    receipt_no: String,
+}
+
+pub fn movement_view(lsn: u64, movement: &Movement) -> MovementView<'_> {
+    let hold = match (&movement.hold_id, movement.hold_account) {
+        (Some(hold_id), Some(account_id)) => Some(HoldView {
+            hold_id: hold_id.clone(),
+            account_id,
+            amount: movement.hold_amount,
+            remaining: movement.hold_remaining,
+            status: if movement.hold_remaining.0 > 0 { "open" } else { "closed" },
+        }),
+        _ => None,
+    };
+    MovementView {
+        id: &movement.id,
+        kind: movement.kind.as_str(),
+        status: "committed",
+        lsn,
+        committed_at: crate::clock::format_ms(movement.committed_at_ms),
+        payer: movement.payer,
+        payee: movement.payee.filter(|_| movement.kind.has_payee()),
+        amount: movement.amount,
+        order_id: movement.order_id.as_deref(),
+        memo: movement.memo.as_deref(),
+        hold,
+        receipt_no: receipt_no(lsn),
+    }
+}
+
+pub fn receipt_no(lsn: u64) -> String {
+    format!("R{lsn:012}")
+}
+
+fn committed_view(committed: &Committed) -> MovementView<'_> {
+    match committed {
+        Committed::Movement { lsn, movement } => movement_view(*lsn, movement),
+        _ => unreachable!("the transfer id space holds movements only"),
+    }
+}
+
+#[derive(Serialize)]
+struct BankSyncView {
+    status: &'static str,
+    bank_serial: Option<String>,
+    failure_reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TransferRecordView<'a> {
+    #[serde(flatten)]
+    movement: MovementView<'a>,
+    bank_sync: BankSyncView,
+}
+
+async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
+    let not_found = || ApiError::new(ErrorCode::TransferNotFound, format!("no transfer {id}"));
+    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let Committed::Movement { lsn, movement } = &committed else { return Err(not_found()) };
+    state.log.wait_durable(*lsn).await?;
+    let view = TransferRecordView {
+        movement: movement_view(*lsn, movement),
+        // Forwarding to the bank is the bank adaptors' outbox (issue 4);
+        // until an adaptor confirms, every movement is pending.
+        bank_sync: BankSyncView { status: "pending", bank_serial: None, failure_reason: None },
+    };
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+#[derive(Serialize)]
+struct HoldRecordView {
+    #[serde(flatten)]
+    hold: HoldView,
+    movements: Vec<Box<str>>,
+}
+
+async fn show_hold(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(hold_id): Path<String>,
+) -> ApiResult<Response> {
+    state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
+    let durable = state.log.durable_lsn();
+    let view = state
+        .history
+        .read_at(durable, |history| {
+            history.hold(&hold_id).map(|hold| HoldRecordView {
+                hold: HoldView {
+                    hold_id: hold_id.as_str().into(),
+                    account_id: hold.account_id,
+                    amount: hold.amount,
+                    remaining: hold.remaining,
+                    status: if hold.remaining.0 > 0 { "open" } else { "closed" },
+                },
+                movements: hold.movements.clone(),
+            })
+        })
+        .await
+        .ok_or_else(|| ApiError::new(ErrorCode::HoldNotFound, format!("no hold {hold_id}")))?;
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+async fn list_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(order_id): Path<String>,
+) -> ApiResult<Response> {
+    state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
+    let query = Query::parse(&uri, &["limit", "cursor"])?;
+    let limit = query.limit()?;
+    let after_lsn = query.cursor()?.unwrap_or(0);
+    let durable = state.log.durable_lsn();
+    let body = state
+        .history
+        .read_at(durable, |history| {
+            let movements = history.order(&order_id);
+            let start = movements.partition_point(|(lsn, _)| *lsn <= after_lsn);
+            let page = &movements[start..movements.len().min(start + limit)];
+            let more = start + page.len() < movements.len();
+            let items: Vec<MovementView> = page.iter().map(|(lsn, movement)| movement_view(*lsn, movement)).collect();
+            let next_cursor = more.then(|| page.last().map(|(lsn, _)| lsn.to_string())).flatten();
+            serde_json::to_vec(&serde_json::json!({"items": items, "next_cursor": next_cursor}))
+                .expect("views serialize")
+        })
+        .await;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}

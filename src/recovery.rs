@@ -1,0 +1,152 @@
+//! Recovery: replay the log into the state the actors had, and check it.
+//!
+//! Owns the fold from records to the whole ledger state at start-up. It
+//! calls the same pure rules the actors call ([`AccountBook`]'s
+//! `apply_*`), never judging a business rule again (the log stores
+//! results). Every account's invariants are asserted as each record is
+//! applied, and at the end the history's folded balances must equal the
+//! books exactly.
+//!
+//! Must not talk to actors: it runs before any exist.
+
+use std::sync::Arc;
+
+use crate::actors::directory::AccountInfo;
+use crate::actors::registry::account_info;
+use crate::domain::account::{AccountBook, AccountStatus};
+use crate::domain::ids::AccountId;
+use crate::domain::record::{Notification, Record, SuspenseEntry};
+use crate::domain::registry::Applications;
+use crate::finance::history::HistoryState;
+use crate::gateway::idempotency::{Committed, IdIndex};
+
+pub struct RecoveredAccount {
+    pub info: Arc<AccountInfo>,
+    pub status: AccountStatus,
+    pub sub_account_no: Option<Box<str>>,
+    pub book: AccountBook,
+}
+
+pub struct Recovered {
+    pub applications: Applications,
+    pub accounts: Vec<RecoveredAccount>,
+    pub ids: Arc<IdIndex>,
+    pub notifications: Arc<IdIndex>,
+    pub suspense: Vec<Arc<SuspenseEntry>>,
+    pub history: HistoryState,
+    pub last_lsn: u64,
+}
+
+/// The key of a bank notification in the notification index: one bank's
+/// serial numbers are unique only at that bank.
+pub fn notification_key(notification: &Notification) -> String {
+    format!("{}\u{1f}{}", notification.bank, notification.bank_serial)
+}
+
+impl Default for Recovered {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recovered {
+    pub fn new() -> Self {
+        Self {
+            applications: Applications::default(),
+            accounts: Vec::new(),
+            ids: Arc::new(IdIndex::new()),
+            notifications: Arc::new(IdIndex::new()),
+            suspense: Vec::new(),
+            history: HistoryState::default(),
+            last_lsn: 0,
+        }
+    }
+
+    fn account(&mut self, id: AccountId, lsn: u64) -> Result<&mut RecoveredAccount, String> {
+        let index = usize::try_from(id.0).ok().and_then(|n| n.checked_sub(1));
+        index
+            .and_then(|index| self.accounts.get_mut(index))
+            .ok_or_else(|| format!("lsn {lsn}: record names account {id}, which no earlier record opened"))
+    }
+
+    /// Apply one record, in lsn order.
+    pub fn apply(&mut self, lsn: u64, record: &Record) -> Result<(), String> {
+        if lsn != self.last_lsn + 1 {
+            return Err(format!("lsn {lsn} follows {}: the log has a gap", self.last_lsn));
+        }
+        self.last_lsn = lsn;
+        match record {
+            Record::ApplicationCreated(_) | Record::ApplicationRejected(_) => self.applications.apply(record),
+            Record::ApplicationApproved(decision) => {
+                let application = self
+                    .applications
+                    .get(decision.application_id)
+                    .map(|state| Arc::clone(&state.application))
+                    .ok_or_else(|| format!("lsn {lsn}: approval of unknown application {}", decision.application_id))?;
+                let account_id = decision.account_id.ok_or_else(|| format!("lsn {lsn}: approval without account"))?;
+                if account_id.0 != self.accounts.len() as u64 + 1 {
+                    return Err(format!("lsn {lsn}: account {account_id} opened out of order"));
+                }
+                self.applications.apply(record);
+                self.accounts.push(RecoveredAccount {
+                    info: Arc::new(account_info(account_id, &application, decision.decided_at_ms)),
+                    status: AccountStatus::Signing,
+                    sub_account_no: None,
+                    book: AccountBook::default(),
+                });
+            }
+            Record::AccountSigned { account_id, sub_account_no, .. } => {
+                let account = self.account(*account_id, lsn)?;
+                account.status = AccountStatus::Active;
+                account.sub_account_no = Some(sub_account_no.clone());
+            }
+            Record::AccountSignFailed { account_id, .. } => {
+                self.account(*account_id, lsn)?.status = AccountStatus::SignFailed
+            }
+            Record::Movement(movement) => {
+                if let Some(hold_id) = movement.hold_id.as_deref().filter(|_| movement.kind.uses_hold()) {
+                    let payer = self.account(movement.payer, lsn)?;
+                    if !payer.book.holds.contains_key(hold_id) {
+                        return Err(format!(
+                            "lsn {lsn}: movement {} uses hold {hold_id}, not open on {}",
+                            movement.id, movement.payer
+                        ));
+                    }
+                }
+                if let Some(payee) = movement.payee.filter(|_| movement.kind.has_payee()) {
+                    self.account(payee, lsn)?;
+                }
+                self.account(movement.payer, lsn)?.book.apply_debit_side(movement, lsn);
+                if let Some(payee) = movement.payee.filter(|_| movement.kind.has_payee()) {
+                    self.account(payee, lsn)?.book.apply_credit_side(movement, lsn);
+                }
+                self.ids
+                    .insert_recovered(movement.id.clone(), Committed::Movement { lsn, movement: Arc::clone(movement) });
+            }
+            Record::Deposit(deposit) => {
+                let account = self.account(deposit.account_id, lsn)?;
+                account.book.apply_deposit(deposit.account_id, deposit.notification.amount, lsn);
+                let key = notification_key(&deposit.notification);
+                self.notifications
+                    .insert_recovered(key.into(), Committed::Deposit { lsn, deposit: Arc::clone(deposit) });
+            }
+            Record::SuspenseOpened(entry) => {
+                self.suspense.push(Arc::clone(entry));
+                let key = notification_key(&entry.notification);
+                self.notifications.insert_recovered(key.into(), Committed::Suspense { lsn, entry: Arc::clone(entry) });
+            }
+        }
+        self.history.apply(lsn, record);
+        Ok(())
+    }
+
+    /// The end-of-replay check: every book's invariants, and the journal's
+    /// folded balances equal to the books (journals sum to balances).
+    pub fn check(&self) {
+        for account in &self.accounts {
+            let id = account.info.account_id;
+            account.book.assert_invariants(id);
+            assert_eq!(self.history.balance(id), account.book.balance, "{id}: journal does not sum to the balance");
+        }
+    }
+}
