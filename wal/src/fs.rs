@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 #[cfg(any(test, feature = "sim"))]
-mod sim;
+pub(crate) mod sim;
 #[cfg(any(test, feature = "sim"))]
 pub use sim::SimFs;
 

@@ -44,6 +44,13 @@ pub(crate) struct Waiters {
     wakers: BTreeMap<(u64, u64), Waker>,
 }
 
+impl Waiters {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.wakers.is_empty()
+    }
+}
+
 /// Free space, refreshed by the writer thread (never per append).
 #[derive(Debug, Default)]
 pub(crate) struct DiskGauge {

@@ -156,6 +156,11 @@ impl Wal {
         &self.inner.shared.stats
     }
 
+    #[cfg(test)]
+    pub(crate) fn inner_shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
     pub fn config(&self) -> &WalConfig {
         &self.inner.shared.cfg
     }

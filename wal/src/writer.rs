@@ -119,8 +119,9 @@ impl Writer {
         }
         self.sync()?;
         let bytes = group.frames.len() as u64;
-        self.shared.publish_durable(group.first_lsn + records - 1, records, bytes);
+        // Free space first: a released waiter's next admit sees the bytes used.
         self.shared.disk_written(bytes);
+        self.shared.publish_durable(group.first_lsn + records - 1, records, bytes);
         Ok(())
     }
 

@@ -161,6 +161,27 @@ impl SimFs {
         SimFs { world: self.world.clone(), generation }
     }
 
+    /// An independent file system holding what a power loss right now would
+    /// leave (synced bytes and names only); this one carries on untouched.
+    pub fn durable_snapshot(&self) -> SimFs {
+        let state = lock(&self.world);
+        let names = state.names_durable.clone();
+        let inodes = names
+            .values()
+            .filter_map(|id| state.inodes.get(id).map(|inode| (*id, inode.durable.clone())))
+            .map(|(id, durable)| (id, Inode { data: durable.clone(), dirty_from: durable.len(), durable }))
+            .collect();
+        let snapshot = SimState {
+            dirs: state.dirs.clone(),
+            names: names.clone(),
+            names_durable: names,
+            inodes,
+            inode_next: state.inode_next,
+            ..SimState::default()
+        };
+        SimFs { world: Arc::new(World { state: Mutex::new(snapshot), syncs_released: Condvar::new() }), generation: 0 }
+    }
+
     /// After `writes_ok` more successful writes, every write fails; with
     /// `short`, the first failing write writes half its bytes first.
     pub fn fail_writes_after(&self, writes_ok: u64, short: bool) {
@@ -179,7 +200,7 @@ impl SimFs {
         lock(&self.world).faults = Faults::default();
     }
 
-    /// While held, every sync blocks (and does not count) until released.
+    /// While held, every file sync (`sync_data`) blocks until released.
     pub fn hold_syncs(&self, held: bool) {
         lock(&self.world).syncs_held = held;
         self.world.syncs_released.notify_all();
@@ -190,7 +211,7 @@ impl SimFs {
         lock(&self.world).sync_count
     }
 
-    /// What `free_bytes` answers; `None` means plenty.
+    /// What `free_bytes` answers (writes then use it up); `None` means plenty.
     pub fn set_free_bytes(&self, free_bytes: Option<u64>) {
         lock(&self.world).free_bytes = free_bytes;
     }
@@ -298,6 +319,9 @@ impl WalFile for SimFile {
             Err(true) => &bytes[..bytes.len() / 2],
             Err(false) => &[],
         };
+        if let Some(free_bytes) = state.free_bytes.as_mut() {
+            *free_bytes = free_bytes.saturating_sub(written.len() as u64);
+        }
         let inode = state.inode_mut(self.inode);
         inode.dirty_from = inode.dirty_from.min(inode.data.len());
         inode.data.extend_from_slice(written);
