@@ -612,6 +612,7 @@ fn bad_inputs_are_refused_cleanly() {
         }
     }
 
+    eprintln!("{} bad inputs checked, {} not as API.md says", cases.len(), failures.len());
     // Still serving, nothing moved, the application still pending.
     let (status, health) = server.get("/healthz", NO_TOKEN);
     assert_eq!((status, &health), (200, &json!({"status": "ok"})), "after the bad inputs");

@@ -225,13 +225,37 @@ fn body_too_large() {
     let before = snapshot(&server, &[&a, &b]);
     let mut big = json!({"id": uid("t"), "type": "transfer", "payer": a, "payee": b, "amount": "1", "memo": ""});
     big["memo"] = json!("x".repeat(70_000));
-    let (s, body) = server.transfer(&big);
+    // The server may answer before it has read the whole body and stop
+    // reading; a raw client still gets to read that answer.
+    let (s, body) = server
+        .raw_post("/v1/transfers", PLATFORM, JSON, &serde_json::to_vec(&big).unwrap())
+        .expect("an HTTP answer to a 70 kB transfer");
     assert_error(s, &body, 413, "BODY_TOO_LARGE", "70 kB transfer");
-    let items: Vec<Value> = (0..700)
+    // 1000 items of ~86 bytes: over 64 KiB
+    let items: Vec<Value> = (0..1000)
         .map(|i| json!({"id": format!("t-{i}"), "type": "transfer", "payer": a, "payee": b, "amount": "0.01"}))
         .collect();
-    let (s, body) = server.batch(&items);
+    let (s, body) = server
+        .raw_post("/v1/transfers/batch", PLATFORM, JSON, &serde_json::to_vec(&json!({"transfers": items})).unwrap())
+        .expect("an HTTP answer to a batch over the limit");
     assert_error(s, &body, 413, "BODY_TOO_LARGE", "batch over the limit");
+    // Also when the client streams the body chunked, with no Content-Length.
+    let chunked = {
+        let body = serde_json::to_vec(&big).unwrap();
+        let mut req = format!(
+            "POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PLATFORM}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .into_bytes();
+        for chunk in body.chunks(4096) {
+            req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            req.extend_from_slice(chunk);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        req
+    };
+    let (s, body) = server.raw_http(&chunked).expect("an HTTP answer to a chunked 70 kB body");
+    assert_error(s, &body, 413, "BODY_TOO_LARGE", "chunked 70 kB transfer");
     // Just under the limit is judged normally (here: the memo is too long).
     big["memo"] = json!("x".repeat(60_000));
     let (s, body) = server.transfer(&big);

@@ -95,7 +95,6 @@ fn readme_walkthrough() {
     assert_eq!(account["name"], BUYER);
     assert_eq!(account["bank"], BANK);
     assert_eq!(account["balance"], json!({"total": "0.00", "available": "0.00", "frozen": "0.00"}));
-    assert!(account["last_lsn"].is_null(), "no journal yet: {account}");
     assert!(is_rfc3339_millis(&account["created_at"]), "{account}");
 
     for token in [PLATFORM, RISK] {
@@ -305,6 +304,21 @@ fn readme_walkthrough() {
 }
 
 #[test]
+fn last_lsn_is_null_before_the_first_journal_entry() {
+    let server = Server::start();
+    let (a, _) = server.open_account("甲公司");
+    let failed = server.open_sign_failed_account("乙公司");
+    for id in [&a, &failed] {
+        let account = server.account(id);
+        assert!(server.journal(id).is_empty(), "{id} has no movement yet");
+        assert!(
+            account["last_lsn"].is_null(),
+            "API.md: last_lsn is the lsn of the latest journal entry, null before the first: {account}"
+        );
+    }
+}
+
+#[test]
 fn five_types_response_shape() {
     let server = Server::start();
     let (a, a_sub) = server.open_account("甲公司");
@@ -389,8 +403,8 @@ fn five_types_response_shape() {
     receipts.dedup();
     assert_eq!(receipts.len(), 5, "receipt numbers must differ");
 
-    // A: 1000 - 100 - 50.50 + 20.25 - 30.25 (paid out of the hold) - 0.01
-    assert_eq!(server.account(&a)["balance"], json!({"total": "839.49", "available": "839.49", "frozen": "0.00"}));
+    // A: 1000 - 100 (transfer) - 30.25 (paid out of the hold) - 0.01
+    assert_eq!(server.account(&a)["balance"], json!({"total": "869.74", "available": "869.74", "frozen": "0.00"}));
     // B: 100 + 30.25 available, 0.01 frozen
     assert_eq!(server.account(&b)["balance"], json!({"total": "130.26", "available": "130.25", "frozen": "0.01"}));
     server.assert_consistent(&a);
