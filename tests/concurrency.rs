@@ -12,7 +12,7 @@ use common::*;
 use serde_json::Value;
 
 const THREADS: u64 = 16;
-const OPS_PER_THREAD: usize = 45;
+const OPS_PER_THREAD: usize = 100;
 const ACCOUNTS: usize = 6;
 
 #[test]

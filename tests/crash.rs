@@ -219,12 +219,16 @@ fn restart_preserves_accounts_exactly() {
     );
     assert_eq!(before["accounts"][1]["balance"], json!({"total": "208.57", "available": "83.57", "frozen": "125.00"}));
 
+    // Both restarts are checked before failing, so one difference does
+    // not hide another.
+    let mut problems = Vec::new();
     server.kill9();
     server.restart();
-    assert_eq!(snapshot(&server), before, "kill -9 and restart changed what the ledger shows");
+    let after_kill = snapshot(&server);
+    problems.extend(json_diff(&before, &after_kill).into_iter().map(|d| format!("after kill -9: {d}")));
     server.stop();
     server.restart();
-    assert_eq!(snapshot(&server), before, "SIGTERM and restart changed what the ledger shows");
+    problems.extend(json_diff(&after_kill, &snapshot(&server)).into_iter().map(|d| format!("after SIGTERM: {d}")));
     for x in [&a, &b, &failed] {
         server.assert_consistent(x);
     }
@@ -245,4 +249,5 @@ fn restart_preserves_accounts_exactly() {
         n(app["application_id"].as_str().unwrap()) > n(&pending_id),
         "application ids go on: {app} after {pending_id}"
     );
+    assert!(problems.is_empty(), "a restart changed what the ledger shows:\n  {}", problems.join("\n  "));
 }

@@ -1285,3 +1285,43 @@ impl Load {
         }
     }
 }
+
+/// The JSON paths where `a` and `b` differ (at most 20), for readable
+/// "this changed" messages.
+pub fn json_diff(a: &Value, b: &Value) -> Vec<String> {
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        if out.len() >= 20 || a == b {
+            return;
+        }
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    walk(
+                        &format!("{path}.{k}"),
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    walk(&format!("{path}[{i}]"), p, q, out);
+                }
+            }
+            _ => out.push(format!("{path}: {} -> {}", short(a), short(b))),
+        }
+    }
+    let mut out = Vec::new();
+    walk("$", a, b, &mut out);
+    out
+}
+
+/// Asserts `after == before`, naming the differing paths.
+pub fn assert_unchanged(before: &Value, after: &Value, what: &str) {
+    let diff = json_diff(before, after);
+    assert!(diff.is_empty(), "{what}:\n  {}", diff.join("\n  "));
+}
