@@ -203,7 +203,7 @@ fn empty_report(next_lsn: u64) -> RecoveryReport {
 /// Creates the folder, drops leftovers of interrupted checkpoint writes, and
 /// warns about files that do not belong.
 fn prepare_dir(fs: &dyn WalFs, dir: &Path) -> Result<(), OpenError> {
-    fs.create_dir_all(dir).map_err(io_error(dir))?;
+    create_dir_durably(fs, dir)?;
     let mut removed_any = false;
     for name in fs.list(dir).map_err(io_error(dir))? {
         let path = dir.join(&name);
@@ -219,6 +219,21 @@ fn prepare_dir(fs: &dyn WalFs, dir: &Path) -> Result<(), OpenError> {
     }
     if removed_any {
         fs.sync_dir(dir).map_err(io_error(dir))?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` and fsyncs the parent of every folder it created: the
+/// segments' own directory fsyncs do not make the folder's name durable.
+fn create_dir_durably(fs: &dyn WalFs, dir: &Path) -> Result<(), OpenError> {
+    let is_missing = |folder: &Path| matches!(fs.list(folder), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    let created: Vec<&Path> =
+        dir.ancestors().take_while(|folder| !folder.as_os_str().is_empty() && is_missing(folder)).collect();
+    fs.create_dir_all(dir).map_err(io_error(dir))?;
+    for folder in created.iter().rev() {
+        if let Some(parent) = folder.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            fs.sync_dir(parent).map_err(io_error(parent))?;
+        }
     }
     Ok(())
 }
