@@ -43,6 +43,9 @@ pub struct AccountActor {
     book: AccountBook,
     log: LedgerLog,
     directory: Arc<Directory>,
+    /// The lsn of the latest status change (not a journal entry, so not
+    /// `last_lsn`, but a read must wait for it to be durable too).
+    status_lsn: u64,
     /// Set when an append failed after memory changed: from then on this
     /// actor's memory may be ahead of the log, so it answers nothing.
     poisoned: bool,
@@ -56,7 +59,7 @@ impl AccountActor {
         log: LedgerLog,
         directory: Arc<Directory>,
     ) -> Self {
-        Self { id, status, book, log, directory, poisoned: false }
+        Self { id, status, book, log, directory, status_lsn: 0, poisoned: false }
     }
 
     fn admit(&self) -> Result<(), LogError> {
@@ -281,7 +284,8 @@ impl Handler<SignResult> for AccountActor {
             Record::AccountSigned { sub_account_no, .. } => Some(sub_account_no.clone()),
             _ => None,
         };
-        if self.append(vec![record]).is_ok() {
+        if let Ok(lsns) = self.log.append(vec![record]) {
+            self.status_lsn = lsns.start;
             if let Some(sub_account_no) = sub_account_no {
                 self.directory.set_sub_account(self.id, sub_account_no);
             }
@@ -297,6 +301,8 @@ pub struct AccountSnapshot {
     pub status: AccountStatus,
     pub book: crate::domain::account::Balance,
     pub last_lsn: u64,
+    /// What a read must wait for: every change this snapshot shows.
+    pub durable_lsn_needed: u64,
 }
 
 pub struct Snapshot;
@@ -312,6 +318,11 @@ impl Handler<Snapshot> for AccountActor {
         if self.poisoned {
             return Err(LogError::Unavailable);
         }
-        Ok(AccountSnapshot { status: self.status, book: self.book.balance, last_lsn: self.book.last_lsn })
+        Ok(AccountSnapshot {
+            status: self.status,
+            book: self.book.balance,
+            last_lsn: self.book.last_lsn,
+            durable_lsn_needed: self.book.last_lsn.max(self.status_lsn),
+        })
     }
 }

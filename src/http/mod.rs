@@ -56,6 +56,7 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(notifications::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.max_body_bytes, extract::buffer_body))
         .layer(middleware::from_fn_with_state(in_flight, bound_in_flight))
         .with_state(state)
         .merge(service::router(metrics))

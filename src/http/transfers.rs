@@ -293,6 +293,9 @@ async fn list_order(
     Path(order_id): Path<String>,
 ) -> ApiResult<Response> {
     state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
+    if !crate::domain::ids::is_valid_client_id(&order_id) {
+        return Err(ApiError::new(ErrorCode::InvalidId, "an order_id is 1 to 64 characters of A-Z a-z 0-9 _ - . :"));
+    }
     let query = Query::parse(&uri, &["limit", "cursor"])?;
     let limit = query.limit()?;
     let after_lsn = query.cursor()?.unwrap_or(0);
