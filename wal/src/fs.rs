@@ -1,5 +1,5 @@
 //! The file system behind a small trait, so fault tests can run the real
-//! writer and recovery against [`SimFs`], which forgets every byte not
+//! writer and recovery against `SimFs`, which forgets every byte not
 //! covered by a successful fsync on a simulated crash and injects errors.
 
 use std::fmt;

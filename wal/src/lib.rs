@@ -9,10 +9,10 @@
 //!   lock, already laid out as frames.
 //! - [`wal`]: [`Wal`], the shared handle: `admit`, `append` (lsn assignment
 //!   and a memcpy into the pending buffer), `wait_durable`, `shutdown`.
-//! - [`writer`]: the one writer thread: group commit (swap, seal, one write,
+//! - `writer`: the one writer thread: group commit (swap, seal, one write,
 //!   one fdatasync, publish `durable_lsn`, wake waiters), segment rotation,
 //!   fatal error handling.
-//! - [`format`]: the byte layout of frames, segment headers and checkpoints,
+//! - [`format`](mod@format): the byte layout of frames, segment headers and checkpoints,
 //!   documented field by field next to the code that writes it.
 //! - [`segment`]: segment names, creation, and the frame-by-frame scan with
 //!   the torn-tail test.
@@ -20,7 +20,7 @@
 //!   crashes and I/O errors; feature `sim` or tests).
 //! - [`recovery`]: start-up: check every frame, replay, truncate a torn tail
 //!   or refuse damage ([`RecoveryPolicy`]).
-//! - [`checkpoint`]: snapshots at an lsn; [`verify`] and [`read_records`]:
+//! - [`checkpoint`]: snapshots at an lsn; [`verify()`] and [`read_records`]:
 //!   read-only checks and iteration.
 //! - [`config`]: [`WalConfig`] and every limit, in one place.
 //!
