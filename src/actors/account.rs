@@ -160,7 +160,7 @@ impl Handler<ApplyTransfers> for AccountActor {
         }
         if records.is_empty() {
             return MessageResult(
-                outcomes.into_iter().map(|o| Err(ItemError::Refused(o.err().expect("all refused")))).collect(),
+                outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect(),
             );
         }
         let lsns = match self.append(records) {

@@ -87,8 +87,10 @@ impl Waiter {
     }
 }
 
+type Shard = Mutex<HashMap<Box<str>, Slot>>;
+
 pub struct IdIndex {
-    shards: Box<[Mutex<HashMap<Box<str>, Slot>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
 }
 
@@ -104,7 +106,7 @@ impl IdIndex {
         Self { shards, hasher: RandomState::new() }
     }
 
-    fn shard(&self, id: &str) -> &Mutex<HashMap<Box<str>, Slot>> {
+    fn shard(&self, id: &str) -> &Shard {
         let hash = self.hasher.hash_one(id) as usize;
         &self.shards[hash % SHARDS]
     }
