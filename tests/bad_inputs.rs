@@ -346,6 +346,35 @@ fn cases(f: &Fixture) -> Vec<Case> {
         ));
     }
 
+    // Credentials (answered before the body is looked at).
+    cases.push(case(
+        "no Authorization",
+        "POST",
+        "/v1/transfers",
+        NO_TOKEN,
+        Some(JSON),
+        Some(good.clone()),
+        &[(401, "UNAUTHENTICATED")],
+    ));
+    cases.push(case(
+        "unknown token",
+        "POST",
+        "/v1/transfers",
+        "no-such-token",
+        Some(JSON),
+        Some(good.clone()),
+        &[(401, "UNAUTHENTICATED")],
+    ));
+    cases.push(case(
+        "finance token",
+        "POST",
+        "/v1/transfers",
+        FINANCE,
+        Some(JSON),
+        Some(good.clone()),
+        &[(403, "FORBIDDEN")],
+    ));
+
     // The batch endpoint: bodies refused whole.
     for (name, body) in [
         ("batch transfers \"x\"", json!({"transfers": "x"})),
@@ -561,10 +590,11 @@ fn run_case(server: &Server, case: &Case) -> Result<(), String> {
     if case.signed {
         headers.push(("X-Signature", &signature));
     }
+    // A fresh connection per case, the body sent a moment after the head,
+    // and then a check that the connection still works.
     let r = server
-        .client
-        .try_request(case.method, &case.path, &headers, case.body.as_deref())
-        .map_err(|e| format!("connection dropped: {e}"))?;
+        .raw_exchange(case.method, &case.path, &headers, case.body.as_deref(), 10)
+        .map_err(|e| format!("no HTTP answer: {e}"))?;
     let code = r.body["error"]["code"].as_str().unwrap_or("");
     let matches = case.expect.iter().any(|(status, want)| *status == r.status && (want.is_empty() || *want == code));
     let shape_ok = r.body.as_object().map(|o| o.len()) == Some(1)
@@ -580,7 +610,7 @@ fn run_case(server: &Server, case: &Case) -> Result<(), String> {
     if !shape_ok {
         return Err(format!("error body is not {{\"error\":{{\"code\",\"message\"}}}}: {text}"));
     }
-    Ok(())
+    r.reusable.map_err(|e| format!("answered {} {code}, but {e}", r.status))
 }
 
 fn setup(server: &Server) -> Fixture {

@@ -332,6 +332,9 @@ fn into_resp(response: ureq::Response) -> Result<Resp, String> {
 pub struct Client {
     pub base: String,
     agent: ureq::Agent,
+    /// No connection reuse: for requests whose body the server may refuse
+    /// unread (401/403/413/415), after which it may drop the connection.
+    fresh: ureq::Agent,
 }
 
 impl Client {
@@ -343,7 +346,13 @@ impl Client {
             .max_idle_connections_per_host(64)
             .redirects(0)
             .build();
-        Client { base, agent }
+        let fresh = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(REQUEST_TIMEOUT)
+            .max_idle_connections(0)
+            .redirects(0)
+            .build();
+        Client { base, agent, fresh }
     }
 
     /// Sends one request; `Err` only when no HTTP answer came back
@@ -355,7 +364,29 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Resp, String> {
-        let mut request = self.agent.request(method, &format!("{}{path}", self.base));
+        self.send(&self.agent, method, path, headers, body)
+    }
+
+    /// Like `try_request`, on a new connection that is closed afterwards.
+    pub fn try_request_fresh(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Resp, String> {
+        self.send(&self.fresh, method, path, headers, body)
+    }
+
+    fn send(
+        &self,
+        agent: &ureq::Agent,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Resp, String> {
+        let mut request = agent.request(method, &format!("{}{path}", self.base));
         for (name, value) in headers {
             request = request.set(name, value);
         }
@@ -593,12 +624,16 @@ impl Server {
         format!("{}{path}", self.client.base)
     }
 
-    /// Any request; panics only when no HTTP answer came back (a dropped
-    /// connection is a failure in every test that uses this).
+    /// Any request; panics only when no HTTP answer came back. Requests
+    /// with a body go on a fresh connection: the server may refuse a body
+    /// unread and drop the connection (bad_inputs.rs checks that case on
+    /// its own), which must not make an unrelated later request fail.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
-        self.client
-            .try_request(method, path, headers, body)
-            .unwrap_or_else(|e| panic!("{e} (no HTTP answer)\n--- server stderr tail ---\n{}", self.stderr_tail()))
+        let result = match body {
+            Some(_) => self.client.try_request_fresh(method, path, headers, body),
+            None => self.client.try_request(method, path, headers, body),
+        };
+        result.unwrap_or_else(|e| panic!("{e} (no HTTP answer)\n--- server stderr tail ---\n{}", self.stderr_tail()))
     }
 
     pub fn get(&self, path: &str, token: &str) -> (u16, Value) {
@@ -658,6 +693,63 @@ impl Server {
         }
         parse_http_answer(&answer)
             .ok_or_else(|| format!("incomplete HTTP answer: {:?}", String::from_utf8_lossy(&answer)))
+    }
+
+    /// One request on a fresh raw connection, the head and the body in two
+    /// writes `gap_ms` apart (as many clients send them), then a check that
+    /// the connection is still usable: unless the answer said
+    /// `Connection: close`, a `GET /healthz` on it must answer 200.
+    pub fn raw_exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        gap_ms: u64,
+    ) -> Result<Exchange, String> {
+        use std::io::Write;
+        use std::net::TcpStream;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", self.port);
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).map_err(|e| format!("writing the head: {e}"))?;
+        if let Some(body) = body {
+            std::thread::sleep(Duration::from_millis(gap_ms));
+            // The server may have answered already and stopped reading.
+            let _ = stream.write_all(body);
+        }
+        let (status, answer_head, body_bytes) = read_http_answer(&mut stream)?;
+        let text = String::from_utf8_lossy(&body_bytes).into_owned();
+        let json = serde_json::from_slice(&body_bytes).unwrap_or_else(|_| Value::String(text.clone()));
+        let closes =
+            answer_head.to_ascii_lowercase().lines().any(|l| l.starts_with("connection:") && l.contains("close"));
+        let reusable = if closes {
+            Ok(())
+        } else {
+            let probe = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port);
+            match stream
+                .write_all(probe.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|_| read_http_answer(&mut stream))
+            {
+                Ok((200, _, _)) => Ok(()),
+                Ok((other, _, b)) => {
+                    Err(format!("the next request on the connection got {other}: {}", String::from_utf8_lossy(&b)))
+                }
+                Err(e) => Err(format!(
+                    "the server closed the keep-alive connection after answering, without `Connection: close` ({e})"
+                )),
+            }
+        };
+        Ok(Exchange { status, head: answer_head, body: json, text, reusable })
     }
 
     /// A POST with a Content-Length body, sent by `raw_http`.
@@ -857,6 +949,68 @@ impl Drop for Server {
         }
         self.kill9();
     }
+}
+
+/// What `raw_exchange` saw.
+#[derive(Debug)]
+pub struct Exchange {
+    pub status: u16,
+    pub head: String,
+    pub body: Value,
+    pub text: String,
+    /// Whether the connection still served a request afterwards.
+    pub reusable: Result<(), String>,
+}
+
+/// Reads exactly one HTTP/1.1 answer (Content-Length or chunked body)
+/// from the stream; returns (status, head, body).
+pub fn read_http_answer(stream: &mut std::net::TcpStream) -> Result<(u16, String, Vec<u8>), String> {
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    // The head, byte by byte (no read-ahead into a following answer).
+    while !answer.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => return Err(format!("EOF after {} bytes of the answer head", answer.len())),
+            Ok(_) => answer.push(byte[0]),
+            Err(e) => return Err(format!("reading the answer head: {e}")),
+        }
+        if answer.len() > 64 * 1024 {
+            return Err("answer head over 64 KiB".into());
+        }
+    }
+    let head = String::from_utf8_lossy(&answer).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {head:?}"))?;
+    let lower = head.to_ascii_lowercase();
+    let mut body = Vec::new();
+    if let Some(len) =
+        lower.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+    {
+        body.resize(len, 0);
+        stream.read_exact(&mut body).map_err(|e| format!("reading a {len}-byte body: {e}"))?;
+    } else if lower.contains("transfer-encoding: chunked") {
+        loop {
+            let mut line = Vec::new();
+            while !line.ends_with(b"\r\n") {
+                stream.read_exact(&mut byte).map_err(|e| format!("reading a chunk size: {e}"))?;
+                line.push(byte[0]);
+            }
+            let size = usize::from_str_radix(String::from_utf8_lossy(&line).trim(), 16)
+                .map_err(|e| format!("bad chunk size {line:?}: {e}"))?;
+            let mut chunk = vec![0u8; size + 2];
+            stream.read_exact(&mut chunk).map_err(|e| format!("reading a chunk: {e}"))?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if status != 204 && status != 304 {
+        stream.read_to_end(&mut body).map_err(|e| format!("reading a body to EOF: {e}"))?;
+    }
+    Ok((status, head, body))
 }
 
 /// Parses a complete HTTP/1.1 answer with a Content-Length (or chunked)
