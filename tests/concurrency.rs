@@ -121,12 +121,17 @@ fn random_transfers_keep_the_books_exact() {
 
     // Holds: remaining = amount - what unfreezes took; frozen = open remaining.
     let mut remaining: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    let mut movements: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut ordered = committed.clone();
     ordered.sort_by_key(|r| r["lsn"].as_u64());
     for record in &ordered {
         match record["type"].as_str().unwrap() {
             "freeze" | "pay_freeze" => {
                 let hold = &record["hold"];
+                movements.insert(
+                    hold["hold_id"].as_str().unwrap().to_string(),
+                    vec![record["id"].as_str().unwrap().to_string()],
+                );
                 remaining.insert(
                     hold["hold_id"].as_str().unwrap().to_string(),
                     (hold["account_id"].as_str().unwrap().to_string(), cents(&hold["amount"])),
@@ -134,6 +139,10 @@ fn random_transfers_keep_the_books_exact() {
             }
             "unfreeze" | "unfreeze_pay" => {
                 let hold = &record["hold"];
+                movements
+                    .get_mut(hold["hold_id"].as_str().unwrap())
+                    .expect("hold opened before use")
+                    .push(record["id"].as_str().unwrap().to_string());
                 let entry = remaining.get_mut(hold["hold_id"].as_str().unwrap()).expect("hold opened before use");
                 entry.1 -= cents(&record["amount"]);
                 assert_eq!(entry.1, cents(&hold["remaining"]), "hold remaining after {record}");
@@ -149,6 +158,7 @@ fn random_transfers_keep_the_books_exact() {
         assert_eq!(hold["account_id"], account.as_str(), "{hold}");
         let want_status = if *left > 0 { "open" } else { "closed" };
         assert_eq!(hold["status"], want_status, "{hold}");
+        assert_eq!(hold_movement_ids(&hold), movements[hold_id], "movements of {hold_id}, oldest first");
         *frozen_by_account.entry(account.clone()).or_default() += left;
     }
     for account in &accounts {

@@ -126,6 +126,13 @@ fn kill_9_under_load_keeps_every_answered_change() {
             missing.join("\n")
         );
 
+        // Retrying answered requests (single or batch items, sent alone)
+        // gets the original answer.
+        for (request, body) in committed.iter().step_by((committed.len() / 50).max(1)) {
+            let (status, again) = server.transfer(request);
+            assert_eq!((status, &again), (201, body), "iteration {iteration}: retry of {request} after kill -9");
+        }
+
         // Requests whose answer was lost: there or not, never half.
         let unknown = load.unknown.lock().unwrap().clone();
         let mut found = 0;

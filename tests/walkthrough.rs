@@ -11,22 +11,6 @@ use serde_json::{json, Value};
 const BUYER: &str = "上海某化工有限公司";
 const SELLER: &str = "江苏某钢铁有限公司";
 
-fn hold_movement_ids(hold: &Value) -> Vec<String> {
-    hold["movements"]
-        .as_array()
-        .unwrap_or_else(|| panic!("hold without movements: {hold}"))
-        .iter()
-        .map(|m| match m {
-            Value::String(s) => s.clone(),
-            other => other["id"]
-                .as_str()
-                .or(other["transfer_id"].as_str())
-                .unwrap_or_else(|| panic!("movement without id: {other}"))
-                .to_string(),
-        })
-        .collect()
-}
-
 fn check_transfer_shape(body: &Value) {
     assert_keys(body, TRANSFER_FIELDS, "transfer 201 body");
     assert_eq!(body["status"], "committed", "{body}");

@@ -1479,3 +1479,21 @@ pub fn assert_unchanged(before: &Value, after: &Value, what: &str) {
     let diff = json_diff(before, after);
     assert!(diff.is_empty(), "{what}:\n  {}", diff.join("\n  "));
 }
+
+/// The ids in a hold's `movements` (strings; objects with an `id` are
+/// accepted too).
+pub fn hold_movement_ids(hold: &Value) -> Vec<String> {
+    hold["movements"]
+        .as_array()
+        .unwrap_or_else(|| panic!("hold without movements: {hold}"))
+        .iter()
+        .map(|m| match m {
+            Value::String(s) => s.clone(),
+            other => other["id"]
+                .as_str()
+                .or(other["transfer_id"].as_str())
+                .unwrap_or_else(|| panic!("movement without id: {other}"))
+                .to_string(),
+        })
+        .collect()
+}
