@@ -95,8 +95,9 @@ pub struct BenchArgs {
     /// Also run the same scenario against an in-process echo server and print the ratio.
     #[arg(long)]
     pub compare_echo: bool,
-    /// Worker threads of the echo server for --compare-echo.
-    #[arg(long, default_value_t = 2)]
+    /// Worker threads of the echo server for --compare-echo (one leaves the
+    /// other core to the generator on a 2-core machine).
+    #[arg(long, default_value_t = 1)]
     pub echo_threads: usize,
     /// wal.checkpoint_every_records in the config of a spawned server.
     #[arg(long, default_value_t = 1_000_000)]

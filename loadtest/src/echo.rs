@@ -286,15 +286,16 @@ pub async fn serve(listener: TcpListener) -> Result<()> {
 /// Starts an echo server on its own runtime and threads (so it does not
 /// share the generator's), on 127.0.0.1 with a free port.
 pub fn spawn_in_thread(threads: usize) -> Result<SocketAddr> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("echo")
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).thread_name("echo").enable_all().build()?;
+    // Bound here with std (this may be called from inside another runtime,
+    // where block_on is not allowed), handed to tokio in the echo thread.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     std::thread::Builder::new().name("echo-main".to_string()).spawn(move || {
-        if let Err(err) = runtime.block_on(serve(listener)) {
+        let result = runtime.block_on(async move { serve(TcpListener::from_std(listener)?).await });
+        if let Err(err) = result {
             eprintln!("echo server stopped: {err:#}");
         }
     })?;

@@ -180,7 +180,8 @@ impl BenchReport {
             None => println!("wal: n/a"),
         }
         println!(
-            "cpu during run: generator {:.1}s{}",
+            "cpu during run: {} {:.1}s{}",
+            if self.target == "echo" { "harness process (generator + echo server)" } else { "generator" },
             self.cpu.generator_s,
             self.cpu.server_s.map(|s| format!(", server {s:.1}s")).unwrap_or_default()
         );
