@@ -123,7 +123,7 @@ async fn progress_loop(spec: Arc<RunSpec>, live: Arc<Live>, start: Instant) {
         let mean_ms =
             if delta_requests > 0 { (latency - last_latency) as f64 / delta_requests as f64 / 1000.0 } else { 0.0 };
         eprintln!(
-            "{} {:>4.0}s  {:>9} req/s  {:>11} transfers/s  mean {:>8.2} ms  errors {}",
+            "{} {:>4.0}s  {:>9} req/s  {:>11} accepted/s  mean {:>8.2} ms  errors {}",
             spec.label,
             start.elapsed().as_secs_f64(),
             thousands(delta_requests),
