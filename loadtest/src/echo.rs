@@ -286,8 +286,11 @@ pub async fn serve(listener: TcpListener) -> Result<()> {
 /// Starts an echo server on its own runtime and threads (so it does not
 /// share the generator's), on 127.0.0.1 with a free port.
 pub fn spawn_in_thread(threads: usize) -> Result<SocketAddr> {
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).thread_name("echo").enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("echo")
+        .enable_all()
+        .build()?;
     // Bound here with std (this may be called from inside another runtime,
     // where block_on is not allowed), handed to tokio in the echo thread.
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
