@@ -2,7 +2,9 @@
 //! milliseconds). Records store milliseconds since the epoch; only the edges
 //! format them.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -10,9 +12,36 @@ pub fn now_ms() -> i64 {
 
 /// `2026-11-24T08:39:01.123Z`.
 pub fn format_ms(ms: i64) -> String {
-    match DateTime::<Utc>::from_timestamp_millis(ms) {
-        Some(time) => time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        None => "1970-01-01T00:00:00.000Z".to_string(),
+    Rfc3339(ms).to_string()
+}
+
+/// Milliseconds since the epoch, displayed as RFC 3339 UTC with
+/// milliseconds. Serializes without an intermediate `String` (a batch
+/// answer writes one per item), and with fixed fields rather than a
+/// format string that would be parsed each time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rfc3339(pub i64);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let time = DateTime::<Utc>::from_timestamp_millis(self.0).unwrap_or_default();
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            time.year(),
+            time.month(),
+            time.day(),
+            time.hour(),
+            time.minute(),
+            time.second(),
+            self.0.rem_euclid(1000)
+        )
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

@@ -176,14 +176,30 @@ pub struct MovementView<'a> {
     kind: &'static str,
     status: &'static str,
     lsn: u64,
-    committed_at: String,
+    committed_at: crate::clock::Rfc3339,
     payer: AccountId,
     payee: Option<AccountId>,
     amount: Money,
     order_id: Option<&'a str>,
     memo: Option<&'a str>,
     hold: Option<HoldView>,
-    receipt_no: String,
+    receipt_no: ReceiptNo,
+}
+
+/// `R` and the lsn in 12 digits: the receipt number of a movement.
+#[derive(Clone, Copy)]
+pub struct ReceiptNo(pub u64);
+
+impl std::fmt::Display for ReceiptNo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "R{:012}", self.0)
+    }
+}
+
+impl Serialize for ReceiptNo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 pub fn movement_view(lsn: u64, movement: &Movement) -> MovementView<'_> {
@@ -202,19 +218,19 @@ pub fn movement_view(lsn: u64, movement: &Movement) -> MovementView<'_> {
         kind: movement.kind.as_str(),
         status: "committed",
         lsn,
-        committed_at: crate::clock::format_ms(movement.committed_at_ms),
+        committed_at: crate::clock::Rfc3339(movement.committed_at_ms),
         payer: movement.payer,
         payee: movement.payee.filter(|_| movement.kind.has_payee()),
         amount: movement.amount,
         order_id: movement.order_id.as_deref(),
         memo: movement.memo.as_deref(),
         hold,
-        receipt_no: receipt_no(lsn),
+        receipt_no: ReceiptNo(lsn),
     }
 }
 
 pub fn receipt_no(lsn: u64) -> String {
-    format!("R{lsn:012}")
+    ReceiptNo(lsn).to_string()
 }
 
 fn committed_view(committed: &Committed) -> MovementView<'_> {
