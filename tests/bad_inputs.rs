@@ -110,7 +110,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         "- 1",
         "1\u{0}",
     ] {
-        cases.push(post(&format!("amount {a:?}"), transfer_with(f, "amount", json!(a)), INVALID_AMOUNT));
+        cases.push(post(format!("amount {a:?}"), transfer_with(f, "amount", json!(a)), INVALID_AMOUNT));
     }
     // Amounts: JSON numbers and other types.
     cases.push(post("amount 1 (number)", transfer_with(f, "amount", json!(1)), INVALID_AMOUNT));
@@ -155,7 +155,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
 
     // Client ids.
     for id in ["", "a b", "a/b", "订单1", "é", "tab\t", "a\u{0}b", "semi;colon", "x?y", "<script>"] {
-        cases.push(post(&format!("id {id:?}"), transfer_with(f, "id", json!(id)), INVALID_ID));
+        cases.push(post(format!("id {id:?}"), transfer_with(f, "id", json!(id)), INVALID_ID));
     }
     cases.push(post("id of 65 characters", transfer_with(f, "id", json!("x".repeat(65))), INVALID_ID));
     cases.push(post("id of 10000 characters", transfer_with(f, "id", json!("x".repeat(10_000))), INVALID_ID));
@@ -165,14 +165,14 @@ fn cases(f: &Fixture) -> Vec<Case> {
     cases.push(post("id missing", transfer_with(f, "id", Value::Null), MISSING_FIELD));
     // order_id follows the id rules.
     for o in ["", "O 1", "订单1", "O/1"] {
-        cases.push(post(&format!("order_id {o:?}"), transfer_with(f, "order_id", json!(o)), INVALID_ID));
+        cases.push(post(format!("order_id {o:?}"), transfer_with(f, "order_id", json!(o)), INVALID_ID));
     }
     cases.push(post("order_id of 65 characters", transfer_with(f, "order_id", json!("o".repeat(65))), INVALID_ID));
     cases.push(post("order_id 5 (number)", transfer_with(f, "order_id", json!(5)), INVALID_FIELD));
     // hold_id
     for h in [json!(""), json!("h h"), json!("h".repeat(65))] {
         cases.push(post(
-            &format!("hold_id {h}"),
+            format!("hold_id {h}"),
             serde_json::to_vec(&json!({"id": uid("bad"), "type": "unfreeze", "hold_id": h})).unwrap(),
             BAD_HOLD_ID,
         ));
@@ -199,15 +199,15 @@ fn cases(f: &Fixture) -> Vec<Case> {
         json!("F０００００１"),
         json!("A000001"),
     ] {
-        cases.push(post(&format!("payer {p}"), transfer_with(f, "payer", p), INVALID_FIELD));
+        cases.push(post(format!("payer {p}"), transfer_with(f, "payer", p), INVALID_FIELD));
     }
     for p in [json!(1), json!(["F000001"]), json!({"id": "F000001"}), json!(true)] {
-        cases.push(post(&format!("payer {p}"), transfer_with(f, "payer", p), INVALID_FIELD));
+        cases.push(post(format!("payer {p}"), transfer_with(f, "payer", p), INVALID_FIELD));
     }
     cases.push(post("payee missing on transfer", transfer_with(f, "payee", Value::Null), MISSING_FIELD));
     // type
     for t in ["Transfer", "", "transfer ", "TRANSFER", "withdrawal", "deposit"] {
-        cases.push(post(&format!("type {t:?}"), transfer_with(f, "type", json!(t)), INVALID_TYPE));
+        cases.push(post(format!("type {t:?}"), transfer_with(f, "type", json!(t)), INVALID_TYPE));
     }
     cases.push(post("type 1 (number)", transfer_with(f, "type", json!(1)), TYPE_NOT_STRING));
     cases.push(post("type missing", transfer_with(f, "type", Value::Null), MISSING_FIELD));
