@@ -16,6 +16,7 @@ use tower::ServiceExt;
 use crate::actors::bank::Banks;
 use crate::actors::directory::Directory;
 use crate::actors::log::LedgerLog;
+use crate::actors::outbox;
 use crate::actors::registry::RegistryActor;
 use crate::actors::spawner::Spawner;
 use crate::actors::suspense::SuspenseActor;
@@ -130,7 +131,7 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     let auth = Auth::new(&config.tokens)?;
     let ids = Arc::clone(&recovered.ids);
     let notifications = Arc::clone(&recovered.notifications);
-    let Recovered { applications, accounts, suspense, history, .. } = recovered;
+    let Recovered { applications, accounts, suspense, history, withdrawals_pending, .. } = recovered;
     let history = History::new(history);
     {
         let history = Arc::clone(&history);
@@ -143,6 +144,8 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
 
     let (actors_tx, actors_rx) = tokio::sync::oneshot::channel();
     let banks_config = config.banks.clone();
+    let data_dir = config.data_dir.clone();
+    let system_history = Arc::clone(&history);
     let system_log = log.clone();
     let system_directory = Arc::clone(&directory);
     std::thread::Builder::new()
@@ -152,7 +155,14 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
             system.block_on(async move {
                 let arbiters: Vec<_> = (0..ACCOUNT_ARBITERS).map(|_| actix::Arbiter::new().handle()).collect();
                 let spawner = Arc::new(Spawner::new(arbiters, system_log.clone(), Arc::clone(&system_directory)));
-                let banks = Arc::new(Banks::start(&banks_config));
+                let banks = match Banks::start(&banks_config, &data_dir) {
+                    Ok(banks) => Arc::new(banks),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the bank adaptors");
+                        drop(actors_tx);
+                        return;
+                    }
+                };
                 for account in accounts {
                     let id = account.info.account_id;
                     let addr = spawner.spawn_account(id, account.status, account.book);
@@ -174,7 +184,17 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
                     spawner,
                     Arc::clone(&banks),
                 ));
-                let suspense = actix::Actor::start(SuspenseActor::new(suspense, system_log));
+                let suspense =
+                    actix::Actor::start(SuspenseActor::new(suspense, system_log, Arc::clone(&system_directory)));
+                // Bank work follows the durable log; what the log left
+                // pending is asked about again, oldest first.
+                let outbox = outbox::start(Arc::clone(&banks), Arc::clone(&system_directory));
+                let mut pending: Vec<_> = withdrawals_pending.into_values().collect();
+                pending.sort_by_key(|(lsn, _)| *lsn);
+                for (_, withdrawal) in pending {
+                    let _ = outbox.send(outbox::BankWork::Payout { withdrawal, resumed: true });
+                }
+                system_history.set_outbox(outbox);
                 let _ = actors_tx.send((registry, suspense, banks, actix::System::current()));
             });
             if let Err(error) = system.run() {

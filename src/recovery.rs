@@ -9,14 +9,16 @@
 //!
 //! Must not talk to actors: it runs before any exist.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::actors::directory::AccountInfo;
 use crate::actors::registry::account_info;
 use crate::domain::account::{AccountBook, AccountStatus};
 use crate::domain::ids::AccountId;
-use crate::domain::record::{Notification, Record, SuspenseEntry};
+use crate::domain::record::{Notification, PayoutOutcome, Record, Withdrawal};
 use crate::domain::registry::Applications;
+use crate::domain::suspense::SuspenseBook;
 use crate::finance::history::HistoryState;
 use crate::gateway::idempotency::{Committed, IdIndex};
 
@@ -32,7 +34,11 @@ pub struct Recovered {
     pub accounts: Vec<RecoveredAccount>,
     pub ids: Arc<IdIndex>,
     pub notifications: Arc<IdIndex>,
-    pub suspense: Vec<Arc<SuspenseEntry>>,
+    pub suspense: SuspenseBook,
+    /// Withdrawals still processing at the end of the log, by id, with the
+    /// lsn of their hold: the outbox asks the bank about each (their
+    /// payouts may or may not have been made before the crash).
+    pub withdrawals_pending: HashMap<Box<str>, (u64, Arc<Withdrawal>)>,
     pub history: HistoryState,
     pub last_lsn: u64,
 }
@@ -56,7 +62,8 @@ impl Recovered {
             accounts: Vec::new(),
             ids: Arc::new(IdIndex::new()),
             notifications: Arc::new(IdIndex::new()),
-            suspense: Vec::new(),
+            suspense: SuspenseBook::default(),
+            withdrawals_pending: HashMap::new(),
             history: HistoryState::default(),
             last_lsn: 0,
         }
@@ -131,10 +138,49 @@ impl Recovered {
                     .insert_recovered(key.into(), Committed::Deposit { lsn, deposit: Arc::clone(deposit) });
             }
             Record::SuspenseOpened(entry) => {
-                self.suspense.push(Arc::clone(entry));
+                if entry.suspense_id != self.suspense.next_id() {
+                    return Err(format!("lsn {lsn}: suspense entry {} opened out of order", entry.suspense_id));
+                }
+                self.suspense.apply(record);
                 let key = notification_key(&entry.notification);
                 self.notifications.insert_recovered(key.into(), Committed::Suspense { lsn, entry: Arc::clone(entry) });
             }
+            Record::WithdrawalRequested(withdrawal) => {
+                let account = self.account(withdrawal.account_id, lsn)?;
+                account.book.apply_withdrawal_hold(withdrawal.account_id, &withdrawal.id, withdrawal.amount, lsn);
+                self.withdrawals_pending.insert(withdrawal.id.clone(), (lsn, Arc::clone(withdrawal)));
+                let committed = Committed::Withdrawal { lsn, withdrawal: Arc::clone(withdrawal) };
+                self.ids.insert_recovered(withdrawal.id.clone(), committed);
+            }
+            Record::WithdrawalFinished(finished) => {
+                let account = self.account(finished.account_id, lsn)?;
+                if account.book.withdrawals.get(&finished.id) != Some(&finished.amount) {
+                    return Err(format!("lsn {lsn}: withdrawal {} finished but not processing", finished.id));
+                }
+                let succeeded = matches!(finished.outcome, PayoutOutcome::Succeeded { .. });
+                account.book.apply_withdrawal_finished(finished.account_id, &finished.id, succeeded, lsn);
+                self.withdrawals_pending.remove(&finished.id);
+            }
+            Record::AdjustmentDeposit(adjustment) => {
+                let state = self.suspense.get(adjustment.suspense_id);
+                if state.is_none_or(|state| state.remaining < adjustment.amount || state.returned) {
+                    return Err(format!("lsn {lsn}: adjustment {} exceeds its suspense entry", adjustment.id));
+                }
+                self.suspense.apply(record);
+                let account = self.account(adjustment.account_id, lsn)?;
+                account.book.apply_deposit(adjustment.account_id, adjustment.amount, lsn);
+                let committed = Committed::Adjustment { lsn, adjustment: Arc::clone(adjustment) };
+                self.ids.insert_recovered(adjustment.id.clone(), committed);
+            }
+            Record::SuspenseReturned(returned) => {
+                if self.suspense.judge_return(returned.suspense_id) != Ok(returned.amount) {
+                    return Err(format!("lsn {lsn}: return {} of an entry that is not open", returned.id));
+                }
+                self.suspense.apply(record);
+                let committed = Committed::SuspenseReturn { lsn, suspense_return: Arc::clone(returned) };
+                self.ids.insert_recovered(returned.id.clone(), committed);
+            }
+            Record::BankSynced(_) => {}
         }
         self.history.apply(lsn, record);
         Ok(())

@@ -33,7 +33,7 @@ use super::directory::Directory;
 use super::log::{LedgerLog, LogError};
 use crate::domain::account::{AccountBook, AccountStatus, Context as RuleContext, Refusal, TransferRequest};
 use crate::domain::ids::AccountId;
-use crate::domain::record::{Deposit, Movement, Record};
+use crate::domain::record::{Adjustment, Deposit, Movement, PayoutOutcome, Record, Withdrawal, WithdrawalFinished};
 use crate::gateway::idempotency::{Claim, Committed};
 use crate::limits;
 
@@ -252,6 +252,106 @@ impl Handler<ApplyDeposit> for AccountActor {
         let committed = Committed::Deposit { lsn, deposit };
         message.claim.commit(committed.clone());
         Ok(committed)
+    }
+}
+
+/// A withdrawal from this account, with the claim on its client id. The
+/// payout is not sent from here: the outbox sends it once the record is
+/// durable (it follows the log, see [`super::outbox`]).
+pub struct RequestWithdrawal {
+    pub withdrawal: Withdrawal,
+    pub claim: Claim,
+}
+
+impl Message for RequestWithdrawal {
+    type Result = ItemOutcome;
+}
+
+impl Handler<RequestWithdrawal> for AccountActor {
+    type Result = ItemOutcome;
+
+    fn handle(&mut self, message: RequestWithdrawal, _: &mut Self::Context) -> Self::Result {
+        self.admit().map_err(ItemError::Log)?;
+        let withdrawal = Arc::new(message.withdrawal);
+        assert_eq!(withdrawal.account_id, self.id, "withdrawals are routed to their account");
+        self.book
+            .judge_withdrawal(withdrawal.amount, self.status == AccountStatus::Active)
+            .map_err(ItemError::Refused)?;
+        self.book.apply_withdrawal_hold(self.id, &withdrawal.id, withdrawal.amount, 0);
+        let lsn =
+            self.append(vec![Record::WithdrawalRequested(Arc::clone(&withdrawal))]).map_err(ItemError::Log)?.start;
+        let committed = Committed::Withdrawal { lsn, withdrawal };
+        message.claim.commit(committed.clone());
+        Ok(committed)
+    }
+}
+
+/// The bank's final answer to a withdrawal's payout. Sent by the outbox,
+/// possibly more than once (after a restart, say): only a withdrawal still
+/// processing here is finished, once.
+pub struct FinishWithdrawal {
+    pub id: Box<str>,
+    pub amount: crate::domain::money::Money,
+    pub outcome: PayoutOutcome,
+}
+
+impl Message for FinishWithdrawal {
+    type Result = ();
+}
+
+/// How long a finish waits before it is tried again when the log turns it
+/// away (overloaded or low on disk): the money stays frozen meanwhile.
+const FINISH_RETRY_MS: u64 = 500;
+
+impl Handler<FinishWithdrawal> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, message: FinishWithdrawal, ctx: &mut Self::Context) {
+        if !self.book.is_processing(&message.id) {
+            return;
+        }
+        if self.poisoned {
+            return;
+        }
+        if let Err(error) = self.log.admit() {
+            tracing::warn!(account = %self.id, withdrawal = %message.id, %error, "cannot record a payout's answer yet; retrying");
+            ctx.notify_later(message, std::time::Duration::from_millis(FINISH_RETRY_MS));
+            return;
+        }
+        let succeeded = matches!(message.outcome, PayoutOutcome::Succeeded { .. });
+        let finished = Arc::new(WithdrawalFinished {
+            id: message.id,
+            account_id: self.id,
+            amount: message.amount,
+            outcome: message.outcome,
+            finished_at_ms: crate::clock::now_ms(),
+        });
+        assert_eq!(
+            self.book.withdrawals.get(&finished.id),
+            Some(&finished.amount),
+            "a payout's amount is the withdrawal's"
+        );
+        self.book.apply_withdrawal_finished(self.id, &finished.id, succeeded, 0);
+        let _ = self.append(vec![Record::WithdrawalFinished(finished)]);
+    }
+}
+
+/// An adjustment deposit for this account, already in the log (the
+/// suspense actor wrote it); like [`Credit`], applied without judging.
+pub struct CreditAdjustment {
+    pub lsn: u64,
+    pub adjustment: Arc<Adjustment>,
+}
+
+impl Message for CreditAdjustment {
+    type Result = ();
+}
+
+impl Handler<CreditAdjustment> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, message: CreditAdjustment, _: &mut Self::Context) {
+        self.book.apply_deposit(self.id, message.adjustment.amount, message.lsn);
     }
 }
 

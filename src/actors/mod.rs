@@ -6,6 +6,7 @@ pub mod account;
 pub mod bank;
 pub mod directory;
 pub mod log;
+pub mod outbox;
 pub mod registry;
 pub mod spawner;
 pub mod suspense;

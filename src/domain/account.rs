@@ -129,6 +129,9 @@ pub struct AccountBook {
     pub balance: Balance,
     pub holds: HashMap<Box<str>, Hold>,
     pub withdrawals_processing: Money,
+    /// Withdrawals in processing by id, with their amounts (they sum to
+    /// `withdrawals_processing`).
+    pub withdrawals: HashMap<Box<str>, Money>,
     pub last_lsn: u64,
 }
 
@@ -153,6 +156,8 @@ impl AccountBook {
             held + self.withdrawals_processing.0,
             "{account}: frozen must equal open holds' remaining plus withdrawals processing"
         );
+        let processing: i64 = self.withdrawals.values().map(|amount| amount.0).sum();
+        assert_eq!(processing, self.withdrawals_processing.0, "{account}: withdrawals processing out of step");
         for (hold_id, hold) in &self.holds {
             assert!(
                 hold.remaining.0 > 0 && hold.remaining <= hold.amount,
@@ -268,6 +273,47 @@ impl AccountBook {
         self.balance.available = add(self.balance.available, amount);
         self.touch(lsn);
         self.assert_invariants(account);
+    }
+
+    /// Judge a withdrawal of `amount` from this account: it must be active
+    /// and have `amount` available.
+    pub fn judge_withdrawal(&self, amount: Money, own_active: bool) -> Result<(), Refusal> {
+        if !own_active {
+            return Err(Refusal::AccountNotActive);
+        }
+        if amount.0 <= 0 || self.balance.available < amount {
+            return Err(Refusal::InsufficientFunds);
+        }
+        Ok(())
+    }
+
+    /// `withdrawal_hold`: available to frozen, for the payout in processing.
+    pub fn apply_withdrawal_hold(&mut self, account: AccountId, id: &str, amount: Money, lsn: u64) {
+        self.balance.available = sub(self.balance.available, amount);
+        self.balance.frozen = add(self.balance.frozen, amount);
+        self.withdrawals_processing = add(self.withdrawals_processing, amount);
+        let previous = self.withdrawals.insert(id.into(), amount);
+        assert!(previous.is_none(), "{account}: withdrawal {id} held twice");
+        self.touch(lsn);
+        self.assert_invariants(account);
+    }
+
+    /// The payout's end: `withdrawal_settled` (frozen and total go down) or
+    /// `withdrawal_released` (back to available). Whether `id` is still
+    /// processing here is the caller's question ([`Self::is_processing`]).
+    pub fn apply_withdrawal_finished(&mut self, account: AccountId, id: &str, succeeded: bool, lsn: u64) {
+        let amount = self.withdrawals.remove(id).expect("only a processing withdrawal finishes");
+        self.withdrawals_processing = sub(self.withdrawals_processing, amount);
+        self.balance.frozen = sub(self.balance.frozen, amount);
+        if !succeeded {
+            self.balance.available = add(self.balance.available, amount);
+        }
+        self.touch(lsn);
+        self.assert_invariants(account);
+    }
+
+    pub fn is_processing(&self, withdrawal_id: &str) -> bool {
+        self.withdrawals.contains_key(withdrawal_id)
     }
 
     /// Whether `amount` can be credited without leaving `i64`.
@@ -465,6 +511,53 @@ mod tests {
                 prop_assert_eq!(total, deposited, "money is conserved");
             }
         }
+    }
+
+    #[test]
+    fn a_withdrawal_freezes_then_settles_or_releases() {
+        let account = AccountId(1);
+        let mut book = AccountBook::default();
+        book.apply_deposit(account, Money(1000), 1);
+        assert_eq!(book.judge_withdrawal(Money(1001), true), Err(Refusal::InsufficientFunds));
+        assert_eq!(book.judge_withdrawal(Money(10), false), Err(Refusal::AccountNotActive));
+        assert_eq!(book.judge_withdrawal(Money(1000), true), Ok(()));
+        book.apply_withdrawal_hold(account, "w1", Money(300), 2);
+        book.apply_withdrawal_hold(account, "w2", Money(200), 3);
+        assert_eq!(book.balance, Balance { available: Money(500), frozen: Money(500) });
+        assert_eq!(book.withdrawals_processing, Money(500));
+        assert_eq!(book.judge_withdrawal(Money(501), true), Err(Refusal::InsufficientFunds));
+        book.apply_withdrawal_finished(account, "w1", true, 4);
+        assert_eq!(book.balance, Balance { available: Money(500), frozen: Money(200) });
+        assert!(!book.is_processing("w1") && book.is_processing("w2"));
+        book.apply_withdrawal_finished(account, "w2", false, 5);
+        assert_eq!(book.balance, Balance { available: Money(700), frozen: Money::ZERO });
+        assert_eq!(book.withdrawals_processing, Money::ZERO);
+        assert_eq!(book.last_lsn, 5);
+    }
+
+    #[test]
+    fn holds_and_withdrawals_share_frozen() {
+        let account = AccountId(1);
+        let mut book = AccountBook::default();
+        book.apply_deposit(account, Money(1000), 1);
+        let freeze = TransferRequest {
+            id: "f".into(),
+            kind: TransferType::Freeze,
+            payer: Some(account),
+            payee: None,
+            hold_id: None,
+            amount: Some(Money(400)),
+            order_id: None,
+            memo: None,
+        };
+        let context = Context { own: account, own_active: true, payee_active: true, now_ms: 0, operator: "t" };
+        let movement = book.judge(&freeze, &context).unwrap();
+        book.apply_debit_side(&movement, 2);
+        book.apply_withdrawal_hold(account, "w", Money(600), 3);
+        assert_eq!(book.balance, Balance { available: Money::ZERO, frozen: Money(1000) });
+        assert_eq!(book.judge_withdrawal(Money(1), true), Err(Refusal::InsufficientFunds));
+        book.apply_withdrawal_finished(account, "w", true, 4);
+        assert_eq!(book.balance, Balance { available: Money::ZERO, frozen: Money(400) });
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod ids;
 pub mod money;
 pub mod record;
 pub mod registry;
+pub mod suspense;

@@ -23,11 +23,32 @@ pub enum Record {
     ApplicationCreated(Arc<Application>),
     ApplicationApproved(ApplicationDecision),
     ApplicationRejected(ApplicationDecision),
-    AccountSigned { account_id: AccountId, sub_account_no: Box<str>, at_ms: i64 },
-    AccountSignFailed { account_id: AccountId, reason: Box<str>, at_ms: i64 },
+    AccountSigned {
+        account_id: AccountId,
+        sub_account_no: Box<str>,
+        at_ms: i64,
+    },
+    AccountSignFailed {
+        account_id: AccountId,
+        reason: Box<str>,
+        at_ms: i64,
+    },
     Movement(Arc<Movement>),
     Deposit(Arc<Deposit>),
     SuspenseOpened(Arc<SuspenseEntry>),
+    /// A withdrawal accepted: its amount moved from available to frozen
+    /// (journal `withdrawal_hold`); the payout is pending at the bank.
+    WithdrawalRequested(Arc<Withdrawal>),
+    /// The bank's final answer to a withdrawal's payout (journal
+    /// `withdrawal_settled` or `withdrawal_released`).
+    WithdrawalFinished(Arc<WithdrawalFinished>),
+    /// Finance credited an account out of a suspense entry (调帐入款).
+    AdjustmentDeposit(Arc<Adjustment>),
+    /// Finance sent a suspense entry's remaining back to the payer (退票).
+    SuspenseReturned(Arc<SuspenseReturn>),
+    /// The bank's final answer to an outbox instruction (forced transfer,
+    /// adjustment or return), by the ledger's reference.
+    BankSynced(Arc<BankSync>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -178,5 +199,91 @@ pub struct SuspenseEntry {
     pub suspense_id: SuspenseId,
     pub notification: Notification,
     pub reason: SuspenseReason,
+    pub at_ms: i64,
+}
+
+/// A withdrawal (出金) as accepted: everything its payout needs, so that a
+/// replay can resend it without reading anything else.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Withdrawal {
+    pub id: Box<str>,
+    pub account_id: AccountId,
+    pub amount: Money,
+    pub memo: Option<Box<str>>,
+    pub bank: Box<str>,
+    /// The account's same-name settlement account at the time of the request.
+    pub settlement_account: SettlementAccount,
+    pub created_at_ms: i64,
+    pub operator: Box<str>,
+}
+
+/// How a payout ended at the bank.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum PayoutOutcome {
+    Succeeded { bank_serial: Box<str> },
+    Failed { reason: Box<str> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct WithdrawalFinished {
+    pub id: Box<str>,
+    pub account_id: AccountId,
+    pub amount: Money,
+    pub outcome: PayoutOutcome,
+    pub finished_at_ms: i64,
+}
+
+/// An adjustment deposit: `amount` out of suspense entry `suspense_id`
+/// into `account_id`'s available balance.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Adjustment {
+    pub id: Box<str>,
+    pub suspense_id: SuspenseId,
+    pub account_id: AccountId,
+    pub amount: Money,
+    pub memo: Option<Box<str>>,
+    /// What is left of the suspense entry after this adjustment.
+    pub suspense_remaining: Money,
+    pub at_ms: i64,
+    pub operator: Box<str>,
+}
+
+/// A suspense entry's remaining sent back to the payer.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SuspenseReturn {
+    pub id: Box<str>,
+    pub suspense_id: SuspenseId,
+    pub amount: Money,
+    pub memo: Option<Box<str>>,
+    pub at_ms: i64,
+    pub operator: Box<str>,
+}
+
+/// What kind of bank instruction an outbox entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum InstructionKind {
+    ForcedTransfer,
+    Adjustment,
+    Return,
+}
+
+impl InstructionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ForcedTransfer => "forced_transfer",
+            Self::Adjustment => "adjustment",
+            Self::Return => "return",
+        }
+    }
+}
+
+/// The bank's final answer to one outbox instruction.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct BankSync {
+    pub reference: Box<str>,
+    pub bank: Box<str>,
+    pub kind: InstructionKind,
+    /// `Ok(bank_serial)` when confirmed, `Err(reason)` on a definitive refusal.
+    pub outcome: Result<Box<str>, Box<str>>,
     pub at_ms: i64,
 }

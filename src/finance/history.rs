@@ -26,10 +26,14 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use crate::actors::log::Appended;
+use crate::actors::outbox::{BankWork, OutboxSender};
 use crate::domain::account::Balance;
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
-use crate::domain::record::{Deposit, Movement, Record, TransferType};
+use crate::domain::record::{
+    Adjustment, Deposit, Movement, PayoutOutcome, Record, TransferType, Withdrawal, WithdrawalFinished,
+};
+use crate::domain::suspense::SuspenseBook;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JournalKind {
@@ -93,6 +97,8 @@ impl JournalKind {
 pub enum Source {
     Movement(Arc<Movement>),
     Deposit(Arc<Deposit>),
+    Withdrawal(Arc<Withdrawal>),
+    Adjustment(Arc<Adjustment>),
 }
 
 #[derive(Clone, Debug)]
@@ -111,20 +117,22 @@ impl JournalEntry {
         match &self.source {
             Source::Movement(movement) => &movement.id,
             Source::Deposit(deposit) => &deposit.notification.notification_id,
+            Source::Withdrawal(withdrawal) => &withdrawal.id,
+            Source::Adjustment(adjustment) => &adjustment.id,
         }
     }
 
     pub fn order_id(&self) -> Option<&str> {
         match &self.source {
             Source::Movement(movement) => movement.order_id.as_deref(),
-            Source::Deposit(_) => None,
+            _ => None,
         }
     }
 
     pub fn hold_id(&self) -> Option<&str> {
         match &self.source {
             Source::Movement(movement) => movement.hold_id.as_deref(),
-            Source::Deposit(_) => None,
+            _ => None,
         }
     }
 
@@ -138,9 +146,17 @@ impl JournalEntry {
                     Some(movement.payer)
                 }
             }
-            Source::Deposit(_) => None,
+            _ => None,
         }
     }
+}
+
+/// A withdrawal's life, for `GET /v1/withdrawals/{id}`.
+#[derive(Clone, Debug)]
+pub struct WithdrawalHistory {
+    pub lsn: u64,
+    pub withdrawal: Arc<Withdrawal>,
+    pub finished: Option<Arc<WithdrawalFinished>>,
 }
 
 /// A hold's life: what opened it, what it has left, who touched it.
@@ -158,6 +174,8 @@ pub struct HistoryState {
     balances: HashMap<AccountId, Balance>,
     holds: HashMap<Box<str>, HoldHistory>,
     orders: HashMap<Box<str>, Vec<(u64, Arc<Movement>)>>,
+    withdrawals: HashMap<Box<str>, WithdrawalHistory>,
+    suspense: SuspenseBook,
     applied_lsn: u64,
 }
 
@@ -177,8 +195,36 @@ impl HistoryState {
                 let amount = deposit.notification.amount;
                 self.post(deposit.account_id, lsn, deposit.at_ms, JournalKind::Deposit, source, amount, Money::ZERO);
             }
+            Record::WithdrawalRequested(withdrawal) => {
+                let source = Source::Withdrawal(Arc::clone(withdrawal));
+                let amount = withdrawal.amount;
+                let at = withdrawal.created_at_ms;
+                let kind = JournalKind::WithdrawalHold;
+                self.post(withdrawal.account_id, lsn, at, kind, source, Money(-amount.0), amount);
+                let history = WithdrawalHistory { lsn, withdrawal: Arc::clone(withdrawal), finished: None };
+                self.withdrawals.insert(withdrawal.id.clone(), history);
+            }
+            Record::WithdrawalFinished(finished) => {
+                let history = self.withdrawals.get_mut(&finished.id).expect("a finished withdrawal was requested");
+                assert!(history.finished.is_none(), "withdrawal {} finished twice", finished.id);
+                history.finished = Some(Arc::clone(finished));
+                let source = Source::Withdrawal(Arc::clone(&history.withdrawal));
+                let amount = finished.amount;
+                let (kind, available_delta) = match finished.outcome {
+                    PayoutOutcome::Succeeded { .. } => (JournalKind::WithdrawalSettled, Money::ZERO),
+                    PayoutOutcome::Failed { .. } => (JournalKind::WithdrawalReleased, amount),
+                };
+                let at = finished.finished_at_ms;
+                self.post(finished.account_id, lsn, at, kind, source, available_delta, Money(-amount.0));
+            }
+            Record::AdjustmentDeposit(adjustment) => {
+                let source = Source::Adjustment(Arc::clone(adjustment));
+                let (account, at, amount) = (adjustment.account_id, adjustment.at_ms, adjustment.amount);
+                self.post(account, lsn, at, JournalKind::AdjustmentDeposit, source, amount, Money::ZERO);
+            }
             _ => {}
         }
+        self.suspense.apply(record);
     }
 
     fn apply_movement(&mut self, lsn: u64, movement: &Arc<Movement>) {
@@ -269,6 +315,21 @@ impl HistoryState {
     pub fn order(&self, order_id: &str) -> &[(u64, Arc<Movement>)] {
         self.orders.get(order_id).map_or(&[], Vec::as_slice)
     }
+
+    pub fn withdrawal(&self, id: &str) -> Option<&WithdrawalHistory> {
+        self.withdrawals.get(id)
+    }
+
+    pub fn suspense(&self) -> &SuspenseBook {
+        &self.suspense
+    }
+
+    /// The journal entry of `account` made at `lsn`, if any.
+    pub fn entry_at(&self, account: AccountId, lsn: u64) -> Option<&JournalEntry> {
+        let entries = self.journal(account);
+        let index = entries.partition_point(|entry| entry.lsn < lsn);
+        entries.get(index).filter(|entry| entry.lsn == lsn)
+    }
 }
 
 fn payee(movement: &Movement) -> AccountId {
@@ -279,12 +340,37 @@ fn payee(movement: &Movement) -> AccountId {
 pub struct History {
     state: RwLock<HistoryState>,
     applied: watch::Sender<u64>,
+    /// Where durable records that the bank must act on go (set once the
+    /// outbox runs; before that nothing is appended).
+    outbox: std::sync::OnceLock<OutboxSender>,
 }
 
 impl History {
     pub fn new(state: HistoryState) -> Arc<Self> {
         let applied = watch::Sender::new(state.applied_lsn);
-        Arc::new(Self { state: RwLock::new(state), applied })
+        Arc::new(Self { state: RwLock::new(state), applied, outbox: std::sync::OnceLock::new() })
+    }
+
+    /// Connect the outbox: from now on every durable record the bank must
+    /// act on is handed to it, in lsn order.
+    pub fn set_outbox(&self, outbox: OutboxSender) {
+        let _ = self.outbox.set(outbox);
+    }
+
+    fn to_outbox(&self, record: &Record) {
+        let work = match record {
+            Record::WithdrawalRequested(withdrawal) => {
+                BankWork::Payout { withdrawal: Arc::clone(withdrawal), resumed: false }
+            }
+            _ => return,
+        };
+        match self.outbox.get() {
+            // A send error means the actor system stopped: shutting down.
+            Some(outbox) => {
+                let _ = outbox.send(work);
+            }
+            None => tracing::error!(?work, "bank work before the outbox runs; it is sent after a restart"),
+        }
     }
 
     /// Wait until every record up to `lsn` is indexed, then read.
@@ -319,6 +405,9 @@ impl History {
                 }
                 drop(state);
                 self.applied.send_replace(last);
+                for record in &records {
+                    self.to_outbox(record);
+                }
                 next = last + 1;
             }
         }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::domain::record::{Deposit, Movement, SuspenseEntry};
+use crate::domain::record::{Adjustment, Deposit, Movement, SuspenseEntry, SuspenseReturn, Withdrawal};
 
 const SHARDS: usize = 64;
 
@@ -48,12 +48,31 @@ pub enum Committed {
         lsn: u64,
         entry: Arc<SuspenseEntry>,
     },
+    /// A withdrawal accepted (its `withdrawal_hold`); its current state is
+    /// in the history, this is the original answer.
+    Withdrawal {
+        lsn: u64,
+        withdrawal: Arc<Withdrawal>,
+    },
+    Adjustment {
+        lsn: u64,
+        adjustment: Arc<Adjustment>,
+    },
+    SuspenseReturn {
+        lsn: u64,
+        suspense_return: Arc<SuspenseReturn>,
+    },
 }
 
 impl Committed {
     pub fn lsn(&self) -> u64 {
         match self {
-            Committed::Movement { lsn, .. } | Committed::Deposit { lsn, .. } | Committed::Suspense { lsn, .. } => *lsn,
+            Committed::Movement { lsn, .. }
+            | Committed::Deposit { lsn, .. }
+            | Committed::Suspense { lsn, .. }
+            | Committed::Withdrawal { lsn, .. }
+            | Committed::Adjustment { lsn, .. }
+            | Committed::SuspenseReturn { lsn, .. } => *lsn,
         }
     }
 

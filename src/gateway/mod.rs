@@ -3,3 +3,4 @@
 pub mod idempotency;
 pub mod notifications;
 pub mod transfers;
+pub mod withdrawals;

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use crate::actors::account::ItemError;
 use crate::actors::log::LogError;
 use crate::actors::registry::RegistryError;
+use crate::actors::suspense::SuspenseError;
 use crate::domain::account::Refusal;
+use crate::domain::suspense::SuspenseRefusal;
 use crate::limits;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub enum ErrorCode {
     ApplicationNotFound,
     HoldNotFound,
     TransferNotFound,
+    WithdrawalNotFound,
+    SuspenseNotFound,
     UnknownBank,
     MethodNotAllowed,
     IdReused,
@@ -48,6 +52,8 @@ pub enum ErrorCode {
     HoldExceeded,
     BalanceOverflow,
     TooManyAccounts,
+    SuspenseExceeded,
+    SuspenseClosed,
     RateLimited,
     Overloaded,
     LogUnavailable,
@@ -62,15 +68,16 @@ impl ErrorCode {
             Forbidden => StatusCode::FORBIDDEN,
             InvalidJson | InvalidField | MissingField | UnexpectedField | InvalidAmount | InvalidId | InvalidType
             | InvalidBatch => StatusCode::BAD_REQUEST,
-            NotFound | AccountNotFound | ApplicationNotFound | HoldNotFound | TransferNotFound | UnknownBank => {
-                StatusCode::NOT_FOUND
-            }
+            NotFound | AccountNotFound | ApplicationNotFound | HoldNotFound | TransferNotFound | WithdrawalNotFound
+            | SuspenseNotFound | UnknownBank => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IdReused | DuplicateCustomer | InvalidState => StatusCode::CONFLICT,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             NameMismatch | UnknownBankRule | AccountNotActive | SameAccount | InsufficientFunds | HoldClosed
-            | HoldExceeded | BalanceOverflow | TooManyAccounts => StatusCode::UNPROCESSABLE_ENTITY,
+            | HoldExceeded | BalanceOverflow | TooManyAccounts | SuspenseExceeded | SuspenseClosed => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Overloaded | LogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,6 +102,8 @@ impl ErrorCode {
             ApplicationNotFound => "APPLICATION_NOT_FOUND",
             HoldNotFound => "HOLD_NOT_FOUND",
             TransferNotFound => "TRANSFER_NOT_FOUND",
+            WithdrawalNotFound => "WITHDRAWAL_NOT_FOUND",
+            SuspenseNotFound => "SUSPENSE_NOT_FOUND",
             UnknownBank | UnknownBankRule => "UNKNOWN_BANK",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             IdReused => "ID_REUSED",
@@ -110,6 +119,8 @@ impl ErrorCode {
             HoldExceeded => "HOLD_EXCEEDED",
             BalanceOverflow => "BALANCE_OVERFLOW",
             TooManyAccounts => "TOO_MANY_ACCOUNTS",
+            SuspenseExceeded => "SUSPENSE_EXCEEDED",
+            SuspenseClosed => "SUSPENSE_CLOSED",
             RateLimited => "RATE_LIMITED",
             Overloaded => "OVERLOADED",
             LogUnavailable => "LOG_UNAVAILABLE",
@@ -212,6 +223,24 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(ErrorCode::TooManyAccounts, "the ledger holds its maximum of accounts")
             }
             RegistryError::Log(error) => error.into(),
+        }
+    }
+}
+
+impl From<SuspenseError> for ApiError {
+    fn from(error: SuspenseError) -> Self {
+        match error {
+            SuspenseError::Refused(SuspenseRefusal::NotFound) => {
+                ApiError::new(ErrorCode::SuspenseNotFound, "no such suspense entry")
+            }
+            SuspenseError::Refused(SuspenseRefusal::Exceeded) => {
+                ApiError::new(ErrorCode::SuspenseExceeded, "the amount is above the suspense entry's remaining")
+            }
+            SuspenseError::Refused(SuspenseRefusal::Closed) => {
+                ApiError::new(ErrorCode::SuspenseClosed, "the suspense entry is not open")
+            }
+            SuspenseError::AccountNotActive => ApiError::new(ErrorCode::AccountNotActive, "the account is not active"),
+            SuspenseError::Log(error) => error.into(),
         }
     }
 }

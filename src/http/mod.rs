@@ -10,7 +10,9 @@ pub mod error;
 pub mod extract;
 pub mod notifications;
 pub mod service;
+pub mod suspense;
 pub mod transfers;
+pub mod withdrawals;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +56,8 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(accounts::router())
         .merge(transfers::router())
         .merge(notifications::router())
+        .merge(withdrawals::router())
+        .merge(suspense::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.max_body_bytes, extract::buffer_body))

@@ -120,7 +120,7 @@ async fn receive(
         Committed::Suspense { lsn, entry } => {
             json!({"result": "suspense", "suspense_id": entry.suspense_id, "reason": entry.reason.as_str(), "lsn": lsn})
         }
-        Committed::Movement { .. } => unreachable!("the notification id space holds bank credits only"),
+        _ => unreachable!("the notification id space holds bank credits only"),
     };
     Ok(json_response(StatusCode::OK, &view))
 }

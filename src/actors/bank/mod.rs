@@ -1,11 +1,19 @@
-//! Bank adaptors: one actor per configured bank, each speaking its bank's
+//! Bank adaptors: one per configured bank, each speaking its bank's
 //! protocol, all feeding the same account actors.
 //!
-//! What a bank adaptor must provide (a second bank implements these
-//! messages; nothing in the ledger core changes):
+//! What a bank adaptor must provide (a second bank implements these;
+//! nothing in the ledger core changes):
 //! - [`Sign`]: pre-sign (附属账户预签约) the account, then query its signing
 //!   status (签约状态查询) until the bank answers, and send the account's
 //!   actor a [`SignResult`] with the sub-account number or the reason.
+//! - [`BankApi`]: the calls the outbox ([`super::outbox`]) makes, each
+//!   idempotent at the bank by the ledger's reference (a withdrawal's or a
+//!   movement's id): `payout` (出金), `instruct` (强制转账, 调帐, 退票), and
+//!   `query` by reference, which resolves a call whose outcome is unknown
+//!   (a timeout) before anything is sent again. Calls block (they are run
+//!   on the blocking pool with a timeout); an error is either
+//!   [`CallError::Transient`] (the bank did not act: retry) or
+//!   [`CallError::Unknown`] (it may have acted: query first).
 //!
 //! Owns the map from bank code to its adaptor and secrets. Must not change
 //! balances: adaptors send messages to account actors like anyone else.
@@ -13,6 +21,7 @@
 pub mod sandbox;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -20,6 +29,8 @@ use actix::prelude::*;
 use super::account::{AccountActor, SignResult};
 use super::directory::AccountInfo;
 use crate::config::{BankConfig, BankKind};
+use crate::domain::money::Money;
+use crate::domain::record::InstructionKind;
 
 /// Sign one account at its bank; the answer goes to `account`.
 pub struct Sign {
@@ -31,9 +42,56 @@ impl Message for Sign {
     type Result = ();
 }
 
+/// A payout to a customer's settlement account.
+#[derive(Clone, Debug)]
+pub struct PayoutRequest {
+    /// The withdrawal's id: the bank books one payout per reference.
+    pub reference: Box<str>,
+    pub from_account_no: Box<str>,
+    pub to_account_no: Box<str>,
+    pub to_account_name: Box<str>,
+    pub amount: Money,
+}
+
+/// A bank instruction that mirrors a committed movement.
+#[derive(Clone, Debug)]
+pub struct InstructionRequest {
+    pub reference: Box<str>,
+    pub kind: InstructionKind,
+    pub from_account_no: Box<str>,
+    pub to_account_no: Box<str>,
+    pub amount: Money,
+}
+
+/// The bank's final answer to a call: `Ok(bank_serial)` when it booked
+/// the money, `Err(reason)` when it refused for good.
+pub type BankAnswer = Result<Box<str>, Box<str>>;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The bank did not act (busy, maintenance): send again later.
+    #[error("transient bank error: {0}")]
+    Transient(String),
+    /// No answer in time: the bank may or may not have acted.
+    #[error("bank outcome unknown: {0}")]
+    Unknown(String),
+}
+
+/// The calls the outbox makes to one bank.
+pub trait BankApi: Send + Sync + 'static {
+    fn payout(&self, request: &PayoutRequest) -> Result<BankAnswer, CallError>;
+    fn instruct(&self, request: &InstructionRequest) -> Result<BankAnswer, CallError>;
+    /// The final answer the bank gave for `reference`, or `None` if it never
+    /// booked anything under it.
+    fn query(&self, reference: &str) -> Result<Option<BankAnswer>, CallError>;
+}
+
 pub struct BankEntry {
     pub config: BankConfig,
     pub sign: Recipient<Sign>,
+    pub api: Arc<dyn BankApi>,
+    /// Set for `kind = "sandbox"` banks (test credits, statements).
+    pub sandbox: Option<Arc<sandbox::SandboxBooks>>,
 }
 
 pub struct Banks {
@@ -41,18 +99,22 @@ pub struct Banks {
 }
 
 impl Banks {
-    /// Start one adaptor per configured bank on the current arbiter.
-    pub fn start(configs: &[BankConfig]) -> Self {
-        let banks = configs
-            .iter()
-            .map(|config| {
-                let sign = match config.kind {
-                    BankKind::Sandbox => sandbox::SandboxBank::new(config.clone()).start().recipient(),
-                };
-                (config.code.clone(), BankEntry { config: config.clone(), sign })
-            })
-            .collect();
-        Self { banks }
+    /// Start one adaptor per configured bank on the current arbiter; the
+    /// sandbox keeps its books under `data_dir/sandbox/<code>/`.
+    pub fn start(configs: &[BankConfig], data_dir: &Path) -> Result<Self, String> {
+        let mut banks = HashMap::new();
+        for config in configs {
+            let entry = match config.kind {
+                BankKind::Sandbox => {
+                    let books = Arc::new(sandbox::SandboxBooks::open(config.clone(), data_dir)?);
+                    let sign = sandbox::SandboxBank::new(config.clone()).start().recipient();
+                    let api: Arc<dyn BankApi> = Arc::clone(&books) as Arc<dyn BankApi>;
+                    BankEntry { config: config.clone(), sign, api, sandbox: Some(books) }
+                }
+            };
+            banks.insert(config.code.clone(), entry);
+        }
+        Ok(Self { banks })
     }
 
     pub fn get(&self, code: &str) -> Option<&BankEntry> {

@@ -2,17 +2,47 @@
 //! behaves like a real one, deterministically, so every path can be driven
 //! from outside.
 //!
-//! Signing: answers after `sign_delay_ms`, sub-account `3109401` + the 8
-//! digits of the account number; a `credential_no` ending in `FAIL` is
-//! refused.
+//! Signing ([`SandboxBank`]): answers after `sign_delay_ms`, sub-account
+//! `3109401` + the 8 digits of the account number; a `credential_no` ending
+//! in `FAIL` is refused.
+//!
+//! Books ([`SandboxBooks`], the [`BankApi`] side): payouts succeed unless
+//! the payee's account number ends in `9999` (`PAYEE_ACCOUNT_CLOSED`);
+//! instructions are confirmed with a bank serial. Every answer is booked
+//! under the ledger's reference before it is given, so a repeated
+//! reference gets the original answer and a payout is never made twice.
+//!
+//! The books live in `DATA_DIR/sandbox/<code>/books.jsonl`: one JSON object
+//! per line, appended and fsynced (fdatasync) before the call returns, the
+//! way a real bank's books survive its own crashes. A line is
+//! `{"kind", "reference", "account_no", "counter_account_no", "amount",
+//! "result", "bank_serial", "failure_reason", "booked_at"}` with `kind` one
+//! of `payout`, `forced_transfer`, `adjustment`, `return`, `credit` (an
+//! incoming remittance; `reference` is its notification id) or
+//! `delivered` (a credit's notification was accepted by the ledger). A torn
+//! last line (a crash in mid-write, never answered) is cut off at start-up;
+//! any other bad line stops start-up.
+//!
+//! Fault knobs: `fault_rate` is the share of calls answered with a
+//! transient error before the bank acts; `unknown_rate` the share that
+//! "time out" (half of those after the bank booked the call, half before),
+//! so the caller must query before it sends again.
 
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actix::prelude::*;
+use parking_lot::Mutex;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
 
-use super::Sign;
+use super::{BankAnswer, BankApi, CallError, InstructionRequest, PayoutRequest, Sign};
 use crate::actors::account::SignResult;
 use crate::config::BankConfig;
+use crate::domain::money::Money;
 
 pub struct SandboxBank {
     config: BankConfig,
@@ -46,5 +76,373 @@ impl Handler<Sign> for SandboxBank {
             };
             request.account.do_send(SignResult { outcome });
         });
+    }
+}
+
+/// The reason the sandbox refuses a payout to an account ending in 9999.
+pub const PAYEE_ACCOUNT_CLOSED: &str = "PAYEE_ACCOUNT_CLOSED";
+
+/// One line of the sandbox's books.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookLine {
+    pub kind: String,
+    pub reference: String,
+    pub account_no: String,
+    pub counter_account_no: String,
+    pub amount: String,
+    pub result: String,
+    pub bank_serial: Option<String>,
+    pub failure_reason: Option<String>,
+    pub booked_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer_name: Option<String>,
+}
+
+impl BookLine {
+    fn answer(&self) -> BankAnswer {
+        match (&self.bank_serial, &self.failure_reason) {
+            (Some(serial), _) if self.result == "succeeded" => Ok(serial.as_str().into()),
+            (_, Some(reason)) => Err(reason.as_str().into()),
+            _ => Err("UNKNOWN".into()),
+        }
+    }
+}
+
+struct Books {
+    file: File,
+    lines: Vec<BookLine>,
+    by_reference: HashMap<String, usize>,
+    delivered: std::collections::HashSet<String>,
+}
+
+pub struct SandboxBooks {
+    config: BankConfig,
+    path: PathBuf,
+    books: Mutex<Books>,
+}
+
+fn sync_dir(path: &Path) -> Result<(), String> {
+    File::open(path).and_then(|dir| dir.sync_all()).map_err(|error| format!("cannot sync {}: {error}", path.display()))
+}
+
+impl SandboxBooks {
+    /// Open (or create) `data_dir/sandbox/<code>/books.jsonl`.
+    pub fn open(config: BankConfig, data_dir: &Path) -> Result<Self, String> {
+        let sandbox_dir = data_dir.join("sandbox");
+        let dir = sandbox_dir.join(&config.code);
+        std::fs::create_dir_all(&dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+        sync_dir(data_dir)?;
+        sync_dir(&sandbox_dir)?;
+        let path = dir.join("books.jsonl");
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
+        if !existed {
+            file.sync_all().map_err(|error| error.to_string())?;
+            sync_dir(&dir)?;
+        }
+        let (lines, good_bytes, total_bytes) = read_lines(&path)?;
+        if good_bytes < total_bytes {
+            tracing::warn!(path = %path.display(), offset = good_bytes, "sandbox books: cutting off a torn last line");
+            file.set_len(good_bytes).map_err(|error| error.to_string())?;
+            file.sync_all().map_err(|error| error.to_string())?;
+        }
+        let mut books = Books { file, lines: Vec::new(), by_reference: HashMap::new(), delivered: Default::default() };
+        for line in lines {
+            books.remember(line);
+        }
+        file_flush(&mut books.file)?;
+        Ok(Self { config, path, books: Mutex::new(books) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every line booked so far, in booking order.
+    pub fn lines(&self) -> Vec<BookLine> {
+        self.books.lock().lines.clone()
+    }
+
+    /// Credits booked whose notification the ledger has not yet accepted.
+    pub fn undelivered_credits(&self) -> Vec<BookLine> {
+        let books = self.books.lock();
+        books
+            .lines
+            .iter()
+            .filter(|line| line.kind == "credit" && !books.delivered.contains(&line.reference))
+            .cloned()
+            .collect()
+    }
+
+    /// Book an incoming remittance; returns its line (notification id in
+    /// `reference`, `bank_serial`).
+    pub fn book_credit(
+        &self,
+        to_account_no: &str,
+        amount: Money,
+        payer_name: &str,
+        payer_account_no: &str,
+    ) -> Result<BookLine, String> {
+        let mut books = self.books.lock();
+        let serial = books.next_serial();
+        let line = BookLine {
+            kind: "credit".into(),
+            reference: format!("N{}", &serial[2..]),
+            account_no: to_account_no.into(),
+            counter_account_no: payer_account_no.into(),
+            amount: amount.to_string(),
+            result: "succeeded".into(),
+            bank_serial: Some(serial),
+            failure_reason: None,
+            booked_at: crate::clock::format_ms(crate::clock::now_ms()),
+            payer_name: Some(payer_name.into()),
+        };
+        books.append(line.clone())?;
+        Ok(line)
+    }
+
+    /// Note that the ledger accepted the notification of credit `reference`.
+    pub fn mark_delivered(&self, reference: &str) -> Result<(), String> {
+        let mut books = self.books.lock();
+        if books.delivered.contains(reference) {
+            return Ok(());
+        }
+        let line = BookLine {
+            kind: "delivered".into(),
+            reference: reference.into(),
+            account_no: String::new(),
+            counter_account_no: String::new(),
+            amount: "0.00".into(),
+            result: "succeeded".into(),
+            bank_serial: None,
+            failure_reason: None,
+            booked_at: crate::clock::format_ms(crate::clock::now_ms()),
+            payer_name: None,
+        };
+        books.append(line)
+    }
+
+    /// Roll the fault dice: `Some(error)` before the bank acts, and whether
+    /// the answer is lost after it acted.
+    fn dice(&self) -> (Option<CallError>, bool) {
+        let mut rng = rand::thread_rng();
+        if self.config.fault_rate > 0.0 && rng.gen::<f64>() < self.config.fault_rate {
+            return (Some(CallError::Transient("sandbox: simulated transient fault".into())), false);
+        }
+        if self.config.unknown_rate > 0.0 && rng.gen::<f64>() < self.config.unknown_rate {
+            if rng.gen::<bool>() {
+                return (None, true);
+            }
+            return (Some(CallError::Unknown("sandbox: simulated timeout before booking".into())), false);
+        }
+        (None, false)
+    }
+
+    /// Book `make(serial)` under `reference` unless it is there already;
+    /// the original answer either way.
+    fn book_once(&self, reference: &str, make: impl FnOnce(String) -> BookLine) -> Result<BankAnswer, CallError> {
+        let (fault, lose_answer) = self.dice();
+        if let Some(error) = fault {
+            return Err(error);
+        }
+        let mut books = self.books.lock();
+        let answer = match books.by_reference.get(reference) {
+            Some(&index) => books.lines[index].answer(),
+            None => {
+                let line = make(books.next_serial());
+                let answer = line.answer();
+                books.append(line).map_err(CallError::Unknown)?;
+                answer
+            }
+        };
+        if lose_answer {
+            return Err(CallError::Unknown("sandbox: simulated timeout after booking".into()));
+        }
+        Ok(answer)
+    }
+}
+
+fn file_flush(file: &mut File) -> Result<(), String> {
+    file.flush().map_err(|error| error.to_string())
+}
+
+/// Parse the books; returns the lines, the bytes they cover, and the file
+/// length. Only a bad last line without a newline is a torn tail.
+fn read_lines(path: &Path) -> Result<(Vec<BookLine>, u64, u64), String> {
+    let file = File::open(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let total = file.metadata().map_err(|error| error.to_string())?.len();
+    let mut reader = BufReader::new(file);
+    let mut lines = Vec::new();
+    let mut good: u64 = 0;
+    let mut buffer = Vec::new();
+    loop {
+        buffer.clear();
+        let read = reader.read_until(b'\n', &mut buffer).map_err(|error| error.to_string())?;
+        if read == 0 {
+            break;
+        }
+        let complete = buffer.ends_with(b"\n");
+        match serde_json::from_slice::<BookLine>(&buffer) {
+            Ok(line) if complete => {
+                lines.push(line);
+                good += read as u64;
+            }
+            _ if !complete => break,
+            _ => return Err(format!("{}: bad line at offset {good}", path.display())),
+        }
+    }
+    Ok((lines, good, total))
+}
+
+impl Books {
+    fn next_serial(&self) -> String {
+        format!("SB{:012}", self.lines.len() + 1)
+    }
+
+    fn remember(&mut self, line: BookLine) {
+        if line.kind == "delivered" {
+            self.delivered.insert(line.reference.clone());
+        } else {
+            self.by_reference.insert(line.reference.clone(), self.lines.len());
+        }
+        self.lines.push(line);
+    }
+
+    /// Write one line and fdatasync it before anyone hears of it.
+    fn append(&mut self, line: BookLine) -> Result<(), String> {
+        let mut bytes = serde_json::to_vec(&line).expect("book lines serialize");
+        bytes.push(b'\n');
+        self.file.write_all(&bytes).map_err(|error| format!("sandbox books: {error}"))?;
+        self.file.sync_data().map_err(|error| format!("sandbox books: {error}"))?;
+        self.remember(line);
+        Ok(())
+    }
+}
+
+impl BankApi for SandboxBooks {
+    fn payout(&self, request: &PayoutRequest) -> Result<BankAnswer, CallError> {
+        self.book_once(&request.reference, |serial| {
+            let refused = request.to_account_no.ends_with("9999");
+            BookLine {
+                kind: "payout".into(),
+                reference: request.reference.to_string(),
+                account_no: request.from_account_no.to_string(),
+                counter_account_no: request.to_account_no.to_string(),
+                amount: request.amount.to_string(),
+                result: if refused { "failed" } else { "succeeded" }.into(),
+                bank_serial: (!refused).then_some(serial),
+                failure_reason: refused.then(|| PAYEE_ACCOUNT_CLOSED.to_string()),
+                booked_at: crate::clock::format_ms(crate::clock::now_ms()),
+                payer_name: None,
+            }
+        })
+    }
+
+    fn instruct(&self, request: &InstructionRequest) -> Result<BankAnswer, CallError> {
+        self.book_once(&request.reference, |serial| BookLine {
+            kind: request.kind.as_str().into(),
+            reference: request.reference.to_string(),
+            account_no: request.from_account_no.to_string(),
+            counter_account_no: request.to_account_no.to_string(),
+            amount: request.amount.to_string(),
+            result: "succeeded".into(),
+            bank_serial: Some(serial),
+            failure_reason: None,
+            booked_at: crate::clock::format_ms(crate::clock::now_ms()),
+            payer_name: None,
+        })
+    }
+
+    fn query(&self, reference: &str) -> Result<Option<BankAnswer>, CallError> {
+        if let (Some(error), _) = self.dice() {
+            return Err(CallError::Transient(error.to_string()));
+        }
+        let books = self.books.lock();
+        Ok(books.by_reference.get(reference).map(|&index| books.lines[index].answer()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BankKind;
+
+    fn config(fault_rate: f64, unknown_rate: f64) -> BankConfig {
+        BankConfig {
+            code: "SIMBANK".into(),
+            kind: BankKind::Sandbox,
+            notify_secret: "s".into(),
+            public_adjustment_account: "310940100000000".into(),
+            sign_delay_ms: 0,
+            fault_rate,
+            unknown_rate,
+            notify_max_age_s: 0,
+        }
+    }
+
+    fn payout(reference: &str, to: &str) -> PayoutRequest {
+        PayoutRequest {
+            reference: reference.into(),
+            from_account_no: "310940100000001".into(),
+            to_account_no: to.into(),
+            to_account_name: "n".into(),
+            amount: Money(12_345),
+        }
+    }
+
+    #[test]
+    fn a_reference_is_paid_once_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        let first = books.payout(&payout("w-1", "6222020000000001")).unwrap();
+        assert!(first.is_ok());
+        assert_eq!(books.payout(&payout("w-1", "6222020000000001")).unwrap(), first);
+        let refused = books.payout(&payout("w-2", "6222020000009999")).unwrap();
+        assert_eq!(refused, Err(PAYEE_ACCOUNT_CLOSED.into()));
+        assert_eq!(books.query("w-1").unwrap(), Some(first.clone()));
+        assert_eq!(books.query("w-3").unwrap(), None);
+        drop(books);
+        // A torn last line (a crash in mid-write) is cut off.
+        let path = dir.path().join("sandbox/SIMBANK/books.jsonl");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"kind\":\"payo").unwrap();
+        drop(file);
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        assert_eq!(books.lines().len(), 2);
+        assert_eq!(books.payout(&payout("w-1", "6222020000000001")).unwrap(), first);
+        assert_eq!(books.lines().len(), 2, "no second payout");
+    }
+
+    #[test]
+    fn faults_never_book_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = SandboxBooks::open(config(0.3, 0.3), dir.path()).unwrap();
+        let mut answers = Vec::new();
+        for _ in 0..200 {
+            match books.payout(&payout("w-1", "6222020000000001")) {
+                Ok(answer) => answers.push(answer),
+                Err(_) => continue,
+            }
+        }
+        assert!(!answers.is_empty());
+        assert!(answers.windows(2).all(|pair| pair[0] == pair[1]));
+        assert_eq!(books.lines().len(), 1);
+    }
+
+    #[test]
+    fn credits_are_booked_until_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        let credit = books.book_credit("310940100000001", Money(500), "n", "6222").unwrap();
+        assert_eq!(books.undelivered_credits(), vec![credit.clone()]);
+        books.mark_delivered(&credit.reference).unwrap();
+        drop(books);
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        assert!(books.undelivered_credits().is_empty());
     }
 }

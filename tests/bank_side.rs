@@ -1,0 +1,453 @@
+//! The bank side, black-box: withdrawals (出金) paid out by the sandbox bank,
+//! suspense entries with adjustment deposits (调帐入款) and returns (退票),
+//! and the sandbox bank's own books (`DATA_DIR/sandbox/SIMBANK/books.jsonl`)
+//! checked against the ledger, also across kill -9 and with the sandbox's
+//! fault knobs turned up.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const WITHDRAWAL_FIELDS: &[&str] = &[
+    "id",
+    "account_id",
+    "amount",
+    "status",
+    "settlement_account",
+    "lsn",
+    "created_at",
+    "finished_at",
+    "failure_reason",
+    "bank_serial",
+];
+
+const SUSPENSE_FIELDS: &[&str] = &[
+    "suspense_id",
+    "bank",
+    "bank_serial",
+    "notification_id",
+    "amount",
+    "remaining",
+    "payer_name",
+    "payer_account_no",
+    "reason",
+    "status",
+    "booked_at",
+];
+
+/// Opens an active account whose settlement account number is `account_no`.
+fn open_account_paying_to(server: &Server, name: &str, account_no: &str) -> (String, String) {
+    let (status, app) = server.post(
+        "/v1/applications",
+        PLATFORM,
+        &json!({
+            "name": name,
+            "credential_no": credential_no(),
+            "bank": BANK,
+            "settlement_account": {"bank_name": "某银行上海分行", "account_no": account_no, "account_name": name},
+        }),
+    );
+    assert_eq!(status, 201, "{app}");
+    let app_id = app["application_id"].as_str().unwrap();
+    let (status, approved) = server.post(&format!("/v1/applications/{app_id}/approve"), RISK, &json!({}));
+    assert_eq!(status, 200, "{approved}");
+    let account_id = approved["account_id"].as_str().unwrap().to_string();
+    let account = server.wait_signed(&account_id);
+    assert_eq!(account["status"], "active", "{account}");
+    (account_id, account["sub_account_no"].as_str().unwrap().to_string())
+}
+
+fn withdraw(server: &Server, id: &str, account_id: &str, amount: &str) -> (u16, Value) {
+    server.post("/v1/withdrawals", PLATFORM, &json!({"id": id, "account_id": account_id, "amount": amount}))
+}
+
+/// Polls the withdrawal until it leaves `processing`; returns its body.
+fn wait_finished(server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = server.get_ok(&format!("/v1/withdrawals/{id}"), PLATFORM);
+        if shown["status"] != "processing" {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "withdrawal {id} still processing after 60 s: {shown}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The sandbox bank's books, one JSON object per line.
+fn sandbox_books(server: &Server) -> Vec<Value> {
+    let path = server.data_dir.join("sandbox").join(BANK).join("books.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))).collect()
+}
+
+/// Payout lines of the sandbox's books by reference; panics on a second
+/// payout under one reference (the bank must never pay twice).
+fn payouts(server: &Server) -> HashMap<String, Value> {
+    let mut by_reference = HashMap::new();
+    for line in sandbox_books(server).into_iter().filter(|line| line["kind"] == "payout") {
+        let reference = line["reference"].as_str().unwrap().to_string();
+        if let Some(first) = by_reference.insert(reference.clone(), line.clone()) {
+            panic!("{reference} paid out twice: {first} and {line}");
+        }
+    }
+    by_reference
+}
+
+/// The withdrawal's end as the ledger shows it agrees with the bank's books.
+fn assert_matches_bank(shown: &Value, payout: &Value) {
+    assert_eq!(shown["amount"], payout["amount"], "{shown} vs {payout}");
+    assert_eq!(shown["settlement_account"]["account_no"], payout["counter_account_no"], "{shown} vs {payout}");
+    match shown["status"].as_str() {
+        Some("succeeded") => {
+            assert_eq!(payout["result"], "succeeded", "{shown} vs {payout}");
+            assert_eq!(shown["bank_serial"], payout["bank_serial"], "{shown} vs {payout}");
+        }
+        Some("failed") => {
+            assert_eq!(payout["result"], "failed", "{shown} vs {payout}");
+            assert_eq!(shown["failure_reason"], payout["failure_reason"], "{shown} vs {payout}");
+        }
+        other => panic!("unexpected status {other:?}: {shown}"),
+    }
+}
+
+fn adjust(server: &Server, id: &str, suspense_id: &str, account: &str, amount: &str) -> (u16, Value) {
+    server.post(
+        "/v1/adjustments",
+        FINANCE,
+        &json!({"id": id, "suspense_id": suspense_id, "account_id": account, "amount": amount, "memo": "confirmed by phone"}),
+    )
+}
+
+fn kinds(journal: &[Value]) -> Vec<String> {
+    journal.iter().map(|entry| entry["kind"].as_str().unwrap().to_string()).collect()
+}
+
+/// Rewrites the harness's config with the sandbox's fault knobs, then
+/// restarts the server on it.
+fn set_bank_faults(server: &mut Server, fault_rate: f64, unknown_rate: f64) {
+    let text = std::fs::read_to_string(&server.config_path).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("fault_rate") || line.starts_with("unknown_rate") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("public_adjustment_account") {
+            out.push_str(&format!("fault_rate = {fault_rate}\nunknown_rate = {unknown_rate}\n"));
+        }
+    }
+    std::fs::write(&server.config_path, out).unwrap();
+    server.restart();
+}
+
+#[test]
+fn a_withdrawal_is_paid_out_once_and_a_refused_payout_releases_the_money() {
+    let mut server = Server::start();
+    let (a, a_sub) = server.open_account("上海甲化工有限公司");
+    let (b, b_sub) = open_account_paying_to(&server, "上海乙钢铁有限公司", "6222020000009999");
+    server.deposit(&a_sub, "上海甲化工有限公司", "1000.00");
+    server.deposit(&b_sub, "上海乙钢铁有限公司", "500.00");
+
+    let w1 = uid("w");
+    let (status, accepted) = withdraw(&server, &w1, &a, "300");
+    assert_eq!(status, 202, "{accepted}");
+    assert_keys(&accepted, WITHDRAWAL_FIELDS, "POST /v1/withdrawals");
+    assert_eq!(accepted["status"], "processing");
+    assert_eq!(accepted["amount"], "300.00");
+    assert_eq!(accepted["account_id"], a.as_str());
+    assert_eq!(accepted["settlement_account"]["account_no"], SETTLEMENT_ACCOUNT_NO);
+    assert_eq!(accepted["settlement_account"]["account_name"], "上海甲化工有限公司");
+    assert!(is_rfc3339_millis(&accepted["created_at"]), "{accepted}");
+    assert!(accepted["finished_at"].is_null() && accepted["bank_serial"].is_null(), "{accepted}");
+
+    let done = wait_finished(&server, &w1);
+    assert_keys(&done, WITHDRAWAL_FIELDS, "GET /v1/withdrawals/{id}");
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["bank_serial"].is_string() && done["failure_reason"].is_null(), "{done}");
+    assert!(is_rfc3339_millis(&done["finished_at"]), "{done}");
+    assert_eq!(done["lsn"], accepted["lsn"], "the withdrawal keeps the lsn of its hold");
+    let balance = server.assert_consistent(&a);
+    assert_eq!((balance.total, balance.available, balance.frozen), (70_000, 70_000, 0));
+    assert_eq!(kinds(&server.journal(&a)), ["deposit", "withdrawal_hold", "withdrawal_settled"]);
+    let journal = server.journal(&a);
+    assert_eq!(journal[1]["transfer_id"], w1.as_str());
+    assert_eq!((cents(&journal[1]["available_delta"]), cents(&journal[1]["frozen_delta"])), (-30_000, 30_000));
+    assert_eq!((cents(&journal[2]["available_delta"]), cents(&journal[2]["frozen_delta"])), (0, -30_000));
+
+    // A retry answers the original 202, even though it has succeeded since.
+    let (status, again) = withdraw(&server, &w1, &a, "300");
+    assert_eq!((status, &again), (202, &accepted), "retry of {w1}");
+    let (status, body) = withdraw(&server, &w1, &a, "301");
+    assert_error(status, &body, 409, "ID_REUSED", "same id, other amount");
+    // One id space with transfers.
+    let (status, body) = server.transfer(&json!({"id": w1, "type": "freeze", "payer": a, "amount": "1"}));
+    assert_error(status, &body, 409, "ID_REUSED", "a transfer with a withdrawal's id");
+    let t = uid("t");
+    server.transfer_ok(&json!({"id": t, "type": "freeze", "payer": a, "amount": "1"}));
+    let (status, body) = withdraw(&server, &t, &a, "1");
+    assert_error(status, &body, 409, "ID_REUSED", "a withdrawal with a transfer's id");
+    let (status, body) = server.get(&format!("/v1/transfers/{w1}"), PLATFORM);
+    assert_error(status, &body, 404, "TRANSFER_NOT_FOUND", "a withdrawal is not a transfer");
+    let (status, body) = server.get(&format!("/v1/withdrawals/{t}"), PLATFORM);
+    assert_error(status, &body, 404, "WITHDRAWAL_NOT_FOUND", "a transfer is not a withdrawal");
+
+    // The bank refuses payouts to an account ending in 9999: money back.
+    let w2 = uid("w");
+    let (status, accepted2) = withdraw(&server, &w2, &b, "200.50");
+    assert_eq!(status, 202, "{accepted2}");
+    let failed = wait_finished(&server, &w2);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["failure_reason"], "PAYEE_ACCOUNT_CLOSED", "{failed}");
+    assert!(failed["bank_serial"].is_null(), "{failed}");
+    let balance = server.assert_consistent(&b);
+    assert_eq!((balance.total, balance.available, balance.frozen), (50_000, 50_000, 0));
+    assert_eq!(kinds(&server.journal(&b)), ["deposit", "withdrawal_hold", "withdrawal_released"]);
+
+    // The bank's books: one payout per withdrawal, matching the ledger.
+    let books = payouts(&server);
+    assert_eq!(books.len(), 2, "{books:?}");
+    assert_matches_bank(&done, &books[&w1]);
+    assert_matches_bank(&failed, &books[&w2]);
+
+    // Across a restart: same answers, no second payout.
+    server.restart();
+    assert_eq!(server.get_ok(&format!("/v1/withdrawals/{w1}"), FINANCE), done);
+    assert_eq!(server.get_ok(&format!("/v1/withdrawals/{w2}"), PLATFORM), failed);
+    let (status, again) = withdraw(&server, &w1, &a, "300");
+    assert_eq!((status, &again), (202, &accepted), "retry of {w1} after a restart");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(payouts(&server).len(), 2);
+    assert_eq!(server.assert_consistent(&a).total, 70_000);
+}
+
+#[test]
+fn withdrawal_refusals() {
+    let server = Server::start();
+    let (a, a_sub) = server.open_account("上海丙贸易有限公司");
+    server.deposit(&a_sub, "上海丙贸易有限公司", "100.00");
+    let signing_failed = server.open_sign_failed_account("上海丁贸易有限公司");
+
+    let (status, body) = withdraw(&server, &uid("w"), &a, "100.01");
+    assert_error(status, &body, 422, "INSUFFICIENT_FUNDS", "more than available");
+    let (status, body) = withdraw(&server, &uid("w"), "F999999", "1");
+    assert_error(status, &body, 404, "ACCOUNT_NOT_FOUND", "unknown account");
+    let (status, body) = withdraw(&server, &uid("w"), &signing_failed, "1");
+    assert_error(status, &body, 422, "ACCOUNT_NOT_ACTIVE", "sign_failed account");
+    let (status, body) = withdraw(&server, &uid("w"), &a, "0");
+    assert_error(status, &body, 400, "INVALID_AMOUNT", "zero");
+    let (status, body) = withdraw(&server, "bad id", &a, "1");
+    assert_error(status, &body, 400, "INVALID_ID", "bad id");
+    let (status, body) = server.post("/v1/withdrawals", PLATFORM, &json!({"account_id": a, "amount": "1"}));
+    assert_error(status, &body, 400, "MISSING_FIELD", "no id");
+    let (status, body) = server.post("/v1/withdrawals", PLATFORM, &json!({"id": uid("w"), "amount": "1"}));
+    assert_error(status, &body, 400, "MISSING_FIELD", "no account_id");
+    let (status, body) =
+        server.post("/v1/withdrawals", PLATFORM, &json!({"id": uid("w"), "account_id": a, "amount": "1", "x": 1}));
+    assert_error(status, &body, 400, "UNEXPECTED_FIELD", "unknown field");
+    let (status, body) =
+        server.post("/v1/withdrawals", FINANCE, &json!({"id": uid("w"), "account_id": a, "amount": "1"}));
+    assert_error(status, &body, 403, "FORBIDDEN", "finance may not withdraw");
+    let (status, body) = server.get("/v1/withdrawals/nope", PLATFORM);
+    assert_error(status, &body, 404, "WITHDRAWAL_NOT_FOUND", "unknown withdrawal");
+    // A refused request is not remembered: the same id is judged afresh.
+    let w = uid("w");
+    let (status, body) = withdraw(&server, &w, &a, "150");
+    assert_error(status, &body, 422, "INSUFFICIENT_FUNDS", "first try");
+    server.deposit(&a_sub, "上海丙贸易有限公司", "100.00");
+    let (status, body) = withdraw(&server, &w, &a, "150");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(wait_finished(&server, &w)["status"], "succeeded");
+    assert_eq!(server.assert_consistent(&a).total, 5_000);
+}
+
+#[test]
+fn frozen_counts_holds_and_withdrawals_in_processing() {
+    // Withdrawals to a slow bank would show this for longer; here the
+    // sandbox is fast, so check the journal's after-balances instead.
+    let server = Server::start();
+    let (a, a_sub) = server.open_account("上海戊化工有限公司");
+    server.deposit(&a_sub, "上海戊化工有限公司", "1000.00");
+    server.transfer_ok(&json!({"id": uid("f"), "type": "freeze", "payer": a, "amount": "100"}));
+    let w = uid("w");
+    assert_eq!(withdraw(&server, &w, &a, "900").0, 202);
+    wait_finished(&server, &w);
+    let journal = server.journal(&a);
+    let hold = journal.iter().find(|entry| entry["kind"] == "withdrawal_hold").unwrap();
+    assert_eq!((cents(&hold["available_after"]), cents(&hold["frozen_after"])), (0, 100_000));
+    let balance = server.assert_consistent(&a);
+    assert_eq!((balance.total, balance.available, balance.frozen), (10_000, 0, 10_000));
+}
+
+#[test]
+fn payouts_converge_with_bank_faults_and_kill_9_in_mid_payout() {
+    let mut server = Server::start();
+    let mut accounts = Vec::new();
+    for index in 0..4 {
+        let name = format!("上海{index}号化工有限公司");
+        let settlement = if index == 3 { "6222020000009999".to_string() } else { SETTLEMENT_ACCOUNT_NO.to_string() };
+        let (account, sub) = open_account_paying_to(&server, &name, &settlement);
+        server.deposit(&sub, &name, "10000.00");
+        accounts.push(account);
+    }
+    set_bank_faults(&mut server, 0.2, 0.2);
+    let mut withdrawals: Vec<(String, String, String)> = Vec::new();
+    for round in 0..4 {
+        for (index, account) in accounts.iter().enumerate() {
+            let id = uid("w");
+            let amount = format!("{}.{:02}", 10 + round * 7 + index, round * 11 + index);
+            let (status, body) = withdraw(&server, &id, account, &amount);
+            assert_eq!(status, 202, "{body}");
+            withdrawals.push((id, account.clone(), amount));
+        }
+        // Kill in mid-payout: some are being sent, some answered, some
+        // answered by the bank but not yet in the ledger's log.
+        std::thread::sleep(Duration::from_millis(round as u64 * 7));
+        server.kill9();
+        server.restart();
+        for (id, account, amount) in &withdrawals {
+            let (status, again) = withdraw(&server, id, account, amount);
+            assert_eq!(status, 202, "retry of {id} after kill -9: {again}");
+        }
+    }
+    let mut finished = Vec::new();
+    for (id, _, _) in &withdrawals {
+        finished.push(wait_finished(&server, id));
+    }
+    let books = payouts(&server);
+    assert_eq!(books.len(), withdrawals.len(), "one payout per withdrawal");
+    let mut paid: HashMap<String, i64> = HashMap::new();
+    for shown in &finished {
+        assert_matches_bank(shown, &books[shown["id"].as_str().unwrap()]);
+        if shown["status"] == "succeeded" {
+            *paid.entry(shown["account_id"].as_str().unwrap().to_string()).or_default() += cents(&shown["amount"]);
+        }
+    }
+    for (index, account) in accounts.iter().enumerate() {
+        let balance = server.assert_consistent(account);
+        assert_eq!(balance.frozen, 0, "{account}: nothing left processing");
+        let expected = 1_000_000 - paid.get(account).copied().unwrap_or(0);
+        assert_eq!(balance.total, expected, "{account}: deposits less payouts that succeeded");
+        if index == 3 {
+            assert_eq!(balance.total, 1_000_000, "{account}: every payout to a closed account was released");
+        }
+    }
+}
+
+#[test]
+fn suspense_adjustments_and_returns() {
+    let mut server = Server::start();
+    let (a, a_sub) = server.open_account("上海己化工有限公司");
+    let failed = server.open_sign_failed_account("上海庚化工有限公司");
+    server.deposit(&a_sub, "上海己化工有限公司", "10.00");
+
+    // A remittance into the public adjustment account waits in suspense.
+    let note = notification(PUBLIC_ADJUSTMENT_ACCOUNT, "上海己化工有限公司", "5000.00");
+    let (status, body) = server.notify(&note);
+    assert_eq!((status, &body["result"]), (200, &json!("suspense")), "{body}");
+    let s1 = body["suspense_id"].as_str().unwrap().to_string();
+    let open = server.list_all("/v1/suspense?status=open", FINANCE);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_keys(&open[0], SUSPENSE_FIELDS, "suspense entry");
+    assert_eq!(open[0]["suspense_id"], s1.as_str());
+    assert_eq!(open[0]["reason"], "adjustment_account");
+    assert_eq!((open[0]["amount"].as_str(), open[0]["remaining"].as_str()), (Some("5000.00"), Some("5000.00")));
+    assert_eq!(open[0]["bank_serial"], note["bank_serial"]);
+    assert_eq!(open[0]["notification_id"], note["notification_id"]);
+    let (status, body) = server.get("/v1/suspense", PLATFORM);
+    assert_error(status, &body, 403, "FORBIDDEN", "platform may not list suspense");
+    let (status, body) = server.get("/v1/suspense?status=closed", FINANCE);
+    assert_error(status, &body, 400, "INVALID_FIELD", "bad status");
+
+    let adj1 = uid("adj");
+    let (status, first) = adjust(&server, &adj1, &s1, &a, "3000");
+    assert_eq!(status, 201, "{first}");
+    assert_keys(
+        &first,
+        &["id", "suspense_id", "account_id", "amount", "remaining", "balance", "lsn", "operator"],
+        "adjustment",
+    );
+    assert_eq!(first["remaining"], "2000.00");
+    assert_eq!(first["operator"], "li.si");
+    assert_eq!(first["balance"], json!({"total": "3010.00", "available": "3010.00", "frozen": "0.00"}));
+    let (status, again) = adjust(&server, &adj1, &s1, &a, "3000");
+    assert_eq!((status, &again), (201, &first), "retry answers the original");
+    let (status, body) = adjust(&server, &adj1, &s1, &a, "3001");
+    assert_error(status, &body, 409, "ID_REUSED", "same id, other amount");
+    let (status, body) = adjust(&server, &uid("adj"), &s1, &a, "2000.01");
+    assert_error(status, &body, 422, "SUSPENSE_EXCEEDED", "more than remaining");
+    let (status, body) = adjust(&server, &uid("adj"), &s1, &failed, "1");
+    assert_error(status, &body, 422, "ACCOUNT_NOT_ACTIVE", "sign_failed account");
+    let (status, body) = adjust(&server, &uid("adj"), "S000099", &a, "1");
+    assert_error(status, &body, 404, "SUSPENSE_NOT_FOUND", "unknown entry");
+    let (status, body) = adjust(&server, &uid("adj"), &s1, "F999999", "1");
+    assert_error(status, &body, 404, "ACCOUNT_NOT_FOUND", "unknown account");
+    let (status, body) = server.post(
+        "/v1/adjustments",
+        PLATFORM,
+        &json!({"id": uid("adj"), "suspense_id": s1, "account_id": a, "amount": "1"}),
+    );
+    assert_error(status, &body, 403, "FORBIDDEN", "platform may not adjust");
+    let (status, body) = server.transfer(&json!({"id": adj1, "type": "freeze", "payer": a, "amount": "1"}));
+    assert_error(status, &body, 409, "ID_REUSED", "a transfer with an adjustment's id");
+
+    let adj2 = uid("adj");
+    let (status, second) = adjust(&server, &adj2, &s1, &a, "2000");
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["remaining"], "0.00");
+    let assigned = server.list_all("/v1/suspense?status=assigned", FINANCE);
+    assert_eq!(assigned.len(), 1);
+    assert_eq!(assigned[0]["status"], "assigned");
+    let (status, body) = adjust(&server, &uid("adj"), &s1, &a, "0.01");
+    assert_error(status, &body, 422, "SUSPENSE_EXCEEDED", "nothing left");
+
+    let journal = server.journal(&a);
+    assert_eq!(kinds(&journal), ["deposit", "adjustment_deposit", "adjustment_deposit"]);
+    assert_eq!(journal[1]["transfer_id"], adj1.as_str());
+    assert_eq!(server.assert_consistent(&a).total, 501_000);
+
+    // A name mismatch, returned to the payer.
+    let (status, body) = server.notify(&notification(&a_sub, "别的公司", "70.00"));
+    assert_eq!((status, &body["result"]), (200, &json!("suspense")), "{body}");
+    let s2 = body["suspense_id"].as_str().unwrap().to_string();
+    let r1 = uid("ret");
+    let (status, returned) = server.post(&format!("/v1/suspense/{s2}/return"), FINANCE, &json!({"id": r1}));
+    assert_eq!(status, 200, "{returned}");
+    assert_eq!(returned["status"], "returned");
+    assert_eq!(returned["remaining"], "0.00");
+    assert_eq!(returned["reason"], "name_mismatch");
+    assert!(returned["lsn"].is_u64(), "{returned}");
+    let (status, again) = server.post(&format!("/v1/suspense/{s2}/return"), FINANCE, &json!({"id": r1}));
+    assert_eq!((status, &again), (200, &returned), "retry of a return");
+    let (status, body) = server.post(&format!("/v1/suspense/{s2}/return"), FINANCE, &json!({"id": uid("ret")}));
+    assert_error(status, &body, 422, "SUSPENSE_CLOSED", "returned twice");
+    let (status, body) = server.post(&format!("/v1/suspense/{s1}/return"), FINANCE, &json!({"id": uid("ret")}));
+    assert_error(status, &body, 422, "SUSPENSE_CLOSED", "an assigned entry");
+    let (status, body) = server.post("/v1/suspense/S000099/return", FINANCE, &json!({"id": uid("ret")}));
+    assert_error(status, &body, 404, "SUSPENSE_NOT_FOUND", "unknown entry");
+    let (status, body) = adjust(&server, &uid("adj"), &s2, &a, "1");
+    assert_error(status, &body, 422, "SUSPENSE_CLOSED", "adjusting a returned entry");
+    assert_eq!(server.account(&a)["balance"]["total"], "5010.00", "a return credits nobody");
+
+    let all = server.list_all("/v1/suspense", FINANCE);
+    let before: Vec<Value> = all.clone();
+    assert_eq!(all.len(), 2);
+    assert_eq!(server.list_all("/v1/suspense?status=returned", FINANCE).len(), 1);
+    assert!(server.list_all("/v1/suspense?status=open", FINANCE).is_empty());
+    let page = server.get_ok("/v1/suspense?limit=1", FINANCE);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(page["next_cursor"].is_string(), "{page}");
+
+    server.restart();
+    assert_unchanged(&json!(before), &json!(server.list_all("/v1/suspense", FINANCE)), "suspense after restart");
+    let (status, again) = adjust(&server, &adj1, &s1, &a, "3000");
+    assert_eq!((status, &again), (201, &first), "retry after a restart answers the original");
+    let (status, again) = server.post(&format!("/v1/suspense/{s2}/return"), FINANCE, &json!({"id": r1}));
+    assert_eq!((status, &again), (200, &returned), "return retried after a restart");
+    assert_eq!(server.assert_consistent(&a).total, 501_000);
+}
