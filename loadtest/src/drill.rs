@@ -19,7 +19,7 @@
 use crate::bench::ServerArgs;
 use crate::client::{Conn, Endpoint};
 use crate::server::{Server, Tokens, WorkDir};
-use crate::setup::{credited_lsn, deposit, onboard_one, Account};
+use crate::setup::{credited_lsn, deposit, onboard_one, send_retrying, Account};
 use crate::util::{format_cents, parse_cents, run_tag, thousands};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -666,12 +666,7 @@ async fn verify(
     let mut customer_total = 0i64;
     for (index, account) in accounts.iter().enumerate() {
         let path = format!("/v1/accounts/{}", account.id);
-        let answer = conn.get(&path, Some(&tokens.platform)).await?;
-        if answer.status.as_u16() != 200 {
-            violations.push(format!("GET {path}: {} {}", answer.status, answer.body_text()));
-            continue;
-        }
-        let value = answer.json()?;
+        let value = read_json(&mut conn, &path, tokens).await?;
         let balance = value.get("balance").cloned().unwrap_or(Value::Null);
         let (total, available, frozen) =
             (cents_field(&balance, "total")?, cents_field(&balance, "available")?, cents_field(&balance, "frozen")?);
@@ -691,11 +686,7 @@ async fn verify(
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={}", query_escape(c)));
             }
-            let answer = conn.get(&path, Some(&tokens.platform)).await?;
-            if answer.status.as_u16() != 200 {
-                bail!("GET {path}: {} {}", answer.status, answer.body_text());
-            }
-            let page = answer.json()?;
+            let page = read_json(&mut conn, &path, tokens).await?;
             let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
             for entry in &items {
                 let lsn = entry.get("lsn").and_then(Value::as_u64).unwrap_or(0);
@@ -902,6 +893,16 @@ async fn verify(
     Ok(stats)
 }
 
+/// GET that must answer 200 (after 429/503 with their Retry-After: a
+/// server may still be opening its ledger right after /readyz).
+async fn read_json(conn: &mut Conn, path: &str, tokens: &Tokens) -> Result<Value> {
+    let answer = send_retrying(conn, hyper::Method::GET, path, Some(&tokens.platform), None, None, true).await?;
+    if answer.status.as_u16() != 200 {
+        bail!("GET {path}: {} {}", answer.status, answer.body_text());
+    }
+    answer.json()
+}
+
 fn body_of(outcome: &Outcome) -> Option<&Value> {
     match outcome {
         Outcome::Acked { body, .. } if !body.is_null() => Some(body),
@@ -958,9 +959,7 @@ async fn fetch_transfers(
             let mut out = Vec::new();
             for (i, id) in wanted.iter().skip(t).step_by(tasks) {
                 let path = format!("/v1/transfers/{id}");
-                let answer =
-                    crate::setup::send_retrying(&mut conn, hyper::Method::GET, &path, Some(&auth), None, None, true)
-                        .await?;
+                let answer = send_retrying(&mut conn, hyper::Method::GET, &path, Some(&auth), None, None, true).await?;
                 match answer.status.as_u16() {
                     200 => out.push((*i, Some(answer.json()?))),
                     404 => out.push((*i, None)),
@@ -1020,7 +1019,17 @@ async fn retry_acknowledged(
         let (Some((path, body)), Some(original)) = (&op.request, body_of(&op.outcome)) else {
             continue;
         };
-        let answer = match conn.post(path, Some(&tokens.platform), body.clone()).await {
+        let answer = match send_retrying(
+            conn,
+            hyper::Method::POST,
+            path,
+            Some(&tokens.platform),
+            None,
+            Some(body.clone()),
+            true,
+        )
+        .await
+        {
             Ok(answer) => answer,
             Err(err) => {
                 violations.push(format!("retry of {}: {err:#}", op.id));
