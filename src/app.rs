@@ -215,6 +215,8 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
         log: log.clone(),
         history,
     });
+    // Credits the sandbox booked but had not delivered before a restart.
+    http::sandbox::redeliver(&ledger);
     Ok(Started { ledger, log, system })
 }
 

@@ -451,3 +451,53 @@ fn suspense_adjustments_and_returns() {
     assert_eq!((status, &again), (200, &returned), "return retried after a restart");
     assert_eq!(server.assert_consistent(&a).total, 501_000);
 }
+
+#[test]
+fn sandbox_credits_arrive_as_signed_notifications() {
+    let mut server = Server::start();
+    let name = "上海辛化工有限公司";
+    let (a, a_sub) = server.open_account(name);
+    let credit = |to: &str, payer: &str, amount: &str| json!({"to_account_no": to, "amount": amount, "payer_name": payer, "payer_account_no": SETTLEMENT_ACCOUNT_NO});
+    let (status, booked) = server.post(&format!("/v1/sandbox/{BANK}/credits"), ADMIN, &credit(&a_sub, name, "250"));
+    assert_eq!(status, 202, "{booked}");
+    assert_keys(&booked, &["notification_id", "bank_serial"], "sandbox credit");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.balance(&a).total != 25_000 {
+        assert!(Instant::now() < deadline, "the credit never arrived: {}", server.account(&a));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let journal = server.journal(&a);
+    assert_eq!(kinds(&journal), ["deposit"]);
+    assert_eq!(journal[0]["transfer_id"], booked["notification_id"]);
+
+    // A payer of another name goes to suspense, found by its bank serial.
+    let (status, other) = server.post(&format!("/v1/sandbox/{BANK}/credits"), ADMIN, &credit(&a_sub, "别人", "9.99"));
+    assert_eq!(status, 202, "{other}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let entry = loop {
+        let all = server.list_all("/v1/suspense", FINANCE);
+        if let Some(entry) = all.into_iter().find(|entry| entry["bank_serial"] == other["bank_serial"]) {
+            break entry;
+        }
+        assert!(Instant::now() < deadline, "the second credit never reached suspense");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!((entry["reason"].as_str(), entry["amount"].as_str()), (Some("name_mismatch"), Some("9.99")));
+    assert_eq!(entry["notification_id"], other["notification_id"]);
+
+    let (status, body) = server.post(&format!("/v1/sandbox/{BANK}/credits"), PLATFORM, &credit(&a_sub, name, "1"));
+    assert_error(status, &body, 403, "FORBIDDEN", "platform may not book sandbox credits");
+    let (status, body) = server.post("/v1/sandbox/NOBANK/credits", ADMIN, &credit(&a_sub, name, "1"));
+    assert_error(status, &body, 404, "UNKNOWN_BANK", "unknown bank");
+    let (status, body) = server.post(&format!("/v1/sandbox/{BANK}/credits"), ADMIN, &credit(&a_sub, name, "0"));
+    assert_error(status, &body, 400, "INVALID_AMOUNT", "zero");
+
+    // The sandbox's books hold both credits, delivered; nothing is
+    // delivered twice after a restart.
+    let books = sandbox_books(&server);
+    assert_eq!(books.iter().filter(|line| line["kind"] == "credit").count(), 2, "{books:?}");
+    server.restart();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.balance(&a).total, 25_000);
+    assert_eq!(server.list_all("/v1/suspense", FINANCE).len(), 1);
+}

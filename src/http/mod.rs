@@ -9,6 +9,7 @@ pub mod applications;
 pub mod error;
 pub mod extract;
 pub mod notifications;
+pub mod sandbox;
 pub mod service;
 pub mod suspense;
 pub mod transfers;
@@ -58,6 +59,7 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(notifications::router())
         .merge(withdrawals::router())
         .merge(suspense::router())
+        .merge(sandbox::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.max_body_bytes, extract::buffer_body))

@@ -121,6 +121,10 @@ impl Banks {
         self.banks.get(code)
     }
 
+    pub fn configs(&self) -> impl Iterator<Item = &BankConfig> {
+        self.banks.values().map(|bank| &bank.config)
+    }
+
     pub fn start_signing(&self, info: &Arc<AccountInfo>, account: Addr<AccountActor>) {
         match self.banks.get(&*info.bank) {
             Some(bank) => bank.sign.do_send(Sign { info: Arc::clone(info), account }),
