@@ -28,7 +28,10 @@ pub const ACCOUNT_MAILBOX_MAX: usize = 1024;
 /// OVERLOADED (each batch of 8190 items is ~2 MiB).
 pub const WAL_PENDING_BYTES_MAX: usize = 256 * 1024 * 1024;
 
-/// Requests the gateway serves at once; past it, 503 OVERLOADED.
+/// Requests the gateway serves at once (counted from before the body is
+/// read); past it, 503 OVERLOADED with Retry-After, at once, never a queue.
+/// `/healthz`, `/readyz` and `/metrics` are outside the bound so probes see
+/// an overloaded server as alive.
 pub const IN_FLIGHT_REQUESTS_MAX: usize = 4096;
 
 /// Default and maximum `limit` of list endpoints (API.md, Pagination).
@@ -39,11 +42,34 @@ pub const PAGE_ITEMS_MAX: usize = 1000;
 /// and every sum of balances inside `i64`.
 pub const CUSTODY_FEN_MAX: i64 = 4_000_000_000_000_000_000;
 
-/// Header bytes the HTTP server reads before refusing a request.
+/// Header bytes the HTTP server reads before refusing a request with 431
+/// and closing the connection: a bearer token and a signature need well
+/// under 1 KiB, so this only stops abuse.
 pub const HEADER_BYTES_MAX: usize = 64 * 1024;
 
-/// How long a client may take to send its request headers.
+/// Header fields in one request before 431 (hyper's default).
+pub const HEADERS_COUNT_MAX: usize = 100;
+
+/// How long a client may take to send a request's headers (slowloris: a
+/// client that trickles a header byte at a time holds a connection and a
+/// task, not an in-flight permit, so only time bounds it). The same timer
+/// runs while a kept-alive connection waits for its next request, so this
+/// is also the keep-alive idle timeout.
 pub const HEADER_READ_TIMEOUT_S: u64 = 10;
+
+/// How long a client may take to send a request's body once its headers
+/// are in. The in-flight permit is taken before the body is read, so
+/// without this a few thousand clients stalling their bodies would hold
+/// every permit (a slowloris on bodies). 60 s lets a 16 MiB body through
+/// at 280 KB/s.
+pub const BODY_READ_TIMEOUT_S: u64 = 60;
+
+/// On SIGTERM, how long requests in flight get to finish before their
+/// connections are dropped and the log is synced anyway.
+pub const SHUTDOWN_DRAIN_S: u64 = 30;
+
+/// Pause after a failed `accept` (out of file descriptors) before the next.
+pub const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
 
 /// Seconds a client is told to wait after a 503 or 429.
 pub const RETRY_AFTER_S: u64 = 1;

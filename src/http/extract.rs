@@ -13,12 +13,14 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, Uri};
+use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
+use super::rate::RateLimit;
 use crate::config::{Role, TokenConfig};
 use crate::domain::ids::is_valid_client_id;
 use crate::domain::money::Money;
@@ -43,7 +45,13 @@ impl Caller {
 /// timing at most how much of a digest matched, which says nothing about
 /// the token; the config may hold only digests (`token_sha256`).
 pub struct Auth {
-    tokens: HashMap<[u8; 32], Caller>,
+    tokens: HashMap<[u8; 32], Token>,
+}
+
+struct Token {
+    caller: Caller,
+    /// `rate_limit_per_s`; each token has its own bucket (no shared lock).
+    rate: Option<RateLimit>,
 }
 
 impl Auth {
@@ -55,14 +63,16 @@ impl Auth {
                 None => token.roles[0].as_str().into(),
             };
             let caller = Caller { roles: token.roles.clone(), operator, has_operator_name: token.operator.is_some() };
-            if map.insert(token.digest()?, caller).is_some() {
+            let entry = Token { caller, rate: RateLimit::per_second(token.rate_limit_per_s) };
+            if map.insert(token.digest()?, entry).is_some() {
                 return Err("two [[tokens]] entries have the same token".into());
             }
         }
         Ok(Self { tokens: map })
     }
 
-    /// 401 without a known bearer token, 403 without one of `allowed`.
+    /// 401 without a known bearer token, 403 without one of `allowed`, 429
+    /// past the token's rate limit.
     pub fn check(&self, headers: &HeaderMap, allowed: &[Role]) -> ApiResult<Caller> {
         let unauthenticated =
             || ApiError::new(ErrorCode::Unauthenticated, "a valid `Authorization: Bearer <token>` is required");
@@ -70,15 +80,23 @@ impl Auth {
         let text = value.to_str().map_err(|_| unauthenticated())?;
         let token = text.strip_prefix("Bearer ").ok_or_else(unauthenticated)?.trim();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let caller = self.tokens.get(&digest).ok_or_else(unauthenticated)?;
-        if !caller.has_any(allowed) {
+        let token = self.tokens.get(&digest).ok_or_else(unauthenticated)?;
+        if !token.caller.has_any(allowed) {
             let roles: Vec<&str> = allowed.iter().map(|role| role.as_str()).collect();
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 format!("this needs one of the roles {}", roles.join(", ")),
             ));
         }
-        Ok(caller.clone())
+        if let Some(rate) = &token.rate {
+            rate.try_acquire().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!("this token is limited to {} requests per second; retry shortly", rate.per_second_value()),
+                )
+            })?;
+        }
+        Ok(token.caller.clone())
     }
 }
 
@@ -107,19 +125,34 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 /// leave the body unread, and the server would have to close a connection
 /// its client keeps alive for the next request. A body past the limit is
 /// not read further; the handler answers 413 in its turn (after
-/// authentication, API.md's order).
+/// authentication, API.md's order). A body not received within
+/// [`limits::BODY_READ_TIMEOUT_S`] gets `408 REQUEST_TIMEOUT` and the
+/// connection is closed: a stalled client must not hold an in-flight
+/// permit for ever.
 pub async fn buffer_body(
     axum::extract::State(limit_bytes): axum::extract::State<usize>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let (parts, body) = request.into_parts();
-    let body = match read_body(&parts.headers, body, limit_bytes).await {
-        Ok(bytes) => Body::from(bytes),
+    let timeout = std::time::Duration::from_secs(limits::BODY_READ_TIMEOUT_S);
+    let body = match tokio::time::timeout(timeout, read_body(&parts.headers, body, limit_bytes)).await {
+        Ok(Ok(bytes)) => Body::from(bytes),
         // A body that fails with the length-limit error when read.
-        Err(_) => Body::new(http_body_util::Limited::new(http_body_util::Full::new(Bytes::from_static(b" ")), 0)),
+        Ok(Err(_)) => Body::new(http_body_util::Limited::new(http_body_util::Full::new(Bytes::from_static(b" ")), 0)),
+        Err(_) => return body_timeout(),
     };
     next.run(axum::extract::Request::from_parts(parts, body)).await
+}
+
+fn body_timeout() -> axum::response::Response {
+    let body = serde_json::json!({"error": {
+        "code": "REQUEST_TIMEOUT",
+        "message": format!("the request body did not arrive within {} s", limits::BODY_READ_TIMEOUT_S),
+    }});
+    let mut response = (axum::http::StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response
 }
 
 /// Read a body of any type up to `limit_bytes` (413 past it).

@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
+pub mod fault;
 #[cfg(any(test, feature = "sim"))]
 pub(crate) mod sim;
 #[cfg(any(test, feature = "sim"))]

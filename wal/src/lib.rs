@@ -16,8 +16,9 @@
 //!   documented field by field next to the code that writes it.
 //! - [`segment`]: segment names, creation, and the frame-by-frame scan with
 //!   the torn-tail test.
-//! - [`fs`]: the file system trait, the real one, and `SimFs` (simulated
-//!   crashes and I/O errors; feature `sim` or tests).
+//! - [`fs`]: the file system trait, the real one, `SimFs` (simulated
+//!   crashes and I/O errors; feature `sim` or tests), and [`FaultFs`]
+//!   (faults switched on from outside in a running process).
 //! - [`recovery`]: start-up: check every frame, replay, truncate a torn tail
 //!   or refuse damage ([`RecoveryPolicy`]).
 //! - [`checkpoint`]: snapshots at an lsn; [`verify()`] and [`read_records`]:
@@ -71,6 +72,7 @@ pub use checkpoint::{
 };
 pub use config::{RecoveryPolicy, WalConfig};
 pub use error::{AppendError, CheckpointError, Health, LogFailed, OpenError, ReadError};
+pub use fs::fault::{FaultFs, Faults};
 #[cfg(any(test, feature = "sim"))]
 pub use fs::SimFs;
 pub use fs::{RealFs, WalFile, WalFs};

@@ -3,6 +3,7 @@
 
 mod checkpoint_tests;
 mod commit_tests;
+mod fault_fs_tests;
 mod fault_tests;
 mod format_tests;
 mod power_loss_tests;
