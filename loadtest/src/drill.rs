@@ -844,8 +844,9 @@ async fn verify(
                         describe(&found, accounts)
                     ));
                 }
-                if matches!(op.outcome, Outcome::Refused(_)) {
-                    stats.refused += 1;
+                match op.outcome {
+                    Outcome::Refused(_) => stats.refused += 1,
+                    _ => stats.absent += 1,
                 }
             }
         }
