@@ -20,12 +20,12 @@
 //! The map is sharded by the id's hash, so two transfers share a lock only
 //! when their ids fall in the same shard, and only for a few instructions.
 
-use std::collections::hash_map::{Entry, HashMap, RandomState};
+use std::collections::hash_map::{HashMap, RandomState};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::domain::record::{Adjustment, Deposit, Movement, SuspenseEntry, SuspenseReturn, Withdrawal};
 
@@ -85,7 +85,8 @@ impl Committed {
 }
 
 enum Slot {
-    InFlight(watch::Receiver<()>),
+    /// Being judged; `waited` once someone waits for the outcome.
+    InFlight { waited: bool },
     Done(Committed),
 }
 
@@ -96,21 +97,44 @@ pub enum TryClaim {
     Busy(Waiter),
 }
 
-pub struct Waiter(watch::Receiver<()>);
-
-impl Waiter {
-    /// Resolves when the holder finalized or dropped its claim.
-    pub async fn wait(mut self) {
-        // The sender is dropped when the claim ends; `changed` then errors.
-        while self.0.changed().await.is_ok() {}
-    }
+/// One shard: its slots, and the signal that an awaited claim ended. The
+/// signal is per shard, not per claim, so that claiming allocates nothing
+/// but the key (a claim with nobody waiting on it never touches it).
+struct Shard {
+    slots: Mutex<HashMap<Box<str>, Slot>>,
+    released: Notify,
 }
-
-type Shard = Mutex<HashMap<Box<str>, Slot>>;
 
 pub struct IdIndex {
     shards: Box<[Shard]>,
     hasher: RandomState,
+}
+
+pub struct Waiter {
+    index: Arc<IdIndex>,
+    id: Box<str>,
+}
+
+impl Waiter {
+    /// Resolves when the holder finalized or dropped its claim.
+    pub async fn wait(self) {
+        let shard = self.index.shard(&self.id);
+        loop {
+            let released = shard.released.notified();
+            tokio::pin!(released);
+            {
+                let mut slots = shard.slots.lock();
+                match slots.get_mut(&*self.id) {
+                    Some(Slot::InFlight { waited }) => *waited = true,
+                    _ => return,
+                }
+                // Registered before the lock is released, so the holder's
+                // notification cannot slip in between.
+                released.as_mut().enable();
+            }
+            released.await;
+        }
+    }
 }
 
 impl Default for IdIndex {
@@ -121,7 +145,7 @@ impl Default for IdIndex {
 
 impl IdIndex {
     pub fn new() -> Self {
-        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        let shards = (0..SHARDS).map(|_| Shard { slots: Mutex::new(HashMap::new()), released: Notify::new() }).collect();
         Self { shards, hasher: RandomState::new() }
     }
 
@@ -131,16 +155,13 @@ impl IdIndex {
     }
 
     pub fn try_claim(self: &Arc<Self>, id: &str) -> TryClaim {
-        let mut shard = self.shard(id).lock();
-        match shard.entry(id.into()) {
-            Entry::Occupied(entry) => match entry.get() {
-                Slot::Done(committed) => TryClaim::Done(committed.clone()),
-                Slot::InFlight(receiver) => TryClaim::Busy(Waiter(receiver.clone())),
-            },
-            Entry::Vacant(entry) => {
-                let (sender, receiver) = watch::channel(());
-                entry.insert(Slot::InFlight(receiver));
-                TryClaim::Claimed(Claim { index: Arc::clone(self), id: id.into(), done: Some(sender) })
+        let mut slots = self.shard(id).slots.lock();
+        match slots.get(id) {
+            Some(Slot::Done(committed)) => TryClaim::Done(committed.clone()),
+            Some(Slot::InFlight { .. }) => TryClaim::Busy(Waiter { index: Arc::clone(self), id: id.into() }),
+            None => {
+                slots.insert(id.into(), Slot::InFlight { waited: false });
+                TryClaim::Claimed(Claim { index: Arc::clone(self), id: id.into(), finalized: false })
             }
         }
     }
@@ -157,32 +178,54 @@ impl IdIndex {
     }
 
     /// The committed state of `id`, waiting for an in-flight holder.
-    pub async fn get(&self, id: &str) -> Option<Committed> {
+    pub async fn get(self: &Arc<Self>, id: &str) -> Option<Committed> {
         loop {
-            let waiter = {
-                let shard = self.shard(id).lock();
-                match shard.get(id) {
+            {
+                let slots = self.shard(id).slots.lock();
+                match slots.get(id) {
                     None => return None,
                     Some(Slot::Done(committed)) => return Some(committed.clone()),
-                    Some(Slot::InFlight(receiver)) => Waiter(receiver.clone()),
+                    Some(Slot::InFlight { .. }) => {}
                 }
-            };
-            waiter.wait().await;
+            }
+            Waiter { index: Arc::clone(self), id: id.into() }.wait().await;
         }
     }
 
     /// Recovery: the id committed at some earlier run.
     pub fn insert_recovered(&self, id: Box<str>, committed: Committed) {
-        let previous = self.shard(&id).lock().insert(id, Slot::Done(committed));
+        let previous = self.shard(&id).slots.lock().insert(id, Slot::Done(committed));
         assert!(previous.is_none(), "a client id committed twice in the log");
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.lock().len()).sum()
+        self.shards.iter().map(|shard| shard.slots.lock().len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// End an in-flight claim: `Some` commits it, `None` forgets it.
+    fn finalize(&self, id: &str, outcome: Option<Committed>) {
+        let shard = self.shard(id);
+        let mut slots = shard.slots.lock();
+        let waited = match slots.get(id) {
+            Some(Slot::InFlight { waited }) => *waited,
+            _ => panic!("a claimed id {id} is in flight until its claim ends"),
+        };
+        match outcome {
+            Some(committed) => {
+                slots.insert(id.into(), Slot::Done(committed));
+            }
+            None => {
+                slots.remove(id);
+            }
+        }
+        drop(slots);
+        if waited {
+            shard.released.notify_waiters();
+        }
     }
 }
 
@@ -191,7 +234,7 @@ impl IdIndex {
 pub struct Claim {
     index: Arc<IdIndex>,
     id: Box<str>,
-    done: Option<watch::Sender<()>>,
+    finalized: bool,
 }
 
 impl Claim {
@@ -200,21 +243,15 @@ impl Claim {
     }
 
     pub fn commit(mut self, committed: Committed) {
-        let mut shard = self.index.shard(&self.id).lock();
-        let slot = shard.get_mut(&*self.id).expect("a claimed id stays in the index");
-        assert!(matches!(slot, Slot::InFlight(_)), "a claimed id is in flight");
-        *slot = Slot::Done(committed);
-        drop(shard);
-        self.done.take();
+        self.finalized = true;
+        self.index.finalize(&self.id, Some(committed));
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if self.done.is_some() {
-            let removed = self.index.shard(&self.id).lock().remove(&*self.id);
-            assert!(matches!(removed, Some(Slot::InFlight(_))), "a released id was in flight");
-            self.done.take();
+        if !self.finalized {
+            self.index.finalize(&self.id, None);
         }
     }
 }
