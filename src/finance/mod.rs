@@ -1,3 +1,5 @@
 //! The finance side: read models of the durable log. Never edits balances.
 
 pub mod history;
+pub mod receipts;
+pub mod words;

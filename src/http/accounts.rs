@@ -1,12 +1,13 @@
-//! `GET /v1/accounts/{id}`, `GET /v1/accounts`, `GET /v1/accounts/{id}/journal`.
+//! `GET /v1/accounts/{id}`, `GET /v1/accounts`, `GET /v1/accounts/{id}/journal`,
+//! `GET /v1/accounts/{id}/journal.csv`, `GET /v1/accounts/{id}/balance?at_lsn=N`.
 //!
 //! Balances come from the account's actor (then wait until its `last_lsn`
-//! is durable); journals from the history index (once it has caught up
-//! with everything durable). No balance is kept here.
+//! is durable); journals and past balances from the history index (once it
+//! has caught up with everything durable). No balance is kept here.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
@@ -27,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/accounts", get(list))
         .route("/v1/accounts/{id}", get(show))
         .route("/v1/accounts/{id}/journal", get(journal))
+        .route("/v1/accounts/{id}/journal.csv", get(journal_csv))
+        .route("/v1/accounts/{id}/balance", get(balance_at))
 }
 
 fn not_found(text: &str) -> ApiError {
@@ -117,18 +120,9 @@ async fn journal(
 ) -> ApiResult<Response> {
     state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
     let query = Query::parse(&uri, &["from", "to", "kind", "after_lsn", "limit", "cursor"])?;
-    let from_ms = query.instant_ms("from")?;
-    let to_ms = query.instant_ms("to")?;
-    let kind = match query.get("kind") {
-        None => None,
-        Some(text) => Some(JournalKind::parse(text).ok_or_else(|| invalid_field("kind", "is not a journal kind"))?),
-    };
-    let after_lsn = match query.get("after_lsn") {
-        None => 0,
-        Some(text) => text.parse::<u64>().map_err(|_| invalid_field("after_lsn", "must be a whole number"))?,
-    };
+    let filter = JournalFilter::parse(&query)?;
     let limit = query.limit()?;
-    let start_after = after_lsn.max(query.cursor()?.unwrap_or(0));
+    let start_after = filter.after_lsn.max(query.cursor()?.unwrap_or(0));
     let own = entry(&state, &id)?.info.account_id;
     let durable = state.log.durable_lsn();
     let page = state
@@ -136,11 +130,7 @@ async fn journal(
         .read_at(durable, |history| {
             let entries = history.journal(own);
             let start = entries.partition_point(|entry| entry.lsn <= start_after);
-            let mut matching = entries[start..].iter().filter(|entry| {
-                kind.is_none_or(|kind| entry.kind == kind)
-                    && from_ms.is_none_or(|from| entry.at_ms >= from)
-                    && to_ms.is_none_or(|to| entry.at_ms < to)
-            });
+            let mut matching = entries[start..].iter().filter(|entry| filter.matches(entry));
             let items: Vec<serde_json::Value> =
                 matching.by_ref().take(limit).map(|entry| entry_view(own, entry)).collect();
             let last_lsn = items.last().and_then(|item| item["lsn"].as_u64());
@@ -149,4 +139,181 @@ async fn journal(
         })
         .await;
     Ok(json_response(StatusCode::OK, &page))
+}
+
+/// The journal's filters (API.md, Journal): `from` inclusive, `to`
+/// exclusive, `kind`, and `after_lsn`.
+#[derive(Clone, Copy)]
+struct JournalFilter {
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    kind: Option<JournalKind>,
+    after_lsn: u64,
+}
+
+impl JournalFilter {
+    fn parse(query: &Query) -> ApiResult<Self> {
+        let kind = match query.get("kind") {
+            None => None,
+            Some(text) => Some(JournalKind::parse(text).ok_or_else(|| invalid_field("kind", "is not a journal kind"))?),
+        };
+        Ok(Self {
+            from_ms: query.instant_ms("from")?,
+            to_ms: query.instant_ms("to")?,
+            kind,
+            after_lsn: whole_number(query, "after_lsn")?.unwrap_or(0),
+        })
+    }
+
+    fn matches(&self, entry: &JournalEntry) -> bool {
+        self.kind.is_none_or(|kind| entry.kind == kind)
+            && self.from_ms.is_none_or(|from| entry.at_ms >= from)
+            && self.to_ms.is_none_or(|to| entry.at_ms < to)
+    }
+}
+
+fn whole_number(query: &Query, name: &str) -> ApiResult<Option<u64>> {
+    match query.get(name) {
+        None => Ok(None),
+        Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            text.parse::<u64>().map(Some).map_err(|_| invalid_field(name, "is too large"))
+        }
+        Some(_) => Err(invalid_field(name, "must be a whole number")),
+    }
+}
+
+/// `GET /v1/accounts/{id}/balance?at_lsn=N`: the balance as of lsn `N`
+/// (every journal entry up to and including it), from the journal alone.
+/// Without `at_lsn`, as of the latest durable lsn. An `at_lsn` beyond the
+/// latest durable lsn has not happened yet: 400.
+async fn balance_at(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
+    let query = Query::parse(&uri, &["at_lsn"])?;
+    let durable = state.log.durable_lsn();
+    let at_lsn = match whole_number(&query, "at_lsn")? {
+        None => durable,
+        Some(lsn) if lsn <= durable => lsn,
+        Some(_) => return Err(invalid_field("at_lsn", &format!("is beyond the ledger's latest lsn ({durable})"))),
+    };
+    let own = entry(&state, &id)?.info.account_id;
+    let (balance, last_lsn) = state
+        .history
+        .read_at(durable, |history| {
+            let entries = history.journal(own);
+            let end = entries.partition_point(|entry| entry.lsn <= at_lsn);
+            match end.checked_sub(1).map(|last| &entries[last]) {
+                Some(entry) => (entry.after, Some(entry.lsn)),
+                None => (Default::default(), None),
+            }
+        })
+        .await;
+    let balance: crate::domain::account::Balance = balance;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "account_id": own,
+            "at_lsn": at_lsn,
+            "balance": {"total": balance.total(), "available": balance.available, "frozen": balance.frozen},
+            "last_lsn": last_lsn,
+        }),
+    ))
+}
+
+/// Journal entries the CSV export reads under one read lock: bounds how
+/// long it holds the history while streaming a long journal.
+const CSV_ENTRIES_PER_CHUNK: usize = 4096;
+
+const CSV_HEADER: &str = "lsn,at,kind,transfer_id,order_id,hold_id,counterparty,available_delta,frozen_delta,\
+                          available_after,frozen_after,total_after\r\n";
+
+/// `GET /v1/accounts/{id}/journal.csv`: the whole journal (with the
+/// journal's filters `from`, `to`, `kind`, `after_lsn`; no pagination) as
+/// RFC 4180 CSV with a header row, CRLF line ends, UTF-8. It is a
+/// snapshot at the durable lsn of the request, streamed in chunks.
+async fn journal_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
+    let query = Query::parse(&uri, &["from", "to", "kind", "after_lsn"])?;
+    let filter = JournalFilter::parse(&query)?;
+    let own = entry(&state, &id)?.info.account_id;
+    let durable = state.log.durable_lsn();
+    let first = futures::stream::once(async { Ok::<_, std::convert::Infallible>(bytes::Bytes::from(CSV_HEADER)) });
+    let rows = futures::stream::unfold(Some(filter.after_lsn), move |after| {
+        let state = state.clone();
+        async move {
+            let after = after?;
+            let (chunk, next) = state
+                .history
+                .read_at(durable, |history| {
+                    let entries = history.journal(own);
+                    let start = entries.partition_point(|entry| entry.lsn <= after);
+                    let end = entries.partition_point(|entry| entry.lsn <= durable).max(start);
+                    let slice = &entries[start..end.min(start + CSV_ENTRIES_PER_CHUNK)];
+                    let mut out = String::new();
+                    for entry in slice.iter().filter(|entry| filter.matches(entry)) {
+                        csv_row(&mut out, own, entry);
+                    }
+                    let next = (start + slice.len() < end).then(|| slice.last().map(|entry| entry.lsn)).flatten();
+                    (out, next)
+                })
+                .await;
+            Some((Ok(bytes::Bytes::from(chunk)), next))
+        }
+    });
+    use futures::StreamExt as _;
+    let body = axum::body::Body::from_stream(first.chain(rows));
+    let disposition = format!("attachment; filename=\"{own}-journal.csv\"");
+    Ok((
+        StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn csv_row(out: &mut String, own: AccountId, entry: &JournalEntry) {
+    use std::fmt::Write as _;
+    let text = |value: Option<&str>| value.map(csv_text).unwrap_or_default();
+    let counterparty = entry.counterparty(own).map(|account| account.to_string());
+    let _ = write!(
+        out,
+        "{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
+        entry.lsn,
+        crate::clock::format_ms(entry.at_ms),
+        entry.kind.as_str(),
+        text(Some(entry.transfer_id())),
+        text(entry.order_id()),
+        text(entry.hold_id()),
+        counterparty.unwrap_or_default(),
+        entry.available_delta,
+        entry.frozen_delta,
+        entry.after.available,
+        entry.after.frozen,
+        entry.after.total(),
+    );
+}
+
+/// A text cell: quoted when it holds a separator or quote (RFC 4180), and
+/// prefixed with `'` when a spreadsheet would read it as a formula (an id
+/// may start with `-`). Amount cells are numbers and stay as they are.
+fn csv_text(value: &str) -> String {
+    let guarded =
+        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
 }

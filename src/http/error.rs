@@ -57,6 +57,8 @@ pub enum ErrorCode {
     RateLimited,
     Overloaded,
     LogUnavailable,
+    ReceiptNotFound,
+    ReceiptNotAvailable,
     Internal,
 }
 
@@ -80,6 +82,8 @@ impl ErrorCode {
             }
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Overloaded | LogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ReceiptNotFound => StatusCode::NOT_FOUND,
+            ReceiptNotAvailable => StatusCode::CONFLICT,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,6 +128,8 @@ impl ErrorCode {
             RateLimited => "RATE_LIMITED",
             Overloaded => "OVERLOADED",
             LogUnavailable => "LOG_UNAVAILABLE",
+            ReceiptNotFound => "RECEIPT_NOT_FOUND",
+            ReceiptNotAvailable => "RECEIPT_NOT_AVAILABLE",
             Internal => "INTERNAL",
         }
     }

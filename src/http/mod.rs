@@ -9,9 +9,8 @@ pub mod applications;
 pub mod error;
 pub mod extract;
 pub mod notifications;
-pub mod rate;
+pub mod receipts;
 pub mod sandbox;
-pub mod serve;
 pub mod service;
 pub mod suspense;
 pub mod transfers;
@@ -48,6 +47,7 @@ pub struct Ledger {
     pub banks: Arc<Banks>,
     pub log: LedgerLog,
     pub history: Arc<History>,
+    pub receipts: crate::finance::receipts::Receipts,
 }
 
 pub type AppState = Arc<Ledger>;
@@ -59,6 +59,7 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(accounts::router())
         .merge(transfers::router())
         .merge(notifications::router())
+        .merge(receipts::router())
         .merge(withdrawals::router())
         .merge(suspense::router())
         .merge(sandbox::router())

@@ -1,0 +1,179 @@
+//! `GET /v1/transfers/{id}/receipt`, `GET /v1/deposits/{notification_id}/receipt`
+//! (JSON, or `?format=html` for a printable page) and
+//! `POST /v1/receipts/verify`.
+//!
+//! Parses and renders; the receipt itself is built and signed in
+//! [`crate::finance::receipts`].
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
+use super::extract::{json_body, Query};
+use super::transfers::json_response;
+use super::AppState;
+use crate::config::Role;
+use crate::finance::receipts::{deposit_receipt, movement_receipt, render_html, Party, Receipt};
+use crate::gateway::idempotency::Committed;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/transfers/{id}/receipt", get(transfer_receipt))
+        .route("/v1/deposits/{notification_id}/receipt", get(deposit_receipt_handler))
+        .route("/v1/receipts/verify", post(verify))
+}
+
+const READERS: [Role; 2] = [Role::Platform, Role::Finance];
+
+enum Format {
+    Json,
+    Html,
+}
+
+fn format(uri: &Uri) -> ApiResult<Format> {
+    let query = Query::parse(uri, &["format"])?;
+    match query.get("format") {
+        None | Some("json") => Ok(Format::Json),
+        Some("html") => Ok(Format::Html),
+        Some(_) => Err(invalid_field("format", "must be json or html")),
+    }
+}
+
+fn render(receipt: &Receipt, format: Format) -> Response {
+    match format {
+        Format::Json => json_response(StatusCode::OK, receipt),
+        Format::Html => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], render_html(receipt)).into_response(),
+    }
+}
+
+async fn transfer_receipt(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.auth.check(&headers, &READERS)?;
+    let format = format(&uri)?;
+    let not_found = || ApiError::new(ErrorCode::TransferNotFound, format!("no transfer {id}"));
+    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let Committed::Movement { lsn, movement } = &committed else { return Err(not_found()) };
+    state.log.wait_durable(*lsn).await?;
+    let receipt = movement_receipt(&state.receipts.key, &state.directory, *lsn, movement);
+    Ok(render(&receipt, format))
+}
+
+async fn deposit_receipt_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(notification_id): Path<String>,
+) -> ApiResult<Response> {
+    state.auth.check(&headers, &READERS)?;
+    let format = format(&uri)?;
+    let durable = state.log.durable_lsn();
+    let account_count = state.directory.count();
+    let found = state
+        .history
+        .read_at(durable, |history| state.receipts.deposits.find(history, account_count, &notification_id))
+        .await;
+    let (lsn, deposit) = found.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ReceiptNotFound,
+            format!("no deposit credited by notification {notification_id} (unknown, or it went to suspense)"),
+        )
+    })?;
+    let receipt = deposit_receipt(&state.receipts.key, &state.directory, lsn, &deposit);
+    Ok(render(&receipt, format))
+}
+
+async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    state.auth.check(&headers, &READERS)?;
+    let bytes = json_body(&headers, body, state.max_body_bytes).await?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidJson, format!("the body is not JSON: {error}")))?;
+    let Value::Object(object) = value else {
+        return Err(ApiError::new(ErrorCode::InvalidJson, "the body must be a receipt, a JSON object"));
+    };
+    let receipt = parse_receipt(&object)?;
+    let valid = state.receipts.key.verify(&receipt);
+    Ok(json_response(StatusCode::OK, &json!({"valid": valid})))
+}
+
+const RECEIPT_FIELDS: [&str; 10] = [
+    "receipt_no",
+    "transfer_id",
+    "type",
+    "payer",
+    "payee",
+    "amount",
+    "amount_in_words",
+    "order_id",
+    "committed_at",
+    "verification_code",
+];
+
+const PARTY_FIELDS: [&str; 3] = ["account_id", "name", "sub_account_no"];
+
+/// A receipt body, syntax only: the fields a receipt has, of the JSON types
+/// it has (400 otherwise). Whether the values are true is the code's job.
+fn parse_receipt(object: &Map<String, Value>) -> ApiResult<Receipt> {
+    only(object, &RECEIPT_FIELDS, "")?;
+    let payer = match object.get("payer") {
+        None | Some(Value::Null) => return Err(missing("payer")),
+        Some(Value::Object(party)) => parse_party(party, "payer")?,
+        Some(_) => return Err(invalid_field("payer", "must be an object")),
+    };
+    let payee = match object.get("payee") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(party)) => Some(parse_party(party, "payee")?),
+        Some(_) => return Err(invalid_field("payee", "must be an object or null")),
+    };
+    Ok(Receipt {
+        receipt_no: required(object, "receipt_no", "")?,
+        transfer_id: required(object, "transfer_id", "")?,
+        kind: required(object, "type", "")?,
+        payer,
+        payee,
+        amount: required(object, "amount", "")?,
+        amount_in_words: required(object, "amount_in_words", "")?,
+        order_id: nullable(object, "order_id", "")?,
+        committed_at: required(object, "committed_at", "")?,
+        verification_code: required(object, "verification_code", "")?,
+    })
+}
+
+fn parse_party(object: &Map<String, Value>, prefix: &str) -> ApiResult<Party> {
+    let prefix = format!("{prefix}.");
+    only(object, &PARTY_FIELDS, &prefix)?;
+    Ok(Party {
+        account_id: nullable(object, "account_id", &prefix)?,
+        name: required(object, "name", &prefix)?,
+        sub_account_no: nullable(object, "sub_account_no", &prefix)?,
+    })
+}
+
+fn only(object: &Map<String, Value>, known: &[&str], prefix: &str) -> ApiResult<()> {
+    match object.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(key) => {
+            Err(ApiError::new(ErrorCode::UnexpectedField, format!("field `{prefix}{key}` is not expected here")))
+        }
+        None => Ok(()),
+    }
+}
+
+fn required(object: &Map<String, Value>, name: &str, prefix: &str) -> ApiResult<String> {
+    nullable(object, name, prefix)?.ok_or_else(|| missing(&format!("{prefix}{name}")))
+}
+
+fn nullable(object: &Map<String, Value>, name: &str, prefix: &str) -> ApiResult<Option<String>> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(invalid_field(&format!("{prefix}{name}"), "must be a string")),
+    }
+}
