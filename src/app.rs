@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::Request;
 use axum::response::IntoResponse;
 use axum::Router;
-use fundledger_wal::{RecoveryPolicy, Wal, WalConfig};
+use fundledger_wal::{RealFs, RecoveryPolicy, Wal, WalConfig, WalFs};
 use tower::ServiceExt;
 
 use crate::actors::bank::Banks;
@@ -76,14 +76,7 @@ async fn serve(config: Config, options: RunOptions) -> Result<(), String> {
         }
     });
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(async move {
-        let mut shutdown_rx = shutdown_rx;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(http::serve::serve(listener, app, shutdown_rx));
 
     let started = start_ledger(&config, &options).await?;
     let _ = wal_cell.set(started.log.wal().clone());
@@ -93,10 +86,8 @@ async fn serve(config: Config, options: RunOptions) -> Result<(), String> {
     wait_for_signal().await;
     tracing::info!("stopping: no new requests, answering those in flight");
     let _ = shutdown_tx.send(true);
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(%error, "server error while stopping"),
-        Err(error) => tracing::error!(%error, "server task failed"),
+    if let Err(error) = server.await {
+        tracing::error!(%error, "server task failed");
     }
     let synced = started.log.wal().shutdown();
     started.system.stop();
@@ -225,7 +216,7 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
 fn recover(wal_config: WalConfig, policy: RecoveryPolicy) -> Result<(Wal, Recovered), String> {
     let mut recovered = Recovered::new();
     let started = std::time::Instant::now();
-    let (wal, report) = Wal::open(wal_config, policy, 1, |lsn, payload| {
+    let (wal, report) = Wal::open_with_fs(wal_fs(), wal_config, policy, 1, |lsn, payload| {
         let record = crate::codec::decode(payload).map_err(|error| format!("lsn {lsn}: {error}"))?;
         recovered.apply(lsn, &record)
     })
@@ -238,6 +229,48 @@ fn recover(wal_config: WalConfig, policy: RecoveryPolicy) -> Result<(Wal, Recove
         "recovered"
     );
     Ok((wal, recovered))
+}
+
+/// The log's file system: the real one. Debug builds (what `cargo test`
+/// runs) also honour a test hook that makes the running server's log fail;
+/// release builds do not contain it, so no environment can arm it in
+/// production.
+fn wal_fs() -> Arc<dyn WalFs> {
+    #[cfg(debug_assertions)]
+    if let Some(faults) = fault_hook::from_env() {
+        tracing::warn!(?faults, "TEST HOOK: wal fault injection armed (debug build)");
+        return Arc::new(fundledger_wal::FaultFs::new(Arc::new(RealFs), faults));
+    }
+    Arc::new(RealFs)
+}
+
+/// `FUNDLEDGER_FAULT_FSYNC_WHEN=<file>`: once `<file>` exists, every fsync
+/// of the log fails. `FUNDLEDGER_FAULT_WRITE_WHEN=<file>`: once it exists,
+/// a log write stops halfway and fails. `FUNDLEDGER_FAULT_FREE_BYTES_FILE=<file>`:
+/// while it holds a number, that is the free disk space the log sees.
+/// Files, not counts, so a test decides the moment from outside.
+#[cfg(debug_assertions)]
+mod fault_hook {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use fundledger_wal::Faults;
+
+    pub fn from_env() -> Option<Faults> {
+        let path = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+        let when_exists = |file: PathBuf| -> fundledger_wal::fs::fault::FaultSwitch { Arc::new(move || file.exists()) };
+        let faults = Faults {
+            fsync_fails: path("FUNDLEDGER_FAULT_FSYNC_WHEN").map(when_exists),
+            write_fails: path("FUNDLEDGER_FAULT_WRITE_WHEN").map(when_exists),
+            free_bytes: path("FUNDLEDGER_FAULT_FREE_BYTES_FILE").map(|file| {
+                let read: fundledger_wal::fs::fault::FreeBytesOverride =
+                    Arc::new(move || std::fs::read_to_string(&file).ok()?.trim().parse().ok());
+                read
+            }),
+        };
+        let armed = faults.fsync_fails.is_some() || faults.write_fails.is_some() || faults.free_bytes.is_some();
+        armed.then_some(faults)
+    }
 }
 
 async fn wait_for_signal() {

@@ -64,6 +64,13 @@ pub const HEADER_READ_TIMEOUT_S: u64 = 10;
 /// at 280 KB/s.
 pub const BODY_READ_TIMEOUT_S: u64 = 60;
 
+/// Request body bytes all requests together may hold in memory while
+/// they are read and handled (or `limits.max_body_bytes`, if larger).
+/// Without it the bound would be `IN_FLIGHT_REQUESTS_MAX` times the body
+/// limit, 64 GiB. Counted as bytes arrive, not from Content-Length, so a
+/// client cannot reserve memory it never sends; past it, 503 OVERLOADED.
+pub const BODY_BYTES_IN_FLIGHT_MAX: usize = 1024 * 1024 * 1024;
+
 /// On SIGTERM, how long requests in flight get to finish before their
 /// connections are dropped and the log is synced anyway.
 pub const SHUTDOWN_DRAIN_S: u64 = 30;

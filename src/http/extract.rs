@@ -14,10 +14,12 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::IntoResponse;
+use bytes::BytesMut;
 use http_body_util::BodyExt;
 use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
 use super::rate::RateLimit;
@@ -119,6 +121,31 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     media_type.eq_ignore_ascii_case("application/json")
 }
 
+/// What [`buffer_body`] enforces: one body's limit, and a budget of body
+/// bytes held by every request at once (in KiB permits).
+#[derive(Clone)]
+pub struct BodyLimits {
+    limit_bytes: usize,
+    budget_kib: Arc<Semaphore>,
+}
+
+impl BodyLimits {
+    pub fn new(limit_bytes: usize, budget_bytes: usize) -> Self {
+        let budget_bytes = budget_bytes.max(limit_bytes);
+        Self { limit_bytes, budget_kib: Arc::new(Semaphore::new(kib(budget_bytes))) }
+    }
+}
+
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+enum BodyRead {
+    TooLarge,
+    Unreadable,
+    OverBudget,
+}
+
 /// Read every request body before the handler runs, up to the limit.
 ///
 /// Why: a handler that refuses early (401, 403, 404, 405) would otherwise
@@ -128,21 +155,73 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 /// authentication, API.md's order). A body not received within
 /// [`limits::BODY_READ_TIMEOUT_S`] gets `408 REQUEST_TIMEOUT` and the
 /// connection is closed: a stalled client must not hold an in-flight
-/// permit for ever.
+/// permit for ever. A body that would take the bytes held by all requests
+/// past [`limits::BODY_BYTES_IN_FLIGHT_MAX`] gets `503 OVERLOADED`.
 pub async fn buffer_body(
-    axum::extract::State(limit_bytes): axum::extract::State<usize>,
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let (parts, body) = request.into_parts();
     let timeout = std::time::Duration::from_secs(limits::BODY_READ_TIMEOUT_S);
-    let body = match tokio::time::timeout(timeout, read_body(&parts.headers, body, limit_bytes)).await {
-        Ok(Ok(bytes)) => Body::from(bytes),
+    let (body, held) = match tokio::time::timeout(timeout, read_body_budgeted(&parts.headers, body, &limits)).await {
+        Ok(Ok((bytes, held))) => (Body::from(bytes), held),
         // A body that fails with the length-limit error when read.
-        Ok(Err(_)) => Body::new(http_body_util::Limited::new(http_body_util::Full::new(Bytes::from_static(b" ")), 0)),
+        Ok(Err(BodyRead::TooLarge | BodyRead::Unreadable)) => {
+            (Body::new(http_body_util::Limited::new(http_body_util::Full::new(Bytes::from_static(b" ")), 0)), None)
+        }
+        Ok(Err(BodyRead::OverBudget)) => {
+            let error = ApiError::new(ErrorCode::Overloaded, "the server holds too many request bodies; retry shortly");
+            return closing(error.into_response());
+        }
         Err(_) => return body_timeout(),
     };
-    next.run(axum::extract::Request::from_parts(parts, body)).await
+    let response = next.run(axum::extract::Request::from_parts(parts, body)).await;
+    drop(held);
+    response
+}
+
+/// Reads a body, taking budget permits as its bytes arrive.
+async fn read_body_budgeted(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &BodyLimits,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BodyRead> {
+    if declared_length(headers).is_some_and(|length| length > limits.limit_bytes as u64) {
+        return Err(BodyRead::TooLarge);
+    }
+    let mut body = http_body_util::Limited::new(body, limits.limit_bytes);
+    let mut bytes = BytesMut::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(error) if is_length_limit(&*error) => return Err(BodyRead::TooLarge),
+            Err(_) => return Err(BodyRead::Unreadable),
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let needed = kib(bytes.len() + data.len()) - kib(bytes.len());
+        if needed > 0 {
+            let permits = u32::try_from(needed).map_err(|_| BodyRead::OverBudget)?;
+            let permit =
+                Arc::clone(&limits.budget_kib).try_acquire_many_owned(permits).map_err(|_| BodyRead::OverBudget)?;
+            match held.as_mut() {
+                Some(held) => held.merge(permit),
+                None => held = Some(permit),
+            }
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok((bytes.freeze(), held))
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()).and_then(|text| text.parse::<u64>().ok())
+}
+
+fn closing(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response
 }
 
 fn body_timeout() -> axum::response::Response {
@@ -150,9 +229,7 @@ fn body_timeout() -> axum::response::Response {
         "code": "REQUEST_TIMEOUT",
         "message": format!("the request body did not arrive within {} s", limits::BODY_READ_TIMEOUT_S),
     }});
-    let mut response = (axum::http::StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
-    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-    response
+    closing((axum::http::StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response())
 }
 
 /// Read a body of any type up to `limit_bytes` (413 past it).
@@ -160,11 +237,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit_bytes: usize) -> A
     let too_large = || {
         ApiError::new(ErrorCode::BodyTooLarge, format!("the body is over limits.max_body_bytes ({limit_bytes} bytes)"))
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit_bytes as u64) {
+    if declared_length(headers).is_some_and(|length| length > limit_bytes as u64) {
         return Err(too_large());
     }
     let limited = http_body_util::Limited::new(body, limit_bytes);
@@ -403,5 +476,52 @@ impl Query {
                 .map(Some)
                 .ok_or_else(|| invalid_field(name, "must be an RFC 3339 instant or a date like 2026-11-24")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(limits: &BodyLimits, body: Body) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BodyRead> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(read_body_budgeted(&HeaderMap::new(), body, limits))
+    }
+
+    fn chunked(chunks: usize, chunk_bytes: usize) -> Body {
+        let stream = futures::stream::iter(
+            (0..chunks).map(move |_| Ok::<_, std::convert::Infallible>(Bytes::from(vec![b'x'; chunk_bytes]))),
+        );
+        Body::from_stream(stream)
+    }
+
+    #[test]
+    fn bodies_take_budget_as_they_arrive_and_give_it_back() {
+        let limits = BodyLimits::new(8 * 1024, 10 * 1024);
+        let (first, held_first) = read(&limits, chunked(8, 1000)).ok().unwrap();
+        assert_eq!(first.len(), 8000);
+        assert_eq!(limits.budget_kib.available_permits(), 10 - 8);
+        // A second body of 8 KB does not fit while the first is held.
+        assert!(matches!(read(&limits, chunked(8, 1000)), Err(BodyRead::OverBudget)));
+        assert_eq!(limits.budget_kib.available_permits(), 2, "a refused body gives back what it took");
+        drop(held_first);
+        assert_eq!(limits.budget_kib.available_permits(), 10);
+        let (_, held) = read(&limits, chunked(8, 1000)).ok().unwrap();
+        assert!(held.is_some());
+    }
+
+    #[test]
+    fn an_empty_body_takes_nothing_and_an_oversized_one_is_too_large() {
+        let limits = BodyLimits::new(4096, 4096);
+        let (bytes, held) = read(&limits, Body::empty()).ok().unwrap();
+        assert!(bytes.is_empty() && held.is_none());
+        assert!(matches!(read(&limits, chunked(5, 1000)), Err(BodyRead::TooLarge)));
+        assert_eq!(limits.budget_kib.available_permits(), 4);
+    }
+
+    #[test]
+    fn the_budget_is_never_below_one_body() {
+        let limits = BodyLimits::new(64 * 1024, 1024);
+        assert!(read(&limits, chunked(64, 1024)).is_ok());
     }
 }
