@@ -9,8 +9,8 @@ pub mod applications;
 pub mod error;
 pub mod extract;
 pub mod notifications;
-pub mod receipts;
 pub mod rate;
+pub mod receipts;
 pub mod sandbox;
 pub mod serve;
 pub mod service;
@@ -67,7 +67,10 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(sandbox::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.max_body_bytes, extract::buffer_body))
+        .layer(middleware::from_fn_with_state(
+            extract::BodyLimits::new(state.max_body_bytes, crate::limits::BODY_BYTES_IN_FLIGHT_MAX),
+            extract::buffer_body,
+        ))
         .layer(middleware::from_fn_with_state(in_flight, bound_in_flight))
         .with_state(state)
         .merge(service::router(metrics))
