@@ -7,7 +7,7 @@ use crate::report::{BenchReport, CpuReport, Percentiles, ServerReport, SetupRepo
 use crate::runner::{self, RunSpec};
 use crate::server::{ConfigOptions, Launch, Server, Tokens, WorkDir};
 use crate::setup::{credited_lsn, deposit, onboard_many};
-use crate::util::{cores, cpu_model, own_cpu_seconds, parse_cents, process_cpu_seconds, run_tag};
+use crate::util::{cores, cpu_model, load_average, own_cpu_seconds, parse_cents, process_cpu_seconds, run_tag};
 use crate::workload::{Scenario, Workload, BATCH_SIZE_MAX};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -252,6 +252,7 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
         jobs_max = jobs_max.min((rate * d.as_secs_f64()).ceil() as u64);
     }
 
+    let load_average_before = load_average();
     let wal_before = read_wal_counters(&endpoint).await;
     let cpu_before = (own_cpu_seconds(), pid.and_then(process_cpu_seconds));
     let result = runner::run(RunSpec {
@@ -312,6 +313,7 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
         },
         cpu_model: cpu_model(),
         cores: cores(),
+        load_average_before,
         generator_threads: threads,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };

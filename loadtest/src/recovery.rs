@@ -7,7 +7,7 @@ use crate::client::Conn;
 use crate::runner::{self, RunSpec};
 use crate::server::{Server, Tokens};
 use crate::setup::onboard_many;
-use crate::util::{cores, cpu_model, run_tag, thousands};
+use crate::util::{cores, cpu_model, load_average, run_tag, thousands};
 use crate::workload::{Scenario, Workload, BATCH_SIZE_MAX};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -70,6 +70,8 @@ struct RecoveryReport {
     rss_bytes_after_recovery: Option<u64>,
     cpu_model: String,
     cores: usize,
+    /// 1-minute load average just before the restart.
+    load_average_before_restart: Option<f64>,
     command: String,
 }
 
@@ -131,6 +133,7 @@ pub async fn recovery(args: RecoveryArgs, threads: usize) -> Result<()> {
     };
     let data_bytes = dir_bytes(&work.data_dir());
     eprintln!("stopped at lsn {lsn_before} ({:.1} MiB of data); restarting", data_bytes as f64 / 1048576.0);
+    let load_average_before_restart = load_average();
     let server = Server::start(&launch, &work).await?;
     let seconds = server.spawn_to_ready.as_secs_f64();
     let report = RecoveryReport {
@@ -148,6 +151,7 @@ pub async fn recovery(args: RecoveryArgs, threads: usize) -> Result<()> {
         rss_bytes_after_recovery: server.rss_bytes(),
         cpu_model: cpu_model(),
         cores: cores(),
+        load_average_before_restart,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
     let _ = server.terminate(Duration::from_secs(60)).await;
@@ -170,7 +174,12 @@ pub async fn recovery(args: RecoveryArgs, threads: usize) -> Result<()> {
         thousands(report.records),
         thousands(report.records_per_s as u64)
     );
-    println!("({} CPUs, {}; generator threads {threads})", report.cores, report.cpu_model);
+    println!(
+        "({} CPUs, {}; generator threads {threads}; load average before the restart {})",
+        report.cores,
+        report.cpu_model,
+        load_average_before_restart.map(|l| format!("{l:.2}")).unwrap_or_else(|| "n/a".to_string())
+    );
     if report.lsn_after_restart < lsn_before {
         bail!("the restarted server is at lsn {} but was at {lsn_before} before the stop", report.lsn_after_restart);
     }

@@ -90,6 +90,9 @@ pub struct BenchReport {
     pub cpu: CpuReport,
     pub cpu_model: String,
     pub cores: usize,
+    /// 1-minute load average just before the run: other work on the
+    /// machine skews every number.
+    pub load_average_before: Option<f64>,
     pub generator_threads: usize,
     pub command: String,
 }
@@ -115,8 +118,11 @@ impl BenchReport {
             thousands(self.accounts)
         );
         println!(
-            "{} CPUs ({}), generator on {} thread(s) of the same machine",
-            self.cores, self.cpu_model, self.generator_threads
+            "{} CPUs ({}), generator on {} thread(s) of the same machine; load average before the run {}",
+            self.cores,
+            self.cpu_model,
+            self.generator_threads,
+            self.load_average_before.map(|l| format!("{l:.2}")).unwrap_or_else(|| "n/a".to_string())
         );
         if let Some(setup) = &self.setup {
             println!(

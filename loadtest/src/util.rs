@@ -137,6 +137,11 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
     (ticks > 0).then(|| (utime + stime) / ticks as f64)
 }
 
+/// The 1-minute load average: how busy the machine was besides this run.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 /// `1234567` -> `1,234,567`, for the human report.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
