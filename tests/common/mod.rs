@@ -540,7 +540,16 @@ impl Server {
     fn wait_ready(&mut self, deadline: Instant) {
         loop {
             let last = match self.client.try_get("/readyz", NO_TOKEN) {
-                Ok((200, _)) => return,
+                Ok((200, _)) => {
+                    // Ready means recovery is done: the ledger answers now.
+                    match self.client.try_get("/v1/accounts?limit=1", FINANCE) {
+                        Ok((200, _)) => return,
+                        Ok((status, body)) => self.fail_start(&format!(
+                            "GET /readyz said 200 (recovery done), but GET /v1/accounts right after got {status} {body}"
+                        )),
+                        Err(e) => self.fail_start(&format!("GET /readyz said 200, then GET /v1/accounts: {e}")),
+                    }
+                }
                 Ok((status, body)) => format!("{status} {body}"),
                 Err(e) => e,
             };
