@@ -5,6 +5,9 @@
 //! can run in parallel and ids only need to be unique within one test.
 //! Amounts are handled as integer cents (`cents("12.34") == 1234`), never
 //! as floats.
+//!
+//! `FUNDLEDGER_TEST_BIN=/path/to/fundledger cargo test` runs the suite
+//! against another build of the server than the one cargo just built.
 
 #![allow(dead_code)]
 
