@@ -1055,3 +1055,28 @@ async fn retry_acknowledged(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transfer_type_moves_exactly_its_amount() {
+        for kind in [Kind::Transfer, Kind::Freeze, Kind::Unfreeze, Kind::UnfreezePay, Kind::PayFreeze] {
+            let counterparty = matches!(kind, Kind::Transfer | Kind::UnfreezePay | Kind::PayFreeze).then_some(1);
+            let m = Movement { kind, account: 0, counterparty, cents: 250 };
+            let entries = m.entries();
+            let total: i64 = entries.iter().map(|(_, _, a, f)| a + f).sum();
+            assert_eq!(total, 0, "{kind:?} creates or destroys money");
+            assert!(entries.iter().all(|(account, ..)| *account <= 1), "{kind:?}");
+        }
+        let deposit = Movement { kind: Kind::Deposit, account: 3, counterparty: None, cents: 250 };
+        assert_eq!(deposit.entries(), vec![(3, "deposit", 250, 0)]);
+    }
+
+    #[test]
+    fn cursors_are_escaped() {
+        assert_eq!(query_escape("abc-1_2.3~"), "abc-1_2.3~");
+        assert_eq!(query_escape("a b/c=d+e"), "a%20b%2Fc%3Dd%2Be");
+    }
+}

@@ -354,3 +354,41 @@ mod tests {
         assert_eq!(errors.len(), 2);
     }
 }
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+    use crate::workload::Workload;
+
+    /// The whole load loop against an in-process echo server: every batch
+    /// item of every request comes back accepted, and the count is exact.
+    #[tokio::test]
+    async fn closed_loop_against_echo_counts_every_transfer() -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(crate::echo::serve(listener));
+        let accounts: Arc<[Box<str>]> = (1..=10).map(|i| format!("F{i:06}").into_boxed_str()).collect();
+        for (scenario, batch_size, jobs) in
+            [(Scenario::Single, 1, 50), (Scenario::Mixed, 60, 7), (Scenario::Hot, 100, 5)]
+        {
+            let workload = Arc::new(Workload::new(scenario, accounts.clone(), "test", batch_size, "0.01"));
+            let result = run(RunSpec {
+                label: "test".to_string(),
+                endpoint: Endpoint::new(addr)?,
+                tokens: Tokens::dev()?,
+                workload: workload.clone(),
+                connections: 3,
+                rate: None,
+                duration: None,
+                jobs_max: jobs,
+                run_tag: "test".to_string(),
+            })
+            .await?;
+            assert!(result.errors.is_empty(), "{scenario:?}: {:?}", result.errors);
+            assert_eq!(result.accepted, jobs * workload.transfers_per_job(), "{scenario:?}");
+            assert_eq!(result.hist.len(), result.requests);
+        }
+        server.abort();
+        Ok(())
+    }
+}
