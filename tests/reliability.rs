@@ -195,6 +195,37 @@ fn a_client_that_stalls_its_body_does_not_block_others() {
     drop(stream);
 }
 
+/// `limits::BODY_READ_TIMEOUT_S`: after it, a stalled body gets 408 and
+/// the connection closes (a minute: this is the suite's slowest test).
+#[test]
+fn a_stalled_body_gets_408_after_the_body_read_timeout() {
+    const BODY_READ_TIMEOUT_S: u64 = 60;
+    let server = Server::start(Setup::default());
+    let mut stream = connect(&server);
+    stream.set_read_timeout(Some(Duration::from_secs(BODY_READ_TIMEOUT_S + 20))).unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(
+            format!(
+                "POST /v1/transfers HTTP/1.1\r\nHost: ledger\r\nAuthorization: Bearer {PLATFORM}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"id\""
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let (bytes, _) = read_until_closed(&mut stream);
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("REQUEST_TIMEOUT"), "{text}");
+    assert!(
+        waited >= Duration::from_secs(BODY_READ_TIMEOUT_S - 2)
+            && waited <= Duration::from_secs(BODY_READ_TIMEOUT_S + 10),
+        "answered after {waited:?}"
+    );
+    healthz_ok(&server);
+}
+
 // ---------------------------------------------------------------------------
 // load shedding
 
