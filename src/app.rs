@@ -79,8 +79,10 @@ async fn serve(config: Config, options: RunOptions) -> Result<(), String> {
     let server = tokio::spawn(http::serve::serve(listener, app, shutdown_rx));
 
     let started = start_ledger(&config, &options).await?;
-    let _ = wal_cell.set(started.log.wal().clone());
+    // The router first: `/readyz` says ready once the log is set, and a
+    // request right after must not find the ledger still recovering.
     let _ = ledger_router.set(http::router(Arc::clone(&started.ledger), metrics, limits::IN_FLIGHT_REQUESTS_MAX));
+    let _ = wal_cell.set(started.log.wal().clone());
     tracing::info!(%bound, lsn = started.log.durable_lsn(), "ready");
 
     wait_for_signal().await;
@@ -122,7 +124,8 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     let auth = Auth::new(&config.tokens)?;
     let ids = Arc::clone(&recovered.ids);
     let notifications = Arc::clone(&recovered.notifications);
-    let Recovered { applications, accounts, suspense, history, withdrawals_pending, .. } = recovered;
+    let Recovered { applications, accounts, suspense, history, withdrawals_pending, instructions_pending, .. } =
+        recovered;
     let history = History::new(history);
     {
         let history = Arc::clone(&history);
@@ -175,15 +178,26 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
                     spawner,
                     Arc::clone(&banks),
                 ));
-                let suspense =
-                    actix::Actor::start(SuspenseActor::new(suspense, system_log, Arc::clone(&system_directory)));
+                let suspense = actix::Actor::start(SuspenseActor::new(
+                    suspense,
+                    system_log.clone(),
+                    Arc::clone(&system_directory),
+                ));
                 // Bank work follows the durable log; what the log left
                 // pending is asked about again, oldest first.
-                let outbox = outbox::start(Arc::clone(&banks), Arc::clone(&system_directory));
-                let mut pending: Vec<_> = withdrawals_pending.into_values().collect();
+                let outbox = outbox::start(Arc::clone(&banks), Arc::clone(&system_directory), system_log.clone());
+                let mut pending: Vec<_> = withdrawals_pending
+                    .into_values()
+                    .map(|(lsn, withdrawal)| (lsn, outbox::BankWork::Payout { withdrawal, resumed: true }))
+                    .chain(
+                        instructions_pending
+                            .into_values()
+                            .map(|(lsn, work)| (lsn, outbox::BankWork::Instruction(work))),
+                    )
+                    .collect();
                 pending.sort_by_key(|(lsn, _)| *lsn);
-                for (_, withdrawal) in pending {
-                    let _ = outbox.send(outbox::BankWork::Payout { withdrawal, resumed: true });
+                for (_, work) in pending {
+                    let _ = outbox.send(work);
                 }
                 system_history.set_outbox(outbox);
                 let _ = actors_tx.send((registry, suspense, banks, actix::System::current()));

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::actors::directory::AccountInfo;
+use crate::actors::outbox::{instruction_for, InstructionWork};
 use crate::actors::registry::account_info;
 use crate::domain::account::{AccountBook, AccountStatus};
 use crate::domain::ids::AccountId;
@@ -39,6 +40,9 @@ pub struct Recovered {
     /// lsn of their hold: the outbox asks the bank about each (their
     /// payouts may or may not have been made before the crash).
     pub withdrawals_pending: HashMap<Box<str>, (u64, Arc<Withdrawal>)>,
+    /// Bank instructions (forced transfers, adjustments, returns) without
+    /// the bank's answer in the log, by reference, with their lsn.
+    pub instructions_pending: HashMap<Box<str>, (u64, InstructionWork)>,
     pub history: HistoryState,
     pub last_lsn: u64,
 }
@@ -64,6 +68,7 @@ impl Recovered {
             notifications: Arc::new(IdIndex::new()),
             suspense: SuspenseBook::default(),
             withdrawals_pending: HashMap::new(),
+            instructions_pending: HashMap::new(),
             history: HistoryState::default(),
             last_lsn: 0,
         }
@@ -180,7 +185,12 @@ impl Recovered {
                 let committed = Committed::SuspenseReturn { lsn, suspense_return: Arc::clone(returned) };
                 self.ids.insert_recovered(returned.id.clone(), committed);
             }
-            Record::BankSynced(_) => {}
+            Record::BankSynced(sync) => {
+                self.instructions_pending.remove(&sync.reference);
+            }
+        }
+        if let Some(work) = instruction_for(record, &self.suspense, true) {
+            self.instructions_pending.insert(work.reference.clone(), (lsn, work));
         }
         self.history.apply(lsn, record);
         Ok(())

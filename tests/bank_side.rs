@@ -501,3 +501,122 @@ fn sandbox_credits_arrive_as_signed_notifications() {
     assert_eq!(server.balance(&a).total, 25_000);
     assert_eq!(server.list_all("/v1/suspense", FINANCE).len(), 1);
 }
+
+/// Polls `GET /v1/transfers/{id}` until its bank_sync leaves `pending`.
+fn wait_bank_sync(server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = server.get_ok(&format!("/v1/transfers/{id}"), FINANCE);
+        assert_keys(&shown["bank_sync"], &["status", "bank_serial", "failure_reason"], "bank_sync");
+        if shown["bank_sync"]["status"] != "pending" {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "transfer {id} still pending at the bank after 60 s: {shown}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Instruction lines of the sandbox's books by reference; panics on a
+/// reference booked twice.
+fn instructions(server: &Server) -> HashMap<String, Value> {
+    let mut by_reference = HashMap::new();
+    let kinds = ["forced_transfer", "adjustment", "return"];
+    for line in sandbox_books(server).into_iter().filter(|line| kinds.contains(&line["kind"].as_str().unwrap_or(""))) {
+        let reference = line["reference"].as_str().unwrap().to_string();
+        if let Some(first) = by_reference.insert(reference.clone(), line.clone()) {
+            panic!("{reference} instructed twice: {first} and {line}");
+        }
+    }
+    by_reference
+}
+
+#[test]
+fn every_movement_is_mirrored_at_the_bank_once_across_faults_and_kill_9() {
+    let mut server = Server::start();
+    let (a, a_sub) = server.open_account("上海壬化工有限公司");
+    let (b, b_sub) = server.open_account("上海癸钢铁有限公司");
+    server.deposit(&a_sub, "上海壬化工有限公司", "1000.00");
+    let order = uid("O");
+    let mut ids = Vec::new();
+    let mut submit = |server: &Server, body: Value| {
+        let committed = server.transfer_ok(&body);
+        ids.push((committed["id"].as_str().unwrap().to_string(), committed["amount"].clone()));
+        committed
+    };
+    // The five types, as an order goes: pay_freeze, partial unfreeze_pay,
+    // refund of the rest, a freeze and its unfreeze, a plain transfer.
+    let pf = uid("pf");
+    submit(
+        &server,
+        json!({"id": pf, "type": "pay_freeze", "payer": a, "payee": b, "amount": "300", "order_id": order}),
+    );
+    submit(&server, json!({"id": uid("up"), "type": "unfreeze_pay", "hold_id": pf, "payee": a, "amount": "100"}));
+    submit(&server, json!({"id": uid("uf"), "type": "unfreeze", "hold_id": pf}));
+    let fz = uid("fz");
+    submit(&server, json!({"id": fz, "type": "freeze", "payer": a, "amount": "50"}));
+    submit(&server, json!({"id": uid("uf"), "type": "unfreeze", "hold_id": fz, "amount": "20"}));
+    submit(&server, json!({"id": uid("t"), "type": "transfer", "payer": a, "payee": b, "amount": "10.01"}));
+    for (id, _) in &ids {
+        let shown = wait_bank_sync(&server, id);
+        assert_eq!(shown["bank_sync"]["status"], "confirmed", "{shown}");
+        assert!(shown["bank_sync"]["bank_serial"].is_string(), "{shown}");
+    }
+    let booked = instructions(&server);
+    for (id, amount) in &ids {
+        let line = &booked[id];
+        assert_eq!((&line["kind"], &line["amount"]), (&json!("forced_transfer"), amount), "{line}");
+        let shown = server.get_ok(&format!("/v1/transfers/{id}"), PLATFORM);
+        assert_eq!(shown["bank_sync"]["bank_serial"], line["bank_serial"], "{shown} vs {line}");
+    }
+    let first_pay = &booked[&ids[0].0];
+    assert_eq!(
+        (first_pay["account_no"].as_str(), first_pay["counter_account_no"].as_str()),
+        (Some(&*a_sub), Some(&*b_sub))
+    );
+
+    // Adjustments and returns are instructions too.
+    let (_, body) = server.notify(&notification(PUBLIC_ADJUSTMENT_ACCOUNT, "某公司", "80.00"));
+    let s1 = body["suspense_id"].as_str().unwrap().to_string();
+    let adj = uid("adj");
+    assert_eq!(adjust(&server, &adj, &s1, &b, "30").0, 201);
+    let ret = uid("ret");
+    let (status, body) = server.post(&format!("/v1/suspense/{s1}/return"), FINANCE, &json!({"id": ret}));
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(instructions(&server).contains_key(&adj) && instructions(&server).contains_key(&ret)) {
+        assert!(Instant::now() < deadline, "adjustment and return never reached the bank");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let booked = instructions(&server);
+    assert_eq!((booked[&adj]["kind"].as_str(), booked[&adj]["amount"].as_str()), (Some("adjustment"), Some("30.00")));
+    assert_eq!(booked[&adj]["account_no"], PUBLIC_ADJUSTMENT_ACCOUNT);
+    assert_eq!(booked[&adj]["counter_account_no"], b_sub.as_str());
+    assert_eq!((booked[&ret]["kind"].as_str(), booked[&ret]["amount"].as_str()), (Some("return"), Some("50.00")));
+
+    let failures = server.get_ok("/v1/bank-sync/failures", FINANCE);
+    assert_eq!(failures, json!({"items": [], "next_cursor": null}));
+    let (status, body) = server.get("/v1/bank-sync/failures", PLATFORM);
+    assert_error(status, &body, 403, "FORBIDDEN", "platform may not list bank-sync failures");
+
+    // With a flaky bank and kill -9 in the middle, everything still
+    // reaches the bank exactly once.
+    set_bank_faults(&mut server, 0.2, 0.2);
+    let mut more = Vec::new();
+    for round in 0..3 {
+        for _ in 0..20 {
+            let id = uid("t");
+            server.transfer_ok(&json!({"id": id, "type": "transfer", "payer": a, "payee": b, "amount": "0.01"}));
+            more.push(id);
+        }
+        std::thread::sleep(Duration::from_millis(round * 5));
+        server.kill9();
+        server.restart();
+    }
+    for id in more.iter().chain(ids.iter().map(|(id, _)| id)) {
+        assert_eq!(wait_bank_sync(&server, id)["bank_sync"]["status"], "confirmed");
+    }
+    let booked = instructions(&server);
+    assert_eq!(booked.len(), ids.len() + more.len() + 2, "one instruction per movement, adjustment and return");
+    server.assert_consistent(&a);
+    server.assert_consistent(&b);
+}

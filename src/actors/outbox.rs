@@ -5,18 +5,28 @@
 //! every record once it is durable and in lsn order, so nothing reaches the
 //! bank before the ledger's own record of it is on disk (a crash can never
 //! leave a payout the log does not know of). At start-up, recovery hands
-//! over what the log left pending (withdrawals still processing), and the
-//! outbox asks the bank about each before sending anything again.
+//! over what the log left pending (withdrawals still processing,
+//! instructions without a `BankSynced` record), and the outbox asks the
+//! bank about each before sending anything again.
 //!
-//! For every payout: call the bank with a timeout; a transient error is
-//! retried with capped exponential backoff; an unknown outcome (a timeout)
-//! is resolved by a status query by reference before any resend; the final
-//! answer goes to the account's actor as a [`FinishWithdrawal`] (it ignores
-//! a second answer for a withdrawal already finished). Calls run on the
-//! blocking pool, at most [`BANK_CALLS_IN_FLIGHT_MAX`] at once; the queue
-//! never blocks a transfer (the indexer only enqueues).
+//! Two kinds of work:
+//! - Payouts (withdrawals), one by one: the final answer goes to the
+//!   account's actor as a [`FinishWithdrawal`] (it ignores a second answer
+//!   for a withdrawal already finished).
+//! - Instructions that mirror committed movements (强制转账 for each of the
+//!   five transfer types, 调帐 for adjustment deposits, 退票 for suspense
+//!   returns), batched per bank (up to [`INSTRUCTION_BATCH_MAX`] in one
+//!   call): the bank's answers are appended to the log as `BankSynced`
+//!   records (one append per batch), which is what `bank_sync` shows.
 //!
-//! Must not change balances: it sends messages to account actors.
+//! Every call has a timeout; a transient error is retried with capped
+//! exponential backoff; an unknown outcome (a timeout) is resolved by a
+//! status query by reference before any resend. Calls run on the blocking
+//! pool, at most [`BANK_CALLS_IN_FLIGHT_MAX`] at once; the queue never
+//! blocks a transfer (the indexer only enqueues).
+//!
+//! Must not change balances: it sends messages to account actors and
+//! appends only `BankSynced` facts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +34,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::account::FinishWithdrawal;
-use super::bank::{BankAnswer, BankApi, Banks, CallError, PayoutRequest};
+use super::bank::{BankAnswer, BankApi, Banks, CallError, InstructionRequest, PayoutRequest};
 use super::directory::Directory;
-use crate::domain::record::{PayoutOutcome, Withdrawal};
+use super::log::LedgerLog;
+use crate::domain::ids::AccountId;
+use crate::domain::money::Money;
+use crate::domain::record::{BankSync, InstructionKind, PayoutOutcome, Record, Withdrawal};
+use crate::domain::suspense::SuspenseBook;
 
 /// Bank calls running at once, over every bank.
 pub const BANK_CALLS_IN_FLIGHT_MAX: usize = 64;
@@ -37,29 +51,265 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// Instructions sent to one bank in one call.
+pub const INSTRUCTION_BATCH_MAX: usize = 4096;
+
 /// One piece of bank work.
 #[derive(Clone, Debug)]
 pub enum BankWork {
     /// Pay a withdrawal out. `resumed`: recovered from the log after a
     /// restart, so its outcome is unknown: query before sending.
-    Payout { withdrawal: Arc<Withdrawal>, resumed: bool },
+    Payout {
+        withdrawal: Arc<Withdrawal>,
+        resumed: bool,
+    },
+    Instruction(InstructionWork),
+}
+
+/// One side of an instruction, resolved to an account number when sent.
+#[derive(Clone, Debug)]
+pub enum Party {
+    /// A customer's sub-account at its bank.
+    Account(AccountId),
+    /// The bank's public adjustment account (公共调帐户).
+    PublicAdjustment,
+    AccountNo(Box<str>),
+}
+
+#[derive(Clone, Debug)]
+pub struct InstructionWork {
+    pub reference: Box<str>,
+    pub kind: InstructionKind,
+    /// The bank; `None` for movements: the bank of the `from` account.
+    pub bank: Option<Box<str>>,
+    pub from: Party,
+    pub to: Party,
+    pub amount: Money,
+    /// Recovered after a restart: ask the bank before sending.
+    pub resumed: bool,
+}
+
+/// The instruction a durable record asks the bank for, if any. `suspense`
+/// must already include `record` (a return names its entry).
+pub fn instruction_for(record: &Record, suspense: &SuspenseBook, resumed: bool) -> Option<InstructionWork> {
+    Some(match record {
+        Record::Movement(movement) => {
+            let payee = movement.payee.filter(|_| movement.kind.has_payee()).unwrap_or(movement.payer);
+            InstructionWork {
+                reference: movement.id.clone(),
+                kind: InstructionKind::ForcedTransfer,
+                bank: None,
+                from: Party::Account(movement.payer),
+                to: Party::Account(payee),
+                amount: movement.amount,
+                resumed,
+            }
+        }
+        Record::AdjustmentDeposit(adjustment) => {
+            let entry = &suspense.get(adjustment.suspense_id)?.entry;
+            InstructionWork {
+                reference: adjustment.id.clone(),
+                kind: InstructionKind::Adjustment,
+                bank: Some(entry.notification.bank.clone()),
+                from: Party::PublicAdjustment,
+                to: Party::Account(adjustment.account_id),
+                amount: adjustment.amount,
+                resumed,
+            }
+        }
+        Record::SuspenseReturned(returned) => {
+            let notification = &suspense.get(returned.suspense_id)?.entry.notification;
+            InstructionWork {
+                reference: returned.id.clone(),
+                kind: InstructionKind::Return,
+                bank: Some(notification.bank.clone()),
+                from: Party::AccountNo(notification.to_account_no.clone()),
+                to: Party::AccountNo(notification.payer_account_no.clone()),
+                amount: returned.amount,
+                resumed,
+            }
+        }
+        _ => return None,
+    })
 }
 
 pub type OutboxSender = mpsc::UnboundedSender<BankWork>;
 
 /// Start the outbox on the current (actix) runtime.
-pub fn start(banks: Arc<Banks>, directory: Arc<Directory>) -> OutboxSender {
+pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> OutboxSender {
     let (sender, mut receiver) = mpsc::unbounded_channel::<BankWork>();
     let in_flight = Arc::new(Semaphore::new(BANK_CALLS_IN_FLIGHT_MAX));
+    let mut batchers = std::collections::HashMap::new();
+    for config in banks.configs() {
+        let (batch_sender, batch_receiver) = mpsc::unbounded_channel::<InstructionWork>();
+        let context = Batcher {
+            code: config.code.as_str().into(),
+            banks: Arc::clone(&banks),
+            directory: Arc::clone(&directory),
+            log: log.clone(),
+            in_flight: Arc::clone(&in_flight),
+        };
+        actix::spawn(context.run(batch_receiver));
+        batchers.insert(config.code.clone(), batch_sender);
+    }
     actix::spawn(async move {
         while let Some(work) = receiver.recv().await {
-            let banks = Arc::clone(&banks);
-            let directory = Arc::clone(&directory);
-            let in_flight = Arc::clone(&in_flight);
-            actix::spawn(async move { run(work, &banks, &directory, &in_flight).await });
+            match work {
+                BankWork::Instruction(instruction) => {
+                    let bank = match (&instruction.bank, &instruction.from) {
+                        (Some(bank), _) => Some(bank.to_string()),
+                        (None, Party::Account(id)) => directory.get(*id).map(|entry| entry.info.bank.to_string()),
+                        (None, _) => None,
+                    };
+                    match bank.and_then(|bank| batchers.get(&bank)) {
+                        Some(batcher) => {
+                            let _ = batcher.send(instruction);
+                        }
+                        None => tracing::error!(reference = %instruction.reference, "no bank for an instruction"),
+                    }
+                }
+                payout => {
+                    let banks = Arc::clone(&banks);
+                    let directory = Arc::clone(&directory);
+                    let in_flight = Arc::clone(&in_flight);
+                    actix::spawn(async move { run(payout, &banks, &directory, &in_flight).await });
+                }
+            }
         }
     });
     sender
+}
+
+/// Sends one bank's instructions in batches, one batch at a time, and
+/// records the answers.
+struct Batcher {
+    code: Box<str>,
+    banks: Arc<Banks>,
+    directory: Arc<Directory>,
+    log: LedgerLog,
+    in_flight: Arc<Semaphore>,
+}
+
+/// How often recording the bank's answers is tried while the log turns
+/// appends away (overloaded): unrecorded answers are asked again after a
+/// restart.
+const RECORD_ATTEMPTS_MAX: u32 = 50;
+
+impl Batcher {
+    async fn run(self, mut receiver: mpsc::UnboundedReceiver<InstructionWork>) {
+        let mut batch = Vec::with_capacity(INSTRUCTION_BATCH_MAX);
+        while receiver.recv_many(&mut batch, INSTRUCTION_BATCH_MAX).await > 0 {
+            let work = std::mem::take(&mut batch);
+            self.send(work).await;
+        }
+    }
+
+    fn account_no(&self, party: &Party) -> Box<str> {
+        match party {
+            Party::Account(id) => self.directory.get(*id).and_then(|entry| entry.sub_account_no()).unwrap_or("").into(),
+            Party::PublicAdjustment => self
+                .banks
+                .get(&self.code)
+                .map(|bank| bank.config.public_adjustment_account.as_str())
+                .unwrap_or("")
+                .into(),
+            Party::AccountNo(number) => number.clone(),
+        }
+    }
+
+    async fn send(&self, work: Vec<InstructionWork>) {
+        let Some(bank) = self.banks.get(&self.code) else { return };
+        let requests: Vec<InstructionRequest> = work
+            .iter()
+            .map(|item| InstructionRequest {
+                reference: item.reference.clone(),
+                kind: item.kind,
+                from_account_no: self.account_no(&item.from),
+                to_account_no: self.account_no(&item.to),
+                amount: item.amount,
+            })
+            .collect();
+        let query_first = work.iter().any(|item| item.resumed);
+        let answers = batch_until_final(&bank.api, &self.in_flight, requests, query_first).await;
+        let at_ms = crate::clock::now_ms();
+        let records: Vec<Record> = work
+            .into_iter()
+            .zip(answers)
+            .map(|(item, outcome)| {
+                Record::BankSynced(Arc::new(BankSync {
+                    reference: item.reference,
+                    bank: self.code.clone(),
+                    kind: item.kind,
+                    outcome,
+                    at_ms,
+                }))
+            })
+            .collect();
+        for _ in 0..RECORD_ATTEMPTS_MAX {
+            match self.log.admit() {
+                Ok(()) => {
+                    if let Err(error) = self.log.append(records) {
+                        tracing::error!(%error, "cannot record the bank's answers; they are asked again after a restart");
+                    }
+                    return;
+                }
+                Err(super::log::LogError::Unavailable) => return,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        tracing::error!("the log stayed busy; the bank's answers are asked again after a restart");
+    }
+}
+
+/// [`until_final`] for a batch of instructions: one answer per request.
+async fn batch_until_final(
+    api: &Arc<dyn BankApi>,
+    in_flight: &Semaphore,
+    requests: Vec<InstructionRequest>,
+    query_first: bool,
+) -> Vec<BankAnswer> {
+    let mut answers: Vec<Option<BankAnswer>> = vec![None; requests.len()];
+    let mut must_query = query_first;
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        let open: Vec<usize> = (0..requests.len()).filter(|&index| answers[index].is_none()).collect();
+        if open.is_empty() {
+            return answers.into_iter().map(|answer| answer.expect("every request answered")).collect();
+        }
+        let error = if must_query {
+            let references: Vec<Box<str>> = open.iter().map(|&index| requests[index].reference.clone()).collect();
+            match call(api, in_flight, move |api| api.query_batch(&references)).await {
+                Ok(found) => {
+                    for (&index, answer) in open.iter().zip(found) {
+                        answers[index] = answer;
+                    }
+                    must_query = false;
+                    continue;
+                }
+                Err(error) => error,
+            }
+        } else {
+            let pending: Vec<InstructionRequest> = open.iter().map(|&index| requests[index].clone()).collect();
+            match call(api, in_flight, move |api| api.instruct_batch(&pending)).await {
+                Ok(got) => {
+                    for (&index, answer) in open.iter().zip(got) {
+                        answers[index] = Some(answer);
+                    }
+                    continue;
+                }
+                Err(error) => error,
+            }
+        };
+        match error {
+            CallError::Transient(why) => tracing::debug!(%why, "bank batch failed; retrying"),
+            CallError::Unknown(why) => {
+                tracing::debug!(%why, "bank batch outcome unknown; querying");
+                must_query = true;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
 }
 
 async fn run(work: BankWork, banks: &Banks, directory: &Directory, in_flight: &Semaphore) {
@@ -90,6 +340,7 @@ async fn run(work: BankWork, banks: &Banks, directory: &Directory, in_flight: &S
             tracing::info!(withdrawal = %withdrawal.id, ?outcome, "payout answered");
             account.addr.do_send(FinishWithdrawal { id: withdrawal.id.clone(), amount: withdrawal.amount, outcome });
         }
+        BankWork::Instruction(_) => unreachable!("instructions go to their bank's batcher"),
     }
 }
 

@@ -26,12 +26,12 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use crate::actors::log::Appended;
-use crate::actors::outbox::{BankWork, OutboxSender};
+use crate::actors::outbox::{instruction_for, BankWork, OutboxSender};
 use crate::domain::account::Balance;
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::record::{
-    Adjustment, Deposit, Movement, PayoutOutcome, Record, TransferType, Withdrawal, WithdrawalFinished,
+    Adjustment, BankSync, Deposit, Movement, PayoutOutcome, Record, TransferType, Withdrawal, WithdrawalFinished,
 };
 use crate::domain::suspense::SuspenseBook;
 
@@ -176,6 +176,10 @@ pub struct HistoryState {
     orders: HashMap<Box<str>, Vec<(u64, Arc<Movement>)>>,
     withdrawals: HashMap<Box<str>, WithdrawalHistory>,
     suspense: SuspenseBook,
+    /// The bank's final answer to each instruction, by reference.
+    bank_sync: HashMap<Box<str>, Arc<BankSync>>,
+    /// Instructions the bank refused for good, in lsn order.
+    bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
     applied_lsn: u64,
 }
 
@@ -221,6 +225,12 @@ impl HistoryState {
                 let source = Source::Adjustment(Arc::clone(adjustment));
                 let (account, at, amount) = (adjustment.account_id, adjustment.at_ms, adjustment.amount);
                 self.post(account, lsn, at, JournalKind::AdjustmentDeposit, source, amount, Money::ZERO);
+            }
+            Record::BankSynced(sync) => {
+                if sync.outcome.is_err() {
+                    self.bank_sync_failures.push((lsn, Arc::clone(sync)));
+                }
+                self.bank_sync.insert(sync.reference.clone(), Arc::clone(sync));
             }
             _ => {}
         }
@@ -324,6 +334,15 @@ impl HistoryState {
         &self.suspense
     }
 
+    /// The bank's answer to the instruction with this reference, if any.
+    pub fn bank_sync(&self, reference: &str) -> Option<&Arc<BankSync>> {
+        self.bank_sync.get(reference)
+    }
+
+    pub fn bank_sync_failures(&self) -> &[(u64, Arc<BankSync>)] {
+        &self.bank_sync_failures
+    }
+
     /// The journal entry of `account` made at `lsn`, if any.
     pub fn entry_at(&self, account: AccountId, lsn: u64) -> Option<&JournalEntry> {
         let entries = self.journal(account);
@@ -357,13 +376,17 @@ impl History {
         let _ = self.outbox.set(outbox);
     }
 
-    fn to_outbox(&self, record: &Record) {
-        let work = match record {
+    /// The bank work a durable record asks for (`state` already holds it).
+    fn bank_work(state: &HistoryState, record: &Record) -> Option<BankWork> {
+        match record {
             Record::WithdrawalRequested(withdrawal) => {
-                BankWork::Payout { withdrawal: Arc::clone(withdrawal), resumed: false }
+                Some(BankWork::Payout { withdrawal: Arc::clone(withdrawal), resumed: false })
             }
-            _ => return,
-        };
+            _ => instruction_for(record, &state.suspense, false).map(BankWork::Instruction),
+        }
+    }
+
+    fn to_outbox(&self, work: BankWork) {
         match self.outbox.get() {
             // A send error means the actor system stopped: shutting down.
             Some(outbox) => {
@@ -400,13 +423,15 @@ impl History {
                     return;
                 }
                 let mut state = self.state.write();
+                let mut work = Vec::new();
                 for (offset, record) in records.iter().enumerate() {
                     state.apply(next + offset as u64, record);
+                    work.extend(Self::bank_work(&state, record));
                 }
                 drop(state);
                 self.applied.send_replace(last);
-                for record in &records {
-                    self.to_outbox(record);
+                for work in work {
+                    self.to_outbox(work);
                 }
                 next = last + 1;
             }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod applications;
+pub mod bank_sync;
 pub mod error;
 pub mod extract;
 pub mod notifications;
@@ -65,6 +66,7 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(withdrawals::router())
         .merge(suspense::router())
         .merge(sandbox::router())
+        .merge(bank_sync::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -254,18 +254,30 @@ struct TransferRecordView<'a> {
     bank_sync: BankSyncView,
 }
 
+/// Where the bank's mirror of a movement stands: `pending` until the
+/// outbox records the bank's answer (a `BankSynced` record, durable).
+async fn bank_sync_view(state: &AppState, reference: &str) -> BankSyncView {
+    let durable = state.log.durable_lsn();
+    let sync = state.history.read_at(durable, |history| history.bank_sync(reference).cloned()).await;
+    match sync.as_ref().map(|sync| &sync.outcome) {
+        None => BankSyncView { status: "pending", bank_serial: None, failure_reason: None },
+        Some(Ok(serial)) => {
+            BankSyncView { status: "confirmed", bank_serial: Some(serial.to_string()), failure_reason: None }
+        }
+        Some(Err(reason)) => {
+            BankSyncView { status: "failed", bank_serial: None, failure_reason: Some(reason.to_string()) }
+        }
+    }
+}
+
 async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
     let not_found = || ApiError::new(ErrorCode::TransferNotFound, format!("no transfer {id}"));
     let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
     let Committed::Movement { lsn, movement } = &committed else { return Err(not_found()) };
     state.log.wait_durable(*lsn).await?;
-    let view = TransferRecordView {
-        movement: movement_view(*lsn, movement),
-        // Forwarding to the bank is the bank adaptors' outbox (issue 4);
-        // until an adaptor confirms, every movement is pending.
-        bank_sync: BankSyncView { status: "pending", bank_serial: None, failure_reason: None },
-    };
+    let view =
+        TransferRecordView { movement: movement_view(*lsn, movement), bank_sync: bank_sync_view(&state, &id).await };
     Ok(json_response(StatusCode::OK, &view))
 }
 

@@ -13,7 +13,9 @@
 //!   (a timeout) before anything is sent again. Calls block (they are run
 //!   on the blocking pool with a timeout); an error is either
 //!   [`CallError::Transient`] (the bank did not act: retry) or
-//!   [`CallError::Unknown`] (it may have acted: query first).
+//!   [`CallError::Unknown`] (it may have acted: query first). Batch
+//!   forms (`instruct_batch`, `query_batch`) default to one call each; a
+//!   bank with a batch interface overrides them.
 //!
 //! Owns the map from bank code to its adaptor and secrets. Must not change
 //! balances: adaptors send messages to account actors like anyone else.
@@ -84,6 +86,17 @@ pub trait BankApi: Send + Sync + 'static {
     /// The final answer the bank gave for `reference`, or `None` if it never
     /// booked anything under it.
     fn query(&self, reference: &str) -> Result<Option<BankAnswer>, CallError>;
+
+    /// Several instructions in one call (a bank with a batch interface
+    /// books them under one sync); one answer per request, in order.
+    fn instruct_batch(&self, requests: &[InstructionRequest]) -> Result<Vec<BankAnswer>, CallError> {
+        requests.iter().map(|request| self.instruct(request)).collect()
+    }
+
+    /// [`BankApi::query`] for several references at once.
+    fn query_batch(&self, references: &[Box<str>]) -> Result<Vec<Option<BankAnswer>>, CallError> {
+        references.iter().map(|reference| self.query(reference)).collect()
+    }
 }
 
 pub struct BankEntry {

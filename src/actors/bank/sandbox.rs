@@ -110,8 +110,13 @@ impl BookLine {
 
 struct Books {
     file: File,
-    lines: Vec<BookLine>,
-    by_reference: HashMap<String, usize>,
+    /// Lines booked (the next bank serial is one more).
+    line_count: u64,
+    /// Every reference's answer: all a repeated call needs (memory grows
+    /// with the references booked, one small entry each).
+    by_reference: HashMap<Box<str>, BankAnswer>,
+    /// Incoming remittances, kept whole for delivery (few).
+    credits: Vec<BookLine>,
     delivered: std::collections::HashSet<String>,
 }
 
@@ -151,7 +156,13 @@ impl SandboxBooks {
             file.set_len(good_bytes).map_err(|error| error.to_string())?;
             file.sync_all().map_err(|error| error.to_string())?;
         }
-        let mut books = Books { file, lines: Vec::new(), by_reference: HashMap::new(), delivered: Default::default() };
+        let mut books = Books {
+            file,
+            line_count: 0,
+            by_reference: HashMap::new(),
+            credits: Vec::new(),
+            delivered: Default::default(),
+        };
         for line in lines {
             books.remember(line);
         }
@@ -163,16 +174,16 @@ impl SandboxBooks {
         &self.path
     }
 
-    /// Every line booked so far, in booking order.
-    pub fn lines(&self) -> Vec<BookLine> {
-        self.books.lock().lines.clone()
+    /// Lines booked so far.
+    pub fn line_count(&self) -> u64 {
+        self.books.lock().line_count
     }
 
     /// Credits booked whose notification the ledger has not yet accepted.
     pub fn undelivered_credits(&self) -> Vec<BookLine> {
         let books = self.books.lock();
         books
-            .lines
+            .credits
             .iter()
             .filter(|line| line.kind == "credit" && !books.delivered.contains(&line.reference))
             .cloned()
@@ -252,7 +263,7 @@ impl SandboxBooks {
         }
         let mut books = self.books.lock();
         let answer = match books.by_reference.get(reference) {
-            Some(&index) => books.lines[index].answer(),
+            Some(answer) => answer.clone(),
             None => {
                 let line = make(books.next_serial());
                 let answer = line.answer();
@@ -301,26 +312,58 @@ fn read_lines(path: &Path) -> Result<(Vec<BookLine>, u64, u64), String> {
 
 impl Books {
     fn next_serial(&self) -> String {
-        format!("SB{:012}", self.lines.len() + 1)
+        format!("SB{:012}", self.line_count + 1)
     }
 
     fn remember(&mut self, line: BookLine) {
         if line.kind == "delivered" {
             self.delivered.insert(line.reference.clone());
         } else {
-            self.by_reference.insert(line.reference.clone(), self.lines.len());
+            self.by_reference.insert(line.reference.as_str().into(), line.answer());
+            if line.kind == "credit" {
+                self.credits.push(line);
+            }
         }
-        self.lines.push(line);
+        self.line_count += 1;
     }
 
     /// Write one line and fdatasync it before anyone hears of it.
     fn append(&mut self, line: BookLine) -> Result<(), String> {
-        let mut bytes = serde_json::to_vec(&line).expect("book lines serialize");
-        bytes.push(b'\n');
+        self.append_all(vec![line])
+    }
+
+    /// Write lines with one write and one fdatasync.
+    fn append_all(&mut self, lines: Vec<BookLine>) -> Result<(), String> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(lines.len() * 256);
+        for line in &lines {
+            serde_json::to_writer(&mut bytes, line).expect("book lines serialize");
+            bytes.push(b'\n');
+        }
         self.file.write_all(&bytes).map_err(|error| format!("sandbox books: {error}"))?;
         self.file.sync_data().map_err(|error| format!("sandbox books: {error}"))?;
-        self.remember(line);
+        for line in lines {
+            self.remember(line);
+        }
         Ok(())
+    }
+}
+
+/// Instructions (forced transfers, adjustments, returns) are confirmed.
+fn instruction_line(request: &InstructionRequest, serial: String) -> BookLine {
+    BookLine {
+        kind: request.kind.as_str().into(),
+        reference: request.reference.to_string(),
+        account_no: request.from_account_no.to_string(),
+        counter_account_no: request.to_account_no.to_string(),
+        amount: request.amount.to_string(),
+        result: "succeeded".into(),
+        bank_serial: Some(serial),
+        failure_reason: None,
+        booked_at: crate::clock::format_ms(crate::clock::now_ms()),
+        payer_name: None,
     }
 }
 
@@ -344,18 +387,44 @@ impl BankApi for SandboxBooks {
     }
 
     fn instruct(&self, request: &InstructionRequest) -> Result<BankAnswer, CallError> {
-        self.book_once(&request.reference, |serial| BookLine {
-            kind: request.kind.as_str().into(),
-            reference: request.reference.to_string(),
-            account_no: request.from_account_no.to_string(),
-            counter_account_no: request.to_account_no.to_string(),
-            amount: request.amount.to_string(),
-            result: "succeeded".into(),
-            bank_serial: Some(serial),
-            failure_reason: None,
-            booked_at: crate::clock::format_ms(crate::clock::now_ms()),
-            payer_name: None,
-        })
+        self.book_once(&request.reference, |serial| instruction_line(request, serial))
+    }
+
+    /// One dice roll, one write and one sync for the whole batch.
+    fn instruct_batch(&self, requests: &[InstructionRequest]) -> Result<Vec<BankAnswer>, CallError> {
+        let (fault, lose_answer) = self.dice();
+        if let Some(error) = fault {
+            return Err(error);
+        }
+        let mut books = self.books.lock();
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut new_lines = Vec::new();
+        let mut in_batch: HashMap<&str, BankAnswer> = HashMap::new();
+        for request in requests {
+            let known = books.by_reference.get(&*request.reference).or_else(|| in_batch.get(&*request.reference));
+            if let Some(answer) = known {
+                answers.push(answer.clone());
+                continue;
+            }
+            let serial = format!("SB{:012}", books.line_count + new_lines.len() as u64 + 1);
+            let line = instruction_line(request, serial);
+            in_batch.insert(&request.reference, line.answer());
+            answers.push(line.answer());
+            new_lines.push(line);
+        }
+        books.append_all(new_lines).map_err(CallError::Unknown)?;
+        if lose_answer {
+            return Err(CallError::Unknown("sandbox: simulated timeout after booking".into()));
+        }
+        Ok(answers)
+    }
+
+    fn query_batch(&self, references: &[Box<str>]) -> Result<Vec<Option<BankAnswer>>, CallError> {
+        if let (Some(error), _) = self.dice() {
+            return Err(CallError::Transient(error.to_string()));
+        }
+        let books = self.books.lock();
+        Ok(references.iter().map(|reference| books.by_reference.get(&**reference).cloned()).collect())
     }
 
     fn query(&self, reference: &str) -> Result<Option<BankAnswer>, CallError> {
@@ -363,7 +432,7 @@ impl BankApi for SandboxBooks {
             return Err(CallError::Transient(error.to_string()));
         }
         let books = self.books.lock();
-        Ok(books.by_reference.get(reference).map(|&index| books.lines[index].answer()))
+        Ok(books.by_reference.get(reference).cloned())
     }
 }
 
@@ -413,9 +482,9 @@ mod tests {
         file.write_all(b"{\"kind\":\"payo").unwrap();
         drop(file);
         let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
-        assert_eq!(books.lines().len(), 2);
+        assert_eq!(books.line_count(), 2);
         assert_eq!(books.payout(&payout("w-1", "6222020000000001")).unwrap(), first);
-        assert_eq!(books.lines().len(), 2, "no second payout");
+        assert_eq!(books.line_count(), 2, "no second payout");
     }
 
     #[test]
@@ -431,7 +500,28 @@ mod tests {
         }
         assert!(!answers.is_empty());
         assert!(answers.windows(2).all(|pair| pair[0] == pair[1]));
-        assert_eq!(books.lines().len(), 1);
+        assert_eq!(books.line_count(), 1);
+    }
+
+    #[test]
+    fn a_batch_books_each_reference_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        let request = |reference: &str| InstructionRequest {
+            reference: reference.into(),
+            kind: crate::domain::record::InstructionKind::ForcedTransfer,
+            from_account_no: "1".into(),
+            to_account_no: "2".into(),
+            amount: Money(5),
+        };
+        let first = books.instruct(&request("t-1")).unwrap();
+        let answers = books.instruct_batch(&[request("t-1"), request("t-2"), request("t-2")]).unwrap();
+        assert_eq!(answers[0], first);
+        assert_eq!(answers[1], answers[2]);
+        assert_ne!(answers[1], first);
+        assert_eq!(books.line_count(), 2);
+        let found = books.query_batch(&["t-2".into(), "t-3".into()]).unwrap();
+        assert_eq!(found, vec![Some(answers[1].clone()), None]);
     }
 
     #[test]
