@@ -86,7 +86,9 @@ impl Committed {
 
 enum Slot {
     /// Being judged; `waited` once someone waits for the outcome.
-    InFlight { waited: bool },
+    InFlight {
+        waited: bool,
+    },
     Done(Committed),
 }
 
@@ -145,7 +147,8 @@ impl Default for IdIndex {
 
 impl IdIndex {
     pub fn new() -> Self {
-        let shards = (0..SHARDS).map(|_| Shard { slots: Mutex::new(HashMap::new()), released: Notify::new() }).collect();
+        let shards =
+            (0..SHARDS).map(|_| Shard { slots: Mutex::new(HashMap::new()), released: Notify::new() }).collect();
         Self { shards, hasher: RandomState::new() }
     }
 
