@@ -620,3 +620,60 @@ fn every_movement_is_mirrored_at_the_bank_once_across_faults_and_kill_9() {
     server.assert_consistent(&a);
     server.assert_consistent(&b);
 }
+
+/// Waits until the server process has died (its crash point fired).
+fn wait_dead(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.client.try_get("/healthz", NO_TOKEN).is_ok() {
+        assert!(Instant::now() < deadline, "the crash point never fired");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_payout_never_pays_twice_nor_loses_the_money() {
+    // The sandbox aborts the whole process (debug builds) at the armed
+    // point: before it books the payout, after it booked it but before the
+    // ledger heard the answer, after the ledger heard it but before the
+    // answer is in the log.
+    for (point, settlement) in [
+        ("before_book", SETTLEMENT_ACCOUNT_NO),
+        ("after_book", SETTLEMENT_ACCOUNT_NO),
+        ("after_answer", SETTLEMENT_ACCOUNT_NO),
+        ("after_book", "6222020000009999"),
+        ("after_answer", "6222020000009999"),
+    ] {
+        let mut server = Server::start();
+        let name = "上海子化工有限公司";
+        let (a, a_sub) = open_account_paying_to(&server, name, settlement);
+        server.deposit(&a_sub, name, "1000.00");
+        let crash_file = server.data_dir.join("sandbox").join(BANK).join("crash-point");
+        std::fs::write(&crash_file, point).unwrap();
+        let w = uid("w");
+        let body = json!({"id": w, "account_id": a, "amount": "400.00"});
+        // The crash may come before or after the 202 goes out.
+        let first = server.client.try_post("/v1/withdrawals", PLATFORM, &body);
+        wait_dead(&server);
+        assert!(!crash_file.exists(), "{point}: the crash point is disarmed once it fired");
+        server.restart();
+        let (status, accepted) = withdraw(&server, &w, &a, "400.00");
+        assert_eq!(status, 202, "{point}: {accepted}");
+        if let Ok((status, answered)) = first {
+            assert_eq!((status, &answered), (202, &accepted), "{point}: the retry answers the original");
+        }
+        let done = wait_finished(&server, &w);
+        let books = payouts(&server);
+        assert_eq!(books.len(), 1, "{point}: exactly one payout: {books:?}");
+        assert_matches_bank(&done, &books[&w]);
+        let refused = settlement.ends_with("9999");
+        assert_eq!(done["status"], if refused { "failed" } else { "succeeded" }, "{point}: {done}");
+        let balance = server.assert_consistent(&a);
+        let expected = if refused { 100_000 } else { 60_000 };
+        assert_eq!((balance.total, balance.frozen), (expected, 0), "{point}");
+        // And once more across a plain restart: nothing changes.
+        server.restart();
+        assert_eq!(server.get_ok(&format!("/v1/withdrawals/{w}"), PLATFORM), done, "{point}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(payouts(&server).len(), 1, "{point}");
+    }
+}

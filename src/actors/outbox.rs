@@ -338,6 +338,9 @@ async fn run(work: BankWork, banks: &Banks, directory: &Directory, in_flight: &S
                 Err(reason) => PayoutOutcome::Failed { reason },
             };
             tracing::info!(withdrawal = %withdrawal.id, ?outcome, "payout answered");
+            if let Some(books) = &bank.sandbox {
+                books.crash_if_armed(super::bank::sandbox::CrashPoint::AfterAnswer);
+            }
             account.addr.do_send(FinishWithdrawal { id: withdrawal.id.clone(), amount: withdrawal.amount, outcome });
         }
         BankWork::Instruction(_) => unreachable!("instructions go to their bank's batcher"),

@@ -23,6 +23,14 @@
 //! last line (a crash in mid-write, never answered) is cut off at start-up;
 //! any other bad line stops start-up.
 //!
+//! Crash points (debug builds only, for the crash tests): a file
+//! `crash-point` in the books' folder holding `before_book`, `after_book`
+//! or `after_answer` makes the process abort at that point of the next
+//! payout (the file is removed first, so the restart goes on): before the
+//! bank books the payout, after it booked it but before the ledger hears
+//! the answer, or after the ledger heard it but before it is in the log.
+//! Release builds contain no such hook.
+//!
 //! Fault knobs: `fault_rate` is the share of calls answered with a
 //! transient error before the bank acts; `unknown_rate` the share that
 //! "time out" (half of those after the bank booked the call, half before),
@@ -126,6 +134,24 @@ pub struct SandboxBooks {
     books: Mutex<Books>,
 }
 
+/// Where a test may make the process abort in the middle of a payout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    BeforeBook,
+    AfterBook,
+    AfterAnswer,
+}
+
+impl CrashPoint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::BeforeBook => "before_book",
+            Self::AfterBook => "after_book",
+            Self::AfterAnswer => "after_answer",
+        }
+    }
+}
+
 fn sync_dir(path: &Path) -> Result<(), String> {
     File::open(path).and_then(|dir| dir.sync_all()).map_err(|error| format!("cannot sync {}: {error}", path.display()))
 }
@@ -172,6 +198,19 @@ impl SandboxBooks {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Abort the process here if a test armed this crash point (debug
+    /// builds only; see the module docs).
+    pub fn crash_if_armed(&self, point: CrashPoint) {
+        if cfg!(debug_assertions) {
+            let file = self.path.with_file_name("crash-point");
+            let armed = std::fs::read_to_string(&file).is_ok_and(|text| text.trim() == point.as_str());
+            if armed && std::fs::remove_file(&file).is_ok() {
+                eprintln!("sandbox: crash point {} reached; aborting", point.as_str());
+                std::process::abort();
+            }
+        }
     }
 
     /// Lines booked so far.
@@ -369,7 +408,8 @@ fn instruction_line(request: &InstructionRequest, serial: String) -> BookLine {
 
 impl BankApi for SandboxBooks {
     fn payout(&self, request: &PayoutRequest) -> Result<BankAnswer, CallError> {
-        self.book_once(&request.reference, |serial| {
+        self.crash_if_armed(CrashPoint::BeforeBook);
+        let answer = self.book_once(&request.reference, |serial| {
             let refused = request.to_account_no.ends_with("9999");
             BookLine {
                 kind: "payout".into(),
@@ -383,7 +423,9 @@ impl BankApi for SandboxBooks {
                 booked_at: crate::clock::format_ms(crate::clock::now_ms()),
                 payer_name: None,
             }
-        })
+        });
+        self.crash_if_armed(CrashPoint::AfterBook);
+        answer
     }
 
     fn instruct(&self, request: &InstructionRequest) -> Result<BankAnswer, CallError> {
