@@ -677,3 +677,90 @@ fn a_crash_at_any_point_of_a_payout_never_pays_twice_nor_loses_the_money() {
         assert_eq!(payouts(&server).len(), 1, "{point}");
     }
 }
+
+/// The full day of two customers; returns what must not depend on
+/// how flaky the bank was: balances, journals (kinds and deltas) and the
+/// withdrawals' ends. Checks the sandbox's books against the ledger one to
+/// one on the way.
+fn full_day(server: &Server) -> Value {
+    let buyer = "上海丑化工有限公司";
+    let seller = "江苏寅钢铁有限公司";
+    let (a, a_sub) = server.open_account(buyer);
+    let (b, _) = open_account_paying_to(server, seller, "6222020000009999");
+    // Money in: the buyer by notification, the seller through the public
+    // adjustment account and finance's adjustment.
+    server.deposit(&a_sub, buyer, "5000.00");
+    let (_, body) = server.notify(&notification(PUBLIC_ADJUSTMENT_ACCOUNT, seller, "800.00"));
+    let suspense_id = body["suspense_id"].as_str().unwrap().to_string();
+    let adj = uid("adj");
+    assert_eq!(adjust(server, &adj, &suspense_id, &b, "800.00").0, 201);
+    // The order: pay_freeze, a partial unfreeze to the seller, the rest
+    // refunded to the buyer.
+    let order = uid("O");
+    let pf = uid("pf");
+    let mut movements = vec![pf.clone(), uid("uf"), uid("refund")];
+    server.transfer_ok(
+        &json!({"id": pf, "type": "pay_freeze", "payer": a, "payee": b, "amount": "1000", "order_id": order}),
+    );
+    server.transfer_ok(
+        &json!({"id": movements[1], "type": "unfreeze", "hold_id": pf, "amount": "600", "order_id": order}),
+    );
+    server.transfer_ok(
+        &json!({"id": movements[2], "type": "unfreeze_pay", "hold_id": pf, "payee": a, "order_id": order}),
+    );
+    // Money out: the buyer's withdrawal succeeds, the seller's (settlement
+    // account ending in 9999) fails.
+    let wa = uid("w");
+    let wb = uid("w");
+    assert_eq!(withdraw(server, &wa, &a, "1200.00").0, 202);
+    assert_eq!(withdraw(server, &wb, &b, "700.00").0, 202);
+    let done_a = wait_finished(server, &wa);
+    let done_b = wait_finished(server, &wb);
+    assert_eq!((done_a["status"].as_str(), done_b["status"].as_str()), (Some("succeeded"), Some("failed")));
+    for id in &movements {
+        assert_eq!(wait_bank_sync(server, id)["bank_sync"]["status"], "confirmed");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !instructions(server).contains_key(&adj) {
+        assert!(Instant::now() < deadline, "the adjustment never reached the bank");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The bank's books and the ledger, one to one.
+    let books = instructions(server);
+    let payouts = payouts(server);
+    movements.push(adj.clone());
+    let mut ledger_refs: Vec<&String> = movements.iter().collect();
+    ledger_refs.sort();
+    let mut bank_refs: Vec<&String> = books.keys().collect();
+    bank_refs.sort();
+    assert_eq!(bank_refs, ledger_refs, "instructions at the bank are the ledger's movements");
+    let mut paid: Vec<&String> = payouts.keys().collect();
+    paid.sort();
+    let mut withdrawals = vec![&wa, &wb];
+    withdrawals.sort();
+    assert_eq!(paid, withdrawals, "payouts at the bank are the ledger's withdrawals");
+    assert_matches_bank(&done_a, &payouts[&wa]);
+    assert_matches_bank(&done_b, &payouts[&wb]);
+    assert_eq!(books[&adj]["amount"], "800.00");
+    let strip = |journal: Vec<Value>| -> Vec<Value> {
+        journal.iter().map(|e| json!([e["kind"], e["available_delta"], e["frozen_delta"], e["total_after"]])).collect()
+    };
+    json!({
+        "buyer": {"balance": server.account(&a)["balance"], "journal": strip(server.journal(&a))},
+        "seller": {"balance": server.account(&b)["balance"], "journal": strip(server.journal(&b))},
+        "withdrawals": [done_a["status"], done_b["status"], done_b["failure_reason"]],
+        "suspense": server.list_all("/v1/suspense", FINANCE).iter().map(|e| json!([e["status"], e["remaining"]])).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn a_full_day_matches_the_banks_books_and_a_flaky_bank_converges_to_the_same_end() {
+    let calm = Server::start();
+    let calm_end = full_day(&calm);
+    assert_eq!(calm_end["buyer"]["balance"], json!({"total": "3200.00", "available": "3200.00", "frozen": "0.00"}));
+    assert_eq!(calm_end["seller"]["balance"], json!({"total": "1400.00", "available": "1400.00", "frozen": "0.00"}));
+    let mut flaky = Server::start();
+    set_bank_faults(&mut flaky, 0.2, 0.2);
+    let flaky_end = full_day(&flaky);
+    assert_unchanged(&calm_end, &flaky_end, "the same day with fault_rate and unknown_rate at 0.2");
+}
