@@ -10,6 +10,7 @@ pub mod bank_sync;
 pub mod error;
 pub mod extract;
 pub mod notifications;
+pub mod openapi;
 pub mod rate;
 pub mod receipts;
 pub mod sandbox;
@@ -63,6 +64,7 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(transfers::router())
         .merge(notifications::router())
         .merge(receipts::router())
+        .merge(openapi::router())
         .merge(withdrawals::router())
         .merge(suspense::router())
         .merge(sandbox::router())
