@@ -563,6 +563,16 @@ fn real_requests_and_answers_validate_against_the_document() {
     api.ok("post", "/v1/adjustments", "/v1/adjustments", FINANCE, Some(&adjustment));
     let over = json!({"id": "adj-2", "suspense_id": suspense_id, "account_id": a, "amount": "5.00"});
     api.call("post", "/v1/adjustments", "/v1/adjustments", FINANCE, Some(&over));
+    api.ok("get", "/v1/adjustments/{id}/receipt", "/v1/adjustments/adj-1/receipt", FINANCE, None);
+    api.call("get", "/v1/adjustments/{id}/receipt", "/v1/adjustments/none/receipt", FINANCE, None);
+    for _ in 0..500 {
+        if server.get_ok("/v1/withdrawals/w-1", FINANCE)["status"] != "processing" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    api.ok("get", "/v1/withdrawals/{id}/receipt", "/v1/withdrawals/w-1/receipt", FINANCE, None);
+    api.call("get", "/v1/withdrawals/{id}/receipt", "/v1/withdrawals/none/receipt", FINANCE, None);
     let give_back = json!({"id": "ret-1", "memo": "退回"});
     let path = format!("/v1/suspense/{suspense_id}/return");
     api.ok("post", "/v1/suspense/{id}/return", &path, FINANCE, Some(&give_back));

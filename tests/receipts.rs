@@ -393,3 +393,92 @@ fn the_journal_exports_as_csv() {
     let (status, body) = server.get(&format!("/v1/accounts/{a}/journal.csv"), NO_TOKEN);
     assert_error(status, &body, 401, "UNAUTHENTICATED", "no token");
 }
+
+fn wait_finished(server: &Server, id: &str) -> Value {
+    for _ in 0..1500 {
+        let withdrawal = server.get_ok(&format!("/v1/withdrawals/{id}"), FINANCE);
+        if withdrawal["status"] != "processing" {
+            return withdrawal;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("withdrawal {id} still processing after 30 s");
+}
+
+#[test]
+fn withdrawal_and_adjustment_receipts() {
+    let server = Server::start();
+    let name = "广州某实业有限公司";
+    let (account, sub) = server.open_account(name);
+    server.deposit(&sub, name, "1000");
+
+    let (status, body) =
+        server.post("/v1/withdrawals", PLATFORM, &json!({"id": "w-ok", "account_id": account, "amount": "300.00"}));
+    assert_eq!(status, 202, "{body}");
+    let finished = wait_finished(&server, "w-ok");
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    let receipt = server.get_ok("/v1/withdrawals/w-ok/receipt", FINANCE);
+    assert_keys(&receipt, RECEIPT_FIELDS, "withdrawal receipt");
+    assert_eq!(receipt["type"], "withdrawal");
+    assert_eq!(receipt["transfer_id"], "w-ok");
+    assert_eq!(receipt["amount_in_words"], "人民币叁佰元整");
+    assert_eq!(receipt["committed_at"], finished["finished_at"]);
+    assert_eq!(receipt["receipt_no"], format!("R{:012}", finished["lsn"].as_u64().unwrap()));
+    assert_party(&receipt["payer"], &account, name, &sub);
+    assert_eq!(receipt["payee"], json!({"account_id": null, "name": name, "sub_account_no": SETTLEMENT_ACCOUNT_NO}));
+    assert_every_change_fails(&server, &receipt);
+
+    // A payout the bank refuses (settlement account ending 9999): no receipt.
+    let closed_name = "已销户公司";
+    let (status, application) = server.post(
+        "/v1/applications",
+        PLATFORM,
+        &json!({"name": closed_name, "credential_no": credential_no(), "bank": BANK,
+            "settlement_account": {"bank_name": "某银行", "account_no": "6222020000009999", "account_name": closed_name}}),
+    );
+    assert_eq!(status, 201, "{application}");
+    let app_id = application["application_id"].as_str().unwrap();
+    let (_, approved) = server.post(&format!("/v1/applications/{app_id}/approve"), RISK, &json!({}));
+    let closed = approved["account_id"].as_str().unwrap().to_string();
+    let closed_account = server.wait_signed(&closed);
+    server.deposit(closed_account["sub_account_no"].as_str().unwrap(), closed_name, "10");
+    let (status, body) =
+        server.post("/v1/withdrawals", PLATFORM, &json!({"id": "w-fail", "account_id": closed, "amount": "5"}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(wait_finished(&server, "w-fail")["status"], "failed");
+    let (status, body) = server.get("/v1/withdrawals/w-fail/receipt", PLATFORM);
+    assert_error(status, &body, 409, "RECEIPT_NOT_AVAILABLE", "failed withdrawal");
+    let (status, body) = server.get("/v1/withdrawals/none/receipt", PLATFORM);
+    assert_error(status, &body, 404, "WITHDRAWAL_NOT_FOUND", "unknown withdrawal");
+    let (status, body) = server.get("/v1/withdrawals/w-ok/receipt", RISK);
+    assert_error(status, &body, 403, "FORBIDDEN", "risk");
+
+    // An adjustment deposit out of the public adjustment account's credit.
+    let remittance = notification(PUBLIC_ADJUSTMENT_ACCOUNT, "某汇款人", "88.08");
+    let (status, answer) = server.notify(&remittance);
+    assert_eq!((status, answer["result"].as_str()), (200, Some("suspense")), "{answer}");
+    let suspense_id = answer["suspense_id"].as_str().unwrap();
+    let (status, adjusted) = server.post(
+        "/v1/adjustments",
+        FINANCE,
+        &json!({"id": "ADJ-1", "suspense_id": suspense_id, "account_id": account, "amount": "88.08"}),
+    );
+    assert_eq!(status, 201, "{adjusted}");
+    let receipt = server.get_ok("/v1/adjustments/ADJ-1/receipt", PLATFORM);
+    assert_eq!(receipt["type"], "adjustment_deposit");
+    assert_eq!(receipt["amount_in_words"], "人民币捌拾捌元零捌分");
+    assert_eq!(receipt["receipt_no"], format!("R{:012}", adjusted["lsn"].as_u64().unwrap()));
+    assert_eq!(
+        receipt["payer"],
+        json!({"account_id": null, "name": "某汇款人", "sub_account_no": SETTLEMENT_ACCOUNT_NO})
+    );
+    assert_party(&receipt["payee"], &account, name, &sub);
+    assert_every_change_fails(&server, &receipt);
+    let (status, body) = server.get("/v1/adjustments/none/receipt", PLATFORM);
+    assert_error(status, &body, 404, "NOT_FOUND", "unknown adjustment");
+    // A transfer id is not an adjustment, nor a withdrawal.
+    let (status, _) = server.get("/v1/adjustments/w-ok/receipt", PLATFORM);
+    assert_eq!(status, 404);
+    let (status, _) = server.get("/v1/withdrawals/ADJ-1/receipt", PLATFORM);
+    assert_eq!(status, 404);
+}

@@ -51,7 +51,7 @@ use super::words::amount_in_words;
 use crate::actors::directory::Directory;
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
-use crate::domain::record::{Deposit, Movement, TransferType};
+use crate::domain::record::{Adjustment, Deposit, Movement, Notification, TransferType, Withdrawal};
 
 const CANONICAL_HEADER: &str = "fundledger-receipt-v1\n";
 
@@ -230,6 +230,59 @@ pub fn deposit_receipt(key: &ReceiptKey, directory: &Directory, lsn: u64, deposi
         notification.amount,
         None,
         deposit.at_ms,
+    );
+    key.sign(&mut receipt);
+    receipt
+}
+
+/// The signed receipt of a withdrawal the bank paid out: from the account
+/// to its settlement account (a bank account outside the ledger: no
+/// `account_id`, `sub_account_no` is its account number). `receipt_no` is
+/// the withdrawal's own lsn (when it was accepted and frozen);
+/// `committed_at` is when the payout succeeded, when the money left.
+pub fn withdrawal_receipt(
+    key: &ReceiptKey,
+    directory: &Directory,
+    lsn: u64,
+    withdrawal: &Withdrawal,
+    paid_at_ms: i64,
+) -> Receipt {
+    let payer = account_party(directory, withdrawal.account_id);
+    let settlement = &withdrawal.settlement_account;
+    let payee = Party {
+        account_id: None,
+        name: settlement.account_name.to_string(),
+        sub_account_no: Some(settlement.account_no.to_string()),
+    };
+    let mut receipt =
+        unsigned(lsn, &withdrawal.id, "withdrawal", (payer, Some(payee)), withdrawal.amount, None, paid_at_ms);
+    key.sign(&mut receipt);
+    receipt
+}
+
+/// The signed receipt of an adjustment deposit (调帐入款): from the remitter
+/// of the suspense entry it was credited out of, to the account.
+pub fn adjustment_receipt(
+    key: &ReceiptKey,
+    directory: &Directory,
+    lsn: u64,
+    adjustment: &Adjustment,
+    remitted: &Notification,
+) -> Receipt {
+    let payer = Party {
+        account_id: None,
+        name: remitted.payer_name.to_string(),
+        sub_account_no: Some(remitted.payer_account_no.to_string()),
+    };
+    let payee = account_party(directory, adjustment.account_id);
+    let mut receipt = unsigned(
+        lsn,
+        &adjustment.id,
+        "adjustment_deposit",
+        (payer, Some(payee)),
+        adjustment.amount,
+        None,
+        adjustment.at_ms,
     );
     key.sign(&mut receipt);
     receipt

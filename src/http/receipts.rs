@@ -1,6 +1,10 @@
-//! `GET /v1/transfers/{id}/receipt`, `GET /v1/deposits/{notification_id}/receipt`
+//! `GET /v1/transfers/{id}/receipt`, `GET /v1/deposits/{notification_id}/receipt`,
+//! `GET /v1/withdrawals/{id}/receipt`, `GET /v1/adjustments/{id}/receipt`
 //! (JSON, or `?format=html` for a printable page) and
 //! `POST /v1/receipts/verify`.
+//!
+//! A receipt exists once money has moved: a withdrawal that is still
+//! processing or that failed answers `409 RECEIPT_NOT_AVAILABLE`.
 //!
 //! Parses and renders; the receipt itself is built and signed in
 //! [`crate::finance::receipts`].
@@ -18,13 +22,18 @@ use super::extract::{json_body, Query};
 use super::transfers::json_response;
 use super::AppState;
 use crate::config::Role;
-use crate::finance::receipts::{deposit_receipt, movement_receipt, render_html, Party, Receipt};
+use crate::domain::record::PayoutOutcome;
+use crate::finance::receipts::{
+    adjustment_receipt, deposit_receipt, movement_receipt, render_html, withdrawal_receipt, Party, Receipt,
+};
 use crate::gateway::idempotency::Committed;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/transfers/{id}/receipt", get(transfer_receipt))
         .route("/v1/deposits/{notification_id}/receipt", get(deposit_receipt_handler))
+        .route("/v1/withdrawals/{id}/receipt", get(withdrawal_receipt_handler))
+        .route("/v1/adjustments/{id}/receipt", get(adjustment_receipt_handler))
         .route("/v1/receipts/verify", post(verify))
 }
 
@@ -88,6 +97,60 @@ async fn deposit_receipt_handler(
         )
     })?;
     let receipt = deposit_receipt(&state.receipts.key, &state.directory, lsn, &deposit);
+    Ok(render(&receipt, format))
+}
+
+async fn withdrawal_receipt_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.auth.check(&headers, &READERS)?;
+    let format = format(&uri)?;
+    let not_found = || ApiError::new(ErrorCode::WithdrawalNotFound, format!("no withdrawal {id}"));
+    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let Committed::Withdrawal { lsn, .. } = &committed else { return Err(not_found()) };
+    state.log.wait_durable(*lsn).await?;
+    let durable = state.log.durable_lsn().max(*lsn);
+    let shown =
+        state.history.read_at(durable, |history| history.withdrawal(&id).cloned()).await.ok_or_else(not_found)?;
+    let not_available =
+        |why: &str| ApiError::new(ErrorCode::ReceiptNotAvailable, format!("withdrawal {id} {why}: no money has moved"));
+    let finished = shown.finished.as_ref().ok_or_else(|| not_available("is still processing"))?;
+    if !matches!(finished.outcome, PayoutOutcome::Succeeded { .. }) {
+        return Err(not_available("failed"));
+    }
+    let receipt = withdrawal_receipt(
+        &state.receipts.key,
+        &state.directory,
+        shown.lsn,
+        &shown.withdrawal,
+        finished.finished_at_ms,
+    );
+    Ok(render(&receipt, format))
+}
+
+async fn adjustment_receipt_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.auth.check(&headers, &READERS)?;
+    let format = format(&uri)?;
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no adjustment {id}"));
+    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let Committed::Adjustment { lsn, adjustment } = &committed else { return Err(not_found()) };
+    state.log.wait_durable(*lsn).await?;
+    let remitted = state
+        .history
+        .read_at(*lsn, |history| {
+            history.suspense().get(adjustment.suspense_id).map(|entry| entry.entry.notification.clone())
+        })
+        .await
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "an adjustment out of a suspense entry the history lacks"))?;
+    let receipt = adjustment_receipt(&state.receipts.key, &state.directory, *lsn, adjustment, &remitted);
     Ok(render(&receipt, format))
 }
 
