@@ -160,6 +160,9 @@ fn the_printable_receipt_is_escaped_html() {
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains(" src="), "no external assets");
     let receipt = server.get_ok("/v1/transfers/t-html/receipt", FINANCE);
     assert!(html.contains(receipt["verification_code"].as_str().unwrap()), "the code is printed");
+    assert_balanced_html(html);
+    assert!(html.contains("@media print") && html.contains("@page"), "print styles");
+    assert!(html.contains("<meta charset=\"utf-8\">"), "declares its encoding");
 
     let (status, body) = server.get("/v1/transfers/t-html/receipt?format=pdf", FINANCE);
     assert_error(status, &body, 400, "INVALID_FIELD", "format=pdf");
@@ -481,4 +484,39 @@ fn withdrawal_and_adjustment_receipts() {
     assert_eq!(status, 404);
     let (status, _) = server.get("/v1/withdrawals/ADJ-1/receipt", PLATFORM);
     assert_eq!(status, 404);
+}
+
+/// Every element the page opens is closed, in order (void elements aside):
+/// a browser then lays it out as written rather than guessing.
+fn assert_balanced_html(html: &str) {
+    const VOID: &[&str] = &["meta", "br", "hr", "img", "link", "input"];
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').map(|end| start + end).expect("an unclosed tag");
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') {
+            continue;
+        }
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if tag.starts_with('/') {
+            let last = open.pop().unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            assert_eq!(last, name, "</{name}> closes <{last}>");
+        } else if !VOID.contains(&name.as_str()) {
+            if name == "style" {
+                // CSS holds no tags; skip to its end.
+                let close = rest.find("</style>").expect("a closed style");
+                rest = &rest[close + "</style>".len()..];
+                continue;
+            }
+            open.push(name);
+        }
+    }
+    assert!(open.is_empty(), "elements left open: {open:?}");
 }
