@@ -4,21 +4,27 @@
 //!
 //! In the order a transfer meets them:
 //!
-//! - [`http`]: the router, one file per resource; authenticates, checks the
-//!   body's type, size and syntax ([`http::extract`]), maps every error to
-//!   the API's codes in one place ([`http::error`]).
+//! - [`http`]: [`http::serve`] accepts connections with explicit header,
+//!   body and idle limits; the router has one file per resource;
+//!   [`http::extract`] authenticates, checks the body's type, size and
+//!   syntax; [`http::rate`] applies per-token rate limits; every error maps
+//!   to the API's codes in one place ([`http::error`]); [`http::openapi`]
+//!   describes it all.
 //! - [`gateway`]: claims the client id ([`gateway::idempotency`]), checks
 //!   that accounts and holds exist, plans batches into per-account messages
-//!   ([`gateway::transfers`]), routes bank credits ([`gateway::notifications`]).
+//!   ([`gateway::transfers`]), routes withdrawals ([`gateway::withdrawals`])
+//!   and bank credits ([`gateway::notifications`]).
 //! - [`actors`]: one actor per account ([`actors::account`]) judges with the
 //!   pure rules of [`domain`], applies its side, appends the result to the
 //!   log ([`actors::log`]) and tells the payee's actor; the registry opens
-//!   accounts, the suspense actor holds unmatched credits, bank adaptors
-//!   ([`actors::bank`]) talk to banks.
+//!   accounts, the suspense actor holds unmatched credits.
 //! - `fundledger_wal` (its own crate): group commit, one fdatasync per
 //!   group; the gateway answers once the record's lsn is durable.
+//! - Bank side: the outbox ([`actors::outbox`]) follows the durable log and
+//!   hands every movement, adjustment, return and payout to its bank's
+//!   adaptor ([`actors::bank`]), at least once, idempotent at the bank.
 //! - [`finance`]: read models built from the durable log (journals, holds,
-//!   orders).
+//!   orders), receipts and their amounts in words.
 //! - [`recovery`]: replays the log into the same state at start-up.
 //!
 //! [`domain`] holds money, ids, records and the balance rules as pure
