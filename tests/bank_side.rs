@@ -617,6 +617,12 @@ fn every_movement_is_mirrored_at_the_bank_once_across_faults_and_kill_9() {
     }
     let booked = instructions(&server);
     assert_eq!(booked.len(), ids.len() + more.len() + 2, "one instruction per movement, adjustment and return");
+    let (status, metrics) = server.get("/metrics", NO_TOKEN);
+    let text = metrics.as_str().unwrap_or_default();
+    assert_eq!(status, 200);
+    for name in ["fundledger_bank_work_enqueued_total", "fundledger_bank_work_answered_total"] {
+        assert!(text.contains(name), "/metrics lacks {name}");
+    }
     server.assert_consistent(&a);
     server.assert_consistent(&b);
 }

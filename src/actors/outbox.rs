@@ -25,6 +25,10 @@
 //! pool, at most [`BANK_CALLS_IN_FLIGHT_MAX`] at once; the queue never
 //! blocks a transfer (the indexer only enqueues).
 //!
+//! Metrics: `fundledger_bank_work_enqueued_total` and
+//! `fundledger_bank_work_answered_total` (by `kind`, `payout` or
+//! `instruction`); their difference is the work waiting for the bank.
+//!
 //! Must not change balances: it sends messages to account actors and
 //! appends only `BankSynced` facts.
 
@@ -154,6 +158,8 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
     }
     actix::spawn(async move {
         while let Some(work) = receiver.recv().await {
+            let kind = if matches!(work, BankWork::Payout { .. }) { "payout" } else { "instruction" };
+            metrics::counter!("fundledger_bank_work_enqueued_total", "kind" => kind).increment(1);
             match work {
                 BankWork::Instruction(instruction) => {
                     let bank = match (&instruction.bank, &instruction.from) {
@@ -231,6 +237,7 @@ impl Batcher {
             .collect();
         let query_first = work.iter().any(|item| item.resumed);
         let answers = batch_until_final(&bank.api, &self.in_flight, requests, query_first).await;
+        metrics::counter!("fundledger_bank_work_answered_total", "kind" => "instruction").increment(work.len() as u64);
         let at_ms = crate::clock::now_ms();
         let records: Vec<Record> = work
             .into_iter()
@@ -338,6 +345,7 @@ async fn run(work: BankWork, banks: &Banks, directory: &Directory, in_flight: &S
                 Err(reason) => PayoutOutcome::Failed { reason },
             };
             tracing::info!(withdrawal = %withdrawal.id, ?outcome, "payout answered");
+            metrics::counter!("fundledger_bank_work_answered_total", "kind" => "payout").increment(1);
             if let Some(books) = &bank.sandbox {
                 books.crash_if_armed(super::bank::sandbox::CrashPoint::AfterAnswer);
             }

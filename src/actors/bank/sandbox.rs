@@ -391,7 +391,7 @@ impl Books {
 }
 
 /// Instructions (forced transfers, adjustments, returns) are confirmed.
-fn instruction_line(request: &InstructionRequest, serial: String) -> BookLine {
+fn instruction_line(request: &InstructionRequest, serial: String, booked_at: &str) -> BookLine {
     BookLine {
         kind: request.kind.as_str().into(),
         reference: request.reference.to_string(),
@@ -401,7 +401,7 @@ fn instruction_line(request: &InstructionRequest, serial: String) -> BookLine {
         result: "succeeded".into(),
         bank_serial: Some(serial),
         failure_reason: None,
-        booked_at: crate::clock::format_ms(crate::clock::now_ms()),
+        booked_at: booked_at.into(),
         payer_name: None,
     }
 }
@@ -429,7 +429,9 @@ impl BankApi for SandboxBooks {
     }
 
     fn instruct(&self, request: &InstructionRequest) -> Result<BankAnswer, CallError> {
-        self.book_once(&request.reference, |serial| instruction_line(request, serial))
+        self.book_once(&request.reference, |serial| {
+            instruction_line(request, serial, &crate::clock::format_ms(crate::clock::now_ms()))
+        })
     }
 
     /// One dice roll, one write and one sync for the whole batch.
@@ -442,6 +444,8 @@ impl BankApi for SandboxBooks {
         let mut answers = Vec::with_capacity(requests.len());
         let mut new_lines = Vec::new();
         let mut in_batch: HashMap<&str, BankAnswer> = HashMap::new();
+        // One time for the whole batch: it is booked by one sync.
+        let booked_at = crate::clock::format_ms(crate::clock::now_ms());
         for request in requests {
             let known = books.by_reference.get(&*request.reference).or_else(|| in_batch.get(&*request.reference));
             if let Some(answer) = known {
@@ -449,7 +453,7 @@ impl BankApi for SandboxBooks {
                 continue;
             }
             let serial = format!("SB{:012}", books.line_count + new_lines.len() as u64 + 1);
-            let line = instruction_line(request, serial);
+            let line = instruction_line(request, serial, &booked_at);
             in_batch.insert(&request.reference, line.answer());
             answers.push(line.answer());
             new_lines.push(line);
