@@ -63,6 +63,57 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documents that list them (OpenAPI); a code missing
+    /// here is caught by the OpenAPI test, which reads this file.
+    pub const ALL: [ErrorCode; 41] = {
+        use ErrorCode::*;
+        [
+            Unauthenticated,
+            Forbidden,
+            InvalidJson,
+            InvalidField,
+            MissingField,
+            UnexpectedField,
+            InvalidAmount,
+            InvalidId,
+            InvalidType,
+            InvalidBatch,
+            NotFound,
+            AccountNotFound,
+            ApplicationNotFound,
+            HoldNotFound,
+            TransferNotFound,
+            WithdrawalNotFound,
+            SuspenseNotFound,
+            UnknownBank,
+            MethodNotAllowed,
+            IdReused,
+            DuplicateCustomer,
+            InvalidState,
+            BodyTooLarge,
+            UnsupportedMediaType,
+            NameMismatch,
+            UnknownBankRule,
+            AccountNotActive,
+            SameAccount,
+            InsufficientFunds,
+            HoldClosed,
+            HoldExceeded,
+            BalanceOverflow,
+            TooManyAccounts,
+            SuspenseExceeded,
+            SuspenseClosed,
+            RateLimited,
+            Overloaded,
+            LogUnavailable,
+            ReceiptNotFound,
+            ReceiptNotAvailable,
+            Internal,
+        ]
+    };
+}
+
+impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
