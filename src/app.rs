@@ -197,7 +197,9 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
                     .collect();
                 pending.sort_by_key(|(lsn, _)| *lsn);
                 for (_, work) in pending {
-                    let _ = outbox.send(work);
+                    if matches!(work, outbox::BankWork::Payout { .. }) || outbox::reserve_instruction() {
+                        let _ = outbox.send(work);
+                    }
                 }
                 system_history.set_outbox(outbox);
                 let _ = actors_tx.send((registry, suspense, banks, actix::System::current()));

@@ -25,6 +25,14 @@
 //! pool, at most [`BANK_CALLS_IN_FLIGHT_MAX`] at once; the queue never
 //! blocks a transfer (the indexer only enqueues).
 //!
+//! Bounded: at most [`INSTRUCTIONS_QUEUED_MAX`] instructions wait in
+//! memory. Past that (the bank is slower than the ledger for long), new
+//! ones are deferred: they stay in the log without a `BankSynced` record,
+//! so their `bank_sync` shows `pending` and the next start-up sends them
+//! (`fundledger_bank_work_deferred_total` counts them). The ledger never
+//! slows down for the bank. Payouts are never deferred (each holds money
+//! frozen; there are as many as withdrawals in processing).
+//!
 //! Metrics: `fundledger_bank_work_enqueued_total` and
 //! `fundledger_bank_work_answered_total` (by `kind`, `payout` or
 //! `instruction`); their difference is the work waiting for the bank.
@@ -57,6 +65,27 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Instructions sent to one bank in one call.
 pub const INSTRUCTION_BATCH_MAX: usize = 4096;
+
+/// Instructions waiting in memory, over every bank (about 150 bytes each).
+pub const INSTRUCTIONS_QUEUED_MAX: usize = 1_000_000;
+
+static INSTRUCTIONS_QUEUED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Take a place in the instruction queue; `false` when it is full (the
+/// instruction is deferred to the next start-up).
+pub fn reserve_instruction() -> bool {
+    use std::sync::atomic::Ordering;
+    if INSTRUCTIONS_QUEUED.fetch_add(1, Ordering::AcqRel) >= INSTRUCTIONS_QUEUED_MAX {
+        INSTRUCTIONS_QUEUED.fetch_sub(1, Ordering::AcqRel);
+        metrics::counter!("fundledger_bank_work_deferred_total").increment(1);
+        return false;
+    }
+    true
+}
+
+fn release_instructions(count: usize) {
+    INSTRUCTIONS_QUEUED.fetch_sub(count, std::sync::atomic::Ordering::AcqRel);
+}
 
 /// One piece of bank work.
 #[derive(Clone, Debug)]
@@ -171,7 +200,10 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
                         Some(batcher) => {
                             let _ = batcher.send(instruction);
                         }
-                        None => tracing::error!(reference = %instruction.reference, "no bank for an instruction"),
+                        None => {
+                            release_instructions(1);
+                            tracing::error!(reference = %instruction.reference, "no bank for an instruction");
+                        }
                     }
                 }
                 payout => {
@@ -224,7 +256,10 @@ impl Batcher {
     }
 
     async fn send(&self, work: Vec<InstructionWork>) {
-        let Some(bank) = self.banks.get(&self.code) else { return };
+        let Some(bank) = self.banks.get(&self.code) else {
+            release_instructions(work.len());
+            return;
+        };
         let requests: Vec<InstructionRequest> = work
             .iter()
             .map(|item| InstructionRequest {
@@ -238,6 +273,7 @@ impl Batcher {
         let query_first = work.iter().any(|item| item.resumed);
         let answers = batch_until_final(&bank.api, &self.in_flight, requests, query_first).await;
         metrics::counter!("fundledger_bank_work_answered_total", "kind" => "instruction").increment(work.len() as u64);
+        release_instructions(work.len());
         let at_ms = crate::clock::now_ms();
         let records: Vec<Record> = work
             .into_iter()
@@ -408,5 +444,23 @@ async fn call<T: Send + 'static>(
         Ok(Ok(result)) => result,
         Ok(Err(join_error)) => Err(CallError::Unknown(format!("bank call panicked: {join_error}"))),
         Err(_) => Err(CallError::Unknown("bank call timed out".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instruction_queue_is_bounded() {
+        let mut taken = 0;
+        while reserve_instruction() {
+            taken += 1;
+            assert!(taken <= INSTRUCTIONS_QUEUED_MAX, "the bound holds");
+        }
+        assert!(!reserve_instruction(), "still full");
+        release_instructions(taken);
+        assert!(reserve_instruction(), "a released place can be taken again");
+        release_instructions(1);
     }
 }

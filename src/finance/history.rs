@@ -382,7 +382,11 @@ impl History {
             Record::WithdrawalRequested(withdrawal) => {
                 Some(BankWork::Payout { withdrawal: Arc::clone(withdrawal), resumed: false })
             }
-            _ => instruction_for(record, &state.suspense, false).map(BankWork::Instruction),
+            // Past the outbox's bound the instruction waits in the log for
+            // the next start-up (see `actors::outbox`).
+            _ => instruction_for(record, &state.suspense, false)
+                .filter(|_| crate::actors::outbox::reserve_instruction())
+                .map(BankWork::Instruction),
         }
     }
 
