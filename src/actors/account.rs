@@ -9,6 +9,12 @@
 //! assigned at that moment: enqueue order is log order), and only then
 //! tells each payee's actor to apply its side with `do_send` ([`Credit`]).
 //!
+//! Money out and in by hand: a withdrawal ([`RequestWithdrawal`]) is
+//! judged and frozen here (`withdrawal_hold`) and its payout's answer comes
+//! back as [`FinishWithdrawal`] (settled or released, once); an adjustment
+//! deposit arrives already in the log ([`CreditAdjustment`], written by the
+//! suspense actor) and is applied like a payee's credit.
+//!
 //! Why this keeps the invariants (DESIGN.md):
 //! - Causality (4): a payee learns of a credit only after its record has an
 //!   lsn, so anything the payee does with that money is appended later and

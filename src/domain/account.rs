@@ -2,8 +2,11 @@
 //!
 //! Owns: the meaning of every movement for each side (`apply_debit_side`,
 //! `apply_credit_side`) and the judgement of a request against a book
-//! (`judge`). Must not touch actors, the log or the clock: the account actor
-//! and recovery both call these same functions, which is why a replay
+//! (`judge`), and of withdrawals (`judge_withdrawal`,
+//! `apply_withdrawal_hold`, `apply_withdrawal_finished`: the amount sits in
+//! frozen while its payout is processing). Must not touch actors, the log
+//! or the clock: the account actor and recovery both call these same
+//! functions, which is why a replay
 //! rebuilds exactly the state the actors had.
 //!
 //! Invariant 1 (DESIGN.md) is asserted after every change
