@@ -2,9 +2,12 @@
 //! behaves like a real one, deterministically, so every path can be driven
 //! from outside.
 //!
-//! Signing ([`SandboxBank`]): answers after `sign_delay_ms`, sub-account
-//! `3109401` + the 8 digits of the account number; a `credential_no` ending
-//! in `FAIL` is refused.
+//! Signing ([`SandboxBank`]): the adaptor pre-signs the account, then
+//! queries its signing status with backoff (10 ms, doubling, capped at 2 s)
+//! until the bank answers finally, `sign_delay_ms` after the pre-sign:
+//! sub-account `3109401` + the 8 digits of the account number, or, for a
+//! `credential_no` ending in `FAIL`, a refusal. After a crash in `signing`,
+//! recovery asks again and the polling resumes.
 //!
 //! Books ([`SandboxBooks`], the [`BankApi`] side): payouts succeed unless
 //! the payee's account number ends in `9999` (`PAYEE_ACCOUNT_CLOSED`);
@@ -40,7 +43,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use parking_lot::Mutex;
@@ -54,16 +57,70 @@ use crate::domain::money::Money;
 
 pub struct SandboxBank {
     config: BankConfig,
+    /// The bank's side of signing: when each account was pre-signed.
+    presigned: HashMap<u64, Instant>,
+}
+
+/// First sign-status query comes right after pre-signing; each further one
+/// waits twice as long, up to this cap.
+const SIGN_POLL_FIRST_MS: u64 = 10;
+const SIGN_POLL_MAX_MS: u64 = 2_000;
+
+/// What the bank's sign-status query (签约状态查询) answers.
+#[derive(Debug, PartialEq, Eq)]
+enum SignStatus {
+    Pending,
+    Signed(String),
+    Refused(&'static str),
 }
 
 impl SandboxBank {
     pub fn new(config: BankConfig) -> Self {
-        Self { config }
+        Self { config, presigned: HashMap::new() }
     }
 
     /// The sub-account number the sandbox gives an account.
     pub fn sub_account_no(account_number: u64) -> String {
         format!("3109401{:08}", account_number % 100_000_000)
+    }
+
+    /// The bank side of pre-signing (附属账户预签约): accepted at once; a
+    /// repeated pre-sign (after a crash) keeps the first one's time.
+    fn presign(&mut self, account_number: u64) {
+        self.presigned.entry(account_number).or_insert_with(Instant::now);
+    }
+
+    /// The bank side of the status query: pending until `sign_delay_ms`
+    /// after pre-signing, then final.
+    fn sign_status(&self, account_number: u64, credential_no: &str) -> SignStatus {
+        let Some(presigned_at) = self.presigned.get(&account_number) else {
+            return SignStatus::Refused("SIGN_UNKNOWN: no pre-sign for this account");
+        };
+        if presigned_at.elapsed() < Duration::from_millis(self.config.sign_delay_ms) {
+            return SignStatus::Pending;
+        }
+        if credential_no.ends_with("FAIL") {
+            SignStatus::Refused("SIGN_REFUSED: the bank refused the credential")
+        } else {
+            SignStatus::Signed(Self::sub_account_no(account_number))
+        }
+    }
+
+    /// Query the status after `wait_ms`, again with a doubled wait while
+    /// the bank says pending, and hand the final answer to the account.
+    fn poll_sign_status(&mut self, request: Sign, wait_ms: u64, ctx: &mut Context<Self>) {
+        ctx.run_later(Duration::from_millis(wait_ms), move |bank, ctx| {
+            let account_number = request.info.account_id.0;
+            let outcome = match bank.sign_status(account_number, &request.info.credential_no) {
+                SignStatus::Pending => {
+                    let next_ms = (wait_ms.max(SIGN_POLL_FIRST_MS) * 2).min(SIGN_POLL_MAX_MS);
+                    return bank.poll_sign_status(request, next_ms, ctx);
+                }
+                SignStatus::Signed(sub_account_no) => Ok(sub_account_no.into()),
+                SignStatus::Refused(reason) => Err(reason.into()),
+            };
+            request.account.do_send(SignResult { outcome });
+        });
     }
 }
 
@@ -75,15 +132,8 @@ impl Handler<Sign> for SandboxBank {
     type Result = ();
 
     fn handle(&mut self, request: Sign, ctx: &mut Self::Context) {
-        let delay = Duration::from_millis(self.config.sign_delay_ms);
-        ctx.run_later(delay, move |_, _| {
-            let outcome = if request.info.credential_no.ends_with("FAIL") {
-                Err("SIGN_REFUSED: the bank refused the credential".into())
-            } else {
-                Ok(Self::sub_account_no(request.info.account_id.0).into())
-            };
-            request.account.do_send(SignResult { outcome });
-        });
+        self.presign(request.info.account_id.0);
+        self.poll_sign_status(request, 0, ctx);
     }
 }
 
@@ -498,6 +548,21 @@ mod tests {
             unknown_rate,
             notify_max_age_s: 0,
         }
+    }
+
+    #[test]
+    fn signing_is_pending_until_the_delay_then_final() {
+        let mut bank = SandboxBank::new(BankConfig { sign_delay_ms: 60_000, ..config(0.0, 0.0) });
+        assert!(matches!(bank.sign_status(7, "C1"), SignStatus::Refused(_)), "no pre-sign yet");
+        bank.presign(7);
+        assert_eq!(bank.sign_status(7, "C1"), SignStatus::Pending);
+        let mut bank = SandboxBank::new(config(0.0, 0.0));
+        bank.presign(7);
+        bank.presign(8);
+        assert_eq!(bank.sign_status(7, "C1"), SignStatus::Signed("310940100000007".into()));
+        assert!(
+            matches!(bank.sign_status(8, "C2FAIL"), SignStatus::Refused(reason) if reason.starts_with("SIGN_REFUSED"))
+        );
     }
 
     fn payout(reference: &str, to: &str) -> PayoutRequest {
