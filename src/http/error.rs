@@ -17,8 +17,22 @@ use crate::domain::account::Refusal;
 use crate::domain::suspense::SuspenseRefusal;
 use crate::limits;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] and [`ErrorCode::ALL`] from one list, so that a
+/// document listing every code (OpenAPI) cannot miss one.
+macro_rules! error_codes {
+    ($($code:ident),+ $(,)?) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($code),+
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code),+];
+        }
+    };
+}
+
+error_codes! {
     Unauthenticated,
     Forbidden,
     InvalidJson,
@@ -60,57 +74,6 @@ pub enum ErrorCode {
     ReceiptNotFound,
     ReceiptNotAvailable,
     Internal,
-}
-
-impl ErrorCode {
-    /// Every code, for documents that list them (OpenAPI); a code missing
-    /// here is caught by the OpenAPI test, which reads this file.
-    pub const ALL: [ErrorCode; 41] = {
-        use ErrorCode::*;
-        [
-            Unauthenticated,
-            Forbidden,
-            InvalidJson,
-            InvalidField,
-            MissingField,
-            UnexpectedField,
-            InvalidAmount,
-            InvalidId,
-            InvalidType,
-            InvalidBatch,
-            NotFound,
-            AccountNotFound,
-            ApplicationNotFound,
-            HoldNotFound,
-            TransferNotFound,
-            WithdrawalNotFound,
-            SuspenseNotFound,
-            UnknownBank,
-            MethodNotAllowed,
-            IdReused,
-            DuplicateCustomer,
-            InvalidState,
-            BodyTooLarge,
-            UnsupportedMediaType,
-            NameMismatch,
-            UnknownBankRule,
-            AccountNotActive,
-            SameAccount,
-            InsufficientFunds,
-            HoldClosed,
-            HoldExceeded,
-            BalanceOverflow,
-            TooManyAccounts,
-            SuspenseExceeded,
-            SuspenseClosed,
-            RateLimited,
-            Overloaded,
-            LogUnavailable,
-            ReceiptNotFound,
-            ReceiptNotAvailable,
-            Internal,
-        ]
-    };
 }
 
 impl ErrorCode {
