@@ -233,19 +233,7 @@ fn readme_walkthrough() {
     for (token, posted) in [(PLATFORM, &pf), (FINANCE, &uf), (PLATFORM, &refund)] {
         let id = posted["id"].as_str().unwrap();
         let got = server.get_ok(&format!("/v1/transfers/{id}"), token);
-        for field in [
-            "id",
-            "type",
-            "status",
-            "lsn",
-            "committed_at",
-            "payer",
-            "payee",
-            "amount",
-            "order_id",
-            "memo",
-            "receipt_no",
-        ] {
+        for &field in TRANSFER_FIELDS {
             assert_eq!(got[field], posted[field], "GET /v1/transfers/{id} field {field}: {got}");
         }
         let sync = &got["bank_sync"];
