@@ -2,4 +2,6 @@
 
 pub mod history;
 pub mod receipts;
+pub mod reconciliation;
+pub mod trial_balance;
 pub mod words;
