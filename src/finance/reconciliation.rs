@@ -69,14 +69,19 @@ pub struct LedgerLine {
 /// future work), plus each account's bank.
 #[derive(Clone, Debug, Default)]
 pub struct BankDays {
-    days: HashMap<(Box<str>, i64), Vec<LedgerLine>>,
+    /// Bank codes seen, so that the per-movement maps hold a small index
+    /// and folding a movement allocates only its reference.
+    banks: Vec<Box<str>>,
+    days: HashMap<(BankIndex, i64), Vec<LedgerLine>>,
     /// Application → bank, until approval opens its account.
-    application_banks: HashMap<ApplicationId, Box<str>>,
-    account_banks: HashMap<AccountId, Box<str>>,
+    application_banks: HashMap<ApplicationId, BankIndex>,
+    account_banks: HashMap<AccountId, BankIndex>,
     /// Bank of each suspense entry; index = suspense number - 1.
-    suspense_banks: Vec<Box<str>>,
+    suspense_banks: Vec<BankIndex>,
     adjustment_ids: HashSet<Box<str>>,
 }
+
+type BankIndex = u32;
 
 impl BankDays {
     pub fn new() -> Self {
@@ -85,7 +90,8 @@ impl BankDays {
 
     /// The day's lines of `bank`, in lsn order.
     pub fn lines(&self, bank: &str, day: i64) -> &[LedgerLine] {
-        self.days.get(&(Box::from(bank), day)).map_or(&[], Vec::as_slice)
+        let Some(index) = self.banks.iter().position(|known| &**known == bank) else { return &[] };
+        self.days.get(&(index as BankIndex, day)).map_or(&[], Vec::as_slice)
     }
 
     /// Whether an adjustment deposit with this id was committed.
@@ -93,15 +99,26 @@ impl BankDays {
         self.adjustment_ids.contains(id)
     }
 
-    fn push(&mut self, bank: &str, at_ms: i64, line: LedgerLine) {
-        self.days.entry((Box::from(bank), day_of_ms(at_ms))).or_default().push(line);
+    /// The index of a bank code (few banks: a linear search).
+    fn bank_index(&mut self, bank: &str) -> BankIndex {
+        match self.banks.iter().position(|known| &**known == bank) {
+            Some(index) => index as BankIndex,
+            None => {
+                self.banks.push(bank.into());
+                (self.banks.len() - 1) as BankIndex
+            }
+        }
     }
 
-    fn suspense_bank(&self, suspense_number: u64) -> Box<str> {
+    fn push(&mut self, bank: BankIndex, at_ms: i64, line: LedgerLine) {
+        self.days.entry((bank, day_of_ms(at_ms))).or_default().push(line);
+    }
+
+    fn suspense_bank(&self, suspense_number: u64) -> BankIndex {
         let index = usize::try_from(suspense_number).ok().and_then(|n| n.checked_sub(1));
         index
             .and_then(|index| self.suspense_banks.get(index))
-            .cloned()
+            .copied()
             .expect("records name suspense entries that exist")
     }
 
@@ -110,7 +127,8 @@ impl BankDays {
         let line = |reference: &str, kind, amount| LedgerLine { lsn, reference: reference.into(), kind, amount };
         match record {
             Record::ApplicationCreated(application) => {
-                self.application_banks.insert(application.application_id, application.bank.clone());
+                let bank = self.bank_index(&application.bank);
+                self.application_banks.insert(application.application_id, bank);
             }
             Record::ApplicationApproved(decision) => {
                 if let (Some(account), Some(bank)) =
@@ -123,35 +141,37 @@ impl BankDays {
                 self.application_banks.remove(&decision.application_id);
             }
             Record::Movement(movement) => {
-                let bank = self.account_banks.get(&movement.payer).cloned().expect("movements name opened accounts");
+                let bank = *self.account_banks.get(&movement.payer).expect("movements name opened accounts");
                 let line = line(&movement.id, StatementKind::ForcedTransfer, movement.amount);
-                self.push(&bank, movement.committed_at_ms, line);
+                self.push(bank, movement.committed_at_ms, line);
             }
             Record::Deposit(deposit) => {
                 let notification = &deposit.notification;
                 let line = line(&notification.notification_id, StatementKind::Credit, notification.amount);
-                self.push(&notification.bank, deposit.at_ms, line);
+                let bank = self.bank_index(&notification.bank);
+                self.push(bank, deposit.at_ms, line);
             }
             Record::SuspenseOpened(entry) => {
                 let notification = &entry.notification;
-                self.suspense_banks.push(notification.bank.clone());
+                let bank = self.bank_index(&notification.bank);
+                self.suspense_banks.push(bank);
                 let line = line(&notification.notification_id, StatementKind::Credit, notification.amount);
-                self.push(&notification.bank, entry.at_ms, line);
+                self.push(bank, entry.at_ms, line);
             }
             Record::AdjustmentDeposit(adjustment) => {
                 let bank = self.suspense_bank(adjustment.suspense_id.0);
                 self.adjustment_ids.insert(adjustment.id.clone());
-                self.push(&bank, adjustment.at_ms, line(&adjustment.id, StatementKind::Adjustment, adjustment.amount));
+                self.push(bank, adjustment.at_ms, line(&adjustment.id, StatementKind::Adjustment, adjustment.amount));
             }
             Record::SuspenseReturned(returned) => {
                 let bank = self.suspense_bank(returned.suspense_id.0);
-                self.push(&bank, returned.at_ms, line(&returned.id, StatementKind::Return, returned.amount));
+                self.push(bank, returned.at_ms, line(&returned.id, StatementKind::Return, returned.amount));
             }
             Record::WithdrawalFinished(finished) => {
                 if let PayoutOutcome::Succeeded { .. } = finished.outcome {
-                    let bank = self.account_banks.get(&finished.account_id).cloned().expect("opened accounts");
+                    let bank = *self.account_banks.get(&finished.account_id).expect("opened accounts");
                     let line = line(&finished.id, StatementKind::Payout, finished.amount);
-                    self.push(&bank, finished.finished_at_ms, line);
+                    self.push(bank, finished.finished_at_ms, line);
                 }
             }
             _ => {}
@@ -529,6 +549,62 @@ mod tests {
             at_ms: 0,
             operator: "a".into(),
         }))
+    }
+
+    #[test]
+    fn the_largest_run_record_fits_in_one_log_record() {
+        let line = DiscrepancyLine {
+            kind: DiscrepancyKind::AmountMismatch,
+            reference: "x".repeat(crate::domain::ids::CLIENT_ID_CHARS_MAX).into(),
+            ledger_amount: Some(Money(i64::MAX)),
+            bank_amount: Some(Money(i64::MAX)),
+        };
+        let record = Record::ReconciliationRecorded(Arc::new(ReconciliationRecorded {
+            reconciliation_id: ReconciliationId(u64::MAX),
+            bank: "B".repeat(64).into(),
+            date: "2026-11-24".into(),
+            uploaded: true,
+            summary: ReconciliationSummary { bank_lines: u64::MAX, ..Default::default() },
+            discrepancies: vec![line; limits::RECONCILIATION_DISCREPANCIES_MAX],
+            first_discrepancy_id: DiscrepancyId(u64::MAX),
+            at_ms: i64::MAX,
+            operator: "o".repeat(256).into(),
+        }));
+        let mut bytes = Vec::new();
+        crate::codec::encode_into(&record, &mut bytes).unwrap();
+        assert!(bytes.len() < limits::RECORD_BYTES_MAX, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn the_ledger_side_is_kept_by_bank_and_utc_day() {
+        use crate::domain::record::{Deposit, Notification};
+        let deposit = |bank: &str, id: &str, at_ms: i64| {
+            Record::Deposit(Arc::new(Deposit {
+                notification: Notification {
+                    bank: bank.into(),
+                    notification_id: id.into(),
+                    bank_serial: id.into(),
+                    to_account_no: "1".into(),
+                    amount: Money(5),
+                    payer_name: "p".into(),
+                    payer_account_no: "2".into(),
+                    booked_at: "".into(),
+                },
+                account_id: AccountId(1),
+                at_ms,
+            }))
+        };
+        let mut days = BankDays::new();
+        days.apply(1, &deposit("A", "N1", DAY_MS - 1));
+        days.apply(2, &deposit("A", "N2", DAY_MS));
+        days.apply(3, &deposit("B", "N3", DAY_MS + 5));
+        let references = |bank: &str, day: i64| -> Vec<String> {
+            days.lines(bank, day).iter().map(|line| line.reference.to_string()).collect()
+        };
+        assert_eq!(references("A", 0), ["N1"]);
+        assert_eq!(references("A", 1), ["N2"]);
+        assert_eq!(references("B", 1), ["N3"]);
+        assert!(references("C", 1).is_empty());
     }
 
     #[test]

@@ -38,14 +38,16 @@ impl Book {
     }
 }
 
-/// Postings of one record: at most two lines, `(book, debit)`.
-pub type Postings = Vec<(Book, i128)>;
+/// Postings of one record, `(book, debit)`: every movement is one debit
+/// and one credit (kept on the stack: the indexer posts every record).
+pub type Postings = [(Book, i128); 2];
 
 /// The postings a record makes (none for records that move no money).
-pub fn postings(record: &Record) -> Postings {
+pub fn postings(record: &Record) -> Option<Postings> {
     use Book::*;
-    let pair =
-        |debit: Book, credit: Book, amount: Money| vec![(debit, i128::from(amount.0)), (credit, -i128::from(amount.0))];
+    let pair = |debit: Book, credit: Book, amount: Money| {
+        Some([(debit, i128::from(amount.0)), (credit, -i128::from(amount.0))])
+    };
     match record {
         Record::Deposit(deposit) => pair(BankCustody, CustomerAvailable, deposit.notification.amount),
         Record::SuspenseOpened(entry) => pair(BankCustody, Suspense, entry.notification.amount),
@@ -63,7 +65,7 @@ pub fn postings(record: &Record) -> Postings {
             PayoutOutcome::Succeeded { .. } => pair(WithdrawalsInFlight, BankCustody, finished.amount),
             PayoutOutcome::Failed { .. } => pair(WithdrawalsInFlight, CustomerAvailable, finished.amount),
         },
-        _ => Vec::new(),
+        _ => None,
     }
 }
 
@@ -89,10 +91,7 @@ impl TrialBalance {
 
     /// Post one durable record, in lsn order.
     pub fn apply(&mut self, lsn: u64, record: &Record) {
-        let postings = postings(record);
-        if postings.is_empty() {
-            return;
-        }
+        let Some(postings) = postings(record) else { return };
         let sum: i128 = postings.iter().map(|(_, amount)| amount).sum();
         assert_eq!(sum, 0, "lsn {lsn}: postings do not balance: {postings:?}");
         for (book, amount) in postings {
