@@ -13,9 +13,10 @@
 //! records that are durable, so a read that waits until the index has
 //! caught up with the durable lsn shows only durable state.
 //!
-//! Also folds the finance read models that live beside the journals:
-//! [`crate::finance::reconciliation`] (each bank's days, reconciliation
-//! runs and discrepancies) and [`crate::finance::trial_balance`].
+//! Also folds the finance read models that live beside the journals, all
+//! in one [`FinanceState`]: [`crate::finance::reconciliation`] (each
+//! bank's days, reconciliation runs and discrepancies) and
+//! [`crate::finance::trial_balance`].
 //!
 //! Must not change balances: it is a read model.
 //!
@@ -39,7 +40,8 @@ use crate::domain::record::{
 };
 use crate::domain::suspense::SuspenseBook;
 use crate::finance::reconciliation::{BankDays, ReconciliationBook};
-use crate::finance::trial_balance::{TrialBalance, TrialBalanceView};
+use crate::finance::state::FinanceState;
+use crate::finance::trial_balance::TrialBalanceView;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JournalKind {
@@ -186,12 +188,9 @@ pub struct HistoryState {
     bank_sync: HashMap<Box<str>, Arc<BankSync>>,
     /// Instructions the bank refused for good, in lsn order.
     bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
-    /// The ledger's side of each bank's days (reconciliation).
-    bank_days: BankDays,
-    /// Reconciliation runs and discrepancies.
-    reconciliations: ReconciliationBook,
-    /// The double-entry books (trial balance).
-    books: TrialBalance,
+    /// Each bank's days, reconciliation runs and discrepancies, and the
+    /// double-entry books of the trial balance.
+    finance: FinanceState,
     applied_lsn: u64,
 }
 
@@ -247,9 +246,7 @@ impl HistoryState {
             _ => {}
         }
         self.suspense.apply(record);
-        self.bank_days.apply(lsn, record);
-        self.reconciliations.apply(lsn, record);
-        self.books.apply(lsn, record);
+        self.finance.apply(lsn, record);
     }
 
     fn apply_movement(&mut self, lsn: u64, movement: &Arc<Movement>) {
@@ -358,12 +355,16 @@ impl HistoryState {
         &self.bank_sync_failures
     }
 
+    pub fn finance(&self) -> &FinanceState {
+        &self.finance
+    }
+
     pub fn bank_days(&self) -> &BankDays {
-        &self.bank_days
+        &self.finance.bank_days
     }
 
     pub fn reconciliations(&self) -> &ReconciliationBook {
-        &self.reconciliations
+        &self.finance.reconciliations
     }
 
     /// The trial balance at the applied lsn, checked against the sum of
@@ -372,7 +373,7 @@ impl HistoryState {
         let (available, frozen) = self.balances.values().fold((0i128, 0i128), |(available, frozen), balance| {
             (available + i128::from(balance.available.0), frozen + i128::from(balance.frozen.0))
         });
-        self.books.view(self.applied_lsn, available, frozen)
+        self.finance.books.view(self.applied_lsn, available, frozen)
     }
 
     /// The journal entry of `account` made at `lsn`, if any.
