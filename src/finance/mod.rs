@@ -2,4 +2,7 @@
 
 pub mod history;
 pub mod receipts;
+pub mod reconciliation;
+pub mod state;
+pub mod trial_balance;
 pub mod words;
