@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod applications;
 pub mod bank_sync;
+pub mod day;
 pub mod error;
 pub mod extract;
 pub mod notifications;
@@ -69,6 +70,7 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(suspense::router())
         .merge(sandbox::router())
         .merge(bank_sync::router())
+        .merge(day::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
