@@ -15,6 +15,7 @@ use tower::ServiceExt;
 
 use crate::actors::bank::Banks;
 use crate::actors::directory::Directory;
+use crate::actors::finance::FinanceActor;
 use crate::actors::log::LedgerLog;
 use crate::actors::outbox;
 use crate::actors::registry::RegistryActor;
@@ -126,6 +127,8 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     let notifications = Arc::clone(&recovered.notifications);
     let Recovered { applications, accounts, suspense, history, withdrawals_pending, instructions_pending, .. } =
         recovered;
+    // The finance actor judges with its own copy of the reconciliation book.
+    let reconciliation_book = history.reconciliations().clone();
     let history = History::new(history);
     {
         let history = Arc::clone(&history);
@@ -202,14 +205,15 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
                     }
                 }
                 system_history.set_outbox(outbox);
-                let _ = actors_tx.send((registry, suspense, banks, actix::System::current()));
+                let finance = actix::Actor::start(FinanceActor::new(reconciliation_book, system_log.clone()));
+                let _ = actors_tx.send((registry, suspense, finance, banks, actix::System::current()));
             });
             if let Err(error) = system.run() {
                 tracing::error!(%error, "actix system stopped with an error");
             }
         })
         .map_err(|error| error.to_string())?;
-    let (registry, suspense, banks, system) =
+    let (registry, suspense, finance, banks, system) =
         actors_rx.await.map_err(|_| "the actor system did not start".to_string())?;
     let ledger = Arc::new(Ledger {
         auth,
@@ -222,6 +226,9 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
         log: log.clone(),
         history,
         receipts: crate::finance::receipts::Receipts::new(&config.receipts.key),
+        finance,
+        max_statement_bytes: config.limits.max_statement_bytes,
+        reconciling: Arc::new(tokio::sync::Semaphore::new(limits::RECONCILIATIONS_IN_FLIGHT_MAX)),
     });
     // Credits the sandbox booked but had not delivered before a restart.
     http::sandbox::redeliver(&ledger);

@@ -13,9 +13,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// The development secrets shipped in `config/default.toml`.
-const DEVELOPMENT_SECRETS: [&str; 6] = [
+const DEVELOPMENT_SECRETS: [&str; 7] = [
     "dev-platform-token",
     "dev-finance-token",
+    "dev-finance-2-token",
     "dev-risk-token",
     "dev-admin-token",
     "dev-simbank-secret",

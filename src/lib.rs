@@ -17,14 +17,20 @@
 //! - [`actors`]: one actor per account ([`actors::account`]) judges with the
 //!   pure rules of [`domain`], applies its side, appends the result to the
 //!   log ([`actors::log`]) and tells the payee's actor; the registry opens
-//!   accounts, the suspense actor holds unmatched credits.
+//!   accounts, the suspense actor holds unmatched credits, the finance
+//!   actor ([`actors::finance`]) records reconciliation runs and the
+//!   maker-checker decisions on their discrepancies.
 //! - `fundledger_wal` (its own crate): group commit, one fdatasync per
 //!   group; the gateway answers once the record's lsn is durable.
 //! - Bank side: the outbox ([`actors::outbox`]) follows the durable log and
 //!   hands every movement, adjustment, return and payout to its bank's
 //!   adaptor ([`actors::bank`]), at least once, idempotent at the bank.
 //! - [`finance`]: read models built from the durable log (journals, holds,
-//!   orders), receipts and their amounts in words.
+//!   orders; each bank's days, reconciliation runs and discrepancies in
+//!   [`finance::reconciliation`]; the double-entry books of
+//!   [`finance::trial_balance`]), receipts and their amounts in words. An
+//!   uploaded statement streams past the body buffer into the matcher
+//!   ([`http::reconciliations`]).
 //! - [`recovery`]: replays the log into the same state at start-up.
 //! - [`console`]: the finance console at `/console/`, server-rendered HTML
 //!   for staff, a client of the JSON API in-process (same tokens, same

@@ -117,3 +117,27 @@ pub const CONSOLE_SEARCH_ACCOUNTS_MAX: usize = 10_000;
 /// Open holds an account page looks up (the freeze and pay-freeze entries
 /// of its journal, newest first).
 pub const CONSOLE_HOLDS_SHOWN_MAX: usize = 100;
+
+/// Discrepancies one reconciliation records (and answers) in full; past
+/// it the summary still counts every one, and the answer says it was
+/// truncated. 500 keeps the run's log record far below
+/// [`RECORD_BYTES_MAX`] (a discrepancy is at most ~90 bytes).
+pub const RECONCILIATION_DISCREPANCIES_MAX: usize = 500;
+
+/// Reconciliations computed at once; more wait their turn. Each holds one
+/// bank day of ledger lines in memory while its statement streams in.
+pub const RECONCILIATIONS_IN_FLIGHT_MAX: usize = 2;
+
+/// An uploaded statement streams in; a pause longer than this between two
+/// chunks of its body gets `408 REQUEST_TIMEOUT` (a whole 512 MiB upload
+/// may take longer than [`BODY_READ_TIMEOUT_S`], a stalled one may not
+/// hold its permit for ever).
+pub const STATEMENT_CHUNK_TIMEOUT_S: u64 = 30;
+
+/// Chunks of an uploaded statement buffered between the socket and the
+/// parser (each at most one HTTP frame, typically 8 to 64 KiB).
+pub const STATEMENT_CHUNKS_BUFFERED: usize = 16;
+
+/// Attempts to fetch a bank's statement (transient errors) before
+/// answering `503 BANK_UNAVAILABLE`.
+pub const STATEMENT_FETCH_ATTEMPTS_MAX: u32 = 5;

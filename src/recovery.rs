@@ -188,6 +188,8 @@ impl Recovered {
             Record::BankSynced(sync) => {
                 self.instructions_pending.remove(&sync.reference);
             }
+            // Finance's records: only the history's read models fold them.
+            Record::ReconciliationRecorded(_) | Record::DiscrepancyProposed(_) | Record::DiscrepancyResolved(_) => {}
         }
         if let Some(work) = instruction_for(record, &self.suspense, true) {
             self.instructions_pending.insert(work.reference.clone(), (lsn, work));

@@ -597,6 +597,45 @@ fn real_requests_and_answers_validate_against_the_document() {
     api.ok("get", "/v1/ledger/day", &format!("/v1/ledger/day?date={}", today()), FINANCE, None);
     api.call("get", "/v1/ledger/day", "/v1/ledger/day?date=yesterday", FINANCE, None);
 
+    // Finance: reconciliation, discrepancies (maker-checker), trial balance.
+    let statement = json!({"bank": BANK, "date": today(), "statement": [
+        {"bank_serial": "SB1", "reference": "o-1", "kind": "forced_transfer", "account_no": "1", "counter_account_no": "2",
+            "amount": "100.00", "booked_at": now_rfc3339()},
+        {"reference": "ghost", "kind": "credit", "amount": "1"}]});
+    let run = api.ok("post", "/v1/reconciliations", "/v1/reconciliations", FINANCE, Some(&statement));
+    let fetched = api.ok(
+        "post",
+        "/v1/reconciliations",
+        "/v1/reconciliations",
+        FINANCE,
+        Some(&json!({"bank": BANK, "date": today()})),
+    );
+    assert_eq!(fetched["source"], "bank");
+    api.call(
+        "post",
+        "/v1/reconciliations",
+        "/v1/reconciliations",
+        FINANCE,
+        Some(&json!({"bank": "NOBANK", "date": today()})),
+    );
+    let run_id = run["reconciliation_id"].as_str().unwrap();
+    api.ok("get", "/v1/reconciliations/{id}", &format!("/v1/reconciliations/{run_id}"), FINANCE, None);
+    api.call("get", "/v1/reconciliations/{id}", "/v1/reconciliations/REC999999", FINANCE, None);
+    let discrepancy = run["discrepancies"][0]["discrepancy_id"].as_str().unwrap().to_string();
+    api.ok("get", "/v1/discrepancies", "/v1/discrepancies?status=open&limit=2", FINANCE, None);
+    api.call("get", "/v1/discrepancies", "/v1/discrepancies?status=closed", FINANCE, None);
+    api.ok("get", "/v1/discrepancies/{id}", &format!("/v1/discrepancies/{discrepancy}"), FINANCE, None);
+    api.call("get", "/v1/discrepancies/{id}", "/v1/discrepancies/D999999", FINANCE, None);
+    let resolve = format!("/v1/discrepancies/{discrepancy}/resolve");
+    api.ok("post", "/v1/discrepancies/{id}/resolve", &resolve, FINANCE, Some(&json!({"note": "checked"})));
+    api.call("post", "/v1/discrepancies/{id}/resolve", &resolve, FINANCE, Some(&json!({"note": "again"})));
+    let approve = format!("/v1/discrepancies/{discrepancy}/approve");
+    api.call("post", "/v1/discrepancies/{id}/approve", &approve, FINANCE, Some(&json!({})));
+    api.ok("post", "/v1/discrepancies/{id}/approve", &approve, FINANCE_2, Some(&json!({"note": "ok"})));
+    let balance = api.ok("get", "/v1/ledger/trial-balance", "/v1/ledger/trial-balance", FINANCE, None);
+    assert_eq!(balance["balanced"], true, "{balance}");
+    api.call("get", "/v1/ledger/trial-balance", "/v1/ledger/trial-balance?lsn=1", FINANCE, None);
+
     // Everything described was exercised with a success.
     let successes: BTreeSet<(String, String)> = api
         .seen

@@ -8,6 +8,8 @@
 //! - `crash-drill`: kill -9 under load, restart, check that nothing
 //!   acknowledged was lost and that money is conserved.
 //! - `recovery`: time a restart over a log of N transfers.
+//! - `reconcile`: upload a statement of N lines (default 1,000,000) to
+//!   `POST /v1/reconciliations`, report its time and the server's RSS.
 //!
 //! The generator runs on the same machine as the server and competes with it
 //! for CPU: it is kept lean (one connection per worker, no pool, bodies
@@ -19,6 +21,7 @@ mod client;
 mod drill;
 mod echo;
 mod metrics;
+mod reconcile;
 mod recovery;
 mod report;
 mod runner;
@@ -50,6 +53,8 @@ enum Command {
     CrashDrill(drill::DrillArgs),
     /// Time a restart over a log of N transfers.
     Recovery(recovery::RecoveryArgs),
+    /// Upload a statement of N lines for reconciliation; time it, sample server RSS.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,6 +87,7 @@ async fn run(command: Command, threads: usize) -> Result<()> {
         Command::Bench(args) => bench::bench(args, threads).await,
         Command::CrashDrill(args) => drill::crash_drill(args).await,
         Command::Recovery(args) => recovery::recovery(args, threads).await,
+        Command::Reconcile(args) => reconcile::reconcile(args).await,
         Command::Echo(args) => {
             if !args.listen.ip().is_loopback() {
                 anyhow::bail!("the echo server listens on loopback only");

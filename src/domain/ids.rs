@@ -1,4 +1,5 @@
-//! Identifiers: the ledger's own (`F000001`, `A000001`, `S000001`) and the
+//! Identifiers: the ledger's own (`F000001`, `A000001`, `S000001`,
+//! `REC000001`, `D000001`) and the
 //! clients' (`id`, `order_id`: 1 to 64 of `A-Z a-z 0-9 _ - . :`).
 //!
 //! The ledger's ids are sequential numbers with a letter and at least six
@@ -63,6 +64,8 @@ macro_rules! ledger_id {
 ledger_id!(AccountId, "F");
 ledger_id!(ApplicationId, "A");
 ledger_id!(SuspenseId, "S");
+ledger_id!(ReconciliationId, "REC");
+ledger_id!(DiscrepancyId, "D");
 
 #[cfg(test)]
 mod tests {

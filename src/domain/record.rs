@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bincode::{Decode, Encode};
 
-use super::ids::{AccountId, ApplicationId, SuspenseId};
+use super::ids::{AccountId, ApplicationId, DiscrepancyId, ReconciliationId, SuspenseId};
 use super::money::Money;
 
 pub const RECORD_SCHEMA_VERSION: u8 = 1;
@@ -49,6 +49,14 @@ pub enum Record {
     /// The bank's final answer to an outbox instruction (forced transfer,
     /// adjustment or return), by the ledger's reference.
     BankSynced(Arc<BankSync>),
+    /// Finance reconciled one bank's day: the summary and the first
+    /// discrepancies (at most `limits::RECONCILIATION_DISCREPANCIES_MAX`),
+    /// numbered from `first_discrepancy_id` on. Never touches balances.
+    ReconciliationRecorded(Arc<ReconciliationRecorded>),
+    /// A finance operator proposed how a discrepancy is resolved (maker).
+    DiscrepancyProposed(Arc<DiscrepancyProposed>),
+    /// Another finance operator approved the proposal (checker): resolved.
+    DiscrepancyResolved(Arc<DiscrepancyResolved>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -286,4 +294,122 @@ pub struct BankSync {
     /// `Ok(bank_serial)` when confirmed, `Err(reason)` on a definitive refusal.
     pub outcome: Result<Box<str>, Box<str>>,
     pub at_ms: i64,
+}
+
+/// What a bank statement line is (API.md, Reconciliation: `kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum StatementKind {
+    /// Money in, by notification (credited or put in suspense).
+    Credit,
+    /// 调帐 out of the public adjustment account (an adjustment deposit).
+    Adjustment,
+    /// 退票 of a suspense entry, by the return's id.
+    Return,
+    /// Any of the five transfer types.
+    ForcedTransfer,
+    /// A withdrawal, on the day it succeeded.
+    Payout,
+}
+
+impl StatementKind {
+    pub const ALL: [StatementKind; 5] =
+        [Self::Credit, Self::Adjustment, Self::Return, Self::ForcedTransfer, Self::Payout];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Credit => "credit",
+            Self::Adjustment => "adjustment",
+            Self::Return => "return",
+            Self::ForcedTransfer => "forced_transfer",
+            Self::Payout => "payout",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum DiscrepancyKind {
+    MissingInLedger,
+    MissingInBank,
+    AmountMismatch,
+}
+
+impl DiscrepancyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingInLedger => "missing_in_ledger",
+            Self::MissingInBank => "missing_in_bank",
+            Self::AmountMismatch => "amount_mismatch",
+        }
+    }
+}
+
+/// The counts of one reconciliation (API.md's `summary`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct ReconciliationSummary {
+    pub bank_lines: u64,
+    pub ledger_lines: u64,
+    pub matched: u64,
+    pub missing_in_ledger: u64,
+    pub missing_in_bank: u64,
+    pub amount_mismatch: u64,
+}
+
+impl ReconciliationSummary {
+    pub fn discrepancies(&self) -> u64 {
+        self.missing_in_ledger + self.missing_in_bank + self.amount_mismatch
+    }
+}
+
+/// One difference between the bank's lines and the ledger's.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct DiscrepancyLine {
+    pub kind: DiscrepancyKind,
+    pub reference: Box<str>,
+    pub ledger_amount: Option<Money>,
+    pub bank_amount: Option<Money>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ReconciliationRecorded {
+    pub reconciliation_id: ReconciliationId,
+    pub bank: Box<str>,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub date: Box<str>,
+    /// Whether the bank's lines were uploaded (else fetched from the bank).
+    pub uploaded: bool,
+    pub summary: ReconciliationSummary,
+    /// The first discrepancies found; they get the ids
+    /// `first_discrepancy_id`, `first_discrepancy_id + 1`, ...
+    pub discrepancies: Vec<DiscrepancyLine>,
+    pub first_discrepancy_id: DiscrepancyId,
+    pub at_ms: i64,
+    pub operator: Box<str>,
+}
+
+/// How finance proposes to close a discrepancy: a note, or an adjustment
+/// deposit (by its id) that put the money right, with an optional note.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Resolution {
+    pub note: Option<Box<str>>,
+    pub adjustment_id: Option<Box<str>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct DiscrepancyProposed {
+    pub discrepancy_id: DiscrepancyId,
+    pub resolution: Resolution,
+    pub at_ms: i64,
+    pub operator: Box<str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct DiscrepancyResolved {
+    pub discrepancy_id: DiscrepancyId,
+    pub note: Option<Box<str>>,
+    pub at_ms: i64,
+    pub operator: Box<str>,
 }

@@ -13,6 +13,11 @@
 //! records that are durable, so a read that waits until the index has
 //! caught up with the durable lsn shows only durable state.
 //!
+//! Also folds the finance read models that live beside the journals, all
+//! in one [`FinanceState`]: [`crate::finance::reconciliation`] (each
+//! bank's days, reconciliation runs and discrepancies) and
+//! [`crate::finance::trial_balance`].
+//!
 //! Must not change balances: it is a read model.
 //!
 //! Memory: entries stay in memory for now (DESIGN.md wants them served from
@@ -34,6 +39,9 @@ use crate::domain::record::{
     Adjustment, BankSync, Deposit, Movement, PayoutOutcome, Record, TransferType, Withdrawal, WithdrawalFinished,
 };
 use crate::domain::suspense::SuspenseBook;
+use crate::finance::reconciliation::{BankDays, ReconciliationBook};
+use crate::finance::state::FinanceState;
+use crate::finance::trial_balance::TrialBalanceView;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JournalKind {
@@ -180,6 +188,9 @@ pub struct HistoryState {
     bank_sync: HashMap<Box<str>, Arc<BankSync>>,
     /// Instructions the bank refused for good, in lsn order.
     bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
+    /// Each bank's days, reconciliation runs and discrepancies, and the
+    /// double-entry books of the trial balance.
+    finance: FinanceState,
     applied_lsn: u64,
 }
 
@@ -235,6 +246,7 @@ impl HistoryState {
             _ => {}
         }
         self.suspense.apply(record);
+        self.finance.apply(lsn, record);
     }
 
     fn apply_movement(&mut self, lsn: u64, movement: &Arc<Movement>) {
@@ -355,6 +367,27 @@ impl HistoryState {
 
     pub fn bank_sync_failures(&self) -> &[(u64, Arc<BankSync>)] {
         &self.bank_sync_failures
+    }
+
+    pub fn finance(&self) -> &FinanceState {
+        &self.finance
+    }
+
+    pub fn bank_days(&self) -> &BankDays {
+        &self.finance.bank_days
+    }
+
+    pub fn reconciliations(&self) -> &ReconciliationBook {
+        &self.finance.reconciliations
+    }
+
+    /// The trial balance at the applied lsn, checked against the sum of
+    /// every account's journal balance.
+    pub fn trial_balance(&self) -> TrialBalanceView {
+        let (available, frozen) = self.balances.values().fold((0i128, 0i128), |(available, frozen), balance| {
+            (available + i128::from(balance.available.0), frozen + i128::from(balance.frozen.0))
+        });
+        self.finance.books.view(self.applied_lsn, available, frozen)
     }
 
     /// The journal entry of `account` made at `lsn`, if any.

@@ -3,4 +3,7 @@
 pub mod day;
 pub mod history;
 pub mod receipts;
+pub mod reconciliation;
+pub mod state;
+pub mod trial_balance;
 pub mod words;

@@ -10,11 +10,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::actors::account::ItemError;
+use crate::actors::finance::FinanceError;
 use crate::actors::log::LogError;
 use crate::actors::registry::RegistryError;
 use crate::actors::suspense::SuspenseError;
 use crate::domain::account::Refusal;
 use crate::domain::suspense::SuspenseRefusal;
+use crate::finance::reconciliation::DiscrepancyRefusal;
 use crate::limits;
 
 /// Declares [`ErrorCode`] and [`ErrorCode::ALL`] from one list, so that a
@@ -73,6 +75,11 @@ error_codes! {
     LogUnavailable,
     ReceiptNotFound,
     ReceiptNotAvailable,
+    ReconciliationNotFound,
+    DiscrepancyNotFound,
+    AdjustmentNotFound,
+    SameOperator,
+    BankUnavailable,
     Internal,
 }
 
@@ -98,6 +105,9 @@ impl ErrorCode {
             Overloaded | LogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ReceiptNotFound => StatusCode::NOT_FOUND,
             ReceiptNotAvailable => StatusCode::CONFLICT,
+            ReconciliationNotFound | DiscrepancyNotFound | AdjustmentNotFound => StatusCode::NOT_FOUND,
+            SameOperator => StatusCode::UNPROCESSABLE_ENTITY,
+            BankUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +154,11 @@ impl ErrorCode {
             LogUnavailable => "LOG_UNAVAILABLE",
             ReceiptNotFound => "RECEIPT_NOT_FOUND",
             ReceiptNotAvailable => "RECEIPT_NOT_AVAILABLE",
+            ReconciliationNotFound => "RECONCILIATION_NOT_FOUND",
+            DiscrepancyNotFound => "DISCREPANCY_NOT_FOUND",
+            AdjustmentNotFound => "ADJUSTMENT_NOT_FOUND",
+            SameOperator => "SAME_OPERATOR",
+            BankUnavailable => "BANK_UNAVAILABLE",
             Internal => "INTERNAL",
         }
     }
@@ -261,6 +276,25 @@ impl From<SuspenseError> for ApiError {
             }
             SuspenseError::AccountNotActive => ApiError::new(ErrorCode::AccountNotActive, "the account is not active"),
             SuspenseError::Log(error) => error.into(),
+        }
+    }
+}
+
+impl From<FinanceError> for ApiError {
+    fn from(error: FinanceError) -> Self {
+        match error {
+            FinanceError::Refused(DiscrepancyRefusal::NotFound) => {
+                ApiError::new(ErrorCode::DiscrepancyNotFound, "no such discrepancy")
+            }
+            FinanceError::Refused(DiscrepancyRefusal::InvalidState(status)) => ApiError::new(
+                ErrorCode::InvalidState,
+                format!("the discrepancy is {}: proposing needs open, approving needs proposed", status.as_str()),
+            ),
+            FinanceError::Refused(DiscrepancyRefusal::SameOperator) => ApiError::new(
+                ErrorCode::SameOperator,
+                "the operator who proposed a resolution cannot approve it; another finance operator must",
+            ),
+            FinanceError::Log(error) => error.into(),
         }
     }
 }

@@ -162,6 +162,12 @@ pub async fn buffer_body(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    // An uploaded reconciliation statement (up to limits.max_statement_bytes)
+    // is parsed as it streams in; its handler bounds it (see
+    // `http::reconciliations`).
+    if request.method() == axum::http::Method::POST && request.uri().path() == super::reconciliations::STREAMED_PATH {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let timeout = std::time::Duration::from_secs(limits::BODY_READ_TIMEOUT_S);
     let (body, held) = match tokio::time::timeout(timeout, read_body_budgeted(&parts.headers, body, &limits)).await {
@@ -225,9 +231,14 @@ fn closing(mut response: axum::response::Response) -> axum::response::Response {
 }
 
 fn body_timeout() -> axum::response::Response {
+    body_timeout_response(limits::BODY_READ_TIMEOUT_S)
+}
+
+/// `408 REQUEST_TIMEOUT` (a body that stalled), closing the connection.
+pub fn body_timeout_response(seconds: u64) -> axum::response::Response {
     let body = serde_json::json!({"error": {
         "code": "REQUEST_TIMEOUT",
-        "message": format!("the request body did not arrive within {} s", limits::BODY_READ_TIMEOUT_S),
+        "message": format!("the request body did not arrive within {seconds} s"),
     }});
     closing((axum::http::StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response())
 }

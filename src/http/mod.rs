@@ -8,17 +8,20 @@ pub mod accounts;
 pub mod applications;
 pub mod bank_sync;
 pub mod day;
+pub mod discrepancies;
 pub mod error;
 pub mod extract;
 pub mod notifications;
 pub mod openapi;
 pub mod rate;
 pub mod receipts;
+pub mod reconciliations;
 pub mod sandbox;
 pub mod serve;
 pub mod service;
 pub mod suspense;
 pub mod transfers;
+pub mod trial_balance;
 pub mod withdrawals;
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ use self::error::{ApiError, ErrorCode};
 use self::extract::Auth;
 use crate::actors::bank::Banks;
 use crate::actors::directory::Directory;
+use crate::actors::finance::FinanceActor;
 use crate::actors::log::LedgerLog;
 use crate::actors::registry::RegistryActor;
 use crate::finance::history::History;
@@ -53,6 +57,11 @@ pub struct Ledger {
     pub log: LedgerLog,
     pub history: Arc<History>,
     pub receipts: crate::finance::receipts::Receipts,
+    pub finance: Addr<FinanceActor>,
+    /// `limits.max_statement_bytes`: an uploaded statement's bound.
+    pub max_statement_bytes: u64,
+    /// Reconciliations computed at once (`limits::RECONCILIATIONS_IN_FLIGHT_MAX`).
+    pub reconciling: Arc<Semaphore>,
 }
 
 pub type AppState = Arc<Ledger>;
@@ -71,6 +80,9 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(sandbox::router())
         .merge(bank_sync::router())
         .merge(day::router())
+        .merge(reconciliations::router())
+        .merge(discrepancies::router())
+        .merge(trial_balance::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 use super::error::ErrorCode;
 use super::transfers::json_response;
 use super::AppState;
-use crate::domain::record::TransferType;
+use crate::domain::record::{StatementKind, TransferType};
 use crate::finance::history::JournalKind;
 
 pub fn router() -> Router<AppState> {
@@ -357,6 +357,7 @@ fn schemas() -> Value {
         "BankSyncFailurePage": page("BankSyncFailure"),
         "SandboxCreditAccepted": object(json!({"notification_id": {"type": "string"}, "bank_serial": {"type": "string"}}), &[]),
         }),
+        finance_schemas(),
     ];
     let mut all = Map::new();
     for part in parts {
@@ -364,6 +365,109 @@ fn schemas() -> Value {
         all.extend(part);
     }
     Value::Object(all)
+}
+
+/// Reconciliation, discrepancies and the trial balance.
+fn finance_schemas() -> Value {
+    let statement_kinds: Vec<&str> = StatementKind::ALL.iter().map(|kind| kind.as_str()).collect();
+    let discrepancy_kinds = ["missing_in_ledger", "missing_in_bank", "amount_mismatch"];
+    let statuses = ["open", "proposed", "resolved"];
+    let text = json!({"type": "string", "maxLength": 256});
+    json!({
+        "ReconciliationId": {"type": "string", "pattern": "^REC[0-9]{6,}$", "examples": ["REC000001"]},
+        "DiscrepancyId": {"type": "string", "pattern": "^D[0-9]{6,}$", "examples": ["D000001"]},
+        "Date": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "description": "A UTC day, YYYY-MM-DD.", "examples": ["2026-11-24"]},
+        "StatementLine": object(json!({
+            "bank_serial": text.clone(),
+            "reference": schema_ref("ClientId"),
+            "kind": {"type": "string", "enum": statement_kinds},
+            "account_no": text.clone(),
+            "counter_account_no": text.clone(),
+            "amount": schema_ref("Amount"),
+            "booked_at": text.clone(),
+        }), &["bank_serial", "account_no", "counter_account_no", "booked_at"]),
+        "ReconciliationRequest": {
+            "description": "Without `statement` (or with null) the bank's adaptor fetches the day's statement. With it, the uploaded lines are the bank's lines for that date whatever their booked_at. The body is parsed as a stream (up to limits.max_statement_bytes, a pause over 30 s between chunks is 408) and each line is matched as it arrives, so `bank` and `date` must come before `statement` (else 400 INVALID_FIELD naming statement). A bad line is 400 naming `statement[i].field`.",
+            "type": "object",
+            "properties": {
+                "bank": {"type": "string", "minLength": 1},
+                "date": schema_ref("Date"),
+                "statement": {"type": ["array", "null"], "items": schema_ref("StatementLine")},
+            },
+            "required": ["bank", "date"],
+            "additionalProperties": false,
+        },
+        "ReconciliationSummary": object(json!({
+            "bank_lines": {"type": "integer", "minimum": 0},
+            "ledger_lines": {"type": "integer", "minimum": 0},
+            "matched": {"type": "integer", "minimum": 0},
+            "missing_in_ledger": {"type": "integer", "minimum": 0},
+            "missing_in_bank": {"type": "integer", "minimum": 0},
+            "amount_mismatch": {"type": "integer", "minimum": 0},
+        }), &[]),
+        "ReconciliationDiscrepancy": object(json!({
+            "discrepancy_id": schema_ref("DiscrepancyId"),
+            "kind": {"type": "string", "enum": discrepancy_kinds},
+            "reference": {"type": "string"},
+            "ledger_amount": nullable(schema_ref("Money")),
+            "bank_amount": nullable(schema_ref("Money")),
+            "status": {"type": "string", "enum": statuses},
+        }), &[]),
+        "Reconciliation": {
+            "description": "Lines are matched by reference (a ledger line of the same kind first). `summary` counts every line; `discrepancies` lists the first 500 (missing_in_ledger and amount_mismatch in statement order, then missing_in_bank in commit order), `discrepancies_truncated` says whether there were more. Each discrepancy is a record finance resolves (GET /v1/discrepancies); `status` is its current status.",
+            "type": "object",
+            "properties": {
+                "reconciliation_id": schema_ref("ReconciliationId"),
+                "bank": {"type": "string"},
+                "date": schema_ref("Date"),
+                "source": {"type": "string", "enum": ["uploaded", "bank"]},
+                "summary": schema_ref("ReconciliationSummary"),
+                "discrepancies": {"type": "array", "maxItems": crate::limits::RECONCILIATION_DISCREPANCIES_MAX, "items": schema_ref("ReconciliationDiscrepancy")},
+                "discrepancies_truncated": {"type": "boolean"},
+                "created_at": schema_ref("Timestamp"),
+                "operator": {"type": "string"},
+                "lsn": schema_ref("Lsn"),
+            },
+            "required": ["reconciliation_id", "bank", "date", "source", "summary", "discrepancies", "discrepancies_truncated", "created_at", "operator", "lsn"],
+            "additionalProperties": false,
+        },
+        "Discrepancy": object(json!({
+            "discrepancy_id": schema_ref("DiscrepancyId"),
+            "reconciliation_id": schema_ref("ReconciliationId"),
+            "bank": {"type": "string"},
+            "date": schema_ref("Date"),
+            "kind": {"type": "string", "enum": discrepancy_kinds},
+            "reference": {"type": "string"},
+            "ledger_amount": nullable(schema_ref("Money")),
+            "bank_amount": nullable(schema_ref("Money")),
+            "status": {"type": "string", "enum": statuses},
+            "note": nullable_string(),
+            "adjustment_id": nullable(schema_ref("ClientId")),
+            "proposed_by": nullable_string(),
+            "proposed_at": nullable(schema_ref("Timestamp")),
+            "approved_by": nullable_string(),
+            "approval_note": nullable_string(),
+            "resolved_at": nullable(schema_ref("Timestamp")),
+        }), &[]),
+        "DiscrepancyPage": page("Discrepancy"),
+        "ResolveRequest": {
+            "description": "A note, or the id of an adjustment deposit that put the difference right (with an optional note); at least one (else 400 MISSING_FIELD naming note).",
+            "type": "object",
+            "properties": {"note": text.clone(), "adjustment_id": schema_ref("ClientId")},
+            "additionalProperties": false,
+        },
+        "ApproveDiscrepancyRequest": object(json!({"note": text}), &["note"]),
+        "TrialBalance": object(json!({
+            "lsn": {"type": "integer", "minimum": 0},
+            "customer_available": schema_ref("Money"),
+            "customer_frozen": schema_ref("Money"),
+            "customer_total": schema_ref("Money"),
+            "suspense_open": schema_ref("Money"),
+            "bank_custody": schema_ref("Money"),
+            "withdrawals_in_flight": schema_ref("Money"),
+            "balanced": {"type": "boolean"},
+        }), &[]),
+    })
 }
 
 /// Who may call an operation.
@@ -826,6 +930,88 @@ fn operations() -> Vec<Operation> {
             )),
             success: (202, "booked; the notification is delivered right after", "application/json", Some("SandboxCreditAccepted")),
             errors: &[InvalidAmount, UnknownBank],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/reconciliations",
+            summary: "Reconcile one bank's UTC day (对账) against an uploaded statement, or without one against the bank's own",
+            access: Access::Roles(FINANCE),
+            params: vec![],
+            request: Some((
+                "ReconciliationRequest",
+                json!({"bank": "SIMBANK", "date": "2026-11-24", "statement": [
+                    {"bank_serial": "SB000000000001", "reference": "t-1", "kind": "forced_transfer", "account_no": "310940100000001",
+                        "counter_account_no": "310940100000002", "amount": "100.00", "booked_at": "2026-11-24T08:39:01.123Z"}]}),
+            )),
+            success: (201, "the run: summary counts and discrepancies", "application/json", Some("Reconciliation")),
+            errors: &[InvalidAmount, InvalidId, UnknownBankRule, BankUnavailable],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/reconciliations/{id}",
+            summary: "A reconciliation run, its discrepancies in their current status",
+            access: Access::Roles(FINANCE),
+            params: vec![id("id", "ReconciliationId")],
+            request: None,
+            success: (200, "the run", "application/json", Some("Reconciliation")),
+            errors: &[ReconciliationNotFound],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/discrepancies",
+            summary: "Discrepancies reconciliation found, oldest first",
+            access: Access::Roles(FINANCE),
+            params: [
+                vec![
+                    query_param("status", json!({"type": "string", "enum": ["open", "proposed", "resolved"]}), "only discrepancies in this status"),
+                    query_param("reconciliation_id", schema_ref("ReconciliationId"), "only those of one run"),
+                ],
+                pagination(),
+            ]
+            .concat(),
+            request: None,
+            success: (200, "a page of discrepancies", "application/json", Some("DiscrepancyPage")),
+            errors: &[],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/discrepancies/{id}",
+            summary: "One discrepancy",
+            access: Access::Roles(FINANCE),
+            params: vec![id("id", "DiscrepancyId")],
+            request: None,
+            success: (200, "the discrepancy", "application/json", Some("Discrepancy")),
+            errors: &[DiscrepancyNotFound],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/discrepancies/{id}/resolve",
+            summary: "Propose a resolution (maker): open → proposed. Needs a token with an operator name (403 FORBIDDEN without); the same operator proposing the same again gets the current state",
+            access: Access::Roles(FINANCE),
+            params: vec![id("id", "DiscrepancyId")],
+            request: Some(("ResolveRequest", json!({"note": "bank fee booked twice; bank confirmed by phone"}))),
+            success: (200, "the discrepancy, proposed", "application/json", Some("Discrepancy")),
+            errors: &[InvalidId, DiscrepancyNotFound, AdjustmentNotFound, InvalidState],
+        },
+        Operation {
+            method: "post",
+            path: "/v1/discrepancies/{id}/approve",
+            summary: "Approve a proposed resolution (checker): proposed → resolved, by another operator than the proposer (422 SAME_OPERATOR); needs a token with an operator name",
+            access: Access::Roles(FINANCE),
+            params: vec![id("id", "DiscrepancyId")],
+            request: Some(("ApproveDiscrepancyRequest", json!({"note": "checked against the bank's advice"}))),
+            success: (200, "the discrepancy, resolved", "application/json", Some("Discrepancy")),
+            errors: &[DiscrepancyNotFound, InvalidState, SameOperator],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/ledger/trial-balance",
+            summary: "The double-entry check over the whole ledger at one lsn",
+            access: Access::Roles(FINANCE),
+            params: vec![],
+            request: None,
+            success: (200, "the books and whether they balance", "application/json", Some("TrialBalance")),
+            errors: &[InvalidField],
         },
         Operation {
             method: "get",

@@ -26,6 +26,10 @@ use sha2::Sha256;
 
 pub const PLATFORM: &str = "dev-platform-token";
 pub const FINANCE: &str = "dev-finance-token";
+/// A second finance operator (`zhao.liu`): maker-checker needs two.
+pub const FINANCE_2: &str = "dev-finance-2-token";
+/// A finance token without an operator name.
+pub const FINANCE_NO_OPERATOR: &str = "dev-finance-anon-token";
 pub const RISK: &str = "dev-risk-token";
 pub const ADMIN: &str = "dev-admin-token";
 /// No `Authorization` header at all.
@@ -266,6 +270,15 @@ roles = ["platform"]
 token = "dev-finance-token"
 roles = ["finance"]
 operator = "li.si"
+
+[[tokens]]
+token = "dev-finance-2-token"
+roles = ["finance"]
+operator = "zhao.liu"
+
+[[tokens]]
+token = "dev-finance-anon-token"
+roles = ["finance"]
 
 [[tokens]]
 token = "dev-risk-token"

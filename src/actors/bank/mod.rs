@@ -10,7 +10,9 @@
 //!   idempotent at the bank by the ledger's reference (a withdrawal's or a
 //!   movement's id): `payout` (出金), `instruct` (强制转账, 调帐, 退票), and
 //!   `query` by reference, which resolves a call whose outcome is unknown
-//!   (a timeout) before anything is sent again. Calls block (they are run
+//!   (a timeout) before anything is sent again; `statement` for a UTC
+//!   date, every line the bank booked that day (对账单), for
+//!   reconciliation. Calls block (they are run
 //!   on the blocking pool with a timeout); an error is either
 //!   [`CallError::Transient`] (the bank did not act: retry) or
 //!   [`CallError::Unknown`] (it may have acted: query first). Batch
@@ -32,7 +34,7 @@ use super::account::{AccountActor, SignResult};
 use super::directory::AccountInfo;
 use crate::config::{BankConfig, BankKind};
 use crate::domain::money::Money;
-use crate::domain::record::InstructionKind;
+use crate::domain::record::{InstructionKind, StatementKind};
 
 /// Sign one account at its bank; the answer goes to `account`.
 pub struct Sign {
@@ -79,8 +81,24 @@ pub enum CallError {
     Unknown(String),
 }
 
-/// The calls the outbox makes to one bank.
+/// One line of a bank's statement (API.md, Reconciliation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementLine {
+    pub bank_serial: Box<str>,
+    /// The ledger's id the line belongs to.
+    pub reference: Box<str>,
+    pub kind: StatementKind,
+    pub account_no: Box<str>,
+    pub counter_account_no: Box<str>,
+    pub amount: Money,
+    pub booked_at: Box<str>,
+}
+
+/// The calls the outbox (and reconciliation) make to one bank.
 pub trait BankApi: Send + Sync + 'static {
+    /// Every line the bank booked on the UTC day `date` (`YYYY-MM-DD`):
+    /// instructions and payouts it carried out, credits it notified.
+    fn statement(&self, date: &str) -> Result<Vec<StatementLine>, CallError>;
     fn payout(&self, request: &PayoutRequest) -> Result<BankAnswer, CallError>;
     fn instruct(&self, request: &InstructionRequest) -> Result<BankAnswer, CallError>;
     /// The final answer the bank gave for `reference`, or `None` if it never

@@ -26,6 +26,12 @@
 //! last line (a crash in mid-write, never answered) is cut off at start-up;
 //! any other bad line stops start-up.
 //!
+//! Statement ([`BankApi::statement`]): the lines booked on a UTC date
+//! (by `booked_at`) that moved money: payouts that succeeded, forced
+//! transfers, adjustments, returns and credits, with the `kind`s of
+//! API.md's Reconciliation. Read from the books file line by line, so
+//! memory holds that one day's lines only.
+//!
 //! Crash points (debug builds only, for the crash tests): a file
 //! `crash-point` in the books' folder holding `before_book`, `after_book`
 //! or `after_answer` makes the process abort at that point of the next
@@ -50,10 +56,11 @@ use parking_lot::Mutex;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{BankAnswer, BankApi, CallError, InstructionRequest, PayoutRequest, Sign};
+use super::{BankAnswer, BankApi, CallError, InstructionRequest, PayoutRequest, Sign, StatementLine};
 use crate::actors::account::SignResult;
 use crate::config::BankConfig;
 use crate::domain::money::Money;
+use crate::domain::record::StatementKind;
 
 pub struct SandboxBank {
     config: BankConfig,
@@ -456,7 +463,50 @@ fn instruction_line(request: &InstructionRequest, serial: String, booked_at: &st
     }
 }
 
+impl SandboxBooks {
+    /// The statement of `date` from the books file (a torn last line, being
+    /// written right now, is not booked yet and is skipped).
+    fn statement_lines(&self, date: &str) -> Result<Vec<StatementLine>, String> {
+        let file = File::open(&self.path).map_err(|error| format!("cannot read {}: {error}", self.path.display()))?;
+        let mut reader = BufReader::new(file);
+        let mut buffer = Vec::new();
+        let mut statement = Vec::new();
+        loop {
+            buffer.clear();
+            let read = reader.read_until(b'\n', &mut buffer).map_err(|error| error.to_string())?;
+            if read == 0 || !buffer.ends_with(b"\n") {
+                break;
+            }
+            let line: BookLine = serde_json::from_slice(&buffer)
+                .map_err(|error| format!("{}: bad line: {error}", self.path.display()))?;
+            if !line.booked_at.starts_with(date) || line.result != "succeeded" {
+                continue;
+            }
+            let Some(kind) = StatementKind::parse(&line.kind) else { continue };
+            let amount = Money::parse_amount(&line.amount)
+                .ok_or_else(|| format!("{}: bad amount {:?}", self.path.display(), line.amount))?;
+            statement.push(StatementLine {
+                bank_serial: line.bank_serial.unwrap_or_default().into(),
+                reference: line.reference.into(),
+                kind,
+                account_no: line.account_no.into(),
+                counter_account_no: line.counter_account_no.into(),
+                amount,
+                booked_at: line.booked_at.into(),
+            });
+        }
+        Ok(statement)
+    }
+}
+
 impl BankApi for SandboxBooks {
+    fn statement(&self, date: &str) -> Result<Vec<StatementLine>, CallError> {
+        if let (Some(error), _) = self.dice() {
+            return Err(CallError::Transient(error.to_string()));
+        }
+        self.statement_lines(date).map_err(CallError::Transient)
+    }
+
     fn payout(&self, request: &PayoutRequest) -> Result<BankAnswer, CallError> {
         self.crash_if_armed(CrashPoint::BeforeBook);
         let answer = self.book_once(&request.reference, |serial| {
@@ -633,6 +683,37 @@ mod tests {
         assert_eq!(books.line_count(), 2);
         let found = books.query_batch(&["t-2".into(), "t-3".into()]).unwrap();
         assert_eq!(found, vec![Some(answers[1].clone()), None]);
+    }
+
+    #[test]
+    fn the_statement_lists_what_moved_money_that_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        books.payout(&payout("w-1", "6222020000000001")).unwrap().unwrap();
+        books.payout(&payout("w-2", "6222020000009999")).unwrap().unwrap_err();
+        let request = InstructionRequest {
+            reference: "t-1".into(),
+            kind: crate::domain::record::InstructionKind::ForcedTransfer,
+            from_account_no: "1".into(),
+            to_account_no: "2".into(),
+            amount: Money(5),
+        };
+        books.instruct(&request).unwrap().unwrap();
+        let credit = books.book_credit("310940100000001", Money(500), "n", "6222").unwrap();
+        books.mark_delivered(&credit.reference).unwrap();
+        let today = &crate::clock::format_ms(crate::clock::now_ms())[..10];
+        let lines = books.statement(today).unwrap();
+        let seen: Vec<(&str, StatementKind, Money)> =
+            lines.iter().map(|line| (&*line.reference, line.kind, line.amount)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("w-1", StatementKind::Payout, Money(12_345)),
+                ("t-1", StatementKind::ForcedTransfer, Money(5)),
+                (&*credit.reference, StatementKind::Credit, Money(500)),
+            ]
+        );
+        assert!(books.statement("1999-01-01").unwrap().is_empty());
     }
 
     #[test]

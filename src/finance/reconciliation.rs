@@ -1,0 +1,644 @@
+//! Reconciliation (对账): the ledger's side of a bank's day, the matching of
+//! a bank statement against it, and the record finance keeps of each run
+//! and of each discrepancy until it is resolved (maker-checker).
+//!
+//! Owns three pure pieces, each folded from durable records in lsn order
+//! by [`crate::finance::history`] (and so by recovery, which replays
+//! through the history):
+//! - [`BankDays`]: every movement that reaches a bank, by bank and UTC day
+//!   of its commit (API.md: notifications credited or put in suspense,
+//!   adjustment deposits, suspense returns, transfers of every type,
+//!   withdrawals on the day they succeeded).
+//! - [`Matcher`]: matches statement lines, streamed one at a time, against
+//!   one day's ledger lines by `reference`. Its memory is the day's ledger
+//!   lines plus at most [`limits::RECONCILIATION_DISCREPANCIES_MAX`]
+//!   discrepancies, whatever the statement's size; the counts are exact.
+//! - [`ReconciliationBook`]: runs (`REC000001`), their discrepancies
+//!   (`D000001`) and each one's life, `open` → `proposed` → `resolved`, with
+//!   the rules a proposal and an approval must meet (two different
+//!   operators). `Clone` and self-contained so that a checkpoint can hold
+//!   it; the finance actor judges with a copy of it.
+//!
+//! Must not touch balances, and must not know about actors, HTTP or I/O.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::domain::ids::{AccountId, ApplicationId, DiscrepancyId, ReconciliationId};
+use crate::domain::money::Money;
+use crate::domain::record::{
+    DiscrepancyKind, DiscrepancyLine, DiscrepancyProposed, DiscrepancyResolved, PayoutOutcome, ReconciliationRecorded,
+    ReconciliationSummary, Record, Resolution, StatementKind,
+};
+use crate::limits;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day number (days since 1970-01-01) of an instant.
+pub fn day_of_ms(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS)
+}
+
+/// `YYYY-MM-DD` (exactly that form) to its day number.
+pub fn parse_date(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes.iter().enumerate().all(|(index, b)| index == 4 || index == 7 || b.is_ascii_digit());
+    if !shaped {
+        return None;
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(day_of_ms(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis()))
+}
+
+/// One movement of the ledger that the bank should also show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerLine {
+    pub lsn: u64,
+    pub reference: Box<str>,
+    pub kind: StatementKind,
+    pub amount: Money,
+}
+
+/// The ledger's side of every bank's days.
+///
+/// Memory: one line per movement that reaches a bank (the history keeps
+/// every journal entry in memory too, DESIGN.md's on-disk index being
+/// future work), plus each account's bank.
+#[derive(Clone, Debug, Default)]
+pub struct BankDays {
+    /// Bank codes seen, so that the per-movement maps hold a small index
+    /// and folding a movement allocates only its reference.
+    banks: Vec<Box<str>>,
+    days: HashMap<(BankIndex, i64), Vec<LedgerLine>>,
+    /// Application → bank, until approval opens its account.
+    application_banks: HashMap<ApplicationId, BankIndex>,
+    account_banks: HashMap<AccountId, BankIndex>,
+    /// Bank of each suspense entry; index = suspense number - 1.
+    suspense_banks: Vec<BankIndex>,
+    adjustment_ids: HashSet<Box<str>>,
+}
+
+type BankIndex = u32;
+
+impl BankDays {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The day's lines of `bank`, in lsn order.
+    pub fn lines(&self, bank: &str, day: i64) -> &[LedgerLine] {
+        let Some(index) = self.banks.iter().position(|known| &**known == bank) else { return &[] };
+        self.days.get(&(index as BankIndex, day)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether an adjustment deposit with this id was committed.
+    pub fn has_adjustment(&self, id: &str) -> bool {
+        self.adjustment_ids.contains(id)
+    }
+
+    /// The index of a bank code (few banks: a linear search).
+    fn bank_index(&mut self, bank: &str) -> BankIndex {
+        match self.banks.iter().position(|known| &**known == bank) {
+            Some(index) => index as BankIndex,
+            None => {
+                self.banks.push(bank.into());
+                (self.banks.len() - 1) as BankIndex
+            }
+        }
+    }
+
+    fn push(&mut self, bank: BankIndex, at_ms: i64, line: LedgerLine) {
+        self.days.entry((bank, day_of_ms(at_ms))).or_default().push(line);
+    }
+
+    fn suspense_bank(&self, suspense_number: u64) -> BankIndex {
+        let index = usize::try_from(suspense_number).ok().and_then(|n| n.checked_sub(1));
+        index
+            .and_then(|index| self.suspense_banks.get(index))
+            .copied()
+            .expect("records name suspense entries that exist")
+    }
+
+    /// Fold one durable record, in lsn order.
+    pub fn apply(&mut self, lsn: u64, record: &Record) {
+        let line = |reference: &str, kind, amount| LedgerLine { lsn, reference: reference.into(), kind, amount };
+        match record {
+            Record::ApplicationCreated(application) => {
+                let bank = self.bank_index(&application.bank);
+                self.application_banks.insert(application.application_id, bank);
+            }
+            Record::ApplicationApproved(decision) => {
+                if let (Some(account), Some(bank)) =
+                    (decision.account_id, self.application_banks.remove(&decision.application_id))
+                {
+                    self.account_banks.insert(account, bank);
+                }
+            }
+            Record::ApplicationRejected(decision) => {
+                self.application_banks.remove(&decision.application_id);
+            }
+            Record::Movement(movement) => {
+                let bank = *self.account_banks.get(&movement.payer).expect("movements name opened accounts");
+                let line = line(&movement.id, StatementKind::ForcedTransfer, movement.amount);
+                self.push(bank, movement.committed_at_ms, line);
+            }
+            Record::Deposit(deposit) => {
+                let notification = &deposit.notification;
+                let line = line(&notification.notification_id, StatementKind::Credit, notification.amount);
+                let bank = self.bank_index(&notification.bank);
+                self.push(bank, deposit.at_ms, line);
+            }
+            Record::SuspenseOpened(entry) => {
+                let notification = &entry.notification;
+                let bank = self.bank_index(&notification.bank);
+                self.suspense_banks.push(bank);
+                let line = line(&notification.notification_id, StatementKind::Credit, notification.amount);
+                self.push(bank, entry.at_ms, line);
+            }
+            Record::AdjustmentDeposit(adjustment) => {
+                let bank = self.suspense_bank(adjustment.suspense_id.0);
+                self.adjustment_ids.insert(adjustment.id.clone());
+                self.push(bank, adjustment.at_ms, line(&adjustment.id, StatementKind::Adjustment, adjustment.amount));
+            }
+            Record::SuspenseReturned(returned) => {
+                let bank = self.suspense_bank(returned.suspense_id.0);
+                self.push(bank, returned.at_ms, line(&returned.id, StatementKind::Return, returned.amount));
+            }
+            Record::WithdrawalFinished(finished) => {
+                if let PayoutOutcome::Succeeded { .. } = finished.outcome {
+                    let bank = *self.account_banks.get(&finished.account_id).expect("opened accounts");
+                    let line = line(&finished.id, StatementKind::Payout, finished.amount);
+                    self.push(bank, finished.finished_at_ms, line);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One line of a bank statement, as far as matching needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BankLine {
+    pub reference: Box<str>,
+    pub kind: StatementKind,
+    pub amount: Money,
+}
+
+/// Matches a statement, line by line, against one day of the ledger.
+///
+/// A bank line matches an unmatched ledger line with its `reference`
+/// (preferring one of the same kind: a bank's notification ids and the
+/// clients' ids are separate spaces and may collide). Equal amounts:
+/// matched; different: `amount_mismatch`. No ledger line left for the
+/// reference (a repeated bank line included): `missing_in_ledger`. Ledger
+/// lines no bank line matched: `missing_in_bank`, in lsn order.
+pub struct Matcher {
+    ledger: Vec<(LedgerLine, bool)>,
+    by_reference: HashMap<Box<str>, Vec<usize>>,
+    summary: ReconciliationSummary,
+    discrepancies: Vec<DiscrepancyLine>,
+    discrepancies_max: usize,
+}
+
+impl Matcher {
+    pub fn new(ledger: Vec<LedgerLine>, discrepancies_max: usize) -> Self {
+        let mut by_reference: HashMap<Box<str>, Vec<usize>> = HashMap::with_capacity(ledger.len());
+        for (index, line) in ledger.iter().enumerate() {
+            by_reference.entry(line.reference.clone()).or_default().push(index);
+        }
+        let summary = ReconciliationSummary { ledger_lines: ledger.len() as u64, ..Default::default() };
+        let ledger = ledger.into_iter().map(|line| (line, false)).collect();
+        Self { ledger, by_reference, summary, discrepancies: Vec::new(), discrepancies_max }
+    }
+
+    fn note(&mut self, line: DiscrepancyLine) {
+        if self.discrepancies.len() < self.discrepancies_max {
+            self.discrepancies.push(line);
+        }
+    }
+
+    pub fn bank_line(&mut self, line: &BankLine) {
+        self.summary.bank_lines += 1;
+        let candidates = self.by_reference.get(&line.reference).map_or(&[][..], Vec::as_slice);
+        let unmatched = |index: &&usize| !self.ledger[**index].1;
+        let found = candidates
+            .iter()
+            .filter(unmatched)
+            .find(|index| self.ledger[**index].0.kind == line.kind)
+            .or_else(|| candidates.iter().find(unmatched))
+            .copied();
+        let Some(index) = found else {
+            self.summary.missing_in_ledger += 1;
+            let reference = line.reference.clone();
+            let kind = DiscrepancyKind::MissingInLedger;
+            return self.note(DiscrepancyLine { kind, reference, ledger_amount: None, bank_amount: Some(line.amount) });
+        };
+        self.ledger[index].1 = true;
+        let ledger_amount = self.ledger[index].0.amount;
+        if ledger_amount == line.amount {
+            self.summary.matched += 1;
+        } else {
+            self.summary.amount_mismatch += 1;
+            self.note(DiscrepancyLine {
+                kind: DiscrepancyKind::AmountMismatch,
+                reference: line.reference.clone(),
+                ledger_amount: Some(ledger_amount),
+                bank_amount: Some(line.amount),
+            });
+        }
+    }
+
+    /// The counts and the first discrepancies (missing_in_bank last).
+    pub fn finish(mut self) -> (ReconciliationSummary, Vec<DiscrepancyLine>) {
+        let ledger = std::mem::take(&mut self.ledger);
+        for (line, matched) in ledger {
+            if !matched {
+                self.summary.missing_in_bank += 1;
+                self.note(DiscrepancyLine {
+                    kind: DiscrepancyKind::MissingInBank,
+                    reference: line.reference,
+                    ledger_amount: Some(line.amount),
+                    bank_amount: None,
+                });
+            }
+        }
+        let summary = self.summary;
+        assert_eq!(summary.matched + summary.amount_mismatch + summary.missing_in_ledger, summary.bank_lines);
+        assert_eq!(summary.matched + summary.amount_mismatch + summary.missing_in_bank, summary.ledger_lines);
+        (summary, self.discrepancies)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscrepancyStatus {
+    Open,
+    Proposed,
+    Resolved,
+}
+
+impl DiscrepancyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Proposed => "proposed",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Open, Self::Proposed, Self::Resolved].into_iter().find(|status| status.as_str() == text)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DiscrepancyState {
+    pub discrepancy_id: DiscrepancyId,
+    pub reconciliation_id: ReconciliationId,
+    pub line: DiscrepancyLine,
+    pub proposal: Option<Arc<DiscrepancyProposed>>,
+    pub resolution: Option<Arc<DiscrepancyResolved>>,
+}
+
+impl DiscrepancyState {
+    pub fn status(&self) -> DiscrepancyStatus {
+        match (&self.proposal, &self.resolution) {
+            (_, Some(_)) => DiscrepancyStatus::Resolved,
+            (Some(_), None) => DiscrepancyStatus::Proposed,
+            (None, None) => DiscrepancyStatus::Open,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub lsn: u64,
+    pub record: Arc<ReconciliationRecorded>,
+}
+
+/// Why a proposal or an approval was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscrepancyRefusal {
+    NotFound,
+    /// Proposing needs `open`, approving `proposed`; this is the status.
+    InvalidState(DiscrepancyStatus),
+    /// The approver proposed it (maker-checker needs two people).
+    SameOperator,
+}
+
+/// A judged request: apply it, or it is a repeat of what already happened
+/// (the same operator asking the same again): answer the current state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judged {
+    Apply,
+    Repeat,
+}
+
+/// Every reconciliation run and discrepancy, with their rules.
+#[derive(Clone, Debug, Default)]
+pub struct ReconciliationBook {
+    /// Index = reconciliation number - 1.
+    runs: Vec<Run>,
+    /// Index = discrepancy number - 1.
+    discrepancies: Vec<DiscrepancyState>,
+}
+
+impl ReconciliationBook {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn next_reconciliation_id(&self) -> ReconciliationId {
+        ReconciliationId(self.runs.len() as u64 + 1)
+    }
+
+    pub fn next_discrepancy_id(&self) -> DiscrepancyId {
+        DiscrepancyId(self.discrepancies.len() as u64 + 1)
+    }
+
+    pub fn run(&self, id: ReconciliationId) -> Option<&Run> {
+        self.runs.get(usize::try_from(id.0).ok()?.checked_sub(1)?)
+    }
+
+    pub fn discrepancy(&self, id: DiscrepancyId) -> Option<&DiscrepancyState> {
+        self.discrepancies.get(usize::try_from(id.0).ok()?.checked_sub(1)?)
+    }
+
+    pub fn discrepancies(&self) -> &[DiscrepancyState] {
+        &self.discrepancies
+    }
+
+    /// The discrepancies a run recorded, in order.
+    pub fn discrepancies_of(&self, run: &ReconciliationRecorded) -> &[DiscrepancyState] {
+        let start = usize::try_from(run.first_discrepancy_id.0).unwrap_or(usize::MAX).saturating_sub(1);
+        let end = start.saturating_add(run.discrepancies.len()).min(self.discrepancies.len());
+        self.discrepancies.get(start..end).unwrap_or(&[])
+    }
+
+    pub fn judge_proposal(
+        &self,
+        id: DiscrepancyId,
+        resolution: &Resolution,
+        operator: &str,
+    ) -> Result<Judged, DiscrepancyRefusal> {
+        let state = self.discrepancy(id).ok_or(DiscrepancyRefusal::NotFound)?;
+        match (state.status(), &state.proposal) {
+            (DiscrepancyStatus::Open, _) => Ok(Judged::Apply),
+            (DiscrepancyStatus::Proposed, Some(proposal))
+                if &*proposal.operator == operator && proposal.resolution == *resolution =>
+            {
+                Ok(Judged::Repeat)
+            }
+            (status, _) => Err(DiscrepancyRefusal::InvalidState(status)),
+        }
+    }
+
+    pub fn judge_approval(&self, id: DiscrepancyId, operator: &str) -> Result<Judged, DiscrepancyRefusal> {
+        let state = self.discrepancy(id).ok_or(DiscrepancyRefusal::NotFound)?;
+        match (state.status(), &state.proposal, &state.resolution) {
+            (DiscrepancyStatus::Resolved, _, Some(resolved)) if &*resolved.operator == operator => Ok(Judged::Repeat),
+            (DiscrepancyStatus::Proposed, Some(proposal), _) if &*proposal.operator == operator => {
+                Err(DiscrepancyRefusal::SameOperator)
+            }
+            (DiscrepancyStatus::Proposed, _, _) => Ok(Judged::Apply),
+            (status, _, _) => Err(DiscrepancyRefusal::InvalidState(status)),
+        }
+    }
+
+    /// Fold one durable record, in lsn order; other records are ignored.
+    pub fn apply(&mut self, lsn: u64, record: &Record) {
+        match record {
+            Record::ReconciliationRecorded(run) => {
+                assert_eq!(run.reconciliation_id, self.next_reconciliation_id(), "reconciliation ids are sequential");
+                assert_eq!(run.first_discrepancy_id, self.next_discrepancy_id(), "discrepancy ids are sequential");
+                assert!(run.discrepancies.len() <= limits::RECONCILIATION_DISCREPANCIES_MAX);
+                assert!(run.discrepancies.len() as u64 <= run.summary.discrepancies());
+                for line in &run.discrepancies {
+                    self.discrepancies.push(DiscrepancyState {
+                        discrepancy_id: self.next_discrepancy_id(),
+                        reconciliation_id: run.reconciliation_id,
+                        line: line.clone(),
+                        proposal: None,
+                        resolution: None,
+                    });
+                }
+                self.runs.push(Run { lsn, record: Arc::clone(run) });
+            }
+            Record::DiscrepancyProposed(proposed) => {
+                let state = self.discrepancy_mut(proposed.discrepancy_id);
+                assert_eq!(state.status(), DiscrepancyStatus::Open, "{}: proposed twice", proposed.discrepancy_id);
+                state.proposal = Some(Arc::clone(proposed));
+            }
+            Record::DiscrepancyResolved(resolved) => {
+                let state = self.discrepancy_mut(resolved.discrepancy_id);
+                assert_eq!(state.status(), DiscrepancyStatus::Proposed, "{}: not proposed", resolved.discrepancy_id);
+                let proposer = state.proposal.as_ref().map(|proposal| proposal.operator.clone());
+                assert_ne!(proposer.as_deref(), Some(&*resolved.operator), "maker-checker: two operators");
+                state.resolution = Some(Arc::clone(resolved));
+            }
+            _ => {}
+        }
+    }
+
+    fn discrepancy_mut(&mut self, id: DiscrepancyId) -> &mut DiscrepancyState {
+        let index = usize::try_from(id.0).ok().and_then(|n| n.checked_sub(1)).expect("discrepancy ids start at 1");
+        self.discrepancies.get_mut(index).expect("records name discrepancies that exist")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(reference: &str, kind: StatementKind, fen: i64) -> LedgerLine {
+        LedgerLine { lsn: 1, reference: reference.into(), kind, amount: Money(fen) }
+    }
+
+    fn bank(reference: &str, kind: StatementKind, fen: i64) -> BankLine {
+        BankLine { reference: reference.into(), kind, amount: Money(fen) }
+    }
+
+    #[test]
+    fn one_of_each_discrepancy_and_exact_counts() {
+        use StatementKind::*;
+        let day = vec![
+            ledger("t-1", ForcedTransfer, 100),
+            ledger("t-2", ForcedTransfer, 200),
+            ledger("N1", Credit, 500),
+            ledger("w-1", Payout, 50),
+        ];
+        let mut matcher = Matcher::new(day, 10);
+        matcher.bank_line(&bank("t-1", ForcedTransfer, 100));
+        matcher.bank_line(&bank("N1", Credit, 499));
+        matcher.bank_line(&bank("w-1", Payout, 50));
+        matcher.bank_line(&bank("x-9", ForcedTransfer, 7));
+        let (summary, discrepancies) = matcher.finish();
+        assert_eq!(
+            summary,
+            ReconciliationSummary {
+                bank_lines: 4,
+                ledger_lines: 4,
+                matched: 2,
+                missing_in_ledger: 1,
+                missing_in_bank: 1,
+                amount_mismatch: 1
+            }
+        );
+        let kinds: Vec<_> = discrepancies.iter().map(|d| (d.kind, &*d.reference)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (DiscrepancyKind::AmountMismatch, "N1"),
+                (DiscrepancyKind::MissingInLedger, "x-9"),
+                (DiscrepancyKind::MissingInBank, "t-2")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_repeated_bank_line_is_missing_in_ledger_and_the_cap_keeps_counts_exact() {
+        let mut matcher = Matcher::new(vec![ledger("t-1", StatementKind::ForcedTransfer, 1)], 2);
+        for _ in 0..5 {
+            matcher.bank_line(&bank("t-1", StatementKind::ForcedTransfer, 1));
+        }
+        let (summary, discrepancies) = matcher.finish();
+        assert_eq!((summary.matched, summary.missing_in_ledger), (1, 4));
+        assert_eq!(discrepancies.len(), 2);
+    }
+
+    #[test]
+    fn colliding_references_prefer_the_same_kind() {
+        let day = vec![ledger("N1", StatementKind::ForcedTransfer, 1), ledger("N1", StatementKind::Credit, 2)];
+        let mut matcher = Matcher::new(day, 10);
+        matcher.bank_line(&bank("N1", StatementKind::Credit, 2));
+        matcher.bank_line(&bank("N1", StatementKind::ForcedTransfer, 1));
+        assert_eq!(matcher.finish().0.matched, 2);
+    }
+
+    #[test]
+    fn dates_parse_only_in_their_one_form() {
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_date("2026-11-24"), Some(day_of_ms(1_795_478_400_000)));
+        for bad in ["2026-1-24", "2026-13-01", "2026-02-30", "20261124", "", "2026-11-24T00:00:00Z", "+026-11-24"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        assert_eq!(day_of_ms(-1), -1);
+    }
+
+    fn recorded(id: u64, first: u64, lines: usize) -> Record {
+        let line = DiscrepancyLine {
+            kind: DiscrepancyKind::MissingInBank,
+            reference: "t".into(),
+            ledger_amount: Some(Money(1)),
+            bank_amount: None,
+        };
+        Record::ReconciliationRecorded(Arc::new(ReconciliationRecorded {
+            reconciliation_id: ReconciliationId(id),
+            bank: "B".into(),
+            date: "2026-11-24".into(),
+            uploaded: true,
+            summary: ReconciliationSummary {
+                ledger_lines: lines as u64,
+                missing_in_bank: lines as u64,
+                ..Default::default()
+            },
+            discrepancies: vec![line; lines],
+            first_discrepancy_id: DiscrepancyId(first),
+            at_ms: 0,
+            operator: "a".into(),
+        }))
+    }
+
+    #[test]
+    fn the_largest_run_record_fits_in_one_log_record() {
+        let line = DiscrepancyLine {
+            kind: DiscrepancyKind::AmountMismatch,
+            reference: "x".repeat(crate::domain::ids::CLIENT_ID_CHARS_MAX).into(),
+            ledger_amount: Some(Money(i64::MAX)),
+            bank_amount: Some(Money(i64::MAX)),
+        };
+        let record = Record::ReconciliationRecorded(Arc::new(ReconciliationRecorded {
+            reconciliation_id: ReconciliationId(u64::MAX),
+            bank: "B".repeat(64).into(),
+            date: "2026-11-24".into(),
+            uploaded: true,
+            summary: ReconciliationSummary { bank_lines: u64::MAX, ..Default::default() },
+            discrepancies: vec![line; limits::RECONCILIATION_DISCREPANCIES_MAX],
+            first_discrepancy_id: DiscrepancyId(u64::MAX),
+            at_ms: i64::MAX,
+            operator: "o".repeat(256).into(),
+        }));
+        let mut bytes = Vec::new();
+        crate::codec::encode_into(&record, &mut bytes).unwrap();
+        assert!(bytes.len() < limits::RECORD_BYTES_MAX, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn the_ledger_side_is_kept_by_bank_and_utc_day() {
+        use crate::domain::record::{Deposit, Notification};
+        let deposit = |bank: &str, id: &str, at_ms: i64| {
+            Record::Deposit(Arc::new(Deposit {
+                notification: Notification {
+                    bank: bank.into(),
+                    notification_id: id.into(),
+                    bank_serial: id.into(),
+                    to_account_no: "1".into(),
+                    amount: Money(5),
+                    payer_name: "p".into(),
+                    payer_account_no: "2".into(),
+                    booked_at: "".into(),
+                },
+                account_id: AccountId(1),
+                at_ms,
+            }))
+        };
+        let mut days = BankDays::new();
+        days.apply(1, &deposit("A", "N1", DAY_MS - 1));
+        days.apply(2, &deposit("A", "N2", DAY_MS));
+        days.apply(3, &deposit("B", "N3", DAY_MS + 5));
+        let references = |bank: &str, day: i64| -> Vec<String> {
+            days.lines(bank, day).iter().map(|line| line.reference.to_string()).collect()
+        };
+        assert_eq!(references("A", 0), ["N1"]);
+        assert_eq!(references("A", 1), ["N2"]);
+        assert_eq!(references("B", 1), ["N3"]);
+        assert!(references("C", 1).is_empty());
+    }
+
+    #[test]
+    fn maker_checker_needs_two_operators_and_repeats_are_answered() {
+        let mut book = ReconciliationBook::new();
+        book.apply(1, &recorded(1, 1, 2));
+        book.apply(2, &recorded(2, 3, 1));
+        assert_eq!(book.next_discrepancy_id(), DiscrepancyId(4));
+        assert_eq!(
+            book.discrepancies_of(&book.run(ReconciliationId(2)).unwrap().record.clone())[0].discrepancy_id.0,
+            3
+        );
+        let note = Resolution { note: Some("bank fee".into()), adjustment_id: None };
+        let id = DiscrepancyId(1);
+        assert_eq!(book.judge_proposal(DiscrepancyId(9), &note, "a"), Err(DiscrepancyRefusal::NotFound));
+        assert_eq!(book.judge_approval(id, "b"), Err(DiscrepancyRefusal::InvalidState(DiscrepancyStatus::Open)));
+        assert_eq!(book.judge_proposal(id, &note, "a"), Ok(Judged::Apply));
+        let proposed =
+            DiscrepancyProposed { discrepancy_id: id, resolution: note.clone(), at_ms: 0, operator: "a".into() };
+        book.apply(3, &Record::DiscrepancyProposed(Arc::new(proposed)));
+        assert_eq!(book.judge_proposal(id, &note, "a"), Ok(Judged::Repeat));
+        let other = Resolution { note: Some("other".into()), adjustment_id: None };
+        assert_eq!(
+            book.judge_proposal(id, &other, "a"),
+            Err(DiscrepancyRefusal::InvalidState(DiscrepancyStatus::Proposed))
+        );
+        assert_eq!(book.judge_approval(id, "a"), Err(DiscrepancyRefusal::SameOperator));
+        assert_eq!(book.judge_approval(id, "b"), Ok(Judged::Apply));
+        let resolved = DiscrepancyResolved { discrepancy_id: id, note: None, at_ms: 0, operator: "b".into() };
+        book.apply(4, &Record::DiscrepancyResolved(Arc::new(resolved)));
+        assert_eq!(book.discrepancy(id).unwrap().status(), DiscrepancyStatus::Resolved);
+        assert_eq!(book.judge_approval(id, "b"), Ok(Judged::Repeat));
+        assert_eq!(book.judge_approval(id, "c"), Err(DiscrepancyRefusal::InvalidState(DiscrepancyStatus::Resolved)));
+        let copy = book.clone();
+        assert_eq!(copy.discrepancy(id).unwrap().status(), DiscrepancyStatus::Resolved);
+    }
+}
