@@ -319,8 +319,10 @@ pub async fn dashboard(State(console): State<ConsoleState>, headers: HeaderMap) 
         today_figures = Some(console.api.get(token, &format!("/v1/ledger/day?date={today_date}")).await.map(J));
         let suspense = queue_count(&console, token, "/v1/suspense?status=open&limit=1000").await;
         queues.push(("待调帐 Open suspense entries", suspense, "/console/suspense"));
-        let discrepancies = queue_count(&console, token, "/v1/discrepancies?status=open&limit=1000").await;
-        queues.push(("对账差异 Open discrepancies", discrepancies, "/console/discrepancies"));
+        let open = queue_count(&console, token, "/v1/discrepancies?status=open&limit=1000").await;
+        queues.push(("对账差异 Discrepancies to resolve", open, "/console/discrepancies"));
+        let proposed = queue_count(&console, token, "/v1/discrepancies?status=proposed&limit=1000").await;
+        queues.push(("待复核 Resolutions to approve", proposed, "/console/discrepancies"));
         let failures = queue_count(&console, token, "/v1/bank-sync/failures?limit=1000").await;
         queues.push(("银行同步失败 Bank sync failures", failures, "/console/bank"));
         let in_flight = queue_count(&console, token, "/v1/withdrawals?status=processing&limit=1000").await;
@@ -917,26 +919,22 @@ pub async fn reconciliation(
 #[template(path = "console/discrepancies.html")]
 struct Discrepancies {
     frame: Frame,
-    failure: Option<Failure>,
-    items: Vec<J>,
-    next_cursor: String,
+    /// Waiting for a proposal (maker).
+    open: Result<J, Failure>,
+    /// Proposed, waiting for another operator's approval (checker).
+    proposed: Result<J, Failure>,
 }
 
-pub async fn discrepancies(State(console): State<ConsoleState>, headers: HeaderMap, Query(params): Params) -> Response {
+pub async fn discrepancies(State(console): State<ConsoleState>, headers: HeaderMap) -> Response {
     let session = match signed_in(&console, &headers) {
         Ok(session) => session,
         Err(response) => return response,
     };
-    let query = query_string(&[
-        ("status", "open"),
-        ("limit", &QUEUE_PAGE_ITEMS.to_string()),
-        ("cursor", param(&params, "cursor")),
-    ]);
-    let answer = console.api.get(&session.token, &format!("/v1/discrepancies{query}")).await;
-    let (items, next_cursor) = page_items(&answer);
-    let page =
-        Discrepancies { frame: Frame::new(&session, "discrepancies"), failure: answer.err(), items, next_cursor };
-    render(StatusCode::OK, &page)
+    let limit = QUEUE_PAGE_ITEMS;
+    let token = &session.token;
+    let open = console.api.get(token, &format!("/v1/discrepancies?status=open&limit={limit}")).await.map(J);
+    let proposed = console.api.get(token, &format!("/v1/discrepancies?status=proposed&limit={limit}")).await.map(J);
+    render(StatusCode::OK, &Discrepancies { frame: Frame::new(&session, "discrepancies"), open, proposed })
 }
 
 pub async fn propose_resolution(
@@ -964,14 +962,15 @@ pub async fn approve_resolution(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (session, _) = match posted(&console, &headers, &body) {
+    let (session, form) = match posted(&console, &headers, &body) {
         Ok(checked) => checked,
         Err(response) => return response,
     };
     let path = format!("/v1/discrepancies/{}/approve", encode(&id));
+    let request = form.optional("note").map(|note| json!({"note": note})).unwrap_or_else(|| json!({}));
     let outcome = console
         .api
-        .post(&session.token, &path, &json!({}))
+        .post(&session.token, &path, &request)
         .await
         .map(|_| format!("{id}: resolution approved by {}", session.operator));
     finish(&console, &session, outcome, "/console/discrepancies")
