@@ -261,3 +261,45 @@ fn the_api_reads_the_console_added() {
     assert_error(status, &body, 400, "INVALID_FIELD", "a date, not an instant");
     let _ = account_id;
 }
+
+#[test]
+fn a_statement_file_is_checked_and_sent_as_the_api_statement_lines() {
+    let server = Server::start();
+    let (buyer, sub) = server.open_account("上海甲化工有限公司");
+    let (seller, _) = server.open_account("江苏乙钢铁有限公司");
+    let notification = notification(&sub, "上海甲化工有限公司", "500.00");
+    let (status, _) = server.notify(&notification);
+    assert_eq!(status, 200);
+    let transfer = uid("t");
+    server
+        .transfer_ok(&json!({"id": transfer, "type": "transfer", "payer": buyer, "payee": seller, "amount": "10.00"}));
+    let finance = Browser::sign_in(&server, FINANCE);
+    let csrf = csrf_field(&finance.page("/console/reconciliations"));
+    let day = today();
+    let upload = "/console/reconciliations/upload";
+
+    let header = "reference,bank_serial,kind,account_no,counter_account_no,amount,booked_at";
+    let csv = format!(
+        "{header}\r\n{},B-1,credit,{sub},{SETTLEMENT_ACCOUNT_NO},500.00,{day}T08:00:00.000Z\r\n",
+        notification["notification_id"].as_str().unwrap()
+    );
+    let fields = [("csrf", csrf.as_str()), ("bank", BANK), ("date", day.as_str())];
+    let resp = finance.post_multipart(upload, &fields[1..], ("statement", "s.csv", csv.as_bytes()));
+    assert_eq!(resp.status, 403, "no csrf in the multipart form: {}", resp.text);
+
+    let resp = finance.post_multipart(upload, &fields, ("statement", "s.csv", b"bank_serial,reference\n"));
+    assert_eq!(resp.status, 303);
+    let page = finance.page("/console/reconciliations");
+    assert!(page.contains("400 INVALID_STATEMENT") && page.contains("lacks the column `kind`"), "{page}");
+
+    let resp = finance.post_multipart(upload, &fields, ("statement", "s.csv", csv.as_bytes()));
+    assert_eq!(resp.status, 303, "{}", resp.text);
+    let location = resp.header("location").unwrap().to_string();
+    assert!(location.starts_with("/console/reconciliations/REC"), "{location}");
+    let page = finance.page(&location);
+    assert!(page.contains("uploaded file"), "{page}");
+    assert!(page.contains("id=\"missing-in-bank\">1<") && page.contains(&transfer), "the transfer only: {page}");
+    let id = location.rsplit('/').next().unwrap();
+    let run = server.get_ok(&format!("/v1/reconciliations/{id}"), FINANCE);
+    assert_eq!(run["summary"]["matched"], 1, "the CSV line became the API's statement line: {run}");
+}

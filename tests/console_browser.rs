@@ -275,7 +275,6 @@ fn finance_and_risk_do_their_day_in_the_browser() {
 }
 
 #[test]
-#[ignore = "waiting for branch fin: POST/GET /v1/reconciliations and /v1/discrepancies are not in this tree yet"]
 fn finance_reconciles_a_day_and_two_operators_resolve_its_discrepancy() {
     if !browser_present("finance_reconciles_a_day_and_two_operators_resolve_its_discrepancy") {
         return;
@@ -317,24 +316,43 @@ fn finance_reconciles_a_day_and_two_operators_resolve_its_discrepancy() {
         assert!(text_of(&client, "#discrepancies").await.contains(&transfer));
         shot(&client, "12-reconciliation").await;
 
-        // li.si proposes; li.si cannot approve its own proposal; another operator (admin) approves.
+        // li.si proposes; li.si cannot approve its own proposal; zhao.liu approves.
         client.goto(&server.url("/console/discrepancies")).await.unwrap();
-        fill(&client, ".discrepancy input[name=note]", "bank booked it the next day").await;
-        click(&client, ".discrepancy button.propose").await;
+        fill(&client, ".discrepancy.open input[name=note]", "银行次日入账 bank booked it the next day").await;
+        click(&client, ".discrepancy.open button.propose").await;
         assert!(text_of(&client, "#flash").await.contains("proposed"));
+        assert!(text_of(&client, ".proposed-by").await.contains("li.si"));
+        find(&client, "#no-open").await;
         shot(&client, "13-discrepancy-proposed").await;
-        click(&client, ".discrepancy button.approve").await;
-        assert!(text_of(&client, "#flash").await.contains("SAME_OPERATOR"), "one operator cannot do both");
+        click(&client, ".discrepancy.proposed button.approve").await;
+        let flash = text_of(&client, "#flash").await;
+        assert!(flash.contains("422 SAME_OPERATOR"), "one operator cannot do both: {flash}");
         sign_out(&client).await;
-        sign_in(&client, &server, ADMIN).await;
+        sign_in(&client, &server, FINANCE_2).await;
         client.goto(&server.url("/console/discrepancies")).await.unwrap();
-        click(&client, ".discrepancy button.approve").await;
-        assert!(text_of(&client, "#flash").await.contains("approved"));
-        find(&client, "#no-discrepancies").await;
+        fill(&client, ".discrepancy.proposed input[name=note]", "复核 checked").await;
+        click(&client, ".discrepancy.proposed button.approve").await;
+        let flash = text_of(&client, "#flash").await;
+        assert!(flash.contains("approved by zhao.liu"), "{flash}");
+        find(&client, "#no-proposed").await;
         shot(&client, "14-discrepancy-approved").await;
+        let (status, resolved) = server.get("/v1/discrepancies?status=resolved", FINANCE);
+        assert_eq!(status, 200);
+        let item = &resolved["items"][0];
+        assert_eq!(
+            (item["proposed_by"].as_str(), item["approved_by"].as_str()),
+            (Some("li.si"), Some("zhao.liu")),
+            "{resolved}"
+        );
+
+        // A run on the bank's own statement for the day (fetched by the ledger).
+        client.goto(&server.url("/console/reconciliations")).await.unwrap();
+        click(&client, "#run").await;
+        find(&client, "#summary").await;
+        assert!(text_of(&client, "main").await.contains("fetched from the bank"));
 
         client.goto(&server.url("/console/")).await.unwrap();
-        assert!(text_of(&client, "#balanced").await.contains("BALANCED"));
+        assert_eq!(text_of(&client, "#balanced").await, "平衡 BALANCED");
         shot(&client, "15-dashboard-trial-balance").await;
         client.close().await.unwrap();
     });

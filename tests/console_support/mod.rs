@@ -93,3 +93,33 @@ impl<'a> Browser<'a> {
         self.page(&location)
     }
 }
+
+impl Browser<'_> {
+    /// POSTs a multipart form (text fields, then one file) from the same
+    /// origin; returns the answer unfollowed.
+    pub fn post_multipart(&self, path: &str, fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> Resp {
+        let boundary = "----fundledger-test-boundary";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        let (name, filename, bytes) = file;
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                 Content-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let origin = self.server.url("");
+        let headers =
+            [("Content-Type", content_type.as_str()), ("Cookie", self.cookie.as_str()), ("Origin", origin.as_str())];
+        self.server.request("POST", path, &headers, Some(&body))
+    }
+}
