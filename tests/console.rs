@@ -194,8 +194,12 @@ fn finance_pages_show_accounts_journals_csv_suspense_and_records() {
     let missing = finance.page("/console/records?kind=withdrawal&id=nope");
     assert!(missing.contains("404 WITHDRAWAL_NOT_FOUND"), "{missing}");
 
-    let (status, _) = server.notify(&notification(PUBLIC_ADJUSTMENT_ACCOUNT, "江苏乙钢铁有限公司", "800.00"));
+    let to_suspense = notification(PUBLIC_ADJUSTMENT_ACCOUNT, "江苏乙钢铁有限公司", "800.00");
+    let (status, _) = server.notify(&to_suspense);
     assert_eq!(status, 200);
+    let notification_id = to_suspense["notification_id"].as_str().unwrap();
+    let record = finance.page(&format!("/console/records?kind=deposit&id={notification_id}"));
+    assert!(record.contains("id=\"deposit-suspense\"") && !record.contains("receipt-link"), "{record}");
     let page = finance.page("/console/suspense");
     let suspense_id =
         regex_lite::Regex::new(r#"action="/console/suspense/(S\d+)/assign""#).unwrap().captures(&page).unwrap()[1]
@@ -252,14 +256,33 @@ fn the_api_reads_the_console_added() {
     let (status, body) = server.get("/v1/withdrawals?status=processing", PLATFORM);
     assert_error(status, &body, 403, "FORBIDDEN", "platform");
 
+    let (other, _) = server.open_account("江苏乙钢铁有限公司");
+    server.transfer_ok(
+        &json!({"id": uid("t"), "type": "transfer", "payer": account_id, "payee": other, "amount": "10.00"}),
+    );
+    let (status, _) = server.notify(&notification(PUBLIC_ADJUSTMENT_ACCOUNT, "某人", "7.00"));
+    assert_eq!(status, 200);
+    let withdrawal = uid("w");
+    let (status, body) = server.post(
+        "/v1/withdrawals",
+        PLATFORM,
+        &json!({"id": withdrawal, "account_id": account_id, "amount": "5.00"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    for _ in 0..500 {
+        if server.get_ok(&format!("/v1/withdrawals/{withdrawal}"), FINANCE)["status"] != "processing" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let day = server.get_ok(&format!("/v1/ledger/day?date={}", today()), FINANCE);
-    assert_eq!((day["money_in"].as_str(), day["money_in_count"].as_u64()), (Some("100.00"), Some(1)), "{day}");
-    assert_eq!(day["money_out"], "0.00");
+    assert_eq!((day["money_in"].as_str(), day["money_in_count"].as_u64()), (Some("107.00"), Some(2)), "{day}");
+    assert_eq!((day["money_out"].as_str(), day["money_out_count"].as_u64()), (Some("5.00"), Some(1)), "{day}");
+    assert_eq!((day["transfers"].as_str(), day["transfers_count"].as_u64()), (Some("10.00"), Some(1)), "{day}");
     let other = server.get_ok("/v1/ledger/day?date=2001-01-01", FINANCE);
     assert_eq!(other["money_in"], "0.00", "{other}");
     let (status, body) = server.get("/v1/ledger/day?date=2026-11-24T01:00:00Z", FINANCE);
     assert_error(status, &body, 400, "INVALID_FIELD", "a date, not an instant");
-    let _ = account_id;
 }
 
 #[test]

@@ -685,16 +685,48 @@ pub async fn record(State(console): State<ConsoleState>, headers: HeaderMap, Que
     let (record, receipt_link) = match record_paths(&kind, &id).filter(|_| !id.is_empty()) {
         None => (None, String::new()),
         Some((path, receipt)) => {
-            let record = console.api.get(&session.token, &path).await.map(J);
+            let mut record = console.api.get(&session.token, &path).await.map(J);
+            if kind == "deposit" && record.as_ref().is_err_and(|failure| failure.code == "RECEIPT_NOT_FOUND") {
+                // No money moved to a customer: the notification went to suspense.
+                if let Some(entry) = suspense_of_notification(&console, &session.token, &id).await {
+                    record = Ok(entry);
+                }
+            }
             // A receipt exists once money moved: not for a processing or failed withdrawal.
             let has_receipt = match &record {
-                Ok(shown) => kind != "withdrawal" || shown.is("status", "succeeded"),
+                Ok(shown) => match kind.as_str() {
+                    "withdrawal" => shown.is("status", "succeeded"),
+                    "deposit" => !shown.has("suspense_id"),
+                    _ => true,
+                },
                 Err(_) => false,
             };
             (Some(record), if has_receipt { receipt } else { String::new() })
         }
     };
     render(StatusCode::OK, &Record { frame: Frame::new(&session, "records"), kind, id, record, receipt_link })
+}
+
+/// The suspense entry a notification went to, read through
+/// `GET /v1/suspense` (every status, 1000 a page, at most
+/// [`limits::CONSOLE_SEARCH_ACCOUNTS_MAX`] entries).
+async fn suspense_of_notification(console: &ConsoleState, token: &str, notification_id: &str) -> Option<J> {
+    let mut cursor = String::new();
+    let mut read = 0usize;
+    while read < limits::CONSOLE_SEARCH_ACCOUNTS_MAX {
+        let path = format!("/v1/suspense{}", query_string(&[("limit", "1000"), ("cursor", &cursor)]));
+        let page = J(console.api.get(token, &path).await.ok()?);
+        let items = page.list("items");
+        read += items.len();
+        if let Some(entry) = items.into_iter().find(|entry| entry.s("notification_id") == notification_id) {
+            return Some(entry);
+        }
+        cursor = page.s("next_cursor");
+        if cursor.is_empty() {
+            return None;
+        }
+    }
+    None
 }
 
 #[derive(Template)]
