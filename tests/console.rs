@@ -326,3 +326,33 @@ fn a_statement_file_is_checked_and_sent_as_the_api_statement_lines() {
     let run = server.get_ok(&format!("/v1/reconciliations/{id}"), FINANCE);
     assert_eq!(run["summary"]["matched"], 1, "the CSV line became the API's statement line: {run}");
 }
+
+#[test]
+fn the_proposer_of_a_resolution_is_offered_no_approval_and_a_forged_one_is_refused() {
+    let server = Server::start();
+    let (buyer, sub) = server.open_account("上海甲化工有限公司");
+    let (seller, _) = server.open_account("江苏乙钢铁有限公司");
+    server.deposit(&sub, "上海甲化工有限公司", "50.00");
+    server.transfer_ok(&json!({"id": uid("t"), "type": "transfer", "payer": buyer, "payee": seller, "amount": "1.00"}));
+    let statement = json!({"bank": BANK, "date": today(), "statement": []});
+    let (status, run) = server.post("/v1/reconciliations", FINANCE, &statement);
+    assert_eq!(status, 201, "{run}");
+    let discrepancy = run["discrepancies"][0]["discrepancy_id"].as_str().unwrap().to_string();
+
+    let maker = Browser::sign_in(&server, FINANCE);
+    let resolve = format!("/console/discrepancies/{discrepancy}/resolve");
+    let page = maker.submit("/console/discrepancies", &resolve, &[("note", "booked late")]);
+    assert!(page.contains("resolution proposed by li.si"), "{page}");
+    assert!(page.contains("class=\"muted waiting\"") && !page.contains("class=\"approve\""), "{page}");
+    let approve = format!("/console/discrepancies/{discrepancy}/approve");
+    let page = maker.submit("/console/discrepancies", &approve, &[]);
+    assert!(page.contains("422 SAME_OPERATOR"), "a forged approval by the proposer: {page}");
+
+    let checker = Browser::sign_in(&server, FINANCE_2);
+    let page = checker.page("/console/discrepancies");
+    assert!(page.contains("class=\"approve\"") && page.contains("booked late"), "{page}");
+    let page = checker.submit("/console/discrepancies", &approve, &[("note", "ok")]);
+    assert!(page.contains("approved by zhao.liu") && page.contains("id=\"no-proposed\""), "{page}");
+    let shown = server.get_ok(&format!("/v1/discrepancies/{discrepancy}"), FINANCE);
+    assert_eq!((shown["status"].as_str(), shown["approval_note"].as_str()), (Some("resolved"), Some("ok")), "{shown}");
+}
