@@ -232,6 +232,26 @@ mod tests {
     }
 
     #[test]
+    fn sessions_end_when_idle_and_after_their_lifetime() {
+        let sessions = Sessions::default();
+        let id = sessions.create("t", "o", vec![Role::Finance]);
+        let headers = with_cookie(&format!("{SESSION_COOKIE}={id}"));
+        let ago = |seconds: u64| Instant::now().checked_sub(Duration::from_secs(seconds)).unwrap();
+        sessions.map.lock().values_mut().for_each(|stored| stored.last_seen = ago(limits::CONSOLE_SESSION_IDLE_S + 1));
+        assert!(sessions.get(&headers).is_none(), "idle too long");
+        assert!(sessions.is_empty(), "an expired session is dropped when met");
+
+        let id = sessions.create("t", "o", vec![Role::Finance]);
+        let headers = with_cookie(&format!("{SESSION_COOKIE}={id}"));
+        sessions
+            .map
+            .lock()
+            .values_mut()
+            .for_each(|stored| stored.signed_in = ago(limits::CONSOLE_SESSION_LIFETIME_S + 1));
+        assert!(sessions.get(&headers).is_none(), "past its lifetime, however busy");
+    }
+
+    #[test]
     fn cookies_are_strict_and_secure_only_over_https() {
         assert_eq!(set_cookie("a", "b", false, false), "a=b; Path=/console; HttpOnly; SameSite=Strict");
         assert!(set_cookie("a", "b", true, false).ends_with("; Secure"));
