@@ -269,7 +269,15 @@ mod tests {
         let config = Config::parse(DEFAULT).unwrap();
         config.validate().unwrap();
         assert_eq!(config.listen, "127.0.0.1:8080");
-        assert_eq!(config.tokens.len(), 4);
+        // One token per role, and a second finance operator for maker-checker.
+        assert_eq!(config.tokens.len(), 5);
+        let finance_operators: Vec<_> = config
+            .tokens
+            .iter()
+            .filter(|token| token.roles.contains(&Role::Finance))
+            .filter_map(|token| token.operator.as_deref())
+            .collect();
+        assert_eq!(finance_operators, ["li.si", "zhao.liu"]);
     }
 
     #[test]
