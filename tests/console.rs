@@ -356,3 +356,52 @@ fn the_proposer_of_a_resolution_is_offered_no_approval_and_a_forged_one_is_refus
     let shown = server.get_ok(&format!("/v1/discrepancies/{discrepancy}"), FINANCE);
     assert_eq!((shown["status"].as_str(), shown["approval_note"].as_str()), (Some("resolved"), Some("ok")), "{shown}");
 }
+
+#[test]
+fn withdrawals_show_their_bank_state_and_a_receipt_only_once_paid_out() {
+    let server = Server::start();
+    let (paid, paid_sub) = server.open_account("上海甲化工有限公司");
+    let closed_name = "江苏乙钢铁有限公司";
+    let (status, application) = server.post(
+        "/v1/applications",
+        PLATFORM,
+        &json!({"name": closed_name, "credential_no": credential_no(), "bank": BANK,
+            "settlement_account": {"bank_name": "某银行南京分行", "account_no": "6222020000009999", "account_name": closed_name}}),
+    );
+    assert_eq!(status, 201, "{application}");
+    let application_id = application["application_id"].as_str().unwrap();
+    let risk = Browser::sign_in(&server, RISK);
+    let path = format!("/console/applications/{application_id}/reject");
+    let page = risk.submit("/console/applications", &path, &[("reason", "")]);
+    assert!(page.contains("400 MISSING_FIELD"), "a reject needs a reason: {page}");
+    let page = risk.submit("/console/applications", &format!("/console/applications/{application_id}/approve"), &[]);
+    let closed = regex_lite::Regex::new(r"account (F\d+) opened").unwrap().captures(&page).unwrap()[1].to_string();
+    let closed_sub = server.wait_signed(&closed)["sub_account_no"].as_str().unwrap().to_string();
+    server.deposit(&paid_sub, "上海甲化工有限公司", "100.00");
+    server.deposit(&closed_sub, closed_name, "100.00");
+    for (account, id) in [(&paid, "w-paid"), (&closed, "w-closed")] {
+        let (status, body) =
+            server.post("/v1/withdrawals", PLATFORM, &json!({"id": id, "account_id": account, "amount": "30.00"}));
+        assert_eq!(status, 202, "{body}");
+    }
+    for id in ["w-paid", "w-closed"] {
+        for _ in 0..500 {
+            if server.get_ok(&format!("/v1/withdrawals/{id}"), FINANCE)["status"] != "processing" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let finance = Browser::sign_in(&server, FINANCE);
+    let page = finance.page("/console/records?kind=withdrawal&id=w-paid");
+    assert!(page.contains(">succeeded<") && page.contains("receipt-link"), "{page}");
+    let serial = server.get_ok("/v1/withdrawals/w-paid", FINANCE)["bank_serial"].as_str().unwrap().to_string();
+    assert!(page.contains(&serial), "the bank serial: {page}");
+    let receipt = finance.page("/console/receipts/withdrawals/w-paid");
+    assert!(receipt.contains("叁拾"), "{receipt}");
+    let page = finance.page("/console/records?kind=withdrawal&id=w-closed");
+    assert!(page.contains(">failed<") && page.contains("PAYEE_ACCOUNT_CLOSED"), "{page}");
+    assert!(!page.contains("receipt-link"), "no receipt for a failed payout: {page}");
+    let bank = finance.page("/console/bank");
+    assert!(bank.contains("id=\"no-withdrawals\""), "none in flight any more: {bank}");
+}
