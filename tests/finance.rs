@@ -192,6 +192,36 @@ fn a_statement_larger_than_the_default_body_limit_streams_through() {
     assert_eq!(answer["discrepancies_truncated"], true);
 }
 
+#[test]
+fn a_statement_over_max_statement_bytes_is_413_and_nothing_is_recorded() {
+    let server = Server::start_with(Options { max_statement_bytes: Some(100_000), ..Options::default() });
+    let lines: Vec<Value> = (0..2_000).map(|n| line(&format!("x-{n}"), "credit", "1.00")).collect();
+    let body = serde_json::to_vec(&json!({"bank": BANK, "date": today(), "statement": lines})).unwrap();
+    assert!(body.len() > 100_000);
+    // Declared too large up front, and (chunked, no length) found too large
+    // while streaming.
+    // The server answers before it has read the body and stops reading; a
+    // raw client still gets to read that answer.
+    let (status, answer) =
+        server.raw_post("/v1/reconciliations", FINANCE, JSON, &body).expect("an answer to a statement over the limit");
+    assert_error(status, &answer, 413, "BODY_TOO_LARGE", "a statement over the limit");
+    let mut raw = format!(
+        "POST /v1/reconciliations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {FINANCE}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in body.chunks(8192) {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let (status, answer) = server.raw_http(&raw).expect("an answer to a chunked upload");
+    assert_error(status, &answer, 413, "BODY_TOO_LARGE", "a chunked statement over the limit");
+    // Below the limit it goes through; the refused ones left no run.
+    let small = reconcile(&server, &json!({"bank": BANK, "date": today(), "statement": [line("x", "credit", "1.00")]}));
+    assert_eq!(small["reconciliation_id"], "REC000001", "{small}");
+}
+
 /// Waits until `done()` or panics after 30 s.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -240,20 +240,28 @@ pub fn assert_error_shape(body: &Value, what: &str) {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub max_body_bytes: Option<u64>,
+    /// `limits.max_statement_bytes` (uploaded reconciliation statements).
+    pub max_statement_bytes: Option<u64>,
     pub sign_delay_ms: u64,
     pub segment_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_body_bytes: None, sign_delay_ms: 20, segment_bytes: 1_048_576 }
+        Options { max_body_bytes: None, max_statement_bytes: None, sign_delay_ms: 20, segment_bytes: 1_048_576 }
     }
 }
 
 fn config_toml(data_dir: &Path, options: &Options) -> String {
     let mut limits = String::new();
+    if options.max_body_bytes.is_some() || options.max_statement_bytes.is_some() {
+        limits.push_str("\n[limits]\n");
+    }
     if let Some(max) = options.max_body_bytes {
-        limits = format!("\n[limits]\nmax_body_bytes = {max}\n");
+        limits.push_str(&format!("max_body_bytes = {max}\n"));
+    }
+    if let Some(max) = options.max_statement_bytes {
+        limits.push_str(&format!("max_statement_bytes = {max}\n"));
     }
     format!(
         r#"listen = "127.0.0.1:0"
