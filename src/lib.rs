@@ -32,6 +32,9 @@
 //!   uploaded statement streams past the body buffer into the matcher
 //!   ([`http::reconciliations`]).
 //! - [`recovery`]: replays the log into the same state at start-up.
+//! - [`console`]: the finance console at `/console/`, server-rendered HTML
+//!   for staff, a client of the JSON API in-process (same tokens, same
+//!   role checks).
 //!
 //! [`domain`] holds money, ids, records and the balance rules as pure
 //! functions, free of actors and I/O; [`codec`] is the only bincode user;
@@ -43,6 +46,7 @@ pub mod cli;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod finance;
 pub mod gateway;

@@ -81,6 +81,43 @@ pub const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
 /// Seconds a client is told to wait after a 503 or 429.
 pub const RETRY_AFTER_S: u64 = 1;
 
+/// Console sessions held at once (one per signed-in browser). Past it,
+/// signing in first drops expired sessions, then the one idle longest:
+/// the map never grows, whoever signs in.
+pub const CONSOLE_SESSIONS_MAX: usize = 1024;
+
+/// A console session ends after this long without a request...
+pub const CONSOLE_SESSION_IDLE_S: u64 = 30 * 60;
+
+/// ...and in any case this long after signing in (a working day).
+pub const CONSOLE_SESSION_LIFETIME_S: u64 = 12 * 60 * 60;
+
+/// A console form body (sign-in, approve, assign...), and the uploaded
+/// statement file, the largest thing the console takes. Its JSON lines must
+/// still fit `limits.max_body_bytes` (16 MiB by default) when the console
+/// hands them to `POST /v1/reconciliations`: a CSV line grows by about 90
+/// bytes of keys, so 8 MiB of CSV stays under it.
+pub const CONSOLE_FORM_BYTES_MAX: usize = 64 * 1024;
+pub const CONSOLE_UPLOAD_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Bytes of console request bodies held by all requests at once.
+pub const CONSOLE_BODY_BYTES_IN_FLIGHT_MAX: usize = 64 * 1024 * 1024;
+
+/// Lines of one uploaded statement CSV.
+pub const CONSOLE_STATEMENT_LINES_MAX: usize = 50_000;
+
+/// Bytes of one in-process API answer the console reads (a page of 1000
+/// journal entries is about 300 KiB).
+pub const CONSOLE_API_ANSWER_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Accounts the console's search by name or sub-account number reads
+/// (through `GET /v1/accounts`, 1000 a page) before it stops and says so.
+pub const CONSOLE_SEARCH_ACCOUNTS_MAX: usize = 10_000;
+
+/// Open holds an account page looks up (the freeze and pay-freeze entries
+/// of its journal, newest first).
+pub const CONSOLE_HOLDS_SHOWN_MAX: usize = 100;
+
 /// Discrepancies one reconciliation records (and answers) in full; past
 /// it the summary still counts every one, and the answer says it was
 /// truncated. 500 keeps the run's log record far below

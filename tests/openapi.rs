@@ -587,6 +587,16 @@ fn real_requests_and_answers_validate_against_the_document() {
     api.ok("get", "/v1/bank-sync/failures", "/v1/bank-sync/failures?limit=10", FINANCE, None);
     api.call("get", "/v1/bank-sync/failures", "/v1/bank-sync/failures?limit=x", FINANCE, None);
 
+    // The reads the console added.
+    api.ok("get", "/v1/applications", "/v1/applications?status=pending_review", RISK, None);
+    api.ok("get", "/v1/applications", "/v1/applications?limit=1", PLATFORM, None);
+    api.call("get", "/v1/applications", "/v1/applications?status=x", RISK, None);
+    api.ok("get", "/v1/withdrawals", "/v1/withdrawals?status=processing", FINANCE, None);
+    api.call("get", "/v1/withdrawals", "/v1/withdrawals", FINANCE, None);
+    api.ok("get", "/v1/ledger/day", "/v1/ledger/day", FINANCE, None);
+    api.ok("get", "/v1/ledger/day", &format!("/v1/ledger/day?date={}", today()), FINANCE, None);
+    api.call("get", "/v1/ledger/day", "/v1/ledger/day?date=yesterday", FINANCE, None);
+
     // Finance: reconciliation, discrepancies (maker-checker), trial balance.
     let statement = json!({"bank": BANK, "date": today(), "statement": [
         {"bank_serial": "SB1", "reference": "o-1", "kind": "forced_transfer", "account_no": "1", "counter_account_no": "2",

@@ -370,7 +370,8 @@ fn unknown_routes_and_methods() {
         ("DELETE", format!("/v1/accounts/{a}")),
         ("POST", format!("/v1/accounts/{a}")),
         ("PATCH", "/v1/transfers/batch".to_string()),
-        ("GET", "/v1/applications".to_string()),
+        ("PUT", "/v1/applications".to_string()),
+        ("GET", "/v1/adjustments".to_string()),
         ("DELETE", "/v1/transfers/t-1".to_string()),
     ];
     for (method, path) in cases {

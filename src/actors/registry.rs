@@ -190,3 +190,34 @@ impl Handler<GetApplication> for RegistryActor {
         self.applications.get(request.0).cloned()
     }
 }
+
+/// One page of applications in id order, after application number
+/// `after`, optionally of one status; `more` says whether another follows.
+pub struct ListApplications {
+    pub status: Option<crate::domain::registry::ApplicationStatus>,
+    pub after: u64,
+    pub limit: usize,
+}
+
+pub struct ApplicationPage {
+    pub items: Vec<ApplicationState>,
+    pub more: bool,
+}
+
+impl Message for ListApplications {
+    type Result = ApplicationPage;
+}
+
+impl Handler<ListApplications> for RegistryActor {
+    type Result = MessageResult<ListApplications>;
+
+    fn handle(&mut self, request: ListApplications, _: &mut Self::Context) -> Self::Result {
+        let all = self.applications.all();
+        let start = usize::try_from(request.after).unwrap_or(usize::MAX).min(all.len());
+        let mut matching =
+            all[start..].iter().filter(|state| request.status.is_none_or(|status| state.status == status));
+        let items: Vec<ApplicationState> = matching.by_ref().take(request.limit).cloned().collect();
+        let more = matching.next().is_some();
+        MessageResult(ApplicationPage { items, more })
+    }
+}

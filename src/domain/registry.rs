@@ -26,6 +26,10 @@ impl ApplicationStatus {
             Self::Rejected => "rejected",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::PendingReview, Self::Approved, Self::Rejected].into_iter().find(|status| status.as_str() == text)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +105,11 @@ impl Applications {
         assert_eq!(state.status, ApplicationStatus::PendingReview, "only pending applications are decided");
         state.status = status;
         state.decision = Some(decision.clone());
+    }
+
+    /// Every application, in id order (index = application number - 1).
+    pub fn all(&self) -> &[ApplicationState] {
+        &self.applications
     }
 
     pub fn len(&self) -> usize {

@@ -326,6 +326,11 @@ impl HistoryState {
         self.journals.get(&account).map_or(&[], Vec::as_slice)
     }
 
+    /// Every account's journal, in no particular order of accounts.
+    pub fn journals(&self) -> impl Iterator<Item = &[JournalEntry]> {
+        self.journals.values().map(Vec::as_slice)
+    }
+
     pub fn balance(&self, account: AccountId) -> Balance {
         self.balances.get(&account).copied().unwrap_or_default()
     }
@@ -340,6 +345,15 @@ impl HistoryState {
 
     pub fn withdrawal(&self, id: &str) -> Option<&WithdrawalHistory> {
         self.withdrawals.get(id)
+    }
+
+    /// Withdrawals still waiting for the bank's answer, oldest (lowest lsn)
+    /// first.
+    pub fn withdrawals_in_flight(&self) -> Vec<&WithdrawalHistory> {
+        let mut waiting: Vec<&WithdrawalHistory> =
+            self.withdrawals.values().filter(|shown| shown.finished.is_none()).collect();
+        waiting.sort_unstable_by_key(|shown| shown.lsn);
+        waiting
     }
 
     pub fn suspense(&self) -> &SuspenseBook {

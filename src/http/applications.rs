@@ -1,19 +1,21 @@
 //! `POST /v1/applications`, `.../approve`, `.../reject`, `GET /v1/applications/{id}`
-//! (scenario 1, opening). Parses and renders; the registry actor decides.
+//! (scenario 1, opening), and `GET /v1/applications?status=` (the review
+//! queue, which API.md does not list; the console's risk page reads it).
+//! Parses and renders; the registry actor decides.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
-use super::error::{missing, ApiError, ApiResult, ErrorCode};
-use super::extract::{json_body, JsonObject};
+use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
+use super::extract::{json_body, JsonObject, Query};
 use super::transfers::json_response;
 use super::AppState;
-use crate::actors::registry::{CreateApplication, Decide, GetApplication};
+use crate::actors::registry::{CreateApplication, Decide, GetApplication, ListApplications};
 use crate::config::Role;
 use crate::domain::ids::ApplicationId;
 use crate::domain::record::SettlementAccount;
@@ -22,7 +24,7 @@ use crate::limits::TEXT_CHARS_MAX;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/applications", post(create))
+        .route("/v1/applications", post(create).get(list))
         .route("/v1/applications/{id}", get(show))
         .route("/v1/applications/{id}/approve", post(approve))
         .route("/v1/applications/{id}/reject", post(reject))
@@ -88,6 +90,29 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<
     let shown = state.registry.send(GetApplication(application_id)).await?.ok_or_else(|| not_found(&id))?;
     state.log.wait_durable(state.log.wal().last_lsn()).await?;
     Ok(json_response(StatusCode::OK, &application_view(&shown)))
+}
+
+/// `GET /v1/applications?status=&limit=&cursor=` (platform, risk): applications
+/// in id order, `status` optional (`pending_review`, `approved`,
+/// `rejected`); the cursor is the last application's number.
+async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult<Response> {
+    state.auth.check(&headers, &[Role::Platform, Role::Risk])?;
+    let query = Query::parse(&uri, &["status", "limit", "cursor"])?;
+    let status = match query.get("status") {
+        None => None,
+        Some(text) => Some(
+            ApplicationStatus::parse(text)
+                .ok_or_else(|| invalid_field("status", "must be pending_review, approved or rejected"))?,
+        ),
+    };
+    let limit = query.limit()?;
+    let after = query.cursor()?.unwrap_or(0);
+    let page = state.registry.send(ListApplications { status, after, limit }).await?;
+    state.log.wait_durable(state.log.wal().last_lsn()).await?;
+    let next_cursor =
+        page.more.then(|| page.items.last().map(|last| last.application.application_id.0.to_string())).flatten();
+    let items: Vec<serde_json::Value> = page.items.iter().map(application_view).collect();
+    Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
 }
 
 /// The decision body: optional for approve (`{}` or `{"note"}`, an empty

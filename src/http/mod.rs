@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod applications;
 pub mod bank_sync;
+pub mod day;
 pub mod discrepancies;
 pub mod error;
 pub mod extract;
@@ -67,7 +68,7 @@ pub type AppState = Arc<Ledger>;
 
 pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: usize) -> Router {
     let in_flight = Arc::new(Semaphore::new(in_flight_max));
-    Router::new()
+    let api = Router::new()
         .merge(applications::router())
         .merge(accounts::router())
         .merge(transfers::router())
@@ -78,6 +79,7 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(suspense::router())
         .merge(sandbox::router())
         .merge(bank_sync::router())
+        .merge(day::router())
         .merge(reconciliations::router())
         .merge(discrepancies::router())
         .merge(trial_balance::router())
@@ -88,9 +90,12 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
             extract::buffer_body,
         ))
         .layer(middleware::from_fn_with_state(in_flight, bound_in_flight))
-        .with_state(state)
-        .merge(service::router(metrics))
-        .layer(middleware::from_fn(record_metrics))
+        .with_state(Arc::clone(&state));
+    let service = service::router(metrics);
+    // The console calls the API in-process (crate::console::client), so it
+    // sees, does and is refused exactly what its session's token is.
+    let console = crate::console::router(api.clone().merge(service.clone()), state);
+    api.merge(service).merge(console).layer(middleware::from_fn(record_metrics))
 }
 
 async fn not_found() -> ApiError {

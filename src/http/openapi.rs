@@ -173,6 +173,7 @@ fn schemas() -> Value {
                 "last_lsn": nullable(schema_ref("Lsn")),
             }), &[]),
             "AccountPage": page("Account"),
+            "ApplicationPage": page("Application"),
             "BalanceAt": object(json!({
                 "account_id": schema_ref("AccountId"),
                 "at_lsn": {"type": "integer", "minimum": 0},
@@ -313,6 +314,17 @@ fn schemas() -> Value {
         "SuspenseId": {"type": "string", "pattern": "^S[0-9]{6,}$", "examples": ["S000001"]},
         "SuspenseEntry": object(suspense_entry.clone(), &[]),
         "SuspensePage": page("SuspenseEntry"),
+        "DayFigures": object(json!({
+            "date": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+            "lsn": {"type": "integer", "minimum": 0},
+            "money_in": schema_ref("Money"),
+            "money_in_count": {"type": "integer", "minimum": 0},
+            "money_out": schema_ref("Money"),
+            "money_out_count": {"type": "integer", "minimum": 0},
+            "transfers": schema_ref("Money"),
+            "transfers_count": {"type": "integer", "minimum": 0},
+        }), &[]),
+        "WithdrawalPage": page("Withdrawal"),
         "SuspenseReturned": object(suspense_returned, &[]),
         "SuspenseReturnRequest": object(json!({"id": schema_ref("ClientId"), "memo": {"type": "string", "maxLength": 256}}), &["memo"]),
         "AdjustmentRequest": object(json!({"id": schema_ref("ClientId"), "suspense_id": schema_ref("SuspenseId"),
@@ -535,6 +547,24 @@ fn operations() -> Vec<Operation> {
             )),
             success: (201, "the application, pending review", "application/json", Some("Application")),
             errors: &[DuplicateCustomer, NameMismatch, UnknownBankRule],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/applications",
+            summary: "Applications in id order (the review queue with status=pending_review)",
+            access: Access::Roles(&["platform", "risk"]),
+            params: [
+                vec![query_param(
+                    "status",
+                    json!({"type": "string", "enum": ["pending_review", "approved", "rejected"]}),
+                    "only applications in this status",
+                )],
+                pagination(),
+            ]
+            .concat(),
+            request: None,
+            success: (200, "a page of applications", "application/json", Some("ApplicationPage")),
+            errors: &[],
         },
         Operation {
             method: "get",
@@ -791,6 +821,24 @@ fn operations() -> Vec<Operation> {
         },
         Operation {
             method: "get",
+            path: "/v1/withdrawals",
+            summary: "Withdrawals in flight (status=processing, required), oldest first",
+            access: Access::Roles(FINANCE),
+            params: [
+                vec![query_param(
+                    "status",
+                    json!({"type": "string", "enum": ["processing"]}),
+                    "required: only withdrawals waiting for the bank",
+                )],
+                pagination(),
+            ]
+            .concat(),
+            request: None,
+            success: (200, "a page of withdrawals", "application/json", Some("WithdrawalPage")),
+            errors: &[],
+        },
+        Operation {
+            method: "get",
             path: "/v1/withdrawals/{id}",
             summary: "A withdrawal's current state",
             access: Access::Roles(READERS),
@@ -858,6 +906,16 @@ fn operations() -> Vec<Operation> {
             params: pagination(),
             request: None,
             success: (200, "a page of failed instructions", "application/json", Some("BankSyncFailurePage")),
+            errors: &[],
+        },
+        Operation {
+            method: "get",
+            path: "/v1/ledger/day",
+            summary: "One UTC day's money in (bank credits), money out (payouts that succeeded) and customer-to-customer transfers, sums and counts",
+            access: Access::Roles(FINANCE),
+            params: vec![query_param("date", json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}), "the UTC day, like 2026-11-24 (default: today)")],
+            request: None,
+            success: (200, "the day's figures", "application/json", Some("DayFigures")),
             errors: &[],
         },
         Operation {

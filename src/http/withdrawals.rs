@@ -1,5 +1,9 @@
 //! `POST /v1/withdrawals`, `GET /v1/withdrawals/{id}` (出金).
 //!
+//! `GET /v1/withdrawals?status=processing` (finance) lists the withdrawals
+//! in flight, oldest first (API.md has no list; the console's bank page
+//! reads it). Only `processing` is listed: finished ones are in journals.
+//!
 //! The POST answers `202` once the hold (`withdrawal_hold`) is durable; a
 //! retry with the same id and fields gets that original `processing` body.
 //! The GET shows the current state from the history read model, which
@@ -7,14 +11,14 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 
-use super::error::{missing, ApiError, ApiResult, ErrorCode};
-use super::extract::{json_body, JsonObject};
+use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
+use super::extract::{json_body, JsonObject, Query};
 use super::transfers::{account_field, json_response};
 use super::AppState;
 use crate::config::Role;
@@ -24,7 +28,7 @@ use crate::gateway::withdrawals::{submit_withdrawal, WithdrawalRequest};
 use crate::limits;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/withdrawals", post(create)).route("/v1/withdrawals/{id}", get(show))
+    Router::new().route("/v1/withdrawals", post(create).get(list)).route("/v1/withdrawals/{id}", get(show))
 }
 
 fn parse(object: &JsonObject) -> ApiResult<WithdrawalRequest> {
@@ -92,4 +96,31 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<
         .await
         .ok_or_else(not_found)?;
     Ok(json_response(StatusCode::OK, &view))
+}
+
+/// `GET /v1/withdrawals?status=processing&limit=&cursor=`: the cursor is
+/// the last withdrawal's lsn.
+async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> ApiResult<Response> {
+    state.auth.check(&headers, &[Role::Finance])?;
+    let query = Query::parse(&uri, &["status", "limit", "cursor"])?;
+    if query.get("status") != Some("processing") {
+        return Err(invalid_field("status", "is required and must be processing"));
+    }
+    let limit = query.limit()?;
+    let after_lsn = query.cursor()?.unwrap_or(0);
+    let durable = state.log.durable_lsn();
+    let page = state
+        .history
+        .read_at(durable, |history| {
+            let waiting = history.withdrawals_in_flight();
+            let start = waiting.partition_point(|shown| shown.lsn <= after_lsn);
+            let page = &waiting[start..waiting.len().min(start + limit)];
+            let items: Vec<serde_json::Value> =
+                page.iter().map(|shown| withdrawal_view(shown.lsn, &shown.withdrawal, None)).collect();
+            let more = start + page.len() < waiting.len();
+            let next_cursor = more.then(|| page.last().map(|shown| shown.lsn.to_string())).flatten();
+            json!({"items": items, "next_cursor": next_cursor})
+        })
+        .await;
+    Ok(json_response(StatusCode::OK, &page))
 }
