@@ -68,7 +68,8 @@ mod writer;
 
 pub use batch::FrameBatch;
 pub use checkpoint::{
-    load_latest_checkpoint, load_latest_checkpoint_with_fs, write_checkpoint, write_checkpoint_with_fs,
+    load_accepted_checkpoint, load_latest_checkpoint, load_latest_checkpoint_with_fs, prune_checkpoints,
+    read_checkpoint_at, remove_segments_covered, write_checkpoint, write_checkpoint_with_fs,
 };
 pub use config::{RecoveryPolicy, WalConfig};
 pub use error::{AppendError, CheckpointError, Health, LogFailed, OpenError, ReadError};
