@@ -25,7 +25,9 @@
 //!   adaptor ([`actors::bank`]), at least once, idempotent at the bank.
 //! - [`finance`]: read models built from the durable log (journals, holds,
 //!   orders), receipts and their amounts in words.
-//! - [`recovery`]: replays the log into the same state at start-up.
+//! - [`recovery`]: loads the newest valid checkpoint and replays the log
+//!   after it into the same state at start-up; [`checkpointer`] writes the
+//!   next checkpoint on its own thread from the durable log.
 //!
 //! [`domain`] holds money, ids, records and the balance rules as pure
 //! functions, free of actors and I/O; [`codec`] is the only bincode user;
@@ -33,6 +35,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod checkpointer;
 pub mod cli;
 pub mod clock;
 pub mod codec;

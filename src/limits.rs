@@ -80,3 +80,14 @@ pub const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
 
 /// Seconds a client is told to wait after a 503 or 429.
 pub const RETRY_AFTER_S: u64 = 1;
+
+/// Largest checkpoint file start-up and the checkpointer read (it is read
+/// whole into memory, then folded). A checkpoint holds every record so far
+/// (about 150 bytes per transfer) while the history lives in memory, so
+/// this caps the history a checkpoint can carry at roughly 50 million
+/// transfers; a larger one is skipped as unusable (the previous one, or a
+/// full replay, is used) and logged.
+pub const CHECKPOINT_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
+
+/// How often the checkpointer looks at the durable lsn and the clock.
+pub const CHECKPOINT_POLL_MS: u64 = 200;
