@@ -258,12 +258,26 @@ fn recover(fs: Arc<dyn WalFs>, wal_config: WalConfig, policy: RecoveryPolicy) ->
     .map_err(|error| format!("cannot read checkpoints: {error}"))?;
     let (checkpoint_lsn, mut recovered) = loaded.unwrap_or_else(|| (0, Recovered::new()));
     let checkpoint_ms = started.elapsed().as_millis() as u64;
-    let (wal, report) = Wal::open_with_fs(fs, wal_config, policy, checkpoint_lsn + 1, |lsn, payload| {
+    let dir = wal_config.dir.clone();
+    let (wal, report) = Wal::open_with_fs(Arc::clone(&fs), wal_config, policy, checkpoint_lsn + 1, |lsn, payload| {
         let record = crate::codec::decode(payload).map_err(|error| format!("lsn {lsn}: {error}"))?;
         recovered.apply(lsn, &record)
     })
     .map_err(|error| format!("cannot recover the log: {error}"))?;
     assert_eq!(recovered.last_lsn + 1, report.next_lsn, "recovery folded every record the log holds");
+    if report.dropped_by_truncation.is_some() {
+        // The operator cut the log: a checkpoint past the cut (one that was
+        // skipped as unusable) describes records that are gone, and new
+        // records will reuse their lsns. The one used and older ones stay.
+        let at_or_below: Vec<u64> = fundledger_wal::checkpoint::list_checkpoints(&*fs, &dir)
+            .map_err(|error| format!("cannot list checkpoints: {error}"))?
+            .into_iter()
+            .map(|(lsn, _)| lsn)
+            .filter(|&lsn| lsn <= checkpoint_lsn)
+            .collect();
+        fundledger_wal::prune_checkpoints(&*fs, &dir, &at_or_below)
+            .map_err(|error| format!("cannot remove checkpoints past the truncation: {error}"))?;
+    }
     recovered.check();
     tracing::info!(
         checkpoint_lsn,
