@@ -1,6 +1,11 @@
 //! Checkpoints: opaque snapshots of the whole state at an lsn (layout in
 //! [`crate::format`]). Written to a temporary file, fsynced, renamed,
 //! directory fsynced, so a crash leaves either the old set or the new one.
+//!
+//! Also what may be deleted once checkpoints exist: older checkpoints
+//! ([`prune_checkpoints`], the caller names the ones to keep) and segments
+//! every kept checkpoint covers ([`remove_segments_covered`], retention).
+//! The caller decides when; this module only makes each step durable.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -21,7 +21,9 @@
 //!   (faults switched on from outside in a running process).
 //! - [`recovery`]: start-up: check every frame, replay, truncate a torn tail
 //!   or refuse damage ([`RecoveryPolicy`]).
-//! - [`checkpoint`]: snapshots at an lsn; [`verify()`] and [`read_records`]:
+//! - [`checkpoint`]: snapshots at an lsn (opaque payloads: write, load the
+//!   newest the caller accepts, prune), and retention of segments a
+//!   checkpoint covers; [`verify()`] and [`read_records`]:
 //!   read-only checks and iteration.
 //! - [`config`]: [`WalConfig`] and every limit, in one place.
 //!
