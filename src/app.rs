@@ -3,6 +3,7 @@
 //! start the history indexer, then serve the API; on SIGTERM/SIGINT stop
 //! taking requests, answer those in flight, sync the log, exit.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, OnceLock};
@@ -116,9 +117,20 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     } else {
         RecoveryPolicy::TolerateTailCorruption
     };
-    let (wal, recovered) = tokio::task::spawn_blocking(move || recover(wal_config, policy))
+    let fs = wal_fs();
+    let recover_fs = Arc::clone(&fs);
+    let (wal, recovered, checkpoint_lsn) = tokio::task::spawn_blocking(move || recover(recover_fs, wal_config, policy))
         .await
         .map_err(|error| format!("recovery failed: {error}"))??;
+    let settings = crate::checkpointer::Settings {
+        dir: config.wal_dir(),
+        every_records: config.wal.checkpoint_every_records,
+        every_s: config.wal.checkpoint_every_s,
+        retention_days: config.wal.retention_days,
+    };
+    crate::checkpointer::Checkpointer::new(fs, wal.clone(), settings, checkpoint_lsn)
+        .spawn()
+        .map_err(|error| format!("cannot start the checkpointer: {error}"))?;
     let (feed_tx, feed_rx) = sync_channel(HISTORY_FEED_BATCHES_MAX);
     let log = LedgerLog::new(wal.clone(), feed_tx);
     let directory = Arc::new(Directory::new());
@@ -235,23 +247,62 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     Ok(Started { ledger, log, system })
 }
 
-/// Replay the log into state; check it. Runs on a blocking thread.
-fn recover(wal_config: WalConfig, policy: RecoveryPolicy) -> Result<(Wal, Recovered), String> {
-    let mut recovered = Recovered::new();
+/// Load the newest valid checkpoint (a corrupt newer one falls back to the
+/// one before, none at all means lsn 1), replay the log after it, check the
+/// state. Runs on a blocking thread. Returns the checkpoint's lsn (0: none).
+fn recover(fs: Arc<dyn WalFs>, wal_config: WalConfig, policy: RecoveryPolicy) -> Result<(Wal, Recovered, u64), String> {
     let started = std::time::Instant::now();
-    let (wal, report) = Wal::open_with_fs(wal_fs(), wal_config, policy, 1, |lsn, payload| {
+    let loaded = fundledger_wal::load_accepted_checkpoint(
+        &*fs,
+        &wal_config.dir,
+        limits::CHECKPOINT_BYTES_MAX,
+        |lsn, payload| {
+            let mut recovered = Recovered::new();
+            recovered.load_checkpoint(lsn, &payload)?;
+            Ok(recovered)
+        },
+    )
+    .map_err(|error| format!("cannot read checkpoints: {error}"))?;
+    let (checkpoint_lsn, mut recovered) = loaded.unwrap_or_else(|| (0, Recovered::new()));
+    let checkpoint_ms = started.elapsed().as_millis() as u64;
+    let dir = wal_config.dir.clone();
+    let (wal, report) = Wal::open_with_fs(Arc::clone(&fs), wal_config, policy, checkpoint_lsn + 1, |lsn, payload| {
         let record = crate::codec::decode(payload).map_err(|error| format!("lsn {lsn}: {error}"))?;
         recovered.apply(lsn, &record)
     })
     .map_err(|error| format!("cannot recover the log: {error}"))?;
+    assert_eq!(recovered.last_lsn + 1, report.next_lsn, "recovery folded every record the log holds");
+    if report.dropped_by_truncation.is_some() {
+        // The operator cut the log: a checkpoint past the cut (one that was
+        // skipped as unusable) describes records that are gone, and new
+        // records will reuse their lsns. The one used and older ones stay.
+        let at_or_below: Vec<u64> = fundledger_wal::checkpoint::list_checkpoints(&*fs, &dir)
+            .map_err(|error| format!("cannot list checkpoints: {error}"))?
+            .into_iter()
+            .map(|(lsn, _)| lsn)
+            .filter(|&lsn| lsn <= checkpoint_lsn)
+            .collect();
+        fundledger_wal::prune_checkpoints(&*fs, &dir, &at_or_below)
+            .map_err(|error| format!("cannot remove checkpoints past the truncation: {error}"))?;
+    }
     recovered.check();
     tracing::info!(
-        records = report.records_replayed,
+        checkpoint_lsn,
+        checkpoint_ms,
+        records_replayed = report.records_replayed,
         accounts = recovered.accounts.len(),
         ms = started.elapsed().as_millis() as u64,
         "recovered"
     );
-    Ok((wal, recovered))
+    // One line on stdout too, for operators and the load test's report; a
+    // closed stdout is no reason to stop.
+    let _ = writeln!(
+        std::io::stdout(),
+        "fundledger recovered: checkpoint lsn {checkpoint_lsn}, {} records replayed after it, lsn {}",
+        report.records_replayed,
+        recovered.last_lsn
+    );
+    Ok((wal, recovered, checkpoint_lsn))
 }
 
 /// The log's file system: the real one. Debug builds (what `cargo test`

@@ -5,6 +5,9 @@
 //! encoding of [`Record`] (little endian, variable-length integers). Decoding
 //! is bounded by [`limits::RECORD_BYTES_MAX`], so a corrupt length inside a
 //! payload can never make the decoder allocate more than that.
+//! [`checkpoint`] lays out checkpoints with the same configuration.
+
+pub mod checkpoint;
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 

@@ -31,7 +31,9 @@
 //!   [`finance::trial_balance`]), receipts and their amounts in words. An
 //!   uploaded statement streams past the body buffer into the matcher
 //!   ([`http::reconciliations`]).
-//! - [`recovery`]: replays the log into the same state at start-up.
+//! - [`recovery`]: loads the newest valid checkpoint and replays the log
+//!   after it into the same state at start-up; [`checkpointer`] writes the
+//!   next checkpoint on its own thread from the durable log.
 //! - [`console`]: the finance console at `/console/`, server-rendered HTML
 //!   for staff, a client of the JSON API in-process (same tokens, same
 //!   role checks).
@@ -42,6 +44,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod checkpointer;
 pub mod cli;
 pub mod clock;
 pub mod codec;

@@ -141,3 +141,14 @@ pub const STATEMENT_CHUNKS_BUFFERED: usize = 16;
 /// Attempts to fetch a bank's statement (transient errors) before
 /// answering `503 BANK_UNAVAILABLE`.
 pub const STATEMENT_FETCH_ATTEMPTS_MAX: u32 = 5;
+
+/// Largest checkpoint file start-up and the checkpointer read (it is read
+/// whole into memory, then folded). A checkpoint holds every record so far
+/// (about 150 bytes per transfer) while the history lives in memory, so
+/// this caps the history a checkpoint can carry at roughly 50 million
+/// transfers; a larger one is skipped as unusable (the previous one, or a
+/// full replay, is used) and logged.
+pub const CHECKPOINT_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
+
+/// How often the checkpointer looks at the durable lsn and the clock.
+pub const CHECKPOINT_POLL_MS: u64 = 200;

@@ -7,6 +7,11 @@
 //! applied, and at the end the history's folded balances must equal the
 //! books exactly.
 //!
+//! The same fold loads a checkpoint (whose payload is the records up to
+//! its lsn, [`crate::codec::checkpoint`]) and builds the next one in the
+//! checkpointer ([`Recovered::for_checkpoint`], which keeps the records and
+//! skips the read models).
+//!
 //! Must not talk to actors: it runs before any exist.
 
 use std::collections::HashMap;
@@ -45,6 +50,10 @@ pub struct Recovered {
     pub instructions_pending: HashMap<Box<str>, (u64, InstructionWork)>,
     pub history: HistoryState,
     pub last_lsn: u64,
+    /// Checkpointer mode ([`Recovered::for_checkpoint`]): every record
+    /// applied, kept for the checkpoint's records part; the read models
+    /// (id and notification indexes, history) are not built.
+    archive: Option<Vec<(u64, Record)>>,
 }
 
 /// The key of a bank notification in the notification index: one bank's
@@ -71,7 +80,36 @@ impl Recovered {
             instructions_pending: HashMap::new(),
             history: HistoryState::default(),
             last_lsn: 0,
+            archive: None,
         }
+    }
+
+    /// The checkpointer's state: everything but the read models, plus every
+    /// record so far (what a checkpoint holds).
+    pub fn for_checkpoint() -> Self {
+        Self { archive: Some(Vec::new()), ..Self::new() }
+    }
+
+    /// Fold the records of checkpoint `lsn` (its payload as the wal crate
+    /// read and checked it). On `Err` the state is half-built: discard it.
+    pub fn load_checkpoint(&mut self, lsn: u64, payload: &[u8]) -> Result<(), String> {
+        if self.last_lsn != 0 {
+            return Err("a checkpoint is loaded into an empty state".into());
+        }
+        let meta = crate::codec::checkpoint::decode(payload, |lsn, record| self.apply(lsn, &record))
+            .map_err(|error| error.to_string())?;
+        if meta.last_lsn != lsn || self.last_lsn != lsn {
+            return Err(format!("checkpoint named lsn {lsn} holds records up to lsn {}", meta.last_lsn));
+        }
+        Ok(())
+    }
+
+    /// The checkpoint of this state (checkpointer mode only).
+    pub fn encode_checkpoint(&self) -> Result<Vec<u8>, String> {
+        let archive = self.archive.as_ref().ok_or("only the checkpointer's state keeps the records")?;
+        let records = archive.iter().map(|(lsn, record)| (*lsn, record));
+        crate::codec::checkpoint::encode(self.last_lsn, archive.len() as u64, records)
+            .map_err(|error| error.to_string())
     }
 
     fn account(&mut self, id: AccountId, lsn: u64) -> Result<&mut RecoveredAccount, String> {
@@ -132,30 +170,21 @@ impl Recovered {
                 if let Some(payee) = movement.payee.filter(|_| movement.kind.has_payee()) {
                     self.account(payee, lsn)?.book.apply_credit_side(movement, lsn);
                 }
-                self.ids
-                    .insert_recovered(movement.id.clone(), Committed::Movement { lsn, movement: Arc::clone(movement) });
             }
             Record::Deposit(deposit) => {
                 let account = self.account(deposit.account_id, lsn)?;
                 account.book.apply_deposit(deposit.account_id, deposit.notification.amount, lsn);
-                let key = notification_key(&deposit.notification);
-                self.notifications
-                    .insert_recovered(key.into(), Committed::Deposit { lsn, deposit: Arc::clone(deposit) });
             }
             Record::SuspenseOpened(entry) => {
                 if entry.suspense_id != self.suspense.next_id() {
                     return Err(format!("lsn {lsn}: suspense entry {} opened out of order", entry.suspense_id));
                 }
                 self.suspense.apply(record);
-                let key = notification_key(&entry.notification);
-                self.notifications.insert_recovered(key.into(), Committed::Suspense { lsn, entry: Arc::clone(entry) });
             }
             Record::WithdrawalRequested(withdrawal) => {
                 let account = self.account(withdrawal.account_id, lsn)?;
                 account.book.apply_withdrawal_hold(withdrawal.account_id, &withdrawal.id, withdrawal.amount, lsn);
                 self.withdrawals_pending.insert(withdrawal.id.clone(), (lsn, Arc::clone(withdrawal)));
-                let committed = Committed::Withdrawal { lsn, withdrawal: Arc::clone(withdrawal) };
-                self.ids.insert_recovered(withdrawal.id.clone(), committed);
             }
             Record::WithdrawalFinished(finished) => {
                 let account = self.account(finished.account_id, lsn)?;
@@ -174,16 +203,12 @@ impl Recovered {
                 self.suspense.apply(record);
                 let account = self.account(adjustment.account_id, lsn)?;
                 account.book.apply_deposit(adjustment.account_id, adjustment.amount, lsn);
-                let committed = Committed::Adjustment { lsn, adjustment: Arc::clone(adjustment) };
-                self.ids.insert_recovered(adjustment.id.clone(), committed);
             }
             Record::SuspenseReturned(returned) => {
                 if self.suspense.judge_return(returned.suspense_id) != Ok(returned.amount) {
                     return Err(format!("lsn {lsn}: return {} of an entry that is not open", returned.id));
                 }
                 self.suspense.apply(record);
-                let committed = Committed::SuspenseReturn { lsn, suspense_return: Arc::clone(returned) };
-                self.ids.insert_recovered(returned.id.clone(), committed);
             }
             Record::BankSynced(sync) => {
                 self.instructions_pending.remove(&sync.reference);
@@ -194,8 +219,45 @@ impl Recovered {
         if let Some(work) = instruction_for(record, &self.suspense, true) {
             self.instructions_pending.insert(work.reference.clone(), (lsn, work));
         }
-        self.history.apply(lsn, record);
+        match &mut self.archive {
+            Some(archive) => archive.push((lsn, record.clone())),
+            None => self.index(lsn, record),
+        }
         Ok(())
+    }
+
+    /// The read models of one applied record: the client-id index, the
+    /// bank-notification index and the history.
+    fn index(&mut self, lsn: u64, record: &Record) {
+        match record {
+            Record::Movement(movement) => {
+                let committed = Committed::Movement { lsn, movement: Arc::clone(movement) };
+                self.ids.insert_recovered(movement.id.clone(), committed);
+            }
+            Record::Deposit(deposit) => {
+                let key = notification_key(&deposit.notification);
+                self.notifications
+                    .insert_recovered(key.into(), Committed::Deposit { lsn, deposit: Arc::clone(deposit) });
+            }
+            Record::SuspenseOpened(entry) => {
+                let key = notification_key(&entry.notification);
+                self.notifications.insert_recovered(key.into(), Committed::Suspense { lsn, entry: Arc::clone(entry) });
+            }
+            Record::WithdrawalRequested(withdrawal) => {
+                let committed = Committed::Withdrawal { lsn, withdrawal: Arc::clone(withdrawal) };
+                self.ids.insert_recovered(withdrawal.id.clone(), committed);
+            }
+            Record::AdjustmentDeposit(adjustment) => {
+                let committed = Committed::Adjustment { lsn, adjustment: Arc::clone(adjustment) };
+                self.ids.insert_recovered(adjustment.id.clone(), committed);
+            }
+            Record::SuspenseReturned(returned) => {
+                let committed = Committed::SuspenseReturn { lsn, suspense_return: Arc::clone(returned) };
+                self.ids.insert_recovered(returned.id.clone(), committed);
+            }
+            _ => {}
+        }
+        self.history.apply(lsn, record);
     }
 
     /// The end-of-replay check: every book's invariants, and the journal's
@@ -204,7 +266,9 @@ impl Recovered {
         for account in &self.accounts {
             let id = account.info.account_id;
             account.book.assert_invariants(id);
-            assert_eq!(self.history.balance(id), account.book.balance, "{id}: journal does not sum to the balance");
+            if self.archive.is_none() {
+                assert_eq!(self.history.balance(id), account.book.balance, "{id}: journal does not sum to the balance");
+            }
         }
     }
 }

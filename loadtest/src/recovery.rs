@@ -45,6 +45,10 @@ pub struct RecoveryArgs {
     /// the whole log is replayed (lower it to measure checkpoint + tail).
     #[arg(long, default_value_t = 1_000_000_000)]
     pub checkpoint_every_records: u64,
+    /// Seconds to wait after writing, before the stop, so that the
+    /// checkpointer (and the bank's confirmations) can catch up.
+    #[arg(long, default_value_t = 0)]
+    pub settle_s: u64,
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -67,6 +71,9 @@ struct RecoveryReport {
     /// checkpoint covers part of it, an upper bound otherwise.
     records: u64,
     records_per_s: f64,
+    /// What start-up said: the checkpoint it loaded and the records it
+    /// replayed after it (None from a server that does not say).
+    recovered_from: Option<crate::server::RecoveredFrom>,
     rss_bytes_after_recovery: Option<u64>,
     cpu_model: String,
     cores: usize,
@@ -121,6 +128,10 @@ pub async fn recovery(args: RecoveryArgs, threads: usize) -> Result<()> {
     if !result.errors.is_empty() {
         eprintln!("note: errors while writing: {:?}", result.errors);
     }
+    if args.settle_s > 0 {
+        eprintln!("settling for {} s", args.settle_s);
+        tokio::time::sleep(Duration::from_secs(args.settle_s)).await;
+    }
     let mut conn = Conn::new(server.endpoint.clone());
     let lsn_before = readyz_lsn(&mut conn).await?;
     drop(conn);
@@ -136,6 +147,7 @@ pub async fn recovery(args: RecoveryArgs, threads: usize) -> Result<()> {
     let load_average_before_restart = load_average();
     let server = Server::start(&launch, &work).await?;
     let seconds = server.spawn_to_ready.as_secs_f64();
+    let recovered_from = server.recovered_from().await;
     let report = RecoveryReport {
         transfers_written: result.accepted,
         write_seconds: result.elapsed.as_secs_f64(),
@@ -148,6 +160,7 @@ pub async fn recovery(args: RecoveryArgs, threads: usize) -> Result<()> {
         spawn_to_ready_s: seconds,
         records: server.ready_lsn,
         records_per_s: server.ready_lsn as f64 / seconds.max(1e-9),
+        recovered_from,
         rss_bytes_after_recovery: server.rss_bytes(),
         cpu_model: cpu_model(),
         cores: cores(),
@@ -174,6 +187,14 @@ pub async fn recovery(args: RecoveryArgs, threads: usize) -> Result<()> {
         thousands(report.records),
         thousands(report.records_per_s as u64)
     );
+    match recovered_from {
+        Some(from) => println!(
+            "start-up loaded checkpoint lsn {} and replayed {} records after it",
+            thousands(from.checkpoint_lsn),
+            thousands(from.records_replayed)
+        ),
+        None => println!("start-up did not say which checkpoint it loaded"),
+    }
     println!(
         "({} CPUs, {}; generator threads {threads}; load average before the restart {})",
         report.cores,

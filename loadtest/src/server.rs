@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -161,6 +162,17 @@ pub struct Server {
     pub spawn_to_ready: Duration,
     /// `lsn` from the first `/readyz` 200.
     pub ready_lsn: u64,
+    /// The server's `fundledger recovered: ...` stdout line, once printed.
+    recovered_line: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// What start-up said it recovered from.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct RecoveredFrom {
+    /// The checkpoint loaded (0: none, the whole log was replayed).
+    pub checkpoint_lsn: u64,
+    /// Records replayed from the log after it.
+    pub records_replayed: u64,
 }
 
 /// How the server was started.
@@ -222,11 +234,27 @@ impl Server {
             line.trim().strip_prefix("fundledger listening on ").and_then(|a| a.parse().ok()).with_context(|| {
                 format!("expected `fundledger listening on 127.0.0.1:PORT` on stdout, got {line:?}")
             })?;
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep draining stdout so the server never blocks on a full pipe,
+        // and keep the recovery line.
+        let recovered_line = Arc::new(std::sync::Mutex::new(None));
+        let keep = Arc::clone(&recovered_line);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("fundledger recovered: ") {
+                    *keep.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(line);
+                }
+            }
+        });
         let endpoint = Endpoint::new(addr)?;
-        let mut server =
-            Server { child, pid, endpoint, log_path: work.log_path(), spawn_to_ready: Duration::ZERO, ready_lsn: 0 };
+        let mut server = Server {
+            child,
+            pid,
+            endpoint,
+            log_path: work.log_path(),
+            spawn_to_ready: Duration::ZERO,
+            ready_lsn: 0,
+            recovered_line,
+        };
         let lsn = server.wait_ready(deadline).await?;
         server.spawn_to_ready = spawned_at.elapsed();
         server.ready_lsn = lsn;
@@ -254,6 +282,26 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Parses `fundledger recovered: checkpoint lsn C, R records replayed
+    /// after it, lsn L` (printed before `/readyz` says 200; the stdout reader
+    /// may lag a little behind).
+    pub async fn recovered_from(&self) -> Option<RecoveredFrom> {
+        for _ in 0..100 {
+            let line = self.recovered_line.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+            if let Some(line) = line {
+                let rest = line.strip_prefix("fundledger recovered: checkpoint lsn ")?;
+                let (checkpoint, rest) = rest.split_once(", ")?;
+                let (replayed, _) = rest.split_once(' ')?;
+                return Some(RecoveredFrom {
+                    checkpoint_lsn: checkpoint.parse().ok()?,
+                    records_replayed: replayed.parse().ok()?,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
     }
 
     pub fn rss_bytes(&self) -> Option<u64> {

@@ -244,11 +244,22 @@ pub struct Options {
     pub max_statement_bytes: Option<u64>,
     pub sign_delay_ms: u64,
     pub segment_bytes: u64,
+    /// `wal.checkpoint_every_records` (API.md's default unless a test lowers it).
+    pub checkpoint_every_records: u64,
+    /// `wal.retention_days` (0: keep every segment).
+    pub retention_days: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_body_bytes: None, max_statement_bytes: None, sign_delay_ms: 20, segment_bytes: 1_048_576 }
+        Options {
+            max_body_bytes: None,
+            max_statement_bytes: None,
+            sign_delay_ms: 20,
+            segment_bytes: 1_048_576,
+            checkpoint_every_records: 1_000_000,
+            retention_days: 0,
+        }
     }
 }
 
@@ -269,6 +280,8 @@ data_dir = "{data_dir}"
 {limits}
 [wal]
 segment_bytes = {segment_bytes}
+checkpoint_every_records = {checkpoint_every_records}
+retention_days = {retention_days}
 
 [[tokens]]
 token = "dev-platform-token"
@@ -309,6 +322,8 @@ key = "dev-receipt-key"
 "#,
         data_dir = data_dir.display(),
         segment_bytes = options.segment_bytes,
+        checkpoint_every_records = options.checkpoint_every_records,
+        retention_days = options.retention_days,
         sign_delay_ms = options.sign_delay_ms,
     )
 }
@@ -601,6 +616,11 @@ impl Server {
     }
 
     /// The last bytes of the current run's stderr (for panic messages).
+    /// What the server printed on stdout since its latest start.
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
     pub fn stderr_tail(&self) -> String {
         tail(&self.stderr_path, 4000)
     }

@@ -1,6 +1,11 @@
 //! Checkpoints: opaque snapshots of the whole state at an lsn (layout in
 //! [`crate::format`]). Written to a temporary file, fsynced, renamed,
 //! directory fsynced, so a crash leaves either the old set or the new one.
+//!
+//! Also what may be deleted once checkpoints exist: older checkpoints
+//! ([`prune_checkpoints`], the caller names the ones to keep) and segments
+//! every kept checkpoint covers ([`remove_segments_covered`], retention).
+//! The caller decides when; this module only makes each step durable.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -105,4 +110,86 @@ fn read_checkpoint(fs: &dyn WalFs, path: &Path, lsn: u64, max_bytes: u64) -> Res
     }
     bytes.drain(..CHECKPOINT_HEADER_BYTES);
     Ok(bytes)
+}
+
+/// Like [`load_latest_checkpoint_with_fs`], but the caller also judges each
+/// payload (`accept` decodes it): newest first, the first one that passes
+/// both the frame check and `accept` wins; every one refused is logged and
+/// the next older one is tried. `Ok(None)` when none passes.
+pub fn load_accepted_checkpoint<T>(
+    fs: &dyn WalFs,
+    dir: &Path,
+    max_bytes: u64,
+    mut accept: impl FnMut(u64, Vec<u8>) -> Result<T, String>,
+) -> Result<Option<(u64, T)>, CheckpointError> {
+    let checkpoints = match list_checkpoints(fs, dir) {
+        Ok(checkpoints) => checkpoints,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CheckpointError { path: dir.to_path_buf(), source }),
+    };
+    for (lsn, path) in checkpoints {
+        let reason = match read_checkpoint(fs, &path, lsn, max_bytes) {
+            Ok(payload) => match accept(lsn, payload) {
+                Ok(state) => return Ok(Some((lsn, state))),
+                Err(reason) => reason,
+            },
+            Err(Skip::Invalid(reason)) => reason,
+            Err(Skip::Io(source)) => return Err(CheckpointError { path, source }),
+        };
+        tracing::error!(path = %path.display(), %reason, "checkpoint unusable, falling back to the previous one");
+    }
+    Ok(None)
+}
+
+/// Reads and checks the checkpoint at `lsn` (frame, CRC, lsn); its payload.
+pub fn read_checkpoint_at(fs: &dyn WalFs, dir: &Path, lsn: u64, max_bytes: u64) -> Result<Vec<u8>, String> {
+    read_checkpoint_bytes(fs, &dir.join(checkpoint_file_name(lsn)), lsn, max_bytes)
+}
+
+/// Removes every checkpoint whose lsn is not in `keep`, then fsyncs the
+/// directory. The caller keeps the newest and the one it was built from,
+/// so a corrupt newest always has a valid fallback whose segments are kept.
+pub fn prune_checkpoints(fs: &dyn WalFs, dir: &Path, keep: &[u64]) -> io::Result<usize> {
+    let mut removed = 0;
+    for (lsn, path) in list_checkpoints(fs, dir)? {
+        if !keep.contains(&lsn) {
+            fs.remove(&path)?;
+            tracing::info!(path = %path.display(), "old checkpoint removed");
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        fs.sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// Retention (`wal.retention_days`): removes whole segments, oldest first,
+/// whose every record has an lsn at or below `covered_lsn` (the lsn of the
+/// oldest checkpoint the caller keeps, so no fallback ever needs them) and
+/// that `is_expired` says are old enough. Stops at the first segment that
+/// does not qualify, so the log left is contiguous; never removes the last
+/// segment (the writer's). Returns the removed paths.
+pub fn remove_segments_covered(
+    fs: &dyn WalFs,
+    dir: &Path,
+    covered_lsn: u64,
+    is_expired: impl Fn(&Path) -> bool,
+) -> io::Result<Vec<PathBuf>> {
+    let segments = crate::segment::list_segments(fs, dir)?;
+    let mut removed = Vec::new();
+    for pair in segments.windows(2) {
+        let (segment, next) = (&pair[0], &pair[1]);
+        // The segment holds lsns first_lsn ..= next.first_lsn - 1.
+        if next.first_lsn.saturating_sub(1) > covered_lsn || !is_expired(&segment.path) {
+            break;
+        }
+        fs.remove(&segment.path)?;
+        tracing::info!(path = %segment.path.display(), covered_lsn, "segment removed by retention");
+        removed.push(segment.path.clone());
+    }
+    if !removed.is_empty() {
+        fs.sync_dir(dir)?;
+    }
+    Ok(removed)
 }

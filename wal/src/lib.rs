@@ -21,7 +21,9 @@
 //!   (faults switched on from outside in a running process).
 //! - [`recovery`]: start-up: check every frame, replay, truncate a torn tail
 //!   or refuse damage ([`RecoveryPolicy`]).
-//! - [`checkpoint`]: snapshots at an lsn; [`verify()`] and [`read_records`]:
+//! - [`checkpoint`]: snapshots at an lsn (opaque payloads: write, load the
+//!   newest the caller accepts, prune), and retention of segments a
+//!   checkpoint covers; [`verify()`] and [`read_records`]:
 //!   read-only checks and iteration.
 //! - [`config`]: [`WalConfig`] and every limit, in one place.
 //!
@@ -68,7 +70,8 @@ mod writer;
 
 pub use batch::FrameBatch;
 pub use checkpoint::{
-    load_latest_checkpoint, load_latest_checkpoint_with_fs, write_checkpoint, write_checkpoint_with_fs,
+    load_accepted_checkpoint, load_latest_checkpoint, load_latest_checkpoint_with_fs, prune_checkpoints,
+    read_checkpoint_at, remove_segments_covered, write_checkpoint, write_checkpoint_with_fs,
 };
 pub use config::{RecoveryPolicy, WalConfig};
 pub use error::{AppendError, CheckpointError, Health, LogFailed, OpenError, ReadError};

@@ -66,3 +66,201 @@ fn checkpoints_on_the_real_file_system() {
     std::fs::OpenOptions::new().write(true).open(&newest).expect("open").set_len(len - 1).expect("cut");
     assert_eq!(load_latest_checkpoint(&dir, 100).expect("load"), Some((3, b"three again".to_vec())));
 }
+
+/// Records every file-system call a checkpoint write makes, in order.
+#[derive(Debug)]
+struct Recording {
+    inner: SimFs,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[derive(Debug)]
+struct RecordingFile {
+    inner: Box<dyn crate::fs::WalFile>,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn note(calls: &std::sync::Mutex<Vec<String>>, call: String) {
+    calls.lock().expect("calls").push(call);
+}
+
+fn name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
+}
+
+impl crate::fs::WalFile for RecordingFile {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        note(&self.calls, "write".into());
+        self.inner.write_all(bytes)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        note(&self.calls, "fsync file".into());
+        self.inner.sync_data()
+    }
+    fn len_bytes(&self) -> std::io::Result<u64> {
+        self.inner.len_bytes()
+    }
+    fn truncate(&mut self, len_bytes: u64) -> std::io::Result<()> {
+        self.inner.truncate(len_bytes)
+    }
+}
+
+impl WalFs for Recording {
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn create(&self, path: &std::path::Path) -> std::io::Result<Box<dyn crate::fs::WalFile>> {
+        note(&self.calls, format!("create {}", name(path)));
+        let inner = self.inner.create(path)?;
+        Ok(Box::new(RecordingFile { inner, calls: self.calls.clone() }))
+    }
+    fn open(&self, path: &std::path::Path) -> std::io::Result<Box<dyn crate::fs::WalFile>> {
+        self.inner.open(path)
+    }
+    fn read(&self, path: &std::path::Path, bytes_max: u64) -> std::io::Result<Vec<u8>> {
+        self.inner.read(path, bytes_max)
+    }
+    fn len_bytes(&self, path: &std::path::Path) -> std::io::Result<u64> {
+        self.inner.len_bytes(path)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        note(&self.calls, format!("rename {} -> {}", name(from), name(to)));
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        note(&self.calls, format!("remove {}", name(path)));
+        self.inner.remove(path)
+    }
+    fn list(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        note(&self.calls, "fsync dir".into());
+        self.inner.sync_dir(dir)
+    }
+    fn free_bytes(&self, dir: &std::path::Path) -> std::io::Result<u64> {
+        self.inner.free_bytes(dir)
+    }
+}
+
+#[test]
+fn a_checkpoint_is_created_written_fsynced_renamed_and_its_directory_fsynced_in_that_order() {
+    let sim = SimFs::new();
+    let dir = sim_dir();
+    sim.create_dir_all(&dir).expect("dir");
+    let fs = Recording { inner: sim.clone(), calls: Default::default() };
+    write_checkpoint_with_fs(&fs, &dir, 42, b"state").expect("write");
+    let name = checkpoint_file_name(42);
+    let calls = fs.calls.lock().expect("calls").clone();
+    assert_eq!(
+        calls,
+        vec![
+            format!("remove {name}.tmp"),
+            format!("create {name}.tmp"),
+            "write".to_string(),
+            "fsync file".to_string(),
+            format!("rename {name}.tmp -> {name}"),
+            "fsync dir".to_string(),
+        ]
+    );
+}
+
+/// A crash (or an I/O error, then a crash) at every step of a checkpoint
+/// write leaves either the previous checkpoint or the new one, never a
+/// half; and once `write_checkpoint` returned Ok the new one survives.
+#[test]
+fn a_failure_at_any_step_of_a_checkpoint_write_leaves_the_old_or_the_new_one() {
+    for step in 0..4u64 {
+        for fail_writes in [false, true] {
+            let fs = SimFs::new();
+            let dir = sim_dir();
+            fs.create_dir_all(&dir).expect("dir");
+            write_checkpoint_with_fs(&fs, &dir, 5, b"old").expect("old");
+            if fail_writes {
+                fs.fail_writes_after(step, true);
+            } else {
+                fs.fail_syncs_after(step);
+            }
+            let written = write_checkpoint_with_fs(&fs, &dir, 9, b"new state").is_ok();
+            let rebooted = fs.crash();
+            let loaded = load_latest_checkpoint_with_fs(&rebooted, &dir, 100).expect("load");
+            if written {
+                assert_eq!(loaded, Some((9, b"new state".to_vec())), "step {step}: acknowledged, then lost");
+            } else {
+                assert!(
+                    loaded == Some((5, b"old".to_vec())) || loaded == Some((9, b"new state".to_vec())),
+                    "step {step}, fail_writes {fail_writes}: {loaded:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_caller_can_refuse_a_checkpoint_and_get_the_previous_one() {
+    let fs = SimFs::new();
+    let dir = sim_dir();
+    fs.create_dir_all(&dir).expect("dir");
+    for lsn in [3, 7, 11] {
+        write_checkpoint_with_fs(&fs, &dir, lsn, format!("state {lsn}").as_bytes()).expect("write");
+    }
+    let accepted = crate::load_accepted_checkpoint(&fs, &dir, 100, |lsn, payload| {
+        if lsn == 11 {
+            Err("does not decode".to_string())
+        } else {
+            Ok(String::from_utf8(payload).expect("utf-8"))
+        }
+    })
+    .expect("load");
+    assert_eq!(accepted, Some((7, "state 7".to_string())));
+    let none = crate::load_accepted_checkpoint(&fs, &dir, 100, |_, _| Err::<(), _>("no".to_string())).expect("load");
+    assert_eq!(none, None);
+}
+
+#[test]
+fn pruning_keeps_only_the_named_checkpoints() {
+    let fs = SimFs::new();
+    let dir = sim_dir();
+    fs.create_dir_all(&dir).expect("dir");
+    for lsn in [3, 7, 11, 15] {
+        write_checkpoint_with_fs(&fs, &dir, lsn, b"x").expect("write");
+    }
+    assert_eq!(crate::prune_checkpoints(&fs, &dir, &[15, 7]).expect("prune"), 2);
+    let rebooted = fs.crash();
+    let mut names: Vec<_> = rebooted.paths().into_iter().map(|path| name(&path)).collect();
+    names.sort();
+    assert_eq!(names, vec![checkpoint_file_name(7), checkpoint_file_name(15)], "the removals are durable");
+}
+
+#[test]
+fn retention_removes_only_covered_expired_segments_and_never_the_last() {
+    let fs = SimFs::new();
+    let cfg = sim_config(256);
+    let payloads = payloads(60, 40);
+    write_log(&fs, &cfg, &payloads);
+    let segments = segment_paths(&fs, &cfg.dir);
+    assert!(segments.len() >= 6, "{segments:?}");
+    let firsts: Vec<u64> = segments.iter().map(|path| name(path)[..20].parse::<u64>().expect("segment name")).collect();
+
+    // Not expired: nothing goes, whatever the checkpoint covers.
+    let removed = crate::remove_segments_covered(&fs, &cfg.dir, 1000, |_| false).expect("retention");
+    assert!(removed.is_empty());
+
+    // Covered up to the middle of segment 3: segments 0..3 hold only
+    // covered records; segment 3 does not.
+    let covered = firsts[3] + 1;
+    let removed = crate::remove_segments_covered(&fs, &cfg.dir, covered, |_| true).expect("retention");
+    assert_eq!(removed, segments[..3].to_vec());
+    let rebooted = fs.crash();
+    assert_eq!(segment_paths(&rebooted, &cfg.dir), segments[3..].to_vec(), "the removals are durable");
+
+    // Recovery from the checkpoint's lsn still has every record it needs.
+    let (wal, _report, records) =
+        open_sim_from(&rebooted, &cfg, RecoveryPolicy::default(), covered + 1).expect("open after retention");
+    assert_eq!(records, expected_records(&payloads)[covered as usize..].to_vec());
+    wal.shutdown().expect("shutdown");
+
+    // Everything covered and expired: the last segment stays.
+    let removed = crate::remove_segments_covered(&rebooted, &cfg.dir, u64::MAX, |_| true).expect("retention");
+    assert_eq!(segment_paths(&rebooted, &cfg.dir).len(), 1, "removed {removed:?}");
+}

@@ -1,0 +1,282 @@
+//! Checkpoints and bounded recovery (issue #7): with
+//! `wal.checkpoint_every_records = 1000`, thousands of transfers, kill -9,
+//! restart from the newest checkpoint plus the log after it; a corrupt
+//! newest checkpoint falls back to the previous one; no valid checkpoint
+//! means a full replay; start-up never reads segments below the checkpoint
+//! (damage there is reported by `wal verify` only); a leftover `.tmp` is
+//! removed; retention deletes only covered, old segments.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const ACCOUNTS: usize = 4;
+const BATCH: usize = 500;
+
+fn open_funded_accounts(server: &Server) -> Vec<String> {
+    (0..ACCOUNTS)
+        .map(|i| {
+            let name = format!("检查点测试公司{i}{}", uid("n"));
+            let (account, sub) = server.open_account(&name);
+            server.deposit(&sub, &name, "100000.00");
+            account
+        })
+        .collect()
+}
+
+/// Commits `count` transfers (plus some freezes, so holds are in the
+/// state); returns each request with its answer.
+fn transfers(server: &Server, accounts: &[String], count: usize) -> Vec<(Value, Value)> {
+    let mut done = Vec::new();
+    while done.len() < count {
+        let items: Vec<Value> = (0..BATCH.min(count - done.len()))
+            .map(|i| {
+                let payer = &accounts[i % accounts.len()];
+                let payee = &accounts[(i + 1) % accounts.len()];
+                if i % 50 == 0 {
+                    json!({"id": uid("fz"), "type": "freeze", "payer": payer, "amount": "0.02", "order_id": uid("O")})
+                } else {
+                    json!({"id": uid("ck"), "type": "transfer", "payer": payer, "payee": payee, "amount": "0.01",
+                           "order_id": uid("O"), "memo": "检查点"})
+                }
+            })
+            .collect();
+        let (status, answer) = server.batch(&items);
+        assert_eq!(status, 200, "{answer}");
+        for (item, result) in items.into_iter().zip(answer["results"].as_array().expect("results")) {
+            assert_eq!(result["status"], 201, "{item} -> {result}");
+            done.push((item, result["body"].clone()));
+        }
+    }
+    done
+}
+
+fn checkpoints(server: &Server) -> Vec<(u64, PathBuf)> {
+    let dir = server.data_dir.join("wal");
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .filter_map(|entry| {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let lsn = name.strip_prefix("checkpoint-")?.strip_suffix(".ckpt")?.parse().ok()?;
+                    Some((lsn, entry.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// Waits until a checkpoint newer than `after` exists; returns its lsn.
+fn wait_for_checkpoint(server: &Server, after: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some((lsn, _)) = checkpoints(server).into_iter().rev().find(|(lsn, _)| *lsn > after) {
+            return lsn;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint after lsn {after}: {:?}", server.wal_segments());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until no checkpoint is being written (the set stays the same for
+/// a second), then returns the kept checkpoints' lsns, oldest first.
+fn settled_checkpoints(server: &Server) -> Vec<u64> {
+    let mut seen = checkpoints(server);
+    loop {
+        std::thread::sleep(Duration::from_millis(1000));
+        let now = checkpoints(server);
+        if now == seen {
+            return now.into_iter().map(|(lsn, _)| lsn).collect();
+        }
+        seen = now;
+    }
+}
+
+/// The checkpoint lsn the latest start-up says it loaded.
+fn loaded_checkpoint(server: &Server) -> u64 {
+    let stdout = server.stdout();
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("fundledger recovered: checkpoint lsn "))
+        .unwrap_or_else(|| panic!("no recovery line on stdout: {stdout}"));
+    line.split(',').next().and_then(|lsn| lsn.parse().ok()).unwrap_or_else(|| panic!("bad recovery line {line}"))
+}
+
+/// Everything a client can see that must survive a restart unchanged:
+/// accounts, whole journals, and sampled transfers (bank_sync aside, which
+/// moves on its own).
+fn snapshot(server: &Server, accounts: &[String], done: &[(Value, Value)]) -> Value {
+    let mut seen = serde_json::Map::new();
+    for account in accounts {
+        seen.insert(account.clone(), json!({"account": server.account(account), "journal": server.journal(account)}));
+    }
+    for (_, answer) in done.iter().step_by(97).chain(done.last()) {
+        let id = answer["id"].as_str().expect("id");
+        let mut transfer = server.get_ok(&format!("/v1/transfers/{id}"), PLATFORM);
+        transfer.as_object_mut().expect("object").remove("bank_sync");
+        seen.insert(format!("transfer {id}"), transfer);
+    }
+    Value::Object(seen)
+}
+
+/// Old ids retried with the same fields get their original answers.
+fn assert_retries_answer_as_before(server: &Server, done: &[(Value, Value)]) {
+    for (request, answer) in [&done[0], &done[done.len() / 2], &done[done.len() - 1]] {
+        let (status, again) = server.transfer(request);
+        assert_eq!(status, 201, "retry of {request}: {again}");
+        assert_eq!(&again, answer, "a retry after restart answers as the first time");
+    }
+}
+
+fn flip_byte_in_middle(path: &Path) {
+    let mut bytes = std::fs::read(path).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] = bytes[middle].wrapping_add(1);
+    std::fs::write(path, bytes).expect("write");
+}
+
+fn wal_verify(server: &Server) -> (bool, String) {
+    let binary = std::env::var("FUNDLEDGER_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fundledger").to_string());
+    let output = Command::new(binary)
+        .args(["wal", "verify", "--data-dir"])
+        .arg(&server.data_dir)
+        .output()
+        .expect("run wal verify");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+fn with_checkpoints(segment_bytes: u64, retention_days: u64) -> Options {
+    Options { checkpoint_every_records: 1000, segment_bytes, retention_days, ..Options::default() }
+}
+
+#[test]
+fn kill_9_restarts_from_the_newest_checkpoint_and_falls_back_when_it_is_corrupt() {
+    let mut server = Server::start_with(with_checkpoints(1_048_576, 0));
+    let accounts = open_funded_accounts(&server);
+    let mut done = transfers(&server, &accounts, 1500);
+    let first = wait_for_checkpoint(&server, 0);
+    done.extend(transfers(&server, &accounts, 1500));
+    let second = wait_for_checkpoint(&server, first);
+    done.extend(transfers(&server, &accounts, 400));
+    let kept = settled_checkpoints(&server);
+    let before = snapshot(&server, &accounts, &done);
+    server.kill9();
+    assert_eq!(kept.len(), 2, "the newest and the one it was built from are kept: {kept:?}");
+    assert!(kept[1] >= second, "{kept:?}");
+    let (first, second) = (kept[0], kept[1]);
+
+    // A crash in mid-checkpoint leaves a temporary file: ignored, removed.
+    let leftover = server.data_dir.join("wal").join(format!("checkpoint-{:020}.ckpt.tmp", second + 7));
+    std::fs::write(&leftover, b"half a checkpoint").expect("leftover");
+    server.restart();
+    assert_eq!(loaded_checkpoint(&server), second, "{}", server.stdout());
+    assert!(!leftover.exists(), "start-up removes a leftover temporary file");
+    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart from the newest checkpoint");
+    assert_retries_answer_as_before(&server, &done);
+
+    // The newest checkpoint corrupt: the previous one and a longer replay.
+    server.kill9();
+    let (ok, report) = wal_verify(&server);
+    assert!(ok, "intact log and checkpoints verify: {report}");
+    assert_eq!(report.matches("folds cleanly").count(), 2, "wal verify decodes both checkpoints: {report}");
+    flip_byte_in_middle(&checkpoints(&server)[1].1);
+    let (ok, report) = wal_verify(&server);
+    assert!(!ok, "wal verify reports a corrupt checkpoint: {report}");
+    assert!(report.contains(&format!("checkpoint-{second:020}.ckpt")), "{report}");
+    server.restart();
+    assert_eq!(loaded_checkpoint(&server), first, "{}", server.stdout());
+    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart from the previous checkpoint");
+    assert_retries_answer_as_before(&server, &done);
+
+    // Every checkpoint corrupt, every segment there: a full replay.
+    server.kill9();
+    for (_, path) in checkpoints(&server) {
+        flip_byte_in_middle(&path);
+    }
+    server.restart();
+    assert_eq!(loaded_checkpoint(&server), 0, "{}", server.stdout());
+    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "full replay");
+    assert_retries_answer_as_before(&server, &done);
+}
+
+#[test]
+fn start_up_does_not_read_segments_below_the_checkpoint() {
+    let mut server = Server::start_with(with_checkpoints(131_072, 0));
+    let accounts = open_funded_accounts(&server);
+    let mut done = transfers(&server, &accounts, 4000);
+    wait_for_checkpoint(&server, 3000);
+    done.extend(transfers(&server, &accounts, 300));
+    let first = *settled_checkpoints(&server).last().expect("a checkpoint");
+    let before = snapshot(&server, &accounts, &done);
+    server.kill9();
+    let segments = server.wal_segments();
+    assert!(segments.len() >= 2, "small segments: {segments:?}");
+    let second_first_lsn: u64 = segments[1][..20].parse().expect("segment name");
+    assert!(second_first_lsn <= first, "the first segment lies wholly below checkpoint {first}");
+
+    let damaged = server.data_dir.join("wal").join(&segments[0]);
+    flip_byte_in_middle(&damaged);
+    server.restart();
+    assert_eq!(loaded_checkpoint(&server), first);
+    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart past a damaged archived segment");
+    assert_retries_answer_as_before(&server, &done);
+    server.kill9();
+    let (ok, report) = wal_verify(&server);
+    assert!(!ok, "wal verify checks archived segments too: {report}");
+    assert!(report.contains(&segments[0]), "{report}");
+}
+
+#[test]
+fn retention_removes_only_old_segments_that_every_kept_checkpoint_covers() {
+    let mut server = Server::start_with(with_checkpoints(131_072, 1));
+    let accounts = open_funded_accounts(&server);
+    let mut done = transfers(&server, &accounts, 1500);
+    wait_for_checkpoint(&server, 0);
+    let first = *settled_checkpoints(&server).last().expect("a checkpoint");
+    server.kill9();
+    let segments_before = server.wal_segments();
+    // Age every segment written so far past the one-day retention.
+    for name in &segments_before {
+        let path = server.data_dir.join("wal").join(name);
+        let status = Command::new("touch").args(["-d", "3 days ago"]).arg(&path).status().expect("touch");
+        assert!(status.success());
+    }
+    server.restart();
+    assert_eq!(loaded_checkpoint(&server), first);
+    done.extend(transfers(&server, &accounts, 1500));
+    wait_for_checkpoint(&server, first);
+    let kept = settled_checkpoints(&server);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    // Bank confirmations are records too, so more than one checkpoint may
+    // have been written since the restart: retention follows the older kept.
+    let (covered, second) = (kept[0], kept[1]);
+    let before = snapshot(&server, &accounts, &done);
+    server.kill9();
+    let segments_after = server.wal_segments();
+    let removed: Vec<_> = segments_before.iter().filter(|name| !segments_after.contains(name)).collect();
+    assert!(!removed.is_empty(), "old covered segments are removed: {segments_before:?} -> {segments_after:?}");
+    // What is left starts at or below the older kept checkpoint's next lsn.
+    let oldest_kept: u64 = segments_after[0][..20].parse().expect("segment name");
+    assert!(oldest_kept <= covered + 1, "segment {oldest_kept} kept for the fallback checkpoint {covered}");
+    for name in &removed {
+        let next = segments_before.iter().find(|other| other > name).expect("a later segment");
+        let last_lsn = next[..20].parse::<u64>().expect("name") - 1;
+        assert!(last_lsn <= covered, "segment {name} (up to lsn {last_lsn}) was not covered by checkpoint {covered}");
+    }
+    let (ok, report) = wal_verify(&server);
+    assert!(ok, "a log cut by retention verifies: {report}");
+
+    server.restart();
+    assert_eq!(loaded_checkpoint(&server), second);
+    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart after retention");
+    assert_retries_answer_as_before(&server, &done);
+}
