@@ -105,13 +105,7 @@ struct Started {
 }
 
 async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, String> {
-    let wal_config = WalConfig {
-        dir: config.wal_dir(),
-        segment_bytes: config.wal.segment_bytes,
-        max_record_bytes: limits::RECORD_BYTES_MAX as u32,
-        max_pending_bytes: limits::WAL_PENDING_BYTES_MAX,
-        min_free_bytes: config.wal.min_free_bytes,
-    };
+    let wal_config = config.wal_config();
     let policy = if options.truncate_corrupt_log {
         RecoveryPolicy::TruncateCorrupt
     } else {

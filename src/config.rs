@@ -193,6 +193,17 @@ impl Config {
     }
 
     /// Checks the TOML types cannot express.
+    /// The log's settings: the `[wal]` keys and the limits of `crate::limits`.
+    pub fn wal_config(&self) -> fundledger_wal::WalConfig {
+        fundledger_wal::WalConfig {
+            dir: self.wal_dir(),
+            segment_bytes: self.wal.segment_bytes,
+            max_record_bytes: crate::limits::RECORD_BYTES_MAX as u32,
+            max_pending_bytes: crate::limits::WAL_PENDING_BYTES_MAX,
+            min_free_bytes: self.wal.min_free_bytes,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let addr = self.listen_addr()?;
         if self.tokens.is_empty() {
@@ -218,9 +229,10 @@ impl Config {
         if self.wal.checkpoint_every_records < 1000 {
             return Err("wal.checkpoint_every_records must be at least 1000".into());
         }
-        if self.wal.segment_bytes < 64 * 1024 {
-            return Err("wal.segment_bytes must be at least 65536".into());
-        }
+        // The WAL's own rule (a segment header plus the largest frame must
+        // fit), checked here so that a config the log would refuse is
+        // refused before anything starts.
+        self.wal_config().validate().map_err(|error| format!("wal: {error}"))?;
         if self.limits.max_body_bytes < 1024 {
             return Err("limits.max_body_bytes must be at least 1024".into());
         }
@@ -278,6 +290,17 @@ mod tests {
             .filter_map(|token| token.operator.as_deref())
             .collect();
         assert_eq!(finance_operators, ["li.si", "zhao.liu"]);
+    }
+
+    #[test]
+    fn a_segment_the_log_would_refuse_is_refused_by_the_config() {
+        let mut config = Config::parse(DEFAULT).unwrap();
+        // 64 KiB cannot hold a segment header plus the largest record's frame.
+        config.wal.segment_bytes = 64 * 1024;
+        let error = config.validate().unwrap_err();
+        assert!(error.contains("segment_bytes"), "{error}");
+        config.wal.segment_bytes = 1024 * 1024;
+        config.validate().unwrap();
     }
 
     #[test]
