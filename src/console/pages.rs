@@ -1,9 +1,10 @@
 //! The console's pages and actions, one handler each, with their templates
 //! (`templates/console/`).
 //!
-//! A page handler checks the session, asks the API for what it shows and
-//! renders it, API refusals included (code and message). An action
-//! handler checks the session and the CSRF token, sends the API request,
+//! A page handler takes the session ([`SignedIn`]), asks the API for what
+//! it shows and renders it, API refusals included (code and message). An
+//! action handler takes a checked form ([`Posted`]: the session, the
+//! origin and the CSRF token), sends the API request,
 //! keeps its outcome as the next page's message and redirects (POST,
 //! redirect, GET). Buttons appear only for the roles that can use them;
 //! the API refuses the rest anyway. Must not hold state beyond a request.
@@ -15,7 +16,8 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -88,6 +90,20 @@ fn signed_in(console: &ConsoleState, headers: &HeaderMap) -> Result<Session, Res
     console.sessions.get(headers).ok_or_else(|| see_other("/console/login"))
 }
 
+/// A page's session; without one, the browser goes to the sign-in page.
+///
+/// Handlers take it after their `Path` and `Query`, so those refuse a
+/// request first, as when each handler checked the session itself.
+pub struct SignedIn(pub Session);
+
+impl FromRequestParts<ConsoleState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &ConsoleState) -> Result<Self, Response> {
+        signed_in(console, &parts.headers).map(SignedIn)
+    }
+}
+
 /// A urlencoded form's fields (the last of a repeated name wins).
 pub struct Form(HashMap<String, String>);
 
@@ -112,26 +128,38 @@ impl Form {
     }
 }
 
-/// The checks of every signed-in POST: a session, a body of form size, the
-/// same origin, and the session's CSRF token in the form.
-fn posted(console: &ConsoleState, headers: &HeaderMap, body: &Bytes) -> Result<(Session, Form), Response> {
-    let session = signed_in(console, headers)?;
-    check_origin_and_size(headers, body)?;
-    let form = Form::parse(body)?;
-    if !csrf::tokens_match(form.get("csrf"), &session.csrf) {
-        return Err(refused(StatusCode::FORBIDDEN, "the form's CSRF token is missing or wrong; reload the page"));
-    }
-    Ok((session, form))
+/// A signed-in POST, checked: a session, a body of form size, the same
+/// origin, and the session's CSRF token in the form (in that order, after
+/// the body is read within the router's limits).
+pub struct Posted {
+    pub session: Session,
+    pub form: Form,
 }
 
-fn check_origin_and_size(headers: &HeaderMap, body: &Bytes) -> Result<(), Response> {
+impl FromRequest<ConsoleState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &ConsoleState) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, console).await.map_err(IntoResponse::into_response)?;
+        let session = signed_in(console, &headers)?;
+        let form = same_origin_form(&headers, &body)?;
+        if !csrf::tokens_match(form.get("csrf"), &session.csrf) {
+            return Err(refused(StatusCode::FORBIDDEN, "the form's CSRF token is missing or wrong; reload the page"));
+        }
+        Ok(Self { session, form })
+    }
+}
+
+/// A body's form, once it is of form size and from the same origin.
+fn same_origin_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Response> {
     if body.len() > limits::CONSOLE_FORM_BYTES_MAX {
         return Err(refused(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large"));
     }
     if !csrf::same_origin(headers) {
         return Err(refused(StatusCode::FORBIDDEN, "a form from another site is refused"));
     }
-    Ok(())
+    Form::parse(body)
 }
 
 /// Keeps an action's outcome for the next page and sends the browser there.
@@ -172,10 +200,24 @@ fn today() -> String {
     crate::clock::format_ms(chrono::Utc::now().timestamp_millis())[..10].to_owned()
 }
 
-fn page_items(answer: &Result<Value, Failure>) -> (Vec<J>, String) {
-    match answer {
-        Ok(page) => (J(page.clone()).list("items"), J(page.clone()).s("next_cursor")),
-        Err(_) => (Vec::new(), String::new()),
+/// A queue's page from the `cursor` parameter on
+/// (`GET /v1/{resource}?status=…`): the refusal, or the items and the next
+/// cursor.
+async fn queue_page(
+    console: &ConsoleState,
+    session: &Session,
+    resource: &str,
+    status: &str,
+    params: &HashMap<String, String>,
+) -> (Option<Failure>, Vec<J>, String) {
+    let query = query_string(&[
+        ("status", status),
+        ("limit", &QUEUE_PAGE_ITEMS.to_string()),
+        ("cursor", param(params, "cursor")),
+    ]);
+    match console.api.get(&session.token, &format!("/v1/{resource}{query}")).await {
+        Ok(page) => (None, J(page.clone()).list("items"), J(page).s("next_cursor")),
+        Err(failure) => (Some(failure), Vec::new(), String::new()),
     }
 }
 
@@ -209,10 +251,7 @@ fn login_page(headers: &HeaderMap, status: StatusCode, error: Option<String>) ->
 }
 
 pub async fn login(State(console): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(response) = check_origin_and_size(&headers, &body) {
-        return response;
-    }
-    let form = match Form::parse(&body) {
+    let form = match same_origin_form(&headers, &body) {
         Ok(form) => form,
         Err(response) => return response,
     };
@@ -251,11 +290,11 @@ pub async fn login(State(console): State<ConsoleState>, headers: HeaderMap, body
     response
 }
 
-pub async fn logout(State(console): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, _) = match posted(&console, &headers, &body) {
-        Ok(checked) => checked,
-        Err(response) => return response,
-    };
+pub async fn logout(
+    State(console): State<ConsoleState>,
+    headers: HeaderMap,
+    Posted { session, .. }: Posted,
+) -> Response {
     console.sessions.remove(&session);
     let mut response = see_other("/console/login");
     let cookie = session::set_cookie(session::SESSION_COOKIE, "", session::is_https(&headers), true);
@@ -271,11 +310,8 @@ struct NotFound {
     frame: Frame,
 }
 
-pub async fn not_found(State(console): State<ConsoleState>, headers: HeaderMap) -> Response {
-    match signed_in(&console, &headers) {
-        Ok(session) => render(StatusCode::NOT_FOUND, &NotFound { frame: Frame::new(&session, "") }),
-        Err(response) => response,
-    }
+pub async fn not_found(SignedIn(session): SignedIn) -> Response {
+    render(StatusCode::NOT_FOUND, &NotFound { frame: Frame::new(&session, "") })
 }
 
 // ---------------------------------------------------------------------------
@@ -300,11 +336,7 @@ async fn queue_count(console: &ConsoleState, token: &str, path: &str) -> Result<
     Ok(if page["next_cursor"].is_null() { count.to_string() } else { format!("{count}+") })
 }
 
-pub async fn dashboard(State(console): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub async fn dashboard(State(console): State<ConsoleState>, SignedIn(session): SignedIn) -> Response {
     let token = &session.token;
     let mut queues = Vec::new();
     let mut trial_balance = None;
@@ -393,51 +425,39 @@ struct Applications {
     next_cursor: String,
 }
 
-pub async fn applications(State(console): State<ConsoleState>, headers: HeaderMap, Query(params): Params) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let query = query_string(&[
-        ("status", "pending_review"),
-        ("limit", &QUEUE_PAGE_ITEMS.to_string()),
-        ("cursor", param(&params, "cursor")),
-    ]);
-    let answer = console.api.get(&session.token, &format!("/v1/applications{query}")).await;
-    let (items, next_cursor) = page_items(&answer);
-    let page = Applications { frame: Frame::new(&session, "applications"), failure: answer.err(), items, next_cursor };
+pub async fn applications(
+    State(console): State<ConsoleState>,
+    Query(params): Params,
+    SignedIn(session): SignedIn,
+) -> Response {
+    let (failure, items, next_cursor) = queue_page(&console, &session, "applications", "pending_review", &params).await;
+    let page = Applications { frame: Frame::new(&session, "applications"), failure, items, next_cursor };
     render(StatusCode::OK, &page)
 }
 
 pub async fn approve_application(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    posted: Posted,
 ) -> Response {
-    decide(console, headers, id, body, true).await
+    decide(&console, &id, posted, true).await
 }
 
 pub async fn reject_application(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    posted: Posted,
 ) -> Response {
-    decide(console, headers, id, body, false).await
+    decide(&console, &id, posted, false).await
 }
 
-async fn decide(console: ConsoleState, headers: HeaderMap, id: String, body: Bytes, approve: bool) -> Response {
-    let (session, form) = match posted(&console, &headers, &body) {
-        Ok(checked) => checked,
-        Err(response) => return response,
-    };
+async fn decide(console: &ConsoleState, id: &str, Posted { session, form }: Posted, approve: bool) -> Response {
     let (verb, request) = if approve {
         ("approve", form.optional("note").map(|note| json!({"note": note})).unwrap_or_else(|| json!({})))
     } else {
         ("reject", json!({"reason": form.get("reason")}))
     };
-    let path = format!("/v1/applications/{}/{verb}", encode(&id));
+    let path = format!("/v1/applications/{}/{verb}", encode(id));
     let outcome = console.api.post(&session.token, &path, &request).await.map(|decided| {
         let decided = J(decided);
         match decided.s("account_id").as_str() {
@@ -449,7 +469,7 @@ async fn decide(console: ConsoleState, headers: HeaderMap, id: String, body: Byt
             ),
         }
     });
-    finish(&console, &session, outcome, "/console/applications")
+    finish(console, &session, outcome, "/console/applications")
 }
 
 // ---------------------------------------------------------------------------
@@ -465,11 +485,11 @@ struct Accounts {
     note: String,
 }
 
-pub async fn accounts(State(console): State<ConsoleState>, headers: HeaderMap, Query(params): Params) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub async fn accounts(
+    State(console): State<ConsoleState>,
+    Query(params): Params,
+    SignedIn(session): SignedIn,
+) -> Response {
     let q = param(&params, "q").to_owned();
     let (failure, items, note) = match search(&console, &session.token, &q).await {
         Ok((items, note)) => (None, items, note),
@@ -543,14 +563,10 @@ struct Account {
 
 pub async fn account(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Params,
+    SignedIn(session): SignedIn,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let token = &session.token;
     let account = console.api.get(token, &format!("/v1/accounts/{}", encode(&id))).await.map(J);
     let (from, to, kind) = (param(&params, "from"), param(&params, "to"), param(&params, "kind"));
@@ -626,14 +642,10 @@ async fn open_holds(console: &ConsoleState, token: &str, id: &str) -> (Vec<J>, S
 /// with the same filters.
 pub async fn journal_csv(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Params,
+    SignedIn(session): SignedIn,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let filters = query_string(&[
         ("from", param(&params, "from")),
         ("to", param(&params, "to")),
@@ -675,11 +687,11 @@ fn record_paths(kind: &str, id: &str) -> Option<(String, String)> {
     Some((record, format!("/console/receipts/{receipt}")))
 }
 
-pub async fn record(State(console): State<ConsoleState>, headers: HeaderMap, Query(params): Params) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub async fn record(
+    State(console): State<ConsoleState>,
+    Query(params): Params,
+    SignedIn(session): SignedIn,
+) -> Response {
     let kind = param(&params, "kind").to_owned();
     let id = param(&params, "id").to_owned();
     let (record, receipt_link) = match record_paths(&kind, &id).filter(|_| !id.is_empty()) {
@@ -738,13 +750,9 @@ struct Receipt {
 
 pub async fn receipt(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path((kind, id)): Path<(String, String)>,
+    SignedIn(session): SignedIn,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !matches!(kind.as_str(), "transfers" | "withdrawals" | "deposits" | "adjustments") {
         return render(StatusCode::NOT_FOUND, &NotFound { frame: Frame::new(&session, "") });
     }
@@ -766,34 +774,22 @@ struct Suspense {
     adjustment_ids: Vec<String>,
 }
 
-pub async fn suspense(State(console): State<ConsoleState>, headers: HeaderMap, Query(params): Params) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let query = query_string(&[
-        ("status", "open"),
-        ("limit", &QUEUE_PAGE_ITEMS.to_string()),
-        ("cursor", param(&params, "cursor")),
-    ]);
-    let answer = console.api.get(&session.token, &format!("/v1/suspense{query}")).await;
-    let (items, next_cursor) = page_items(&answer);
+pub async fn suspense(
+    State(console): State<ConsoleState>,
+    Query(params): Params,
+    SignedIn(session): SignedIn,
+) -> Response {
+    let (failure, items, next_cursor) = queue_page(&console, &session, "suspense", "open", &params).await;
     let adjustment_ids = items.iter().map(|_| client_id("ADJ")).collect();
-    let page =
-        Suspense { frame: Frame::new(&session, "suspense"), failure: answer.err(), items, next_cursor, adjustment_ids };
+    let page = Suspense { frame: Frame::new(&session, "suspense"), failure, items, next_cursor, adjustment_ids };
     render(StatusCode::OK, &page)
 }
 
 pub async fn assign_suspense(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path(suspense_id): Path<String>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Response {
-    let (session, form) = match posted(&console, &headers, &body) {
-        Ok(checked) => checked,
-        Err(response) => return response,
-    };
     let mut request = json!({
         "id": form.get("id"),
         "suspense_id": suspense_id,
@@ -832,13 +828,9 @@ struct Reconciliations {
 
 pub async fn reconciliations(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Query(params): Params,
+    SignedIn(session): SignedIn,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let id = param(&params, "id");
     if !id.is_empty() {
         return see_other(&format!("/console/reconciliations/{}", encode(id)));
@@ -867,11 +859,7 @@ async fn reconcile(console: &ConsoleState, session: &Session, request: Value) ->
     }
 }
 
-pub async fn run_reconciliation(State(console): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (session, form) = match posted(&console, &headers, &body) {
-        Ok(checked) => checked,
-        Err(response) => return response,
-    };
+pub async fn run_reconciliation(State(console): State<ConsoleState>, Posted { session, form }: Posted) -> Response {
     let request = json!({"bank": form.get("bank"), "date": form.get("date")});
     reconcile(&console, &session, request).await
 }
@@ -880,13 +868,10 @@ pub async fn run_reconciliation(State(console): State<ConsoleState>, headers: He
 /// file), checked like every form, then sent as `statement` JSON lines.
 pub async fn upload_statement(
     State(console): State<ConsoleState>,
+    SignedIn(session): SignedIn,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if !csrf::same_origin(&headers) {
         return refused(StatusCode::FORBIDDEN, "a form from another site is refused");
     }
@@ -936,13 +921,9 @@ struct Reconciliation {
 
 pub async fn reconciliation(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    SignedIn(session): SignedIn,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let reconciliation = console.api.get(&session.token, &format!("/v1/reconciliations/{}", encode(&id))).await.map(J);
     render(StatusCode::OK, &Reconciliation { frame: Frame::new(&session, "reconciliations"), id, reconciliation })
 }
@@ -957,11 +938,7 @@ struct Discrepancies {
     proposed: Result<J, Failure>,
 }
 
-pub async fn discrepancies(State(console): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub async fn discrepancies(State(console): State<ConsoleState>, SignedIn(session): SignedIn) -> Response {
     let limit = QUEUE_PAGE_ITEMS;
     let token = &session.token;
     let open = console.api.get(token, &format!("/v1/discrepancies?status=open&limit={limit}")).await.map(J);
@@ -971,14 +948,9 @@ pub async fn discrepancies(State(console): State<ConsoleState>, headers: HeaderM
 
 pub async fn propose_resolution(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Response {
-    let (session, form) = match posted(&console, &headers, &body) {
-        Ok(checked) => checked,
-        Err(response) => return response,
-    };
     let path = format!("/v1/discrepancies/{}/resolve", encode(&id));
     let outcome = console
         .api
@@ -990,14 +962,9 @@ pub async fn propose_resolution(
 
 pub async fn approve_resolution(
     State(console): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Response {
-    let (session, form) = match posted(&console, &headers, &body) {
-        Ok(checked) => checked,
-        Err(response) => return response,
-    };
     let path = format!("/v1/discrepancies/{}/approve", encode(&id));
     let request = form.optional("note").map(|note| json!({"note": note})).unwrap_or_else(|| json!({}));
     let outcome = console
@@ -1019,11 +986,7 @@ struct Bank {
     in_flight: Result<J, Failure>,
 }
 
-pub async fn bank(State(console): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub async fn bank(State(console): State<ConsoleState>, SignedIn(session): SignedIn) -> Response {
     let limit = QUEUE_PAGE_ITEMS;
     let failures = console.api.get(&session.token, &format!("/v1/bank-sync/failures?limit={limit}")).await.map(J);
     let in_flight =
