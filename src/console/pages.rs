@@ -29,24 +29,14 @@ use super::statement;
 use super::view::{Frame, J};
 use super::ConsoleState;
 use crate::config::Role;
+use crate::finance::history::JournalKind;
 use crate::limits;
 
-/// Journal kinds, for the journal filter (API.md, Journal).
-const JOURNAL_KINDS: [&str; 13] = [
-    "deposit",
-    "adjustment_deposit",
-    "transfer_out",
-    "transfer_in",
-    "freeze",
-    "unfreeze",
-    "unfreeze_pay_out",
-    "unfreeze_pay_in",
-    "pay_freeze_out",
-    "pay_freeze_in",
-    "withdrawal_hold",
-    "withdrawal_settled",
-    "withdrawal_released",
-];
+/// Journal kinds, for the journal filter (API.md, Journal): the ledger's
+/// own list, so a new kind shows up here too.
+fn journal_kinds() -> [&'static str; JournalKind::ALL.len()] {
+    JournalKind::ALL.map(JournalKind::as_str)
+}
 
 /// Entries on one journal page of the console.
 const JOURNAL_PAGE_ITEMS: usize = 50;
@@ -553,7 +543,7 @@ struct Account {
     holds: Vec<J>,
     holds_note: String,
     journal: Result<J, Failure>,
-    kinds: [&'static str; 13],
+    kinds: [&'static str; JournalKind::ALL.len()],
     from: String,
     to: String,
     kind: String,
@@ -594,7 +584,7 @@ pub async fn account(
         holds,
         holds_note,
         journal,
-        kinds: JOURNAL_KINDS,
+        kinds: journal_kinds(),
         from: from.to_owned(),
         to: to.to_owned(),
         kind: kind.to_owned(),
