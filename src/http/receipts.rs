@@ -53,6 +53,20 @@ fn format(uri: &Uri) -> ApiResult<Format> {
     }
 }
 
+/// Who may read receipts, and in which format: every receipt's first step.
+fn reader(state: &AppState, headers: &HeaderMap, uri: &Uri) -> ApiResult<Format> {
+    state.auth.check(headers, &READERS)?;
+    format(uri)
+}
+
+/// What client id `id` committed, once it is durable (a receipt shows only
+/// durable money), or `not_found`.
+async fn durable_committed(state: &AppState, id: &str, not_found: impl Fn() -> ApiError) -> ApiResult<Committed> {
+    let committed = state.transfers.ids.get(id).await.ok_or_else(&not_found)?;
+    state.log.wait_durable(committed.lsn()).await?;
+    Ok(committed)
+}
+
 fn render(receipt: &Receipt, format: Format) -> Response {
     match format {
         Format::Json => json_response(StatusCode::OK, receipt),
@@ -66,12 +80,10 @@ async fn transfer_receipt(
     uri: Uri,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    state.auth.check(&headers, &READERS)?;
-    let format = format(&uri)?;
+    let format = reader(&state, &headers, &uri)?;
     let not_found = || ApiError::new(ErrorCode::TransferNotFound, format!("no transfer {id}"));
-    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let committed = durable_committed(&state, &id, not_found).await?;
     let Committed::Movement { lsn, movement } = &committed else { return Err(not_found()) };
-    state.log.wait_durable(*lsn).await?;
     let receipt = movement_receipt(&state.receipts.key, &state.directory, *lsn, movement);
     Ok(render(&receipt, format))
 }
@@ -82,8 +94,7 @@ async fn deposit_receipt_handler(
     uri: Uri,
     Path(notification_id): Path<String>,
 ) -> ApiResult<Response> {
-    state.auth.check(&headers, &READERS)?;
-    let format = format(&uri)?;
+    let format = reader(&state, &headers, &uri)?;
     let durable = state.log.durable_lsn();
     let account_count = state.directory.count();
     let found = state
@@ -106,12 +117,10 @@ async fn withdrawal_receipt_handler(
     uri: Uri,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    state.auth.check(&headers, &READERS)?;
-    let format = format(&uri)?;
+    let format = reader(&state, &headers, &uri)?;
     let not_found = || ApiError::new(ErrorCode::WithdrawalNotFound, format!("no withdrawal {id}"));
-    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let committed = durable_committed(&state, &id, not_found).await?;
     let Committed::Withdrawal { lsn, .. } = &committed else { return Err(not_found()) };
-    state.log.wait_durable(*lsn).await?;
     let durable = state.log.durable_lsn().max(*lsn);
     let shown =
         state.history.read_at(durable, |history| history.withdrawal(&id).cloned()).await.ok_or_else(not_found)?;
@@ -137,12 +146,10 @@ async fn adjustment_receipt_handler(
     uri: Uri,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    state.auth.check(&headers, &READERS)?;
-    let format = format(&uri)?;
+    let format = reader(&state, &headers, &uri)?;
     let not_found = || ApiError::new(ErrorCode::NotFound, format!("no adjustment {id}"));
-    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let committed = durable_committed(&state, &id, not_found).await?;
     let Committed::Adjustment { lsn, adjustment } = &committed else { return Err(not_found()) };
-    state.log.wait_durable(*lsn).await?;
     let remitted = state
         .history
         .read_at(*lsn, |history| {
