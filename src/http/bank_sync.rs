@@ -3,6 +3,7 @@
 //! first, for finance to follow up by hand. From the history read model
 //! (durable `BankSynced` records only); the cursor is an lsn.
 
+use crate::http::extract::lsn_page;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
@@ -29,26 +30,18 @@ async fn failures(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -
     let page = state
         .history
         .read_at(durable, |history| {
-            let failures = history.bank_sync_failures();
-            let start = failures.partition_point(|(lsn, _)| *lsn <= after_lsn);
-            let page = &failures[start..failures.len().min(start + limit)];
-            let items: Vec<serde_json::Value> = page
-                .iter()
-                .map(|(lsn, sync)| {
-                    json!({
-                        "reference": sync.reference,
-                        "kind": sync.kind.as_str(),
-                        "bank": sync.bank,
-                        "status": "failed",
-                        "failure_reason": sync.outcome.as_ref().err(),
-                        "lsn": lsn,
-                        "at": crate::clock::format_ms(sync.at_ms),
-                    })
+            let view = |(lsn, sync): &(u64, std::sync::Arc<crate::domain::record::BankSync>)| {
+                json!({
+                    "reference": sync.reference,
+                    "kind": sync.kind.as_str(),
+                    "bank": sync.bank,
+                    "status": "failed",
+                    "failure_reason": sync.outcome.as_ref().err(),
+                    "lsn": lsn,
+                    "at": crate::clock::format_ms(sync.at_ms),
                 })
-                .collect();
-            let more = start + page.len() < failures.len();
-            let next_cursor = more.then(|| page.last().map(|(lsn, _)| lsn.to_string())).flatten();
-            json!({"items": items, "next_cursor": next_cursor})
+            };
+            lsn_page(history.bank_sync_failures(), |(lsn, _)| *lsn, after_lsn, limit, view)
         })
         .await;
     Ok(json_response(StatusCode::OK, &page))

@@ -490,6 +490,23 @@ impl Query {
     }
 }
 
+/// One page of a list kept in lsn order (`?limit`, `?cursor` = the last lsn
+/// of the previous page): `{"items": [...], "next_cursor": "lsn" | null}`.
+pub fn lsn_page<'a, T, V: serde::Serialize>(
+    list: &'a [T],
+    lsn: impl Fn(&T) -> u64,
+    after_lsn: u64,
+    limit: usize,
+    view: impl Fn(&'a T) -> V,
+) -> serde_json::Value {
+    let start = list.partition_point(|item| lsn(item) <= after_lsn);
+    let page = &list[start..list.len().min(start.saturating_add(limit))];
+    let items: Vec<V> = page.iter().map(view).collect();
+    let more = start + page.len() < list.len();
+    let next_cursor = page.last().filter(|_| more).map(|item| lsn(item).to_string());
+    serde_json::json!({"items": items, "next_cursor": next_cursor})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! Parses and renders; the judging happens in the account actors through
 //! [`crate::gateway::transfers`].
 
+use crate::http::extract::lsn_page;
 use std::io::Write;
 
 use axum::body::Body;
@@ -331,14 +332,14 @@ async fn list_order(
     let body = state
         .history
         .read_at(durable, |history| {
-            let movements = history.order(&order_id);
-            let start = movements.partition_point(|(lsn, _)| *lsn <= after_lsn);
-            let page = &movements[start..movements.len().min(start + limit)];
-            let more = start + page.len() < movements.len();
-            let items: Vec<MovementView> = page.iter().map(|(lsn, movement)| movement_view(*lsn, movement)).collect();
-            let next_cursor = more.then(|| page.last().map(|(lsn, _)| lsn.to_string())).flatten();
-            serde_json::to_vec(&serde_json::json!({"items": items, "next_cursor": next_cursor}))
-                .expect("views serialize")
+            let page = lsn_page(
+                history.order(&order_id),
+                |(lsn, _)| *lsn,
+                after_lsn,
+                limit,
+                |(lsn, movement)| movement_view(*lsn, movement),
+            );
+            serde_json::to_vec(&page).expect("views serialize")
         })
         .await;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())

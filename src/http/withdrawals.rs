@@ -9,6 +9,7 @@
 //! The GET shows the current state from the history read model, which
 //! holds only durable records.
 
+use crate::http::extract::lsn_page;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -113,13 +114,13 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Ap
         .history
         .read_at(durable, |history| {
             let waiting = history.withdrawals_in_flight();
-            let start = waiting.partition_point(|shown| shown.lsn <= after_lsn);
-            let page = &waiting[start..waiting.len().min(start + limit)];
-            let items: Vec<serde_json::Value> =
-                page.iter().map(|shown| withdrawal_view(shown.lsn, &shown.withdrawal, None)).collect();
-            let more = start + page.len() < waiting.len();
-            let next_cursor = more.then(|| page.last().map(|shown| shown.lsn.to_string())).flatten();
-            json!({"items": items, "next_cursor": next_cursor})
+            lsn_page(
+                &waiting,
+                |shown| shown.lsn,
+                after_lsn,
+                limit,
+                |shown| withdrawal_view(shown.lsn, &shown.withdrawal, None),
+            )
         })
         .await;
     Ok(json_response(StatusCode::OK, &page))
