@@ -171,6 +171,13 @@ pub type OutboxSender = mpsc::UnboundedSender<BankWork>;
 /// Start the outbox on the current (actix) runtime.
 pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> OutboxSender {
     let (sender, mut receiver) = mpsc::unbounded_channel::<BankWork>();
+    // Every series exists from start-up, at zero, so a dashboard (and a
+    // scrape right after a restart with nothing left to send) sees them.
+    metrics::counter!("fundledger_bank_work_deferred_total").increment(0);
+    for kind in ["payout", "instruction"] {
+        metrics::counter!("fundledger_bank_work_enqueued_total", "kind" => kind).increment(0);
+        metrics::counter!("fundledger_bank_work_answered_total", "kind" => kind).increment(0);
+    }
     let in_flight = Arc::new(Semaphore::new(BANK_CALLS_IN_FLIGHT_MAX));
     let mut batchers = std::collections::HashMap::new();
     for config in banks.configs() {
