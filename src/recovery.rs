@@ -14,7 +14,7 @@
 //!
 //! Must not talk to actors: it runs before any exist.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use crate::actors::directory::AccountInfo;

@@ -30,7 +30,7 @@
 //! Must not: wait for the disk, call another actor and wait, or read the
 //! clock more than once per message.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;

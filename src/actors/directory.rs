@@ -10,7 +10,7 @@
 //!
 //! Must not hold balances: those live in the account actors only.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 

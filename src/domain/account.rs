@@ -15,7 +15,7 @@
 //! processing`. Assertions stay on in release: a ledger that would go on
 //! with a broken book must stop instead.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use super::ids::AccountId;
 use super::money::Money;

@@ -35,8 +35,10 @@ macro_rules! ledger_id {
                     return None;
                 }
                 let number: u64 = digits.parse().ok()?;
-                let id = $name(number);
-                (number > 0 && id.to_string() == text).then_some(id)
+                // Canonical as `Display` writes it (`{:06}`): six digits,
+                // or more without a leading zero.
+                let canonical = digits.len() == 6 || !digits.starts_with('0');
+                (number > 0 && canonical).then_some($name(number))
             }
 
             /// Whether `text` has the shape of this kind of id at all (a
@@ -81,6 +83,16 @@ mod tests {
         }
         assert!(AccountId::is_well_formed("F0000001"));
         assert!(!AccountId::is_well_formed("F12"));
+    }
+
+    proptest::proptest! {
+        /// `parse` takes exactly what `Display` writes, for any digits.
+        #[test]
+        fn parse_accepts_exactly_the_displayed_form(digits in "[0-9]{6,21}") {
+            let text = format!("F{digits}");
+            let displayed = digits.parse::<u64>().ok().filter(|n| *n > 0).map(|n| AccountId(n).to_string());
+            proptest::prop_assert_eq!(AccountId::parse(&text).is_some(), displayed.as_deref() == Some(&*text));
+        }
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //! Memory: entries stay in memory for now (DESIGN.md wants them served from
 //! the log segments through an on-disk index; see the load test issue).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 

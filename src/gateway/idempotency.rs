@@ -20,8 +20,10 @@
 //! The map is sharded by the id's hash, so two transfers share a lock only
 //! when their ids fall in the same shard, and only for a few instructions.
 
-use std::collections::hash_map::{HashMap, RandomState};
 use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -149,7 +151,7 @@ impl IdIndex {
     pub fn new() -> Self {
         let shards =
             (0..SHARDS).map(|_| Shard { slots: Mutex::new(HashMap::new()), released: Notify::new() }).collect();
-        Self { shards, hasher: RandomState::new() }
+        Self { shards, hasher: RandomState::default() }
     }
 
     fn shard(&self, id: &str) -> &Shard {

@@ -16,7 +16,7 @@
 //! Must not: hold balances, or wait for an in-flight id while holding
 //! claims (see [`super::idempotency`]).
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use futures::future::join_all;

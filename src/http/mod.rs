@@ -11,6 +11,7 @@ pub mod day;
 pub mod discrepancies;
 pub mod error;
 pub mod extract;
+pub mod movement_json;
 pub mod notifications;
 pub mod openapi;
 pub mod rate;
@@ -24,11 +25,13 @@ pub mod transfers;
 pub mod trial_balance;
 pub mod withdrawals;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -115,17 +118,65 @@ async fn bound_in_flight(State(in_flight): State<Arc<Semaphore>>, request: Reque
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!("fundledger_http_requests_total", &labels).increment(1);
-    metrics::histogram!("fundledger_http_request_seconds", &labels[..2]).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (requests, seconds) = request_metrics(route, method, response.status());
+    requests.increment(1);
+    seconds.record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a label; any non-standard method is `OTHER`, so a client
+/// cannot make new series (and cache entries) at will.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    STANDARD.iter().find(|standard| *standard == method).map_or("OTHER", |standard| standard.as_str())
+}
+
+type RequestMetrics = (metrics::Counter, metrics::Histogram);
+
+thread_local! {
+    /// Each worker thread's handles of the request series, by route, then
+    /// method and status: building a labelled key (three strings, a hash,
+    /// the registry's lock) per request cost more than the counting.
+    /// Bounded by routes x methods x statuses.
+    static REQUEST_METRICS: std::cell::RefCell<HashMap<Box<str>, HashMap<(&'static str, u16), RequestMetrics>>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+fn request_metrics(route: &str, method: &'static str, status: StatusCode) -> RequestMetrics {
+    REQUEST_METRICS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !cache.contains_key(route) {
+            cache.insert(route.into(), HashMap::new());
+        }
+        let by_status = cache.get_mut(route).expect("inserted above");
+        by_status
+            .entry((method, status.as_u16()))
+            .or_insert_with(|| {
+                let labels = [
+                    ("route", route.to_owned()),
+                    ("method", method.to_owned()),
+                    ("status", status.as_u16().to_string()),
+                ];
+                (
+                    metrics::counter!("fundledger_http_requests_total", &labels),
+                    metrics::histogram!("fundledger_http_request_seconds", &labels[..2]),
+                )
+            })
+            .clone()
+    })
 }

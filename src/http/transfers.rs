@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
-use super::extract::{json_body, JsonObject, Query};
+use super::extract::{json_body, BatchBody, JsonObject, Query};
+use super::movement_json::write_movement;
 use super::AppState;
 use crate::config::Role;
 use crate::domain::account::TransferRequest;
@@ -101,26 +101,37 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     let committed = outcomes.pop().expect("one answer per item")?;
     state.log.wait_durable(committed.lsn()).await?;
     metrics::counter!("fundledger_transfers_committed_total").increment(1);
-    Ok(json_response(StatusCode::CREATED, &committed_view(&committed)))
+    let mut body = Vec::with_capacity(MOVEMENT_JSON_BYTES);
+    let (lsn, movement) = committed_movement(&committed);
+    write_movement(&mut body, lsn, movement);
+    Ok((StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
+
+/// Room for a typical movement answer, so writing it does not reallocate.
+const MOVEMENT_JSON_BYTES: usize = 400;
 
 async fn create_batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let caller = state.auth.check(&headers, &[Role::Platform])?;
     let bytes = json_body(&headers, body, state.max_body_bytes).await?;
-    let object = JsonObject::parse_body(&bytes)?;
-    object.only(&["transfers"])?;
+    let body = BatchBody::parse(&bytes, "transfers")?;
+    if let Some(key) = body.unexpected {
+        return Err(ApiError::new(ErrorCode::UnexpectedField, format!("field `{key}` is not expected here")));
+    }
     let batch_error = |why: &str| ApiError::new(ErrorCode::InvalidBatch, format!("`transfers` {why}"));
-    let raw = object.raw("transfers").ok_or_else(|| batch_error("is required: an array of 1 to 8190 transfers"))?;
-    let items: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| batch_error("must be an array"))?;
+    let items = body
+        .items
+        .ok_or_else(|| batch_error("is required: an array of 1 to 8190 transfers"))?
+        .ok_or_else(|| batch_error("must be an array"))?;
     if items.is_empty() || items.len() > limits::BATCH_ITEMS_MAX {
         return Err(batch_error(&format!("must hold 1 to {} transfers, not {}", limits::BATCH_ITEMS_MAX, items.len())));
     }
     let requests = items
         .iter()
         .map(|item| {
-            let object = JsonObject::parse_body(item.get().as_bytes())
-                .map_err(|_| ApiError::new(ErrorCode::InvalidJson, "a batch item must be a JSON object"))?;
-            parse_transfer(&object)
+            let object = item
+                .as_ref()
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "a batch item must be a JSON object"))?;
+            parse_transfer(object)
         })
         .collect();
     let outcomes = state.transfers.submit(requests, &caller.operator).await;
@@ -133,7 +144,7 @@ async fn create_batch(State(state): State<AppState>, headers: HeaderMap, body: B
 
 /// The batch answer, written straight into one buffer.
 fn batch_response(outcomes: &[ApiResult<Committed>]) -> Response {
-    let mut out = Vec::with_capacity(outcomes.len() * 360 + 16);
+    let mut out = Vec::with_capacity(outcomes.len() * (MOVEMENT_JSON_BYTES + 24) + 16);
     out.extend_from_slice(b"{\"results\":[");
     for (index, outcome) in outcomes.iter().enumerate() {
         if index > 0 {
@@ -142,7 +153,9 @@ fn batch_response(outcomes: &[ApiResult<Committed>]) -> Response {
         let written = match outcome {
             Ok(committed) => {
                 out.extend_from_slice(b"{\"status\":201,\"body\":");
-                serde_json::to_writer(&mut out, &committed_view(committed))
+                let (lsn, movement) = committed_movement(committed);
+                write_movement(&mut out, lsn, movement);
+                Ok(())
             }
             Err(error) => {
                 let _ = write!(out, "{{\"status\":{},\"body\":", error.status().as_u16());
@@ -234,9 +247,9 @@ pub fn receipt_no(lsn: u64) -> String {
     ReceiptNo(lsn).to_string()
 }
 
-fn committed_view(committed: &Committed) -> MovementView<'_> {
+fn committed_movement(committed: &Committed) -> (u64, &Movement) {
     match committed {
-        Committed::Movement { lsn, movement } => movement_view(*lsn, movement),
+        Committed::Movement { lsn, movement } => (*lsn, movement),
         _ => unreachable!("the transfer id space holds movements only"),
     }
 }

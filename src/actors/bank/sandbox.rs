@@ -45,7 +45,7 @@
 //! "time out" (half of those after the bank booked the call, half before),
 //! so the caller must query before it sends again.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -182,7 +182,7 @@ struct Books {
     by_reference: HashMap<Box<str>, BankAnswer>,
     /// Incoming remittances, kept whole for delivery (few).
     credits: Vec<BookLine>,
-    delivered: std::collections::HashSet<String>,
+    delivered: hashbrown::HashSet<String>,
 }
 
 pub struct SandboxBooks {
