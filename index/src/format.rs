@@ -309,3 +309,95 @@ pub fn fmix64(mut hash: u64) -> u64 {
     hash ^= hash >> 33;
     hash
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::{RunSpec, RunWriter};
+
+    fn fields() -> HeaderFields {
+        HeaderFields {
+            key_bytes: 16,
+            value_bytes: 40,
+            prefix_bytes: 8,
+            entries_per_block: 73,
+            bloom_hashes: 7,
+            entry_count: 1000,
+            prefix_count: 10,
+            watermark: 99,
+        }
+    }
+
+    fn fixed(bytes: &[u8]) -> [u8; HEADER_FIXED_BYTES] {
+        let mut fixed = [0u8; HEADER_FIXED_BYTES];
+        fixed.copy_from_slice(&bytes[..HEADER_FIXED_BYTES]);
+        fixed
+    }
+
+    #[test]
+    fn the_header_round_trips_and_sits_where_the_table_says() {
+        let bytes = fields().encode(&[1; 16], &[2; 16]);
+        assert_eq!(bytes.len(), 56 + 32);
+        assert_eq!(&bytes[..8], b"FLIDXRUN");
+        assert_eq!(bytes[12], 16);
+        assert_eq!(bytes[48], 99);
+        assert_eq!(&bytes[56..72], &[1; 16]);
+        assert_eq!(&bytes[72..88], &[2; 16]);
+        assert_eq!(HeaderFields::decode(&fixed(&bytes)), Ok(fields()));
+    }
+
+    #[test]
+    fn the_layout_follows_the_formulas() {
+        let layout = fields().layout(16).unwrap();
+        let blocks = 1000u64.div_ceil(73);
+        assert_eq!(layout.block_count, blocks);
+        assert_eq!(layout.data_offset, 88);
+        assert_eq!(layout.index_offset, 88 + 1000 * 56);
+        assert_eq!(layout.bloom_offset, layout.index_offset + blocks * 20);
+        assert_eq!(layout.file_bytes, layout.bloom_offset + 16 + 44);
+        assert!(fields().layout(0).is_err(), "a run with P > 0 and entries needs a filter");
+        assert!(HeaderFields { prefix_bytes: 0, ..fields() }.layout(16).is_err(), "a filter without P");
+        assert!(fields().layout(crate::limits::BLOOM_BYTES_MAX + 1).is_err());
+        let huge = HeaderFields { entry_count: crate::limits::ENTRIES_MAX, entries_per_block: 1, ..fields() };
+        assert!(huge.layout(16).is_err(), "an index above INDEX_BYTES_MAX");
+    }
+
+    #[test]
+    fn header_fields_outside_the_bounds_are_refused() {
+        let good = fields().encode(&[1; 16], &[2; 16]);
+        let with = |at: usize, value: &[u8]| {
+            let mut bytes = fixed(&good);
+            bytes[at..at + value.len()].copy_from_slice(value);
+            HeaderFields::decode(&bytes)
+        };
+        assert!(with(0, b"X").is_err(), "magic");
+        assert!(with(VERSION_AT, &2u32.to_le_bytes()).is_err(), "version");
+        assert!(with(KEY_BYTES_AT, &0u32.to_le_bytes()).is_err(), "K = 0");
+        assert!(with(KEY_BYTES_AT, &u32::MAX.to_le_bytes()).is_err(), "K huge");
+        assert!(with(VALUE_BYTES_AT, &u32::MAX.to_le_bytes()).is_err(), "V huge");
+        assert!(with(PREFIX_BYTES_AT, &17u32.to_le_bytes()).is_err(), "P > K");
+        assert!(with(ENTRIES_PER_BLOCK_AT, &0u32.to_le_bytes()).is_err(), "B = 0");
+        assert!(with(ENTRIES_PER_BLOCK_AT, &u32::MAX.to_le_bytes()).is_err(), "B huge");
+        assert!(with(BLOOM_HASHES_AT, &33u32.to_le_bytes()).is_err(), "probes");
+        assert!(with(ENTRY_COUNT_AT, &u64::MAX.to_le_bytes()).is_err(), "n huge");
+        assert!(with(PREFIX_COUNT_AT, &1001u64.to_le_bytes()).is_err(), "more prefixes than entries");
+    }
+
+    /// Pins the format: a change to any byte the writer produces (or to the
+    /// Bloom hash) fails here and needs a new FORMAT_VERSION.
+    #[test]
+    fn a_known_run_has_known_bytes() {
+        assert_eq!(prefix_hash(b"fundledger"), 0xb236_7558_962f_1d18);
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("golden.run");
+        let spec = RunSpec { entries_per_block: 2, ..RunSpec::new(4, 2, 2) };
+        let mut writer = RunWriter::create(&path, spec, 7, 3).unwrap();
+        for n in 0u8..5 {
+            writer.push(&[0, n / 2, n, 1], &[n, 0xee]).unwrap();
+        }
+        writer.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 56 + 8 + 5 * 6 + 3 * 8 + 8 + 44);
+        assert_eq!(crc32fast::hash(&bytes), 0x580b_598c);
+    }
+}
