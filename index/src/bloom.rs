@@ -2,7 +2,7 @@
 //! [`crate::format`]). Owns the bit array only; it never reads a file.
 
 use crate::format::{fmix64, prefix_hash};
-use crate::limits::{BLOOM_BITS_PER_PREFIX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_HASHES};
+use crate::limits::{BLOOM_BITS_PER_PREFIX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_HASHES, BLOOM_LINE_BYTES};
 
 #[derive(Debug, Clone)]
 pub struct Bloom {
@@ -15,6 +15,7 @@ impl Bloom {
     /// [`BLOOM_BYTES_MIN`] ..= [`BLOOM_BYTES_MAX`].
     pub fn sized_for(prefixes_expected: u64) -> Self {
         let bytes = prefixes_expected.saturating_mul(BLOOM_BITS_PER_PREFIX).div_ceil(8);
+        let bytes = bytes.div_ceil(BLOOM_LINE_BYTES).saturating_mul(BLOOM_LINE_BYTES);
         let bytes = bytes.clamp(BLOOM_BYTES_MIN, BLOOM_BYTES_MAX);
         Bloom { bits: vec![0; bytes as usize], hashes: BLOOM_HASHES }
     }
@@ -40,8 +41,7 @@ impl Bloom {
         if self.bits.is_empty() {
             return;
         }
-        let bit_count = self.bits.len() as u64 * 8;
-        for bit in probes(prefix, self.hashes, bit_count) {
+        for bit in probes(prefix, self.hashes, self.bits.len() as u64) {
             self.bits[(bit / 8) as usize] |= 1 << (bit % 8);
         }
     }
@@ -51,20 +51,20 @@ impl Bloom {
         if self.bits.is_empty() {
             return true;
         }
-        let bit_count = self.bits.len() as u64 * 8;
-        probes(prefix, self.hashes, bit_count).all(|bit| self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+        probes(prefix, self.hashes, self.bits.len() as u64)
+            .all(|bit| self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
     }
 }
 
-/// Bit positions for `prefix`: double hashing, each mapped onto
-/// `0 .. bit_count` by a multiply-shift (no division).
-fn probes(prefix: &[u8], hashes: u32, bit_count: u64) -> impl Iterator<Item = u64> {
+/// Bit positions for `prefix`, all in one 512-bit line: the line from the
+/// first hash (multiply-shift onto the line count, no division), each
+/// probe's bit in it from the next 9 bits of the second hash.
+fn probes(prefix: &[u8], hashes: u32, bloom_bytes: u64) -> impl Iterator<Item = u64> {
     let first = prefix_hash(prefix);
-    let step = fmix64(first ^ 0x9e37_79b9_7f4a_7c15) | 1;
-    (0..u64::from(hashes)).map(move |probe| {
-        let hash = first.wrapping_add(probe.wrapping_mul(step));
-        ((u128::from(hash) * u128::from(bit_count)) >> 64) as u64
-    })
+    let second = fmix64(first ^ 0x9e37_79b9_7f4a_7c15);
+    let line_bits = BLOOM_LINE_BYTES * 8;
+    let line = ((u128::from(first) * u128::from(bloom_bytes / BLOOM_LINE_BYTES)) >> 64) as u64;
+    (0..u64::from(hashes)).map(move |probe| line * line_bits + ((second >> (9 * probe)) & (line_bits - 1)))
 }
 
 #[cfg(test)]

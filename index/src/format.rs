@@ -24,7 +24,7 @@
 //! | 16      | 4     | `value_bytes`       | V, 0 ..= [`VALUE_BYTES_MAX`]                            |
 //! | 20      | 4     | `prefix_bytes`      | P ≤ K, the key prefix the Bloom filter covers (0: none) |
 //! | 24      | 4     | `entries_per_block` | B ≥ 1, B × (K + V) ≤ [`BLOCK_BYTES_MAX`]                |
-//! | 28      | 4     | `bloom_hashes`      | probes per Bloom lookup, ≤ [`BLOOM_HASHES_MAX`]         |
+//! | 28      | 4     | `bloom_hashes`      | probes per Bloom lookup, 1 ..= [`BLOOM_HASHES_MAX`]     |
 //! | 32      | 8     | `entry_count`       | n ≤ [`ENTRIES_MAX`]                                     |
 //! | 40      | 8     | `prefix_count`      | distinct P-byte prefixes among the keys (sizes merges)  |
 //! | 48      | 8     | `watermark`         | caller's number, e.g. the lsn the run covers up to      |
@@ -43,12 +43,14 @@
 //!
 //! ## Bloom filter
 //!
-//! `m` = 8 × `bloom_bytes` bits; bit `j` is bit `j % 8` of byte `j / 8`.
-//! For a prefix `p` (the first P bytes of a key), `h1` = [`prefix_hash`]`(p)`,
-//! `h2` = [`fmix64`]`(h1 ^ 0x9e3779b97f4a7c15) | 1`, and probe `i` in
-//! `0 .. bloom_hashes` sets bit `((h1 + i × h2 mod 2^64) × m) >> 64`. Empty
-//! (0 bytes: every lookup says "maybe") when P = 0 or n = 0, otherwise at
-//! least [`BLOOM_BYTES_MIN`] bytes.
+//! A blocked filter: `lines` = `bloom_bytes` / 64 cache lines of 512 bits;
+//! bit `j` is bit `j % 8` of byte `j / 8`. For a prefix `p` (the first P
+//! bytes of a key), `h1` = [`prefix_hash`]`(p)`, `h2` =
+//! [`fmix64`]`(h1 ^ 0x9e3779b97f4a7c15)`, the line is `(h1 × lines) >> 64`
+//! (128-bit product), and probe `i` in `0 .. bloom_hashes` sets bit
+//! `line × 512 + ((h2 >> 9i) & 511)`. So a lookup touches one cache line.
+//! Empty (0 bytes: every lookup says "maybe") when P = 0 or n = 0, otherwise
+//! a multiple of 64 bytes, at least [`BLOOM_BYTES_MIN`].
 //!
 //! ## Footer
 //!
@@ -56,7 +58,7 @@
 //! |-------:|------:|----------------|----------------------------------------------------------------|
 //! | 0      | 8     | `index_offset` | `data_offset + n × (K + V)`                                     |
 //! | 8      | 8     | `bloom_offset` | `index_offset + blocks × (K + 4)`                              |
-//! | 16     | 8     | `bloom_bytes`  | ≤ [`BLOOM_BYTES_MAX`]                                          |
+//! | 16     | 8     | `bloom_bytes`  | ≤ [`BLOOM_BYTES_MAX`], a multiple of 64                        |
 //! | 24     | 8     | `file_bytes`   | `bloom_offset + bloom_bytes + 44`: a truncated file never opens |
 //! | 32     | 8     | `magic`        | `FLIDXEND`                                                     |
 //! | 40     | 4     | `meta_crc`     | CRC-32 of header ‖ index ‖ bloom ‖ footer bytes 0 .. 40         |
@@ -72,7 +74,7 @@
 //! directory fsynced; a reader never sees a partial run under its name.
 
 use crate::limits::{
-    BLOCK_BYTES_MAX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_HASHES_MAX, ENTRIES_MAX, INDEX_BYTES_MAX,
+    BLOCK_BYTES_MAX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_HASHES_MAX, BLOOM_LINE_BYTES, ENTRIES_MAX, INDEX_BYTES_MAX,
 };
 #[allow(unused_imports)] // named in the format tables above
 use crate::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
@@ -184,8 +186,8 @@ impl HeaderFields {
             watermark: read_u64(bytes, WATERMARK_AT),
         };
         fields.check_bounds()?;
-        if fields.bloom_hashes > BLOOM_HASHES_MAX {
-            return Err(format!("bloom_hashes {} above {BLOOM_HASHES_MAX}", fields.bloom_hashes));
+        if fields.bloom_hashes == 0 || fields.bloom_hashes > BLOOM_HASHES_MAX {
+            return Err(format!("bloom_hashes {} outside 1 ..= {BLOOM_HASHES_MAX}", fields.bloom_hashes));
         }
         if fields.entry_count > ENTRIES_MAX {
             return Err(format!("entry_count {} above {ENTRIES_MAX}", fields.entry_count));
@@ -233,7 +235,9 @@ impl HeaderFields {
             return Err(format!("bloom of {bloom_bytes} bytes above {BLOOM_BYTES_MAX}"));
         }
         let has_bloom = self.prefix_bytes > 0 && self.entry_count > 0;
-        if has_bloom && bloom_bytes < BLOOM_BYTES_MIN || !has_bloom && bloom_bytes != 0 {
+        if has_bloom && (bloom_bytes < BLOOM_BYTES_MIN || bloom_bytes % BLOOM_LINE_BYTES != 0)
+            || !has_bloom && bloom_bytes != 0
+        {
             return Err(format!("bloom of {bloom_bytes} bytes does not fit prefix_bytes and entry_count"));
         }
         let data_bytes = self.entry_count.checked_mul(entry_bytes).ok_or_else(overflow)?;
@@ -348,18 +352,19 @@ mod tests {
 
     #[test]
     fn the_layout_follows_the_formulas() {
-        let layout = fields().layout(16).unwrap();
+        let layout = fields().layout(64).unwrap();
         let blocks = 1000u64.div_ceil(73);
         assert_eq!(layout.block_count, blocks);
         assert_eq!(layout.data_offset, 88);
         assert_eq!(layout.index_offset, 88 + 1000 * 56);
         assert_eq!(layout.bloom_offset, layout.index_offset + blocks * 20);
-        assert_eq!(layout.file_bytes, layout.bloom_offset + 16 + 44);
+        assert_eq!(layout.file_bytes, layout.bloom_offset + 64 + 44);
+        assert!(fields().layout(96).is_err(), "a filter of part of a line");
         assert!(fields().layout(0).is_err(), "a run with P > 0 and entries needs a filter");
-        assert!(HeaderFields { prefix_bytes: 0, ..fields() }.layout(16).is_err(), "a filter without P");
+        assert!(HeaderFields { prefix_bytes: 0, ..fields() }.layout(64).is_err(), "a filter without P");
         assert!(fields().layout(crate::limits::BLOOM_BYTES_MAX + 1).is_err());
         let huge = HeaderFields { entry_count: crate::limits::ENTRIES_MAX, entries_per_block: 1, ..fields() };
-        assert!(huge.layout(16).is_err(), "an index above INDEX_BYTES_MAX");
+        assert!(huge.layout(64).is_err(), "an index above INDEX_BYTES_MAX");
     }
 
     #[test]
@@ -378,7 +383,8 @@ mod tests {
         assert!(with(PREFIX_BYTES_AT, &17u32.to_le_bytes()).is_err(), "P > K");
         assert!(with(ENTRIES_PER_BLOCK_AT, &0u32.to_le_bytes()).is_err(), "B = 0");
         assert!(with(ENTRIES_PER_BLOCK_AT, &u32::MAX.to_le_bytes()).is_err(), "B huge");
-        assert!(with(BLOOM_HASHES_AT, &33u32.to_le_bytes()).is_err(), "probes");
+        assert!(with(BLOOM_HASHES_AT, &8u32.to_le_bytes()).is_err(), "more probes than 64 hash bits give");
+        assert!(with(BLOOM_HASHES_AT, &0u32.to_le_bytes()).is_err(), "no probes");
         assert!(with(ENTRY_COUNT_AT, &u64::MAX.to_le_bytes()).is_err(), "n huge");
         assert!(with(PREFIX_COUNT_AT, &1001u64.to_le_bytes()).is_err(), "more prefixes than entries");
     }
@@ -397,7 +403,7 @@ mod tests {
         }
         writer.finish().unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(bytes.len(), 56 + 8 + 5 * 6 + 3 * 8 + 8 + 44);
-        assert_eq!(crc32fast::hash(&bytes), 0x580b_598c);
+        assert_eq!(bytes.len(), 56 + 8 + 5 * 6 + 3 * 8 + 64 + 44);
+        assert_eq!(crc32fast::hash(&bytes), 0x9771_5e09);
     }
 }

@@ -20,16 +20,20 @@ pub const INDEX_BYTES_MAX: u64 = 256 << 20;
 /// Largest Bloom filter a reader loads (it stays in memory while the run is
 /// open); a writer asked for more clamps to it (more false positives, never
 /// a wrong answer).
-pub const BLOOM_BYTES_MAX: u64 = 128 << 20;
+pub const BLOOM_BYTES_MAX: u64 = 128 << 20; // a multiple of BLOOM_LINE_BYTES
 /// Bloom bits per distinct prefix the writer was told to expect: with
 /// [`BLOOM_HASHES`] probes, about 1% false positives.
 pub const BLOOM_BITS_PER_PREFIX: u64 = 10;
 /// Probes per Bloom lookup (ln 2 × 10 bits ≈ 7).
 pub const BLOOM_HASHES: u32 = 7;
-/// Largest probe count a reader accepts.
-pub const BLOOM_HASHES_MAX: u32 = 32;
-/// Smallest filter written: 64 bits.
-pub const BLOOM_BYTES_MIN: u64 = 8;
+/// Largest probe count the format allows: each probe takes 9 bits of one
+/// 64-bit hash (a bit within a 512-bit line).
+pub const BLOOM_HASHES_MAX: u32 = 7;
+/// The filter is made of cache lines of this many bytes; one lookup touches
+/// one line (one cache miss per run instead of one per probe).
+pub const BLOOM_LINE_BYTES: u64 = 64;
+/// Smallest filter written: one line.
+pub const BLOOM_BYTES_MIN: u64 = BLOOM_LINE_BYTES;
 /// Most runs one merge reads at once (memory: one block per input).
 pub const MERGE_RUNS_MAX: usize = 64;
 /// Most runs a [`crate::RunSet`] opens.

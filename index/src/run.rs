@@ -7,7 +7,7 @@
 //! An open run keeps its header, its sparse index (K + 4 bytes per block)
 //! and its Bloom filter (10 bits per distinct prefix). For the journal shape
 //! (K = 16, V = 40: 73 entries per 4 KiB block) that is 0.27 bytes per entry,
-//! plus 1.25 bytes per distinct prefix when P > 0.
+//! plus 1.25 bytes per distinct prefix when P > 0 (rounded up to 64 bytes).
 //!
 //! # Reads
 //!
@@ -217,10 +217,11 @@ impl Run {
 
     /// Every entry whose key starts with `prefix` (0 ..= K bytes), lazily.
     pub fn get_prefix(&self, prefix: &[u8], direction: Direction) -> Result<RunRange<'_>, IndexError> {
-        let (lo, hi) = prefix_bounds(prefix, self.fields.key_bytes)?;
-        if !self.may_contain_prefix(prefix) {
+        if prefix.len() <= self.fields.key_bytes && !self.may_contain_prefix(prefix) {
+            // The common case of a client-id check: no allocation, no read.
             return Ok(RunRange::empty(self, direction));
         }
+        let (lo, hi) = prefix_bounds(prefix, self.fields.key_bytes)?;
         self.range(&lo, &hi, direction)
     }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use crate::error::{hex, IndexError};
 use crate::limits::RUN_SET_RUNS_MAX;
 use crate::merge::merge;
-use crate::run::{prefix_bounds, Direction, Entry, Run, RunRange};
+use crate::run::{Direction, Entry, Run, RunRange};
 use crate::writer::{sync_parent_directory, RunSpec, RunWriter};
 
 const RUN_SUFFIX: &str = ".run";
@@ -216,7 +216,13 @@ impl RunSet {
 
     /// Every entry whose key starts with `prefix`, across all runs, in key order.
     pub fn get_prefix(&self, prefix: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
-        prefix_bounds(prefix, self.spec.key_bytes)?;
+        if prefix.len() > self.spec.key_bytes {
+            return Err(IndexError::Invalid(format!(
+                "prefix of {} bytes for {}-byte keys",
+                prefix.len(),
+                self.spec.key_bytes
+            )));
+        }
         let sources = self
             .members
             .iter()
