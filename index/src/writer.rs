@@ -62,7 +62,7 @@ impl RunSpec {
 pub struct RunWriter {
     path: PathBuf,
     temporary: PathBuf,
-    /// `None` once `finish` has taken it.
+    /// `None` once `finish` has taken it, or after an I/O error.
     file: Option<BufWriter<File>>,
     spec: RunSpec,
     watermark: u64,
@@ -127,6 +127,9 @@ impl RunWriter {
                 self.spec.value_bytes
             )));
         }
+        if self.file.is_none() {
+            return Err(unusable());
+        }
         if self.entry_count >= ENTRIES_MAX {
             return Err(IndexError::Invalid(format!("a run holds at most {ENTRIES_MAX} entries")));
         }
@@ -169,9 +172,13 @@ impl RunWriter {
         if self.block_entries == 0 {
             return Ok(());
         }
+        let file = self.file.as_mut().ok_or_else(unusable)?;
+        if let Err(error) = file.write_all(&self.block) {
+            // The writer's state no longer matches the file: refuse everything from here on.
+            self.file = None;
+            return Err(IndexError::io(&self.temporary, error));
+        }
         self.index.extend_from_slice(&crc32fast::hash(&self.block).to_le_bytes());
-        let file = self.file.as_mut().ok_or_else(|| IndexError::Invalid("run writer already finished".into()))?;
-        file.write_all(&self.block).map_err(|error| IndexError::io(&self.temporary, error))?;
         self.block.clear();
         self.block_entries = 0;
         Ok(())
@@ -179,6 +186,11 @@ impl RunWriter {
 
     /// Writes index, bloom, footer and header, fsyncs, renames to the final
     /// name, fsyncs the directory, and opens the result.
+    ///
+    /// On an error nothing new is left under the final name unless the
+    /// rename itself happened (then the directory fsync failed): a retry
+    /// with a new writer for the same name replaces it. A retry never
+    /// fsyncs the failed file again (fsyncgate): it writes a new one.
     pub fn finish(mut self) -> Result<Run, IndexError> {
         self.flush_block()?;
         if self.entry_count == 0 {
@@ -205,7 +217,7 @@ impl RunWriter {
 
         let temporary = self.temporary.clone();
         let io = |error| IndexError::io(&temporary, error);
-        let mut file = self.file.take().ok_or_else(|| IndexError::Invalid("run writer already finished".into()))?;
+        let mut file = self.file.take().ok_or_else(unusable)?;
         file.write_all(&self.index).map_err(io)?;
         file.write_all(self.bloom.bytes()).map_err(io)?;
         file.write_all(&footer).map_err(io)?;
@@ -228,6 +240,10 @@ impl Drop for RunWriter {
             let _ = std::fs::remove_file(&self.temporary);
         }
     }
+}
+
+fn unusable() -> IndexError {
+    IndexError::Invalid("run writer unusable after an I/O error".into())
 }
 
 pub(crate) fn temporary_path(path: &Path) -> PathBuf {

@@ -99,3 +99,11 @@ fn queries_of_the_wrong_size_are_refused() {
     assert!(matches!(run.range(&[0], &[0, 0], Direction::Forward), Err(IndexError::Invalid(_))));
     assert!(matches!(run.get_prefix(&[0, 0, 0], Direction::Forward), Err(IndexError::Invalid(_))));
 }
+
+#[test]
+fn runs_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    // A merge thread reads runs that readers are reading too (pread takes &self).
+    shareable::<Run>();
+    shareable::<fundledger_index::RunSet>();
+}
