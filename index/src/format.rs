@@ -1,5 +1,8 @@
 //! # Run file format
 //!
+//! This module owns the byte layout: constants, encoding and decoding of the
+//! header and footer, the Bloom hash. It does no I/O; `writer` and `run` do.
+//!
 //! A run is an immutable file of entries sorted by key, keys unique. Every
 //! key is `K` bytes and every value `V` bytes, fixed per run. Keys compare as
 //! bytes (callers encode integers big-endian). Every integer of the format

@@ -38,3 +38,9 @@ pub const BLOOM_BYTES_MIN: u64 = BLOOM_LINE_BYTES;
 pub const MERGE_RUNS_MAX: usize = 64;
 /// Most runs a [`crate::RunSet`] opens.
 pub const RUN_SET_RUNS_MAX: usize = 1024;
+
+// A probe takes 9 bits (a bit of a 512-bit line) of one 64-bit hash.
+const _: () = assert!(BLOOM_HASHES >= 1 && BLOOM_HASHES <= BLOOM_HASHES_MAX && 9 * BLOOM_HASHES_MAX <= 64);
+const _: () = assert!(BLOOM_LINE_BYTES * 8 == 512 && BLOOM_BYTES_MAX % BLOOM_LINE_BYTES == 0);
+// The default block holds at least one entry of any allowed shape.
+const _: () = assert!(BLOCK_BYTES_TARGET <= BLOCK_BYTES_MAX);

@@ -28,7 +28,7 @@ use crate::error::{hex, IndexError};
 use crate::limits::RUN_SET_RUNS_MAX;
 use crate::merge::merge;
 use crate::run::{Direction, Entry, Run, RunRange};
-use crate::writer::{sync_parent_directory, RunSpec, RunWriter};
+use crate::writer::{sync_directory, RunSpec, RunWriter};
 
 const RUN_SUFFIX: &str = ".run";
 const TEMPORARY_SUFFIX: &str = ".tmp";
@@ -146,7 +146,7 @@ impl RunSet {
             std::fs::remove_file(&path).map_err(|error| IndexError::io(&path, error))?;
         }
         if removals > 0 {
-            sync_parent_directory(&directory.join(run_file_name(0, 0)))?;
+            sync_directory(directory)?;
         }
         Ok(RunSet { directory: directory.to_path_buf(), spec, members })
     }
@@ -211,7 +211,7 @@ impl RunSet {
             let path = member.run.path();
             std::fs::remove_file(path).map_err(|error| IndexError::io(path, error))?;
         }
-        sync_parent_directory(&self.directory.join(run_file_name(first, watermark)))
+        sync_directory(&self.directory)
     }
 
     /// Every entry whose key starts with `prefix`, across all runs, in key order.

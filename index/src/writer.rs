@@ -255,9 +255,14 @@ pub(crate) fn temporary_path(path: &Path) -> PathBuf {
 /// fsync of the directory holding `path`, so a create or rename in it
 /// survives a power loss.
 pub(crate) fn sync_parent_directory(path: &Path) -> Result<(), IndexError> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_directory(parent),
+        _ => sync_directory(Path::new(".")),
+    }
+}
+
+/// fsync of a directory, so creates, renames and removals in it survive a
+/// power loss.
+pub(crate) fn sync_directory(directory: &Path) -> Result<(), IndexError> {
     File::open(directory).and_then(|handle| handle.sync_all()).map_err(|error| IndexError::io(directory, error))
 }

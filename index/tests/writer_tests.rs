@@ -107,3 +107,23 @@ fn runs_can_be_shared_between_threads() {
     shareable::<Run>();
     shareable::<fundledger_index::RunSet>();
 }
+
+#[test]
+fn a_failed_rename_is_an_io_error_and_leaves_no_tmp() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("taken.run");
+    // A non-empty directory under the run's name: the rename cannot replace it.
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("inside"), b"x").unwrap();
+    let mut writer = RunWriter::create(&path, spec(), 1, 1).unwrap();
+    writer.push(&[1, 1], &[1]).unwrap();
+    assert!(matches!(writer.finish(), Err(IndexError::Io { .. })));
+    assert!(!directory.path().join("taken.run.tmp").exists());
+}
+
+#[test]
+fn a_missing_directory_is_an_io_error() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("absent").join("x.run");
+    assert!(matches!(RunWriter::create(&path, spec(), 1, 1), Err(IndexError::Io { .. })));
+}
