@@ -67,7 +67,10 @@
 //! | 40     | 4     | `meta_crc`     | CRC-32 of header ‖ index ‖ bloom ‖ footer bytes 0 .. 40         |
 //!
 //! The offsets are redundant with the header; `open` recomputes them and
-//! refuses a file where they differ. Every byte of the file is covered by a
+//! refuses a file where they differ. Before allocating anything, `open`
+//! checks every field against the bounds in the tables and the index and
+//! Bloom sizes against [`INDEX_BYTES_MAX`] and [`BLOOM_BYTES_MAX`], with
+//! checked arithmetic throughout. Every byte of the file is covered by a
 //! CRC: the metadata by `meta_crc` (checked at open), each block by its own
 //! (checked at each read).
 //!
@@ -77,10 +80,9 @@
 //! directory fsynced; a reader never sees a partial run under its name.
 
 use crate::limits::{
-    BLOCK_BYTES_MAX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_HASHES_MAX, BLOOM_LINE_BYTES, ENTRIES_MAX, INDEX_BYTES_MAX,
+    BLOCK_BYTES_MAX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_HASHES_MAX, BLOOM_LINE_BYTES, ENTRIES_MAX,
+    INDEX_BYTES_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX,
 };
-#[allow(unused_imports)] // named in the format tables above
-use crate::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
 pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_MAGIC: [u8; 8] = *b"FLIDXRUN";
@@ -203,11 +205,11 @@ impl HeaderFields {
 
     /// The shape bounds shared by the writer's spec check and the reader.
     pub fn check_bounds(&self) -> Result<(), String> {
-        if self.key_bytes == 0 || self.key_bytes > crate::limits::KEY_BYTES_MAX {
-            return Err(format!("key_bytes {} outside 1 ..= {}", self.key_bytes, crate::limits::KEY_BYTES_MAX));
+        if self.key_bytes == 0 || self.key_bytes > KEY_BYTES_MAX {
+            return Err(format!("key_bytes {} outside 1 ..= {}", self.key_bytes, KEY_BYTES_MAX));
         }
-        if self.value_bytes > crate::limits::VALUE_BYTES_MAX {
-            return Err(format!("value_bytes {} above {}", self.value_bytes, crate::limits::VALUE_BYTES_MAX));
+        if self.value_bytes > VALUE_BYTES_MAX {
+            return Err(format!("value_bytes {} above {}", self.value_bytes, VALUE_BYTES_MAX));
         }
         if self.prefix_bytes > self.key_bytes {
             return Err(format!("prefix_bytes {} above key_bytes {}", self.prefix_bytes, self.key_bytes));
