@@ -45,5 +45,5 @@ pub mod writer;
 pub use error::IndexError;
 pub use merge::merge;
 pub use run::{Direction, Entry, Run, RunRange};
-pub use run_set::{run_file_name, Member, RunSet, SetRange};
+pub use run_set::{run_file_name, LsnRange, Member, RunSet, SetRange};
 pub use writer::{RunSpec, RunWriter};

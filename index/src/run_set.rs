@@ -14,6 +14,16 @@
 //! removes them (after the covering run opened cleanly). Intervals that
 //! overlap without one containing the other are refused.
 //!
+//! # Keys that end in the lsn
+//!
+//! [`RunSet::get_by_lsn`] serves tables whose key is `prefix ‖ lsn` (the lsn
+//! u64 big-endian in the last 8 bytes, e.g. the journal's `account ‖ lsn`):
+//! for one full prefix, key order is lsn order, and the runs' lsn intervals
+//! are disjoint, so it reads the runs one after another (newest first for a
+//! reverse page) instead of merging them, and a page touches only the runs
+//! it needs. Every entry's lsn is checked against its run's interval: a key
+//! that breaks the assumption is an error, never an answer out of order.
+//!
 //! # Concurrency
 //!
 //! Runs are immutable and held in `Arc`s: a caller may clone [`RunSet::runs`]
@@ -33,6 +43,8 @@ use crate::writer::{sync_directory, RunSpec, RunWriter};
 const RUN_SUFFIX: &str = ".run";
 const TEMPORARY_SUFFIX: &str = ".tmp";
 const NUMBER_DIGITS: usize = 20;
+/// The lsn at the end of a key, for [`RunSet::get_by_lsn`].
+const LSN_BYTES: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -231,6 +243,19 @@ impl RunSet {
         Ok(SetRange::new(sources, direction))
     }
 
+    /// Every entry whose key is `prefix ‖ lsn` (`prefix` exactly K − 8 bytes),
+    /// in lsn order, reading the runs one after another (module doc).
+    pub fn get_by_lsn(&self, prefix: &[u8], direction: Direction) -> Result<LsnRange<'_>, IndexError> {
+        if self.spec.key_bytes.checked_sub(LSN_BYTES) != Some(prefix.len()) {
+            return Err(IndexError::Invalid(format!(
+                "get_by_lsn needs a prefix of key bytes − {LSN_BYTES} ({}), not {}",
+                self.spec.key_bytes,
+                prefix.len()
+            )));
+        }
+        Ok(LsnRange { members: &self.members, prefix: prefix.to_vec(), direction, consumed: 0, current: None })
+    }
+
     /// Every entry with `lo <= key <= hi`, across all runs, in key order.
     pub fn range(&self, lo: &[u8], hi: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
         let sources =
@@ -302,6 +327,66 @@ impl Iterator for SetRange<'_> {
             }
             Err(error) => {
                 self.finished = true;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+/// A lazy read of one `prefix ‖ lsn` key range, run after run.
+pub struct LsnRange<'a> {
+    members: &'a [Member],
+    prefix: Vec<u8>,
+    direction: Direction,
+    /// Runs started so far, counted from the oldest (forward) or newest.
+    consumed: usize,
+    /// The run being read, with its lsn interval.
+    current: Option<(RunRange<'a>, &'a Member)>,
+}
+
+impl LsnRange<'_> {
+    fn advance(&mut self) -> Result<Option<Entry>, IndexError> {
+        loop {
+            if let Some((range, member)) = &mut self.current {
+                if let Some(entry) = range.next().transpose()? {
+                    let mut lsn = [0u8; LSN_BYTES];
+                    lsn.copy_from_slice(&entry.key[entry.key.len() - LSN_BYTES..]);
+                    let lsn = u64::from_be_bytes(lsn);
+                    if lsn < member.first || lsn > member.last() {
+                        return Err(IndexError::corrupt(
+                            member.run.path(),
+                            0,
+                            format!("key {} ends in lsn {lsn}, outside the run's interval", hex(&entry.key)),
+                        ));
+                    }
+                    return Ok(Some(entry));
+                }
+                self.current = None;
+            }
+            if self.consumed == self.members.len() {
+                return Ok(None);
+            }
+            let position = match self.direction {
+                Direction::Forward => self.consumed,
+                Direction::Reverse => self.members.len() - 1 - self.consumed,
+            };
+            self.consumed += 1;
+            let member = &self.members[position];
+            self.current = Some((member.run.get_prefix(&self.prefix, self.direction)?, member));
+        }
+    }
+}
+
+impl Iterator for LsnRange<'_> {
+    type Item = Result<Entry, IndexError>;
+
+    /// After an error the iterator is over.
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.advance() {
+            Ok(entry) => entry.map(Ok),
+            Err(error) => {
+                self.consumed = self.members.len();
+                self.current = None;
                 Some(Err(error))
             }
         }

@@ -6,8 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{collect, Model};
+use common::{collect, model_prefix, Model};
 use fundledger_index::{merge, run_file_name, Direction, IndexError, Run, RunSet, RunSpec};
+use proptest::prelude::*;
 
 fn spec() -> RunSpec {
     RunSpec { entries_per_block: 2, ..RunSpec::new(3, 1, 1) }
@@ -132,4 +133,71 @@ fn newest_first_pages_across_runs() {
         .map(|(key, _)| key[1])
         .collect();
     assert_eq!(page, vec![40, 37, 34, 31, 28]);
+}
+
+/// `prefix ‖ lsn BE` with a 2-byte prefix: the journal's shape, smaller.
+fn lsn_key(prefix: u8, lsn: u64) -> Vec<u8> {
+    let mut key = vec![0, prefix];
+    key.extend_from_slice(&lsn.to_be_bytes());
+    key
+}
+
+fn lsn_spec() -> RunSpec {
+    RunSpec { entries_per_block: 3, ..RunSpec::new(10, 2, 0) }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Reading run after run gives what the model (and the merging read) gives.
+    #[test]
+    fn get_by_lsn_answers_like_the_model(
+        prefixes_per_lsn in prop::collection::vec(prop::collection::btree_set(0u8..4, 0..3), 1..150),
+        cuts in prop::collection::btree_set(1usize..150, 0..8),
+        limit in 0usize..60,
+    ) {
+        let directory = tempfile::tempdir().unwrap();
+        let mut set = RunSet::open(directory.path(), lsn_spec()).unwrap();
+        let mut model = Model::new();
+        let mut boundaries: Vec<usize> = cuts.into_iter().filter(|&cut| cut < prefixes_per_lsn.len()).collect();
+        boundaries.push(prefixes_per_lsn.len());
+        let mut first = 1u64;
+        for end in boundaries {
+            let last = end as u64;
+            let mut part = Model::new();
+            for lsn in first..=last {
+                for &prefix in &prefixes_per_lsn[lsn as usize - 1] {
+                    part.insert(lsn_key(prefix, lsn), vec![prefix, lsn as u8]);
+                }
+            }
+            set.write_run(first, last, 4, &part).unwrap();
+            model.extend(part);
+            first = last + 1;
+        }
+        for prefix in 0u8..5 {
+            for direction in [Direction::Forward, Direction::Reverse] {
+                let mut expected = model_prefix(&model, &[0, prefix], direction);
+                let by_lsn = collect(set.get_by_lsn(&[0, prefix], direction).unwrap()).unwrap();
+                prop_assert_eq!(&by_lsn, &expected);
+                let merged = collect(set.get_prefix(&[0, prefix], direction).unwrap()).unwrap();
+                prop_assert_eq!(&merged, &expected);
+                expected.truncate(limit);
+                prop_assert_eq!(collect(set.get_by_lsn(&[0, prefix], direction).unwrap().take(limit)).unwrap(), expected);
+            }
+        }
+    }
+}
+
+#[test]
+fn get_by_lsn_refuses_a_key_outside_its_runs_interval() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), lsn_spec()).unwrap();
+    set.write_run(1, 10, 1, [(lsn_key(1, 5), [0, 0])]).unwrap();
+    // Lsn 3 in the run of lsns 11 ..= 20: a reverse page would put it before lsn 5.
+    set.write_run(11, 20, 1, [(lsn_key(1, 3), [0, 0]), (lsn_key(1, 12), [0, 0])]).unwrap();
+    for direction in [Direction::Forward, Direction::Reverse] {
+        let answer = collect(set.get_by_lsn(&[0, 1], direction).unwrap());
+        assert!(matches!(answer, Err(IndexError::Corrupt { .. })), "{answer:?}");
+    }
+    assert!(matches!(set.get_by_lsn(&[0, 1, 2], Direction::Forward), Err(IndexError::Invalid(_))));
 }
