@@ -151,6 +151,13 @@ fn measure_reads(label: &str, tables: &Tables, transfers: u64) -> Result<(), Ind
         }
     }
     let pages = started.elapsed();
+    let started = Instant::now();
+    for _ in 0..PAGES {
+        let account = random.next() % ACCOUNTS;
+        let page = tables.journal.get_by_lsn(&account.to_be_bytes(), Direction::Reverse)?.take(PAGE_ENTRIES);
+        assert_eq!(page.collect::<Result<Vec<_>, _>>()?.len(), PAGE_ENTRIES);
+    }
+    let pages_by_lsn = started.elapsed();
     println!("{label}: {} journal runs, {} id runs", tables.journal.runs().len(), tables.ids.runs().len());
     println!(
         "  get_prefix, absent id:   {} (Bloom false positives: {:.2}% of run lookups)",
@@ -163,6 +170,7 @@ fn measure_reads(label: &str, tables: &Tables, transfers: u64) -> Result<(), Ind
         per_second(PAGES as u64, pages),
         page_entries as f64 / PAGES as f64
     );
+    println!("  the same, run after run (get_by_lsn): {}", per_second(PAGES as u64, pages_by_lsn));
     for (name, set) in [("journal", &tables.journal), ("ids", &tables.ids)] {
         let entries: u64 = set.runs().iter().map(|member| member.run.entry_count()).sum();
         let memory: usize = set.runs().iter().map(|member| member.run.memory_bytes()).sum();
