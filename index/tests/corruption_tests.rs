@@ -15,6 +15,21 @@ use proptest::prelude::*;
 fn small_run(path: &Path) -> (Model, Vec<u8>) {
     let spec = RunSpec { key_bytes: 4, value_bytes: 3, prefix_bytes: 2, entries_per_block: 3 };
     let model: Model = (0u8..10).map(|n| (vec![n / 4, n, 0, n], vec![n, n ^ 0x5a, 7])).collect();
+    written(path, spec, model)
+}
+
+/// No Bloom filter and no values: K = 4, V = 0, P = 0, two blocks.
+fn keys_only_run(path: &Path) -> (Model, Vec<u8>) {
+    let spec = RunSpec { key_bytes: 4, value_bytes: 0, prefix_bytes: 0, entries_per_block: 4 };
+    let model: Model = (0u8..7).map(|n| (vec![0, n, n, 1], Vec::new())).collect();
+    written(path, spec, model)
+}
+
+fn empty_run(path: &Path) -> (Model, Vec<u8>) {
+    written(path, RunSpec::new(4, 3, 2), Model::new())
+}
+
+fn written(path: &Path, spec: RunSpec, model: Model) -> (Model, Vec<u8>) {
     write_run(path, spec, 42, &model);
     let bytes = std::fs::read(path).unwrap();
     (model, bytes)
@@ -66,11 +81,11 @@ fn the_undamaged_run_reads_back() {
     assert!(check_never_wrong(&path, &model).is_none());
 }
 
-#[test]
-fn every_flipped_bit_is_an_error_at_open_or_at_read() {
+/// Every bit of the file flipped in turn; returns how often `open` failed and
+/// how often only a read did.
+fn flip_every_bit(fixture: fn(&Path) -> (Model, Vec<u8>)) -> Outcome {
     let directory = tempfile::tempdir().unwrap();
-    let original = directory.path().join("small.run");
-    let (model, bytes) = small_run(&original);
+    let (model, bytes) = fixture(&directory.path().join("original.run"));
     let damaged = directory.path().join("damaged.run");
     let mut total = Outcome::default();
     for offset in 0..bytes.len() {
@@ -85,24 +100,35 @@ fn every_flipped_bit_is_an_error_at_open_or_at_read() {
             total.read_failed += outcome.read_failed;
         }
     }
-    // Metadata damage stops `open`; data damage is found by the read of that block.
-    assert!(total.open_failed > 0 && total.read_failed > 0, "{total:?}");
+    total
+}
+
+#[test]
+fn every_flipped_bit_is_an_error_at_open_or_at_read() {
+    for fixture in [small_run, keys_only_run] {
+        let total = flip_every_bit(fixture);
+        // Metadata damage stops `open`; data damage is found by the read of that block.
+        assert!(total.open_failed > 0 && total.read_failed > 0, "{total:?}");
+    }
+    let total = flip_every_bit(empty_run);
+    assert!(total.open_failed > 0 && total.read_failed == 0, "an empty run is all metadata: {total:?}");
 }
 
 #[test]
 fn every_truncation_and_any_extra_byte_fail_open() {
-    let directory = tempfile::tempdir().unwrap();
-    let original = directory.path().join("small.run");
-    let (_, bytes) = small_run(&original);
-    let damaged = directory.path().join("damaged.run");
-    for length in 0..bytes.len() {
-        std::fs::write(&damaged, &bytes[..length]).unwrap();
-        assert!(matches!(Run::open(&damaged), Err(IndexError::Corrupt { .. })), "cut at {length} opened");
+    for fixture in [small_run, keys_only_run, empty_run] {
+        let directory = tempfile::tempdir().unwrap();
+        let (_, bytes) = fixture(&directory.path().join("original.run"));
+        let damaged = directory.path().join("damaged.run");
+        for length in 0..bytes.len() {
+            std::fs::write(&damaged, &bytes[..length]).unwrap();
+            assert!(matches!(Run::open(&damaged), Err(IndexError::Corrupt { .. })), "cut at {length} opened");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        std::fs::write(&damaged, &longer).unwrap();
+        assert!(matches!(Run::open(&damaged), Err(IndexError::Corrupt { .. })));
     }
-    let mut longer = bytes.clone();
-    longer.push(0);
-    std::fs::write(&damaged, &longer).unwrap();
-    assert!(matches!(Run::open(&damaged), Err(IndexError::Corrupt { .. })));
 }
 
 #[test]
