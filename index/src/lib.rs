@@ -17,12 +17,13 @@
 //!   fsync, rename, directory fsync.
 //! - [`format`](mod@format): the byte layout of a run, field by field, next to
 //!   the code that encodes and decodes it.
-//! - [`bloom`]: the Bloom filter over a key prefix of P bytes.
+//! - [`bloom`]: the blocked Bloom filter over a key prefix of P bytes.
 //! - [`run`]: [`Run::open`] (checks all metadata), `get_prefix` and `range`,
 //!   forward or reverse, lazily block by block (each block checked on read).
 //! - [`merge`](mod@merge): [`merge()`], the k-way merge of runs into one.
 //! - [`run_set`]: [`RunSet`], the runs of one table in one directory: names
-//!   that carry the lsn interval, start-up clean-up, reads across runs.
+//!   that carry the lsn interval, start-up clean-up, reads across runs
+//!   (merged by key, or run after run for keys that end in the lsn).
 //! - [`limits`]: every bound, in one place.
 //! - [`error`]: the one error type, [`IndexError`].
 //!
