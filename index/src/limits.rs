@@ -1,0 +1,46 @@
+//! Every bound of the crate, in one place. Readers check each length and
+//! count read from a file against these before allocating or reading what it
+//! claims, so a flipped bit can never make them allocate gigabytes.
+
+/// Largest key. Keys are compared as bytes; 256 covers any composite key the
+/// server builds (today 16: account or id hash, then lsn, big-endian).
+pub const KEY_BYTES_MAX: usize = 256;
+/// Largest value.
+pub const VALUE_BYTES_MAX: usize = 4096;
+/// A block holds this many bytes of entries or fewer (at least one entry):
+/// one pread of about a page per block read.
+pub const BLOCK_BYTES_TARGET: usize = 4096;
+/// Largest block a reader accepts (one entry of maximal key and value fits).
+pub const BLOCK_BYTES_MAX: usize = KEY_BYTES_MAX + VALUE_BYTES_MAX;
+/// Most entries in one run (2^40: far beyond any memtable or merge).
+pub const ENTRIES_MAX: u64 = 1 << 40;
+/// Largest sparse index (first key and CRC of every block) a reader loads:
+/// it stays in memory while the run is open.
+pub const INDEX_BYTES_MAX: u64 = 256 << 20;
+/// Largest Bloom filter a reader loads (it stays in memory while the run is
+/// open); a writer asked for more clamps to it (more false positives, never
+/// a wrong answer).
+pub const BLOOM_BYTES_MAX: u64 = 128 << 20; // a multiple of BLOOM_LINE_BYTES
+/// Bloom bits per distinct prefix the writer was told to expect: with
+/// [`BLOOM_HASHES`] probes, about 1% false positives.
+pub const BLOOM_BITS_PER_PREFIX: u64 = 10;
+/// Probes per Bloom lookup (ln 2 × 10 bits ≈ 7).
+pub const BLOOM_HASHES: u32 = 7;
+/// Largest probe count the format allows: each probe takes 9 bits of one
+/// 64-bit hash (a bit within a 512-bit line).
+pub const BLOOM_HASHES_MAX: u32 = 7;
+/// The filter is made of cache lines of this many bytes; one lookup touches
+/// one line (one cache miss per run instead of one per probe).
+pub const BLOOM_LINE_BYTES: u64 = 64;
+/// Smallest filter written: one line.
+pub const BLOOM_BYTES_MIN: u64 = BLOOM_LINE_BYTES;
+/// Most runs one merge reads at once (memory: one block per input).
+pub const MERGE_RUNS_MAX: usize = 64;
+/// Most runs a [`crate::RunSet`] opens.
+pub const RUN_SET_RUNS_MAX: usize = 1024;
+
+// A probe takes 9 bits (a bit of a 512-bit line) of one 64-bit hash.
+const _: () = assert!(BLOOM_HASHES >= 1 && BLOOM_HASHES <= BLOOM_HASHES_MAX && 9 * BLOOM_HASHES_MAX <= 64);
+const _: () = assert!(BLOOM_LINE_BYTES * 8 == 512 && BLOOM_BYTES_MAX % BLOOM_LINE_BYTES == 0);
+// The default block holds at least one entry of any allowed shape.
+const _: () = assert!(BLOCK_BYTES_TARGET <= BLOCK_BYTES_MAX);

@@ -1,0 +1,203 @@
+//! A run set's directory across restarts: leftovers of a crashed write or
+//! merge are cleaned up, damage and inconsistent names are refused, and
+//! nothing is deleted before what covers it has opened.
+
+mod common;
+
+use std::path::Path;
+
+use common::{collect, model_prefix, Model};
+use fundledger_index::{merge, run_file_name, Direction, IndexError, Run, RunSet, RunSpec};
+use proptest::prelude::*;
+
+fn spec() -> RunSpec {
+    RunSpec { entries_per_block: 2, ..RunSpec::new(3, 1, 1) }
+}
+
+/// Entries whose keys are `[table, lsn, 0]` for lsns `first ..= last`.
+fn entries(first: u8, last: u8) -> Model {
+    (first..=last).map(|lsn| (vec![lsn % 3, lsn, 0], vec![lsn])).collect()
+}
+
+fn names(directory: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(directory).unwrap().map(|item| item.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+fn everything(set: &RunSet) -> Model {
+    collect(set.range(&[0; 3], &[0xff; 3], Direction::Forward).unwrap()).unwrap().into_iter().collect()
+}
+
+#[test]
+fn start_up_removes_tmp_leftovers_and_keeps_unknown_files() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    set.write_run(1, 10, 10, &entries(1, 10)).unwrap();
+    drop(set);
+    std::fs::write(directory.path().join(format!("{}.tmp", run_file_name(11, 20))), b"half a run").unwrap();
+    std::fs::write(directory.path().join("README"), b"not ours").unwrap();
+    let set = RunSet::open(directory.path(), spec()).unwrap();
+    assert_eq!(names(directory.path()), vec![run_file_name(1, 10), "README".to_string()]);
+    assert_eq!(everything(&set), entries(1, 10));
+    assert_eq!(set.watermark(), 10);
+}
+
+#[test]
+fn inputs_of_a_merge_that_crashed_before_deleting_them_are_removed() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    set.write_run(1, 10, 10, &entries(1, 10)).unwrap();
+    set.write_run(11, 20, 10, &entries(11, 20)).unwrap();
+    set.write_run(21, 30, 10, &entries(21, 30)).unwrap();
+    // The merge of the first two renamed its output into place, then the process died.
+    let inputs: Vec<&Run> = set.runs()[..2].iter().map(|member| member.run.as_ref()).collect();
+    merge(&inputs, &directory.path().join(run_file_name(1, 20)), 20).unwrap();
+    drop(set);
+    let set = RunSet::open(directory.path(), spec()).unwrap();
+    assert_eq!(names(directory.path()), vec![run_file_name(1, 20), run_file_name(21, 30)]);
+    assert_eq!(everything(&set), entries(1, 30));
+}
+
+#[test]
+fn a_damaged_covering_run_fails_start_up_and_deletes_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    set.write_run(1, 10, 10, &entries(1, 10)).unwrap();
+    set.write_run(11, 20, 10, &entries(11, 20)).unwrap();
+    let inputs: Vec<&Run> = set.runs().iter().map(|member| member.run.as_ref()).collect();
+    let merged = directory.path().join(run_file_name(1, 20));
+    merge(&inputs, &merged, 20).unwrap();
+    drop(set);
+    let mut bytes = std::fs::read(&merged).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&merged, bytes).unwrap();
+    assert!(matches!(RunSet::open(directory.path(), spec()), Err(IndexError::Corrupt { .. })));
+    assert_eq!(names(directory.path()).len(), 3);
+}
+
+#[test]
+fn overlapping_intervals_and_a_name_that_lies_are_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    set.write_run(1, 10, 10, &entries(1, 10)).unwrap();
+    set.write_run(11, 20, 10, &entries(11, 20)).unwrap();
+    drop(set);
+    let renamed = directory.path().join(run_file_name(5, 20));
+    std::fs::rename(directory.path().join(run_file_name(11, 20)), &renamed).unwrap();
+    assert!(matches!(RunSet::open(directory.path(), spec()), Err(IndexError::Corrupt { .. })));
+    std::fs::rename(&renamed, directory.path().join(run_file_name(11, 25))).unwrap();
+    let refused = RunSet::open(directory.path(), spec());
+    assert!(matches!(refused, Err(IndexError::Corrupt { reason, .. }) if reason.contains("watermark")));
+}
+
+#[test]
+fn a_run_must_follow_the_set_and_have_its_shape() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    set.write_run(1, 10, 10, &entries(1, 10)).unwrap();
+    assert!(matches!(set.write_run(10, 20, 1, &entries(11, 11)), Err(IndexError::Invalid(_))));
+    assert!(matches!(set.write_run(30, 20, 1, &entries(11, 11)), Err(IndexError::Invalid(_))));
+    assert!(matches!(set.merge_runs(0, 2), Err(IndexError::Invalid(_))));
+    drop(set);
+    let other_shape = RunSpec::new(3, 2, 1);
+    assert!(matches!(RunSet::open(directory.path(), other_shape), Err(IndexError::Invalid(_))));
+}
+
+#[test]
+fn the_same_key_in_two_runs_is_an_error_not_an_answer() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    set.write_run(1, 10, 10, &entries(1, 10)).unwrap();
+    set.write_run(11, 20, 10, &entries(5, 5)).unwrap();
+    for direction in [Direction::Forward, Direction::Reverse] {
+        let answer = collect(set.range(&[0; 3], &[0xff; 3], direction).unwrap());
+        assert!(matches!(answer, Err(IndexError::Duplicate { .. })), "{answer:?}");
+    }
+    assert!(matches!(set.merge_runs(0, 2), Err(IndexError::Duplicate { .. })));
+    assert_eq!(set.runs().len(), 2, "a failed merge changed the set");
+}
+
+#[test]
+fn newest_first_pages_across_runs() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    for first in [1u8, 11, 21, 31] {
+        set.write_run(u64::from(first), u64::from(first) + 9, 10, &entries(first, first + 9)).unwrap();
+    }
+    let page: Vec<u8> = collect(set.get_prefix(&[1], Direction::Reverse).unwrap().take(5))
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key[1])
+        .collect();
+    assert_eq!(page, vec![40, 37, 34, 31, 28]);
+}
+
+/// `prefix ‖ lsn BE` with a 2-byte prefix: the journal's shape, smaller.
+fn lsn_key(prefix: u8, lsn: u64) -> Vec<u8> {
+    let mut key = vec![0, prefix];
+    key.extend_from_slice(&lsn.to_be_bytes());
+    key
+}
+
+fn lsn_spec() -> RunSpec {
+    RunSpec { entries_per_block: 3, ..RunSpec::new(10, 2, 0) }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Reading run after run gives what the model (and the merging read) gives.
+    #[test]
+    fn get_by_lsn_answers_like_the_model(
+        prefixes_per_lsn in prop::collection::vec(prop::collection::btree_set(0u8..4, 0..3), 1..150),
+        cuts in prop::collection::btree_set(1usize..150, 0..8),
+        limit in 0usize..60,
+    ) {
+        let directory = tempfile::tempdir().unwrap();
+        let mut set = RunSet::open(directory.path(), lsn_spec()).unwrap();
+        let mut model = Model::new();
+        let mut boundaries: Vec<usize> = cuts.into_iter().filter(|&cut| cut < prefixes_per_lsn.len()).collect();
+        boundaries.push(prefixes_per_lsn.len());
+        let mut first = 1u64;
+        for end in boundaries {
+            let last = end as u64;
+            let mut part = Model::new();
+            for lsn in first..=last {
+                for &prefix in &prefixes_per_lsn[lsn as usize - 1] {
+                    part.insert(lsn_key(prefix, lsn), vec![prefix, lsn as u8]);
+                }
+            }
+            set.write_run(first, last, 4, &part).unwrap();
+            model.extend(part);
+            first = last + 1;
+        }
+        for prefix in 0u8..5 {
+            for direction in [Direction::Forward, Direction::Reverse] {
+                let mut expected = model_prefix(&model, &[0, prefix], direction);
+                let by_lsn = collect(set.get_by_lsn(&[0, prefix], direction).unwrap()).unwrap();
+                prop_assert_eq!(&by_lsn, &expected);
+                let merged = collect(set.get_prefix(&[0, prefix], direction).unwrap()).unwrap();
+                prop_assert_eq!(&merged, &expected);
+                expected.truncate(limit);
+                prop_assert_eq!(collect(set.get_by_lsn(&[0, prefix], direction).unwrap().take(limit)).unwrap(), expected);
+            }
+        }
+    }
+}
+
+#[test]
+fn get_by_lsn_refuses_a_key_outside_its_runs_interval() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), lsn_spec()).unwrap();
+    set.write_run(1, 10, 1, [(lsn_key(1, 5), [0, 0])]).unwrap();
+    // Lsn 3 in the run of lsns 11 ..= 20: a reverse page would put it before lsn 5.
+    set.write_run(11, 20, 1, [(lsn_key(1, 3), [0, 0]), (lsn_key(1, 12), [0, 0])]).unwrap();
+    for direction in [Direction::Forward, Direction::Reverse] {
+        let answer = collect(set.get_by_lsn(&[0, 1], direction).unwrap());
+        assert!(matches!(answer, Err(IndexError::Corrupt { .. })), "{answer:?}");
+    }
+    assert!(matches!(set.get_by_lsn(&[0, 1, 2], Direction::Forward), Err(IndexError::Invalid(_))));
+}
