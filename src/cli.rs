@@ -97,7 +97,7 @@ fn verify_checkpoint_contents(dir: &std::path::Path) -> bool {
         let Ok(payload) = fundledger_wal::read_checkpoint_at(&fs, dir, lsn, crate::limits::CHECKPOINT_BYTES_MAX) else {
             continue;
         };
-        let mut state = crate::recovery::Recovered::for_checkpoint();
+        let mut state = crate::recovery::Recovered::without_read_models();
         match state.load_checkpoint(lsn, &payload) {
             Ok(()) => println!(
                 "checkpoint {}: lsn {lsn}, {} bytes, {} accounts, folds cleanly",

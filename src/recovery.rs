@@ -8,9 +8,9 @@
 //! books exactly.
 //!
 //! The same fold loads a checkpoint (whose payload is the records up to
-//! its lsn, [`crate::codec::checkpoint`]) and builds the next one in the
-//! checkpointer ([`Recovered::for_checkpoint`], which keeps the records and
-//! skips the read models).
+//! its lsn, [`crate::codec::checkpoint`]); `fundledger wal verify` folds
+//! checkpoints offline without the read models
+//! ([`Recovered::without_read_models`]).
 //!
 //! Must not talk to actors: it runs before any exist.
 
@@ -50,10 +50,9 @@ pub struct Recovered {
     pub instructions_pending: HashMap<Box<str>, (u64, InstructionWork)>,
     pub history: HistoryState,
     pub last_lsn: u64,
-    /// Checkpointer mode ([`Recovered::for_checkpoint`]): every record
-    /// applied, kept for the checkpoint's records part; the read models
-    /// (id and notification indexes, history) are not built.
-    archive: Option<Vec<(u64, Record)>>,
+    /// Whether the read models (id and notification indexes, history) are
+    /// built ([`Recovered::without_read_models`] skips them).
+    read_models: bool,
 }
 
 /// The key of a bank notification in the notification index: one bank's
@@ -80,14 +79,14 @@ impl Recovered {
             instructions_pending: HashMap::new(),
             history: HistoryState::default(),
             last_lsn: 0,
-            archive: None,
+            read_models: true,
         }
     }
 
-    /// The checkpointer's state: everything but the read models, plus every
-    /// record so far (what a checkpoint holds).
-    pub fn for_checkpoint() -> Self {
-        Self { archive: Some(Vec::new()), ..Self::new() }
+    /// Everything but the read models: the fold that checks a checkpoint
+    /// offline.
+    pub fn without_read_models() -> Self {
+        Self { read_models: false, ..Self::new() }
     }
 
     /// Fold the records of checkpoint `lsn` (its payload as the wal crate
@@ -102,14 +101,6 @@ impl Recovered {
             return Err(format!("checkpoint named lsn {lsn} holds records up to lsn {}", meta.last_lsn));
         }
         Ok(())
-    }
-
-    /// The checkpoint of this state (checkpointer mode only).
-    pub fn encode_checkpoint(&self) -> Result<Vec<u8>, String> {
-        let archive = self.archive.as_ref().ok_or("only the checkpointer's state keeps the records")?;
-        let records = archive.iter().map(|(lsn, record)| (*lsn, record));
-        crate::codec::checkpoint::encode(self.last_lsn, archive.len() as u64, records)
-            .map_err(|error| error.to_string())
     }
 
     fn account(&mut self, id: AccountId, lsn: u64) -> Result<&mut RecoveredAccount, String> {
@@ -219,9 +210,8 @@ impl Recovered {
         if let Some(work) = instruction_for(record, &self.suspense, true) {
             self.instructions_pending.insert(work.reference.clone(), (lsn, work));
         }
-        match &mut self.archive {
-            Some(archive) => archive.push((lsn, record.clone())),
-            None => self.index(lsn, record),
+        if self.read_models {
+            self.index(lsn, record);
         }
         Ok(())
     }
@@ -266,7 +256,7 @@ impl Recovered {
         for account in &self.accounts {
             let id = account.info.account_id;
             account.book.assert_invariants(id);
-            if self.archive.is_none() {
+            if self.read_models {
                 assert_eq!(self.history.balance(id), account.book.balance, "{id}: journal does not sum to the balance");
             }
         }

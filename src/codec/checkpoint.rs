@@ -67,6 +67,82 @@ pub fn encode<'a>(
     Ok(out)
 }
 
+/// Builds the next checkpoint from the checkpoint before it (or from lsn
+/// 1) and the log payloads of the records after it, without decoding the
+/// base's records again: its record items are copied as they are (the wal
+/// crate's frame CRC vouched for them when the base was read), and each
+/// payload becomes an item (its lsn, then the record's encoding after the
+/// payload's schema byte), decoded once as a check. [`Self::finish`] gives
+/// exactly the bytes [`encode`] writes for the same records.
+pub struct Extender {
+    next_lsn: u64,
+    items: Vec<u8>,
+}
+
+impl Extender {
+    pub fn new(base: Option<&[u8]>) -> Result<Self, CodecError> {
+        let (base_lsn, base_items) = match base {
+            Some(base) => base_items(base)?,
+            None => (0, &[][..]),
+        };
+        Ok(Self { next_lsn: base_lsn + 1, items: base_items.to_vec() })
+    }
+
+    /// The next record's log payload; lsns must follow on.
+    pub fn push(&mut self, lsn: u64, payload: &[u8]) -> Result<(), CodecError> {
+        if lsn != self.next_lsn {
+            return Err(CodecError::Encode(format!("checkpoint record lsn {lsn} where {} belongs", self.next_lsn)));
+        }
+        super::decode(payload)?;
+        put(&lsn, &mut self.items)?;
+        // `decode` checked the schema byte in front.
+        self.items.extend_from_slice(&payload[1..]);
+        self.next_lsn += 1;
+        Ok(())
+    }
+
+    /// The checkpoint at `last_lsn`, which must be the last lsn pushed.
+    pub fn finish(self, last_lsn: u64) -> Result<Vec<u8>, CodecError> {
+        if self.next_lsn != last_lsn + 1 {
+            return Err(CodecError::Encode(format!(
+                "checkpoint {last_lsn} got records up to lsn {}",
+                self.next_lsn - 1
+            )));
+        }
+        let mut out = Vec::with_capacity(self.items.len() + 32);
+        out.extend_from_slice(&[CHECKPOINT_SCHEMA_VERSION, RECORD_SCHEMA_VERSION]);
+        write_meta(&CheckpointMeta { last_lsn, records: last_lsn }, &mut out)?;
+        out.push(PART_RECORDS);
+        put(&last_lsn, &mut out)?;
+        out.extend_from_slice(&self.items);
+        Ok(out)
+    }
+}
+
+/// The last lsn of a checkpoint and the bytes of its record items, after
+/// its header is checked (versions, parts, counts).
+fn base_items(payload: &[u8]) -> Result<(u64, &[u8]), CodecError> {
+    let mut reader = Reader { bytes: payload };
+    let version = reader.byte("schema version")?;
+    if version != CHECKPOINT_SCHEMA_VERSION {
+        return Err(CodecError::Decode(format!("checkpoint schema version {version} is not known to this build")));
+    }
+    let record_version = reader.byte("record schema version")?;
+    if record_version != RECORD_SCHEMA_VERSION {
+        return Err(CodecError::UnknownSchema(record_version));
+    }
+    let meta = read_meta(&mut reader)?;
+    reader.part(PART_RECORDS, "records")?;
+    let count = reader.count(RECORD_ITEM_BYTES_MIN, "record")?;
+    if count != meta.records || count != meta.last_lsn {
+        return Err(CodecError::Decode(format!(
+            "checkpoint holds {count} records, its meta says {} up to lsn {}",
+            meta.records, meta.last_lsn
+        )));
+    }
+    Ok((meta.last_lsn, reader.bytes))
+}
+
 fn write_meta(meta: &CheckpointMeta, out: &mut Vec<u8>) -> Result<(), CodecError> {
     out.push(PART_META);
     put(&meta.last_lsn, out)?;
@@ -293,6 +369,58 @@ mod tests {
         let records = records(3);
         let gap = encode(2, 2, [(1, &records[0].1), (3, &records[2].1)].into_iter()).expect("encode");
         assert!(decoded(&gap).is_err());
+    }
+
+    fn payloads(records: &[(u64, Record)]) -> Vec<(u64, Vec<u8>)> {
+        records
+            .iter()
+            .map(|(lsn, record)| {
+                let mut payload = Vec::new();
+                crate::codec::encode_into(record, &mut payload).expect("encode");
+                (*lsn, payload)
+            })
+            .collect()
+    }
+
+    fn extend<'p>(
+        base: Option<&[u8]>,
+        last: u64,
+        payloads: impl IntoIterator<Item = (u64, &'p [u8])>,
+    ) -> Result<Vec<u8>, CodecError> {
+        let mut extender = Extender::new(base)?;
+        for (lsn, payload) in payloads {
+            extender.push(lsn, payload)?;
+        }
+        extender.finish(last)
+    }
+
+    #[test]
+    fn extending_a_checkpoint_writes_the_bytes_a_full_encode_writes() {
+        for (base, last) in [(0, 0), (0, 5), (5, 5), (7, 30), (30, 31)] {
+            let all = records(last);
+            let new = payloads(&all[base as usize..]);
+            let base_bytes = (base > 0).then(|| encoded(base));
+            let extended = extend(base_bytes.as_deref(), last, new.iter().map(|(lsn, payload)| (*lsn, &payload[..])))
+                .expect("extend");
+            assert_eq!(extended, encoded(last), "base {base}, last {last}");
+        }
+    }
+
+    #[test]
+    fn extending_refuses_gaps_short_logs_bad_payloads_and_bad_bases() {
+        let all = payloads(&records(10));
+        let slice = |range: std::ops::Range<usize>| all[range].iter().map(|(lsn, payload)| (*lsn, &payload[..]));
+        let base = encoded(4);
+        assert!(extend(Some(&base), 10, slice(5..10)).is_err(), "lsn 5 missing");
+        assert!(extend(Some(&base), 10, slice(4..9)).is_err(), "ends at 9");
+        assert!(extend(None, 3, slice(0..3)).is_ok());
+        let mut bad = all[4].1.clone();
+        bad[0] = 99;
+        assert!(extend(Some(&base), 5, [(5, &bad[..])]).is_err(), "unknown schema byte");
+        assert!(extend(Some(&[9, 9, 9]), 10, slice(4..10)).is_err(), "not a checkpoint");
+        let mut wrong_count = encoded(4);
+        wrong_count[4] = 3; // the meta's record count
+        assert!(extend(Some(&wrong_count), 10, slice(4..10)).is_err(), "meta and count disagree");
     }
 
     #[test]
