@@ -15,6 +15,8 @@
 //! processing`. Assertions stay on in release: a ledger that would go on
 //! with a broken book must stop instead.
 
+use std::sync::Arc;
+
 use hashbrown::HashMap;
 
 use super::ids::AccountId;
@@ -145,7 +147,7 @@ pub struct Context<'a> {
     /// Whether the payee (if the type has one) is active.
     pub payee_active: bool,
     pub now_ms: i64,
-    pub operator: &'a str,
+    pub operator: &'a Arc<str>,
 }
 
 impl AccountBook {
@@ -222,7 +224,7 @@ impl AccountBook {
             order_id: request.order_id.clone(),
             memo: request.memo.clone(),
             committed_at_ms: context.now_ms,
-            operator: context.operator.into(),
+            operator: Arc::clone(context.operator),
         })
     }
 
@@ -460,7 +462,7 @@ mod tests {
                             order_id: None,
                             memo: None,
                         };
-                        let context = Context { own: AccountId(owner), own_active: true, payee_active: true, now_ms: 0, operator: "t" };
+                        let context = Context { own: AccountId(owner), own_active: true, payee_active: true, now_ms: 0, operator: &Arc::from("t") };
                         let expected = model.expect(kind, owner, payee, fen, &hold_id);
                         let judged = books[&owner].judge(&request, &context);
                         match (&judged, expected) {
@@ -553,7 +555,8 @@ mod tests {
             order_id: None,
             memo: None,
         };
-        let context = Context { own: account, own_active: true, payee_active: true, now_ms: 0, operator: "t" };
+        let context =
+            Context { own: account, own_active: true, payee_active: true, now_ms: 0, operator: &Arc::from("t") };
         let movement = book.judge(&freeze, &context).unwrap();
         book.apply_debit_side(&movement, 2);
         book.apply_withdrawal_hold(account, "w", Money(600), 3);
@@ -577,7 +580,8 @@ mod tests {
             order_id: None,
             memo: None,
         };
-        let mut context = Context { own: AccountId(1), own_active: true, payee_active: true, now_ms: 0, operator: "t" };
+        let mut context =
+            Context { own: AccountId(1), own_active: true, payee_active: true, now_ms: 0, operator: &Arc::from("t") };
         assert_eq!(book.judge(&request, &context), Err(Refusal::SameAccount));
         context.own_active = false;
         assert_eq!(book.judge(&request, &context), Err(Refusal::AccountNotActive));

@@ -160,7 +160,9 @@ pub struct Movement {
     pub order_id: Option<Box<str>>,
     pub memo: Option<Box<str>>,
     pub committed_at_ms: i64,
-    pub operator: Box<str>,
+    /// Shared by every movement of one caller's request (one allocation
+    /// per token, not per movement); encoded as a string like the others.
+    pub operator: Arc<str>,
 }
 
 /// A bank credit that went to a customer's available balance.
