@@ -555,3 +555,122 @@ proptest! {
         }
     }
 }
+
+/// Fails every non-empty write to a sidecar while `failing` is on, to show
+/// that a sidecar is only a hint: the log never fails for it.
+#[derive(Debug, Clone)]
+struct SidecarWritesFail {
+    inner: SimFs,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+struct MaybeFailingFile {
+    inner: Box<dyn WalFile>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WalFile for MaybeFailingFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !bytes.is_empty() && self.failing.load(Ordering::Relaxed) {
+            return Err(io::Error::other("injected sidecar write error"));
+        }
+        self.inner.write_all(bytes)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn len_bytes(&self) -> io::Result<u64> {
+        self.inner.len_bytes()
+    }
+    fn truncate(&mut self, len_bytes: u64) -> io::Result<()> {
+        self.inner.truncate(len_bytes)
+    }
+}
+
+impl WalFs for SidecarWritesFail {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        let inner = self.inner.create(path)?;
+        if !path.to_string_lossy().contains(".idx") {
+            return Ok(inner);
+        }
+        Ok(Box::new(MaybeFailingFile { inner, failing: self.failing.clone() }))
+    }
+    fn open(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
+        self.inner.open(path)
+    }
+    fn read(&self, path: &Path, bytes_max: u64) -> io::Result<Vec<u8>> {
+        self.inner.read(path, bytes_max)
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn WalReadFile>> {
+        self.inner.open_read(path)
+    }
+    fn len_bytes(&self, path: &Path) -> io::Result<u64> {
+        self.inner.len_bytes(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn free_bytes(&self, dir: &Path) -> io::Result<u64> {
+        self.inner.free_bytes(dir)
+    }
+}
+
+#[test]
+fn a_failing_sidecar_write_never_fails_the_log() {
+    let sim = SimFs::new();
+    let fs = SidecarWritesFail { inner: sim.clone(), failing: Default::default() };
+    let cfg = sim_config(SEGMENT_BYTES);
+    let open = |fs: &SidecarWritesFail| {
+        let (wal, _) = Wal::open_with_fs(Arc::new(fs.clone()), cfg.clone(), RecoveryPolicy::default(), 1, |_, _| {
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .expect("open");
+        wal
+    };
+    let wal = open(&fs);
+    let payloads = payloads(60, 150);
+    for payload in &payloads[..10] {
+        wal.append_one(payload).expect("append");
+    }
+    wal.wait_durable_blocking(10).expect("durable");
+    // The writer's appends fail (it gives up on that segment's sidecar), and
+    // so do rebuilds by readers.
+    fs.failing.store(true, Ordering::Relaxed);
+    for payload in &payloads[10..40] {
+        wal.append_one(payload).expect("append");
+    }
+    wal.wait_durable_blocking(40).expect("sidecar errors do not fail the log");
+    assert_eq!(wal.health(), crate::Health::Healthy);
+    assert_reads_all(&mut |lsn| wal.read(lsn), &payloads[..40], "sidecar writes failing");
+    // New segments get working sidecars again.
+    fs.failing.store(false, Ordering::Relaxed);
+    for payload in &payloads[40..] {
+        wal.append_one(payload).expect("append");
+    }
+    wal.wait_durable_blocking(60).expect("durable");
+    assert_reads_all(&mut |lsn| wal.read(lsn), &payloads, "after the errors");
+    wal.shutdown().expect("shutdown");
+    // Start-up with sidecar writes failing still opens and reads.
+    fs.failing.store(true, Ordering::Relaxed);
+    let wal = open(&fs);
+    assert_reads_all(&mut |lsn| wal.read(lsn), &payloads, "opened with sidecar writes failing");
+    wal.shutdown().expect("shutdown");
+    fs.failing.store(false, Ordering::Relaxed);
+    let wal = open(&fs);
+    assert_reads_all(&mut |lsn| wal.read(lsn), &payloads, "reopened");
+    drop(wal);
+    assert_sidecars_exact(&sim, "rebuilt once writes work");
+}
