@@ -284,6 +284,9 @@ fn reads_below_retention_are_refused() {
     }
     wal.wait_durable_blocking(50).expect("durable");
     assert_reads_all(&mut |lsn| wal.read(lsn), &payloads, "before retention");
+    // Segment 1 open in the reader's cache: retention through the log must
+    // still make it unreadable.
+    assert_eq!(wal.read(1).expect("read"), payloads[0]);
     let removed = wal.remove_segments_covered(30, |_| true).expect("retention");
     assert!(removed.len() >= 3, "{removed:?}");
     for segment in &removed {
