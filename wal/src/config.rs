@@ -36,6 +36,10 @@ pub(crate) const TAIL_SCAN_CRC_BYTES_MAX: usize = 256 << 20;
 /// random reads over more segments than this pay an open per miss.
 pub const OPEN_SEGMENTS_MAX: usize = 8;
 
+/// A reader keeps its frame buffer between reads; after a large record it
+/// gives memory back above this capacity.
+pub(crate) const READ_BUFFER_BYTES_KEPT: usize = 1 << 20;
+
 /// The writer keeps its two group buffers; after a burst it gives memory
 /// back above this capacity (or `max_pending_bytes`, whichever is larger).
 pub(crate) const GROUP_BUFFER_BYTES_KEPT: usize = 4 << 20;

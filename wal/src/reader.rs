@@ -32,7 +32,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{OPEN_SEGMENTS_MAX, RECORD_BYTES_MAX, SEGMENT_BYTES_MAX};
+use crate::config::{OPEN_SEGMENTS_MAX, READ_BUFFER_BYTES_KEPT, RECORD_BYTES_MAX, SEGMENT_BYTES_MAX};
 use crate::error::ReadError;
 use crate::format::{self, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::fs::{RealFs, WalFs, WalReadFile};
@@ -230,10 +230,14 @@ impl SegmentReader {
         }
         let mut frame = std::mem::take(&mut self.frame);
         let found = lookup(&mut self.open[slot], lsn - first_lsn, lsn, &mut frame);
+        if let Ok(Some(_)) = found {
+            payload.extend_from_slice(&frame[FRAME_HEADER_BYTES..]);
+        }
+        frame.clear();
+        frame.shrink_to(READ_BUFFER_BYTES_KEPT);
         self.frame = frame;
         let path = &self.segments[index].file.path;
         if let Some(offset) = found.map_err(io_error(path))? {
-            payload.extend_from_slice(&self.frame[FRAME_HEADER_BYTES..]);
             return Ok(InSegment::Found(Located { index, offset }));
         }
         self.scan(index, lsn, payload)
