@@ -115,7 +115,7 @@ impl Checkpointer {
         fundledger_wal::prune_checkpoints(&*self.fs, &dir, &[target, covered])
             .map_err(|error| format!("pruning checkpoints: {error}"))?;
         self.base_lsn = target;
-        let segments_removed = self.retention(&dir, covered)?;
+        let segments_removed = self.retention(covered)?;
         Ok(Written {
             lsn: target,
             records_read,
@@ -168,7 +168,7 @@ impl Checkpointer {
 
     /// Removes archived segments covered by the older kept checkpoint and
     /// older than `retention_days` (by file modification time).
-    fn retention(&self, dir: &Path, covered_lsn: u64) -> Result<usize, String> {
+    fn retention(&self, covered_lsn: u64) -> Result<usize, String> {
         if self.settings.retention_days == 0 || covered_lsn == 0 {
             return Ok(0);
         }
@@ -177,7 +177,9 @@ impl Checkpointer {
         let is_expired = |path: &Path| {
             std::fs::metadata(path).and_then(|meta| meta.modified()).is_ok_and(|modified| modified < cutoff)
         };
-        fundledger_wal::remove_segments_covered(&*self.fs, dir, covered_lsn, is_expired)
+        // Through the log, so its history reader forgets the removed segments.
+        self.wal
+            .remove_segments_covered(covered_lsn, is_expired)
             .map(|removed| removed.len())
             .map_err(|error| format!("retention: {error}"))
     }

@@ -45,12 +45,17 @@ pub enum WalCommand {
         #[arg(long, env = "FUNDLEDGER_DATA_DIR")]
         data_dir: PathBuf,
     },
-    /// Print records, one per line.
+    /// Print records, one per line: from `--from-lsn` to the end of the log
+    /// (found through the offset sidecars, without reading the records
+    /// before it), or just the record `--lsn`.
     Inspect {
         #[arg(long, env = "FUNDLEDGER_DATA_DIR")]
         data_dir: PathBuf,
         #[arg(long, default_value_t = 1)]
         from_lsn: u64,
+        /// Print only this record.
+        #[arg(long, conflicts_with = "from_lsn")]
+        lsn: Option<u64>,
     },
 }
 
@@ -79,7 +84,10 @@ pub fn run(cli: Cli) -> i32 {
                 2
             }
         }
-        Command::Wal { command: WalCommand::Inspect { data_dir, from_lsn } } => inspect(&data_dir, from_lsn),
+        Command::Wal { command: WalCommand::Inspect { data_dir, from_lsn, lsn } } => match lsn {
+            Some(lsn) => inspect_one(&data_dir, lsn),
+            None => inspect(&data_dir, from_lsn),
+        },
     }
 }
 
@@ -114,22 +122,40 @@ fn verify_checkpoint_contents(dir: &std::path::Path) -> bool {
     ok
 }
 
+/// One line of `wal inspect`.
+fn inspect_line(lsn: u64, payload: &[u8]) -> String {
+    match crate::codec::decode(payload) {
+        Ok(record) => format!("{lsn}\t{record:?}"),
+        Err(error) => format!("{lsn}\tundecodable: {error}"),
+    }
+}
+
 fn inspect(data_dir: &std::path::Path, from_lsn: u64) -> i32 {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = fundledger_wal::read_records(&data_dir.join("wal"), from_lsn, |lsn, payload| {
-        let line = match crate::codec::decode(payload) {
-            Ok(record) => format!("{lsn}\t{record:?}"),
-            Err(error) => format!("{lsn}\tundecodable: {error}"),
-        };
-        if writeln!(out, "{line}").is_err() {
+    let mut reader = fundledger_wal::SegmentReader::open(&data_dir.join("wal"));
+    let result = reader.read_records(from_lsn, |lsn, payload| {
+        if writeln!(out, "{}", inspect_line(lsn, payload)).is_err() {
             return std::ops::ControlFlow::Break(());
         }
         std::ops::ControlFlow::Continue(())
     });
     match result {
         Ok(()) => 0,
+        Err(error) => {
+            eprintln!("fundledger: {error}");
+            2
+        }
+    }
+}
+
+fn inspect_one(data_dir: &std::path::Path, lsn: u64) -> i32 {
+    match fundledger_wal::SegmentReader::open(&data_dir.join("wal")).read(lsn) {
+        Ok(payload) => {
+            println!("{}", inspect_line(lsn, &payload));
+            0
+        }
         Err(error) => {
             eprintln!("fundledger: {error}");
             2

@@ -980,13 +980,14 @@ impl Server {
         balance
     }
 
-    /// Files in `DATA_DIR/wal/` that are neither checkpoints nor temp files.
+    /// Segment files (`*.wal`) in `DATA_DIR/wal/`: not checkpoints, temp
+    /// files or offset sidecars (`*.idx`).
     pub fn wal_segments(&self) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.data_dir.join("wal"))
             .map(|dir| {
                 dir.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with("checkpoint") && !n.ends_with(".tmp"))
+                    .filter(|n| n.ends_with(".wal"))
                     .collect()
             })
             .unwrap_or_default();

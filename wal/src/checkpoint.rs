@@ -169,7 +169,9 @@ pub fn prune_checkpoints(fs: &dyn WalFs, dir: &Path, keep: &[u64]) -> io::Result
 /// oldest checkpoint the caller keeps, so no fallback ever needs them) and
 /// that `is_expired` says are old enough. Stops at the first segment that
 /// does not qualify, so the log left is contiguous; never removes the last
-/// segment (the writer's). Returns the removed paths.
+/// segment (the writer's). Each segment's offset sidecar goes with it.
+/// Returns the removed segments' paths. A running `Wal` should be told
+/// (`Wal::remove_segments_covered` does both).
 pub fn remove_segments_covered(
     fs: &dyn WalFs,
     dir: &Path,
@@ -184,7 +186,7 @@ pub fn remove_segments_covered(
         if next.first_lsn.saturating_sub(1) > covered_lsn || !is_expired(&segment.path) {
             break;
         }
-        fs.remove(&segment.path)?;
+        crate::segment::remove_segment(fs, dir, segment.first_lsn)?;
         tracing::info!(path = %segment.path.display(), covered_lsn, "segment removed by retention");
         removed.push(segment.path.clone());
     }

@@ -30,6 +30,16 @@ pub(crate) const DISK_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// hit the bad frame is treated as damage (refuse to start), the safe side.
 pub(crate) const TAIL_SCAN_CRC_BYTES_MAX: usize = 256 << 20;
 
+/// Segments a [`crate::SegmentReader`] (and so `Wal::read`) keeps open at
+/// once, each as two read handles (segment and sidecar), least recently
+/// used closed first. Bounds file descriptors whatever the history size;
+/// random reads over more segments than this pay an open per miss.
+pub const OPEN_SEGMENTS_MAX: usize = 8;
+
+/// A reader keeps its frame buffer between reads; after a large record it
+/// gives memory back above this capacity.
+pub(crate) const READ_BUFFER_BYTES_KEPT: usize = 1 << 20;
+
 /// The writer keeps its two group buffers; after a burst it gives memory
 /// back above this capacity (or `max_pending_bytes`, whichever is larger).
 pub(crate) const GROUP_BUFFER_BYTES_KEPT: usize = 4 << 20;

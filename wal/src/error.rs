@@ -61,9 +61,20 @@ pub enum OpenError {
     Spawn(io::Error),
 }
 
-/// Why `read_records` stopped early.
+/// Why `read_records` stopped early, or a read by lsn (`Wal::read`,
+/// `SegmentReader::read`) found no record.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// `Wal::read` of a record not durable yet (or never assigned).
+    #[error("lsn {lsn} is not durable yet (durable lsn {durable_lsn})")]
+    NotDurable { lsn: u64, durable_lsn: u64 },
+    /// Below the oldest segment kept: removed by retention. (Lsn 0 is never
+    /// assigned and is answered this way too.)
+    #[error("lsn {lsn} is below the oldest record kept (lsn {first_lsn_retained}): removed by retention")]
+    Removed { lsn: u64, first_lsn_retained: u64 },
+    /// Past the last record on disk (`SegmentReader`, which has no durable lsn).
+    #[error("no record with lsn {lsn}: the log on disk ends at lsn {last_lsn}")]
+    PastEnd { lsn: u64, last_lsn: u64 },
     #[error("wal I/O error on {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("wal damaged in {} at byte offset {offset} (lsn {lsn}): {reason}", file.display())]

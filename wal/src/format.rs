@@ -36,6 +36,21 @@
 //! A segment is created, its header written and fsynced, and the directory
 //! fsynced, before any record in it is acknowledged.
 //!
+//! ## Offset sidecar
+//!
+//! Named `<first lsn, 20 digits>.idx`, beside its segment. No header: entry
+//! `i` (4 bytes at offset `4 * i`) is the byte offset (u32; segments never
+//! pass [`crate::config::SEGMENT_BYTES_MAX`], 1 GiB) of the frame of lsn
+//! `first_lsn + i` in the segment. Never fsynced, so it may be short, long
+//! or garbage after a crash: readers check the frame an entry points at
+//! (CRC, lsn, and that it ends where the next entry says the next frame
+//! starts) and rebuild the sidecar from a scan when it does not match
+//! ([`crate::sidecar`], [`crate::reader`]).
+//!
+//! | offset  | bytes | field      | meaning                                        |
+//! |--------:|------:|------------|------------------------------------------------|
+//! | 4 × `i` | 4     | `offset_i` | where the frame of lsn `first_lsn + i` starts  |
+//!
 //! ## Checkpoint file
 //!
 //! Named `checkpoint-<lsn, 20 digits>.ckpt`; written as `….ckpt.tmp`,

@@ -24,6 +24,15 @@ pub trait WalFile: Send + fmt::Debug {
     fn truncate(&mut self, len_bytes: u64) -> io::Result<()>;
 }
 
+/// A file opened for reading at any offset: history reads fetch one frame
+/// without reading the segment before it.
+pub trait WalReadFile: Send + Sync + fmt::Debug {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read,
+    /// fewer only at the end of the file.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    fn len_bytes(&self) -> io::Result<u64>;
+}
+
 pub trait WalFs: Send + Sync + fmt::Debug {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Creates a new file (fails if it exists), open for appending.
@@ -33,6 +42,9 @@ pub trait WalFs: Send + Sync + fmt::Debug {
     /// Reads a whole file; fails with `FileTooLarge` rather than read more
     /// than `bytes_max`, so a length read from disk never sizes an allocation.
     fn read(&self, path: &Path, bytes_max: u64) -> io::Result<Vec<u8>>;
+    /// Opens an existing file for positioned reads. Like a real descriptor,
+    /// the handle keeps reading the file after its name is removed.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn WalReadFile>>;
     fn len_bytes(&self, path: &Path) -> io::Result<u64>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove(&self, path: &Path) -> io::Result<()>;
@@ -73,6 +85,31 @@ impl WalFile for RealFile {
     }
 }
 
+#[derive(Debug)]
+struct RealReadFile {
+    file: File,
+}
+
+impl WalReadFile for RealReadFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut read = 0;
+        while read < buf.len() {
+            match self.file.read_at(&mut buf[read..], offset + read as u64) {
+                Ok(0) => break,
+                Ok(bytes) => read += bytes,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(read)
+    }
+
+    fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
+
 fn too_large(path: &Path, bytes_max: u64) -> io::Error {
     io::Error::new(io::ErrorKind::FileTooLarge, format!("{} is larger than the {bytes_max}-byte limit", path.display()))
 }
@@ -105,6 +142,10 @@ impl WalFs for RealFs {
             return Err(too_large(path, bytes_max));
         }
         Ok(bytes)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn WalReadFile>> {
+        Ok(Box::new(RealReadFile { file: File::open(path)? }))
     }
 
     fn len_bytes(&self, path: &Path) -> io::Result<u64> {

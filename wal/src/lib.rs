@@ -16,6 +16,11 @@
 //!   documented field by field next to the code that writes it.
 //! - [`segment`]: segment names, creation, and the frame-by-frame scan with
 //!   the torn-tail test.
+//! - [`sidecar`]: each segment's offset sidecar (a hint, never fsynced,
+//!   always checked), appended by the writer.
+//! - [`reader`]: [`SegmentReader`], one record by lsn in two positioned
+//!   reads (`Wal::read`, `wal inspect`), falling back to a scan and a
+//!   sidecar rebuild when the hint is wrong.
 //! - [`fs`]: the file system trait, the real one, `SimFs` (simulated
 //!   crashes and I/O errors; feature `sim` or tests), and [`FaultFs`]
 //!   (faults switched on from outside in a running process).
@@ -30,8 +35,9 @@
 //! # Folder
 //!
 //! `DATA_DIR/wal/` holds segments `<first lsn, 20 digits>.wal` (names sort
-//! in log order), checkpoints `checkpoint-<lsn, 20 digits>.ckpt`, and
-//! `*.tmp` files while a checkpoint is written (start-up removes leftovers).
+//! in log order), each with its offset sidecar `<first lsn, 20 digits>.idx`,
+//! checkpoints `checkpoint-<lsn, 20 digits>.ckpt`, and `*.tmp` files while a
+//! checkpoint or sidecar is written (start-up removes leftovers).
 //!
 //! # Durability
 //!
@@ -48,6 +54,9 @@
 //!   check every length field against the format limit before using it;
 //! - segment: `segment_bytes` (≤ [`config::SEGMENT_BYTES_MAX`]), which is
 //!   also the memory recovery and `verify` need (one segment at a time);
+//! - history reads: one small struct per segment and at most
+//!   [`config::OPEN_SEGMENTS_MAX`] open segments; a read by lsn reads one
+//!   sidecar entry pair and one frame (a fallback scan reads one segment);
 //! - backlog: `admit` refuses while appended-but-not-durable bytes exceed
 //!   `max_pending_bytes`. `append` never blocks or refuses for load, so the
 //!   pending buffer holds at most `max_pending_bytes` plus what callers
@@ -60,9 +69,11 @@ pub mod config;
 pub mod error;
 pub mod format;
 pub mod fs;
+pub mod reader;
 pub mod recovery;
 pub mod segment;
 mod shared;
+pub mod sidecar;
 pub mod stats;
 pub mod verify;
 pub mod wal;
@@ -78,7 +89,8 @@ pub use error::{AppendError, CheckpointError, Health, LogFailed, OpenError, Read
 pub use fs::fault::{FaultFs, Faults};
 #[cfg(any(test, feature = "sim"))]
 pub use fs::SimFs;
-pub use fs::{RealFs, WalFile, WalFs};
+pub use fs::{RealFs, WalFile, WalFs, WalReadFile};
+pub use reader::SegmentReader;
 pub use recovery::{DroppedBytes, RecoveryReport, TailReport, TruncationReport};
 pub use shared::DurableWait;
 pub use stats::{StatsSnapshot, WalStats};

@@ -7,6 +7,13 @@
 //!   operator chose `RecoveryPolicy::TruncateCorrupt`: then the log is cut at
 //!   the first bad frame, later segments are deleted, and exactly what was
 //!   dropped is reported.
+//!
+//! The tail segment is scanned whole anyway, so recovery hands the writer
+//! the offsets of exactly the frames it kept, and the writer's sidecar
+//! starts out exact. Sidecars of removed segments are removed with them,
+//! and an orphan sidecar (its segment removed by a crash in between) is
+//! removed at start-up. Sealed segments' sidecars are left to readers,
+//! which check them on first use.
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -16,7 +23,8 @@ use crate::config::{RecoveryPolicy, WalConfig};
 use crate::error::OpenError;
 use crate::format::SEGMENT_HEADER_BYTES;
 use crate::fs::WalFs;
-use crate::segment::{self, classify, list_segments, read_segment, DirEntry, ScanEnd, SegmentFile};
+use crate::segment::{self, classify, list_segments, read_segment, segment_file_name, DirEntry, ScanEnd, SegmentFile};
+use crate::sidecar;
 
 /// What recovery found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +136,8 @@ pub(crate) struct TailSegment {
     pub path: PathBuf,
     pub first_lsn: u64,
     pub len_bytes: u64,
+    /// Sidecar entries of every frame kept ([`crate::sidecar`]).
+    pub sidecar_entries: Vec<u8>,
 }
 
 pub(crate) struct Recovered {
@@ -155,6 +165,8 @@ struct Recovery<'a> {
     truncation: Option<TruncationReport>,
     tail: Option<TailSegment>,
     segments_removed: usize,
+    /// Sidecar entries of the valid frames of the segment scanned last.
+    scanned_entries: Vec<u8>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
@@ -187,6 +199,7 @@ pub(crate) fn recover<E: fmt::Display>(
         truncation: None,
         tail: None,
         segments_removed: 0,
+        scanned_entries: Vec::new(),
     };
     for index in start..recovery.segments.len() {
         if recovery.segment(index, &mut replay)?.is_break() {
@@ -205,15 +218,23 @@ fn empty_report(next_lsn: u64) -> RecoveryReport {
 fn prepare_dir(fs: &dyn WalFs, dir: &Path) -> Result<(), OpenError> {
     create_dir_durably(fs, dir)?;
     let mut removed_any = false;
-    for name in fs.list(dir).map_err(io_error(dir))? {
-        let path = dir.join(&name);
-        match classify(&name) {
+    let names = fs.list(dir).map_err(io_error(dir))?;
+    for name in &names {
+        let path = dir.join(name);
+        match classify(name) {
             DirEntry::Temporary => {
                 fs.remove(&path).map_err(io_error(&path))?;
                 tracing::info!(path = %path.display(), "removed a temporary file left by an interrupted write");
                 removed_any = true;
             }
             DirEntry::Other => tracing::warn!(path = %path.display(), "unexpected file in the wal folder, ignored"),
+            DirEntry::Sidecar(first_lsn) => {
+                if !names.contains(&segment_file_name(first_lsn)) {
+                    fs.remove(&path).map_err(io_error(&path))?;
+                    tracing::info!(path = %path.display(), "removed an offset sidecar whose segment is gone");
+                    removed_any = true;
+                }
+            }
             DirEntry::Segment(_) | DirEntry::Checkpoint(_) | DirEntry::CheckpointLike => {}
         }
     }
@@ -257,6 +278,7 @@ impl Recovery<'_> {
         replay: &mut impl FnMut(u64, &[u8]) -> Result<(), E>,
     ) -> Result<ControlFlow<()>, OpenError> {
         let segment = self.segments[index].clone();
+        self.scanned_entries.clear();
         if segment.first_lsn != self.next_lsn {
             let reason = format!(
                 "segment starts at lsn {} but the log before it ends at lsn {}",
@@ -269,7 +291,11 @@ impl Recovery<'_> {
         let data = read_segment(self.fs, &segment.path).map_err(io_error(&segment.path))?;
         let is_last = index + 1 == self.segments.len();
         let (from_lsn, mut replayed, mut replay_error) = (self.from_lsn, 0, None);
-        let outcome = segment::scan_segment(&data, segment.first_lsn, is_last, |lsn, payload| {
+        let entries = &mut self.scanned_entries;
+        entries.clear();
+        let outcome = segment::scan_segment_at(&data, segment.first_lsn, is_last, |frame| {
+            sidecar::encode_entries([frame.offset], entries);
+            let (lsn, payload) = (frame.lsn, frame.payload);
             if lsn < from_lsn {
                 return ControlFlow::Continue(());
             }
@@ -293,8 +319,12 @@ impl Recovery<'_> {
         match outcome.end {
             ScanEnd::Clean => {
                 if is_last {
-                    self.tail =
-                        Some(TailSegment { path: segment.path, first_lsn: segment.first_lsn, len_bytes: file_bytes });
+                    self.tail = Some(TailSegment {
+                        path: segment.path,
+                        first_lsn: segment.first_lsn,
+                        len_bytes: file_bytes,
+                        sidecar_entries: std::mem::take(&mut self.scanned_entries),
+                    });
                 }
                 Ok(ControlFlow::Continue(()))
             }
@@ -339,10 +369,11 @@ impl Recovery<'_> {
     }
 
     /// Cuts `segment` at `offset` durably; a cut inside the header removes
-    /// the file (it then holds no record). Returns whether it was removed.
+    /// the file (it then holds no record) and its sidecar. Returns whether
+    /// it was removed.
     fn cut(&mut self, segment: &SegmentFile, offset: u64) -> Result<bool, OpenError> {
         if offset < SEGMENT_HEADER_BYTES as u64 {
-            self.fs.remove(&segment.path).map_err(io_error(&segment.path))?;
+            segment::remove_segment(self.fs, self.dir, segment.first_lsn).map_err(io_error(&segment.path))?;
             self.segments_removed += 1;
             return Ok(true);
         }
@@ -352,8 +383,16 @@ impl Recovery<'_> {
         Ok(false)
     }
 
-    fn tail_after_cut(&self, segment: &SegmentFile, offset: u64, removed: bool) -> Option<TailSegment> {
-        let kept = TailSegment { path: segment.path.clone(), first_lsn: segment.first_lsn, len_bytes: offset };
+    /// The scan stopped at the cut, so the entries it collected are exactly
+    /// the frames kept.
+    fn tail_after_cut(&mut self, segment: &SegmentFile, offset: u64, removed: bool) -> Option<TailSegment> {
+        let sidecar_entries = std::mem::take(&mut self.scanned_entries);
+        let kept = TailSegment {
+            path: segment.path.clone(),
+            first_lsn: segment.first_lsn,
+            len_bytes: offset,
+            sidecar_entries,
+        };
         (!removed).then_some(kept)
     }
 

@@ -1,5 +1,8 @@
 //! Segment files: names, listing, creation, and the frame-by-frame scan that
-//! recovery, `verify` and `read_records` share (including the torn-tail test).
+//! recovery, `verify`, `read_records` and the lsn reader share (including
+//! the torn-tail test). A scan may start at any frame boundary, so a reader
+//! that found a frame through the offset sidecar ([`crate::sidecar`]) need
+//! not read the segment before it.
 
 use std::fmt;
 use std::io;
@@ -9,8 +12,10 @@ use std::path::{Path, PathBuf};
 use crate::config::{RECORD_BYTES_MAX, SEGMENT_BYTES_MAX, TAIL_SCAN_CRC_BYTES_MAX};
 use crate::format::{self, FrameFault, HeaderFault, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::fs::{WalFile, WalFs};
+use crate::sidecar::SidecarAppender;
 
 const SEGMENT_SUFFIX: &str = ".wal";
+const SIDECAR_SUFFIX: &str = ".idx";
 const CHECKPOINT_PREFIX: &str = "checkpoint";
 const CHECKPOINT_SUFFIX: &str = ".ckpt";
 const TEMPORARY_SUFFIX: &str = ".tmp";
@@ -18,6 +23,11 @@ const LSN_DIGITS: usize = 20;
 
 pub fn segment_file_name(first_lsn: u64) -> String {
     format!("{first_lsn:020}{SEGMENT_SUFFIX}")
+}
+
+/// The offset sidecar of the segment starting at `first_lsn`.
+pub fn sidecar_file_name(first_lsn: u64) -> String {
+    format!("{first_lsn:020}{SIDECAR_SUFFIX}")
 }
 
 pub fn checkpoint_file_name(lsn: u64) -> String {
@@ -28,6 +38,8 @@ pub fn checkpoint_file_name(lsn: u64) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DirEntry {
     Segment(u64),
+    /// The offset sidecar of the segment starting at this lsn.
+    Sidecar(u64),
     Checkpoint(u64),
     /// Starts with `checkpoint` but is not a name we write.
     CheckpointLike,
@@ -46,6 +58,9 @@ pub(crate) fn classify(name: &str) -> DirEntry {
     }
     if let Some(lsn) = name.strip_suffix(SEGMENT_SUFFIX).and_then(parse_lsn) {
         return DirEntry::Segment(lsn);
+    }
+    if let Some(lsn) = name.strip_suffix(SIDECAR_SUFFIX).and_then(parse_lsn) {
+        return DirEntry::Sidecar(lsn);
     }
     if let Some(rest) = name.strip_prefix(CHECKPOINT_PREFIX) {
         let lsn = rest.strip_prefix('-').and_then(|r| r.strip_suffix(CHECKPOINT_SUFFIX)).and_then(parse_lsn);
@@ -78,6 +93,21 @@ pub(crate) fn read_segment(fs: &dyn WalFs, path: &Path) -> io::Result<Vec<u8>> {
     fs.read(path, SEGMENT_BYTES_MAX)
 }
 
+/// The bytes of a segment from `offset` to its end (a positioned read: the
+/// bytes before `offset` are not read).
+pub(crate) fn read_segment_from(fs: &dyn WalFs, path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+    let file = fs.open_read(path)?;
+    let len_bytes = file.len_bytes()?;
+    if len_bytes > SEGMENT_BYTES_MAX {
+        let message = format!("{} is larger than the {SEGMENT_BYTES_MAX}-byte segment limit", path.display());
+        return Err(io::Error::new(io::ErrorKind::FileTooLarge, message));
+    }
+    let mut bytes = vec![0; len_bytes.saturating_sub(offset) as usize];
+    let read = file.read_at(offset, &mut bytes)?;
+    bytes.truncate(read);
+    Ok(bytes)
+}
+
 /// A failed file operation, with what and where, for the fatal-error log.
 #[derive(Debug)]
 pub(crate) struct IoFailure {
@@ -105,18 +135,31 @@ pub(crate) struct OpenSegment {
     pub path: PathBuf,
     pub first_lsn: u64,
     pub len_bytes: u64,
+    /// Where the writer appends frame offsets; `None` once writing it failed
+    /// (readers then find it short and fall back to a scan).
+    pub sidecar: Option<SidecarAppender>,
 }
 
 /// Creates a segment durably: file, header, fsync, directory fsync. Only
-/// then may a record in it be acknowledged.
+/// then may a record in it be acknowledged. Its empty sidecar is created
+/// before the directory fsync, which makes its name durable for free; a
+/// failure there only costs the hint.
 pub(crate) fn create_segment(fs: &dyn WalFs, dir: &Path, first_lsn: u64) -> Result<OpenSegment, IoFailure> {
     let path = dir.join(segment_file_name(first_lsn));
     let mut file = fs.create(&path).map_err(IoFailure::at("create", &path))?;
     file.write_all(&format::encode_segment_header(first_lsn)).map_err(IoFailure::at("write header of", &path))?;
     file.sync_data().map_err(IoFailure::at("fdatasync", &path))?;
+    let sidecar = SidecarAppender::replace(fs, dir, first_lsn, &[]);
     fs.sync_dir(dir).map_err(IoFailure::at("fsync directory", dir))?;
     tracing::debug!(path = %path.display(), first_lsn, "created wal segment");
-    Ok(OpenSegment { file, path, first_lsn, len_bytes: SEGMENT_HEADER_BYTES as u64 })
+    Ok(OpenSegment { file, path, first_lsn, len_bytes: SEGMENT_HEADER_BYTES as u64, sidecar })
+}
+
+/// Removes a segment and then its sidecar (a sidecar left alone by a crash
+/// in between is removed at start-up).
+pub(crate) fn remove_segment(fs: &dyn WalFs, dir: &Path, first_lsn: u64) -> io::Result<()> {
+    fs.remove(&dir.join(segment_file_name(first_lsn)))?;
+    crate::sidecar::remove_sidecar(fs, dir, first_lsn)
 }
 
 /// How a segment scan ended.
@@ -142,6 +185,14 @@ pub(crate) struct ScanOutcome {
     pub end: ScanEnd,
 }
 
+/// One valid frame a scan met, with the file offset where its frame starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrameAt<'a> {
+    pub lsn: u64,
+    pub payload: &'a [u8],
+    pub offset: u64,
+}
+
 /// Checks every frame of one segment (header, crc, version, length bound,
 /// lsns consecutive from the name's lsn), calling `visit` for each valid one.
 pub(crate) fn scan_segment(
@@ -150,22 +201,46 @@ pub(crate) fn scan_segment(
     is_last: bool,
     mut visit: impl FnMut(u64, &[u8]) -> ControlFlow<()>,
 ) -> ScanOutcome {
-    let mut outcome = ScanOutcome { next_lsn: name_lsn, records: 0, valid_bytes: 0, end: ScanEnd::Clean };
+    scan_segment_at(data, name_lsn, is_last, |frame| visit(frame.lsn, frame.payload))
+}
+
+/// [`scan_segment`], telling `visit` where each frame starts.
+pub(crate) fn scan_segment_at(
+    data: &[u8],
+    name_lsn: u64,
+    is_last: bool,
+    visit: impl FnMut(FrameAt<'_>) -> ControlFlow<()>,
+) -> ScanOutcome {
     if let Err(fault) = check_header(data, name_lsn) {
-        outcome.end = classify_fault(data, 0, name_lsn, is_last && fault_may_be_torn_header(&fault), fault.to_string());
-        return outcome;
+        let end = classify_fault(data, 0, 0, name_lsn, is_last && fault_may_be_torn_header(&fault), fault.to_string());
+        return ScanOutcome { next_lsn: name_lsn, records: 0, valid_bytes: 0, end };
     }
-    let mut offset = SEGMENT_HEADER_BYTES;
+    scan_frames(&data[SEGMENT_HEADER_BYTES..], SEGMENT_HEADER_BYTES as u64, name_lsn, is_last, visit)
+}
+
+/// Checks the frames in `data`: a segment's bytes from `base_offset` (a
+/// frame boundary after the header) to the end of the file, the first
+/// frame carrying `first_lsn`. Offsets in the outcome are file offsets.
+pub(crate) fn scan_frames(
+    data: &[u8],
+    base_offset: u64,
+    first_lsn: u64,
+    is_last: bool,
+    mut visit: impl FnMut(FrameAt<'_>) -> ControlFlow<()>,
+) -> ScanOutcome {
+    let mut outcome = ScanOutcome { next_lsn: first_lsn, records: 0, valid_bytes: base_offset, end: ScanEnd::Clean };
+    let mut offset = 0;
     while offset < data.len() {
         let fault = match format::decode_frame(&data[offset..], RECORD_BYTES_MAX) {
             Ok(frame) if frame.lsn == outcome.next_lsn => {
-                if visit(frame.lsn, frame.payload).is_break() {
+                let at = FrameAt { lsn: frame.lsn, payload: frame.payload, offset: base_offset + offset as u64 };
+                if visit(at).is_break() {
                     outcome.end = ScanEnd::Stopped;
                 }
                 offset += frame.frame_bytes();
                 outcome.next_lsn += 1;
                 outcome.records += 1;
-                outcome.valid_bytes = offset as u64;
+                outcome.valid_bytes = base_offset + offset as u64;
                 if outcome.end == ScanEnd::Stopped {
                     return outcome;
                 }
@@ -174,15 +249,16 @@ pub(crate) fn scan_segment(
             // A valid frame with the wrong lsn is never a crash artifact.
             Ok(frame) => {
                 let reason = FrameFault::LsnOrder { expected: outcome.next_lsn, found: frame.lsn }.to_string();
-                outcome.end = ScanEnd::Damaged { offset: offset as u64, lsn: outcome.next_lsn, reason };
+                let offset = base_offset + offset as u64;
+                outcome.end = ScanEnd::Damaged { offset, lsn: outcome.next_lsn, reason };
                 return outcome;
             }
             Err(fault) => fault,
         };
-        outcome.end = classify_fault(data, offset, outcome.next_lsn, is_last, fault.to_string());
+        outcome.end = classify_fault(data, offset, base_offset, outcome.next_lsn, is_last, fault.to_string());
         return outcome;
     }
-    outcome.valid_bytes = data.len() as u64;
+    outcome.valid_bytes = base_offset + data.len() as u64;
     outcome
 }
 
@@ -200,9 +276,9 @@ fn fault_may_be_torn_header(fault: &HeaderFault) -> bool {
 }
 
 /// A bad frame at `offset` is a torn tail only in the last segment with no
-/// valid frame after it.
-fn classify_fault(data: &[u8], offset: usize, lsn: u64, is_last: bool, reason: String) -> ScanEnd {
-    let offset_u64 = offset as u64;
+/// valid frame after it. `data` starts at file offset `base_offset`.
+fn classify_fault(data: &[u8], offset: usize, base_offset: u64, lsn: u64, is_last: bool, reason: String) -> ScanEnd {
+    let offset_u64 = base_offset + offset as u64;
     if !is_last {
         let reason = format!("{reason} (not in the last segment, so not a torn tail)");
         return ScanEnd::Damaged { offset: offset_u64, lsn, reason };
@@ -210,6 +286,7 @@ fn classify_fault(data: &[u8], offset: usize, lsn: u64, is_last: bool, reason: S
     match find_later_frame(data, offset + 1, lsn) {
         LaterFrame::None => ScanEnd::Torn { offset: offset_u64, reason },
         LaterFrame::At { offset: later, lsn: later_lsn } => {
+            let later = base_offset + later as u64;
             let reason = format!(
                 "{reason}; a valid frame (lsn {later_lsn}) follows at offset {later}, so this is not a torn tail"
             );

@@ -1,6 +1,10 @@
 //! Read-only access: `verify` (every retained segment and checkpoint, also
 //! those below the newest checkpoint) and `read_records` (for `wal inspect`
 //! and history reads).
+//!
+//! `verify` also compares each intact segment's offset sidecar with the
+//! frames it found; a missing or mismatched sidecar is a note, never
+//! damage: it is a hint that readers check and rebuild.
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -9,7 +13,11 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint::{list_checkpoints, read_checkpoint_bytes};
 use crate::error::ReadError;
 use crate::fs::{RealFs, WalFs};
-use crate::segment::{classify, list_segments, read_segment, scan_segment, DirEntry, ScanEnd, SegmentFile};
+use crate::segment::{
+    classify, list_segments, read_segment, read_segment_from, scan_frames, scan_segment, scan_segment_at, DirEntry,
+    ScanEnd, SegmentFile,
+};
+use crate::sidecar;
 
 /// Checkpoints larger than this are reported, not read, by `verify`.
 const VERIFY_CHECKPOINT_BYTES_MAX: u64 = 1 << 34;
@@ -123,7 +131,10 @@ fn note_strangers(report: &mut VerifyReport, dir: &Path, names: &[String]) {
             DirEntry::Temporary => "temporary file (an interrupted write; start-up removes it)",
             DirEntry::Other => "unexpected file in the wal folder",
             DirEntry::CheckpointLike => "starts with `checkpoint` but is not a checkpoint name",
-            DirEntry::Segment(_) | DirEntry::Checkpoint(_) => continue,
+            DirEntry::Sidecar(first_lsn) if !names.contains(&crate::segment::segment_file_name(first_lsn)) => {
+                "offset sidecar without its segment (start-up removes it)"
+            }
+            DirEntry::Segment(_) | DirEntry::Sidecar(_) | DirEntry::Checkpoint(_) => continue,
         };
         report.add(Severity::Note, &dir.join(name), None, None, message.to_string());
     }
@@ -153,7 +164,14 @@ fn verify_segment(fs: &dyn WalFs, segment: &SegmentFile, is_last: bool, report: 
             return None;
         }
     };
-    let outcome = scan_segment(&data, segment.first_lsn, is_last, |_, _| ControlFlow::Continue(()));
+    let mut entries = Vec::new();
+    let outcome = scan_segment_at(&data, segment.first_lsn, is_last, |frame| {
+        sidecar::encode_entries([frame.offset], &mut entries);
+        ControlFlow::Continue(())
+    });
+    if outcome.end == ScanEnd::Clean {
+        check_sidecar(fs, segment, &entries, report);
+    }
     if outcome.records > 0 {
         report.first_lsn.get_or_insert(segment.first_lsn);
         report.last_lsn = Some(outcome.next_lsn - 1);
@@ -171,6 +189,27 @@ fn verify_segment(fs: &dyn WalFs, segment: &SegmentFile, is_last: bool, report: 
         }
     }
     None
+}
+
+/// A sidecar that does not hold exactly `entries` is noted: readers rebuild
+/// it (start-up rewrites the last segment's).
+fn check_sidecar(fs: &dyn WalFs, segment: &SegmentFile, entries: &[u8], report: &mut VerifyReport) {
+    let Some(dir) = segment.path.parent() else {
+        return;
+    };
+    let path = sidecar::sidecar_path(dir, segment.first_lsn);
+    let message = match fs.read(&path, entries.len() as u64) {
+        Ok(found) if found == entries => return,
+        Ok(_) => "offset sidecar does not match the segment (a hint: rebuilt when read)".to_string(),
+        Err(error) if error.kind() == std::io::ErrorKind::FileTooLarge => {
+            "offset sidecar is longer than the segment's records (a hint: rebuilt when read)".to_string()
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            "no offset sidecar (a hint: rebuilt when read)".to_string()
+        }
+        Err(error) => format!("cannot read the offset sidecar: {error}"),
+    };
+    report.add(Severity::Note, &path, None, Some(segment.first_lsn), message);
 }
 
 fn verify_checkpoints(fs: &dyn WalFs, dir: &Path, report: &mut VerifyReport) {
@@ -204,30 +243,55 @@ pub fn read_records_with_fs(
     fs: &dyn WalFs,
     dir: &Path,
     from_lsn: u64,
+    visit: impl FnMut(u64, &[u8]) -> ControlFlow<()>,
+) -> Result<(), ReadError> {
+    let segments = list_segments(fs, dir).map_err(|source| ReadError::Io { path: dir.to_path_buf(), source })?;
+    read_records_in(fs, &segments, from_lsn, None, visit)
+}
+
+/// `read_records` over `segments`. `start`, when known (found through the
+/// sidecar), is the segment index and frame offset of `from_lsn`: that
+/// segment is read from there; otherwise from the start of the segment
+/// holding `from_lsn`.
+pub(crate) fn read_records_in(
+    fs: &dyn WalFs,
+    segments: &[SegmentFile],
+    from_lsn: u64,
+    start: Option<(usize, u64)>,
     mut visit: impl FnMut(u64, &[u8]) -> ControlFlow<()>,
 ) -> Result<(), ReadError> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ReadError::Io { path, source }
     };
-    let segments = list_segments(fs, dir).map_err(io_error(dir))?;
-    let start = segments.iter().rposition(|segment| segment.first_lsn <= from_lsn).unwrap_or(0);
-    let mut lsn_expected = segments.get(start).map(|segment| segment.first_lsn);
-    for (index, segment) in segments.iter().enumerate().skip(start) {
+    let first = match start {
+        Some((index, _)) => index,
+        None => segments.iter().rposition(|segment| segment.first_lsn <= from_lsn).unwrap_or(0),
+    };
+    let mut lsn_expected = segments.get(first).map(|segment| segment.first_lsn);
+    for (index, segment) in segments.iter().enumerate().skip(first) {
         if lsn_expected != Some(segment.first_lsn) {
             let lsn = lsn_expected.unwrap_or(segment.first_lsn);
             let reason = format!("segment starts at lsn {}, expected {lsn}", segment.first_lsn);
             return Err(ReadError::Corrupt { file: segment.path.clone(), offset: 0, lsn, reason });
         }
-        let data = read_segment(fs, &segment.path).map_err(io_error(&segment.path))?;
         let is_last = index + 1 == segments.len();
-        let outcome = scan_segment(&data, segment.first_lsn, is_last, |lsn, payload| {
-            if lsn < from_lsn {
-                ControlFlow::Continue(())
-            } else {
-                visit(lsn, payload)
+        let outcome = match start.filter(|&(start_index, _)| start_index == index) {
+            Some((_, offset)) => {
+                let data = read_segment_from(fs, &segment.path, offset).map_err(io_error(&segment.path))?;
+                scan_frames(&data, offset, from_lsn, is_last, |frame| visit(frame.lsn, frame.payload))
             }
-        });
+            None => {
+                let data = read_segment(fs, &segment.path).map_err(io_error(&segment.path))?;
+                scan_segment(&data, segment.first_lsn, is_last, |lsn, payload| {
+                    if lsn < from_lsn {
+                        ControlFlow::Continue(())
+                    } else {
+                        visit(lsn, payload)
+                    }
+                })
+            }
+        };
         match outcome.end {
             ScanEnd::Clean => lsn_expected = Some(outcome.next_lsn),
             ScanEnd::Stopped | ScanEnd::Torn { .. } => return Ok(()),

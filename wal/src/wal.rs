@@ -1,4 +1,9 @@
-//! `Wal`: the handle appenders and waiters share.
+//! `Wal`: the handle appenders, waiters and history readers share.
+//!
+//! `read` serves one durable record by lsn from the segments through a
+//! [`SegmentReader`] behind its own lock: readers never take the `pending`
+//! lock nor wait for the writer, so history reads stay off the
+//! acknowledgement path.
 
 use std::fmt;
 use std::ops::Range;
@@ -8,12 +13,14 @@ use std::thread::JoinHandle;
 
 use crate::batch::FrameBatch;
 use crate::config::{RecoveryPolicy, WalConfig};
-use crate::error::{AppendError, Health, LogFailed, OpenError};
+use crate::error::{AppendError, Health, LogFailed, OpenError, ReadError};
 use crate::format;
 use crate::fs::{RealFs, WalFs};
+use crate::reader::SegmentReader;
 use crate::recovery::{self, RecoveryReport, TailSegment};
 use crate::segment::{create_segment, OpenSegment};
 use crate::shared::{lock, DurableWait, Shared};
+use crate::sidecar::SidecarAppender;
 use crate::stats::WalStats;
 use crate::writer;
 
@@ -29,6 +36,9 @@ struct WalHandle {
     /// Held for the whole join, so concurrent `shutdown`s all return after
     /// the queue is written.
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held across a read's I/O (two positioned reads, or a fallback scan):
+    /// reads queue behind each other, never behind appends.
+    reader: Mutex<SegmentReader>,
 }
 
 impl fmt::Debug for Wal {
@@ -68,11 +78,12 @@ impl Wal {
         let created = recovered.tail.is_none();
         let segment = open_tail(&*fs, &cfg, recovered.tail, report.next_lsn)?;
         report.segments += usize::from(created);
+        let reader = Mutex::new(SegmentReader::with_fs(fs.clone(), &cfg.dir));
         let shared = Arc::new(Shared::new(cfg, fs, report.next_lsn));
         shared.refresh_disk();
         let thread = writer::spawn(shared.clone(), segment).map_err(OpenError::Spawn)?;
         tracing::info!(%report, "wal open");
-        let inner = Arc::new(WalHandle { shared, writer: Mutex::new(Some(thread)) });
+        let inner = Arc::new(WalHandle { shared, writer: Mutex::new(Some(thread)), reader });
         Ok((Wal { inner }, report))
     }
 
@@ -148,6 +159,39 @@ impl Wal {
         self.inner.shared.wait_durable_blocking(lsn)
     }
 
+    /// The payload of the durable record `lsn`, read from its segment (two
+    /// positioned reads through the offset sidecar; see [`SegmentReader`]).
+    /// `NotDurable` above `durable_lsn()`, `Removed` below the oldest
+    /// segment kept.
+    pub fn read(&self, lsn: u64) -> Result<Vec<u8>, ReadError> {
+        let mut payload = Vec::new();
+        self.read_into(lsn, &mut payload)?;
+        Ok(payload)
+    }
+
+    /// [`Wal::read`] into a caller's buffer (cleared first).
+    pub fn read_into(&self, lsn: u64, payload: &mut Vec<u8>) -> Result<(), ReadError> {
+        payload.clear();
+        let durable_lsn = self.durable_lsn();
+        if lsn > durable_lsn {
+            return Err(ReadError::NotDurable { lsn, durable_lsn });
+        }
+        lock(&self.inner.reader).read_into(lsn, payload)
+    }
+
+    /// Retention through the log: [`crate::remove_segments_covered`] on this
+    /// log's folder, then the reader forgets what it knew of the segments.
+    pub fn remove_segments_covered(
+        &self,
+        covered_lsn: u64,
+        is_expired: impl Fn(&std::path::Path) -> bool,
+    ) -> std::io::Result<Vec<std::path::PathBuf>> {
+        let shared = &self.inner.shared;
+        let removed = crate::checkpoint::remove_segments_covered(&*shared.fs, &shared.cfg.dir, covered_lsn, is_expired);
+        lock(&self.inner.reader).reset();
+        removed
+    }
+
     pub fn health(&self) -> Health {
         self.inner.shared.health()
     }
@@ -200,7 +244,8 @@ impl Drop for WalHandle {
 /// The segment the writer continues in: the recovered last one, fsynced
 /// again (recovery may have read bytes a crashed process wrote but never
 /// fsynced, and replayed them: they must be durable before anything after
-/// them is acknowledged), or a new one.
+/// them is acknowledged), or a new one. The recovered one's sidecar is
+/// rewritten from recovery's scan, so it matches exactly what was kept.
 fn open_tail(
     fs: &dyn WalFs,
     cfg: &WalConfig,
@@ -225,6 +270,7 @@ fn open_tail(
         return Err(OpenError::Io { path: tail.path, source: changed });
     }
     file.sync_data().map_err(io_error(&tail.path))?;
+    let sidecar = SidecarAppender::replace(fs, &cfg.dir, tail.first_lsn, &tail.sidecar_entries);
     fs.sync_dir(&cfg.dir).map_err(io_error(&cfg.dir))?;
-    Ok(OpenSegment { file, path: tail.path, first_lsn: tail.first_lsn, len_bytes })
+    Ok(OpenSegment { file, path: tail.path, first_lsn: tail.first_lsn, len_bytes, sidecar })
 }

@@ -12,6 +12,12 @@
 //! whole frames, fsyncs it, and continues in a new segment (created and
 //! fsynced, directory fsynced, before anything in it can be acknowledged).
 //!
+//! After each segment write it appends the frames' offsets to the segment's
+//! sidecar ([`crate::sidecar`]), before the fsync, so every durable record
+//! has its entry by the time `durable_lsn` covers it. The sidecar is a hint:
+//! an error writing it is logged and the writer stops maintaining that
+//! segment's sidecar; it never fails the log.
+//!
 //! Any write or fsync error is fatal (fsyncgate: after a failed fsync Linux
 //! may mark the dirty pages clean, so a retry could "succeed" without the
 //! data): the log is marked failed, every waiter gets `LogFailed`, and the
@@ -111,6 +117,7 @@ impl Writer {
             }
             let path = &self.segment.path;
             self.segment.file.write_all(&rest[..fitting_bytes]).map_err(IoFailure::at("write", path))?;
+            self.note_offsets(&rest[..fitting_bytes]);
             self.segment.len_bytes += fitting_bytes as u64;
             rest = &rest[fitting_bytes..];
             if !rest.is_empty() {
@@ -123,6 +130,21 @@ impl Writer {
         self.shared.disk_written(bytes);
         self.shared.publish_durable(group.first_lsn + records - 1, records, bytes);
         Ok(())
+    }
+
+    /// Appends the offsets of `frames`, just written at the segment's end,
+    /// to its sidecar; on error gives up on this segment's sidecar.
+    fn note_offsets(&mut self, frames: &[u8]) {
+        let Some(sidecar) = self.segment.sidecar.as_mut() else {
+            return;
+        };
+        if let Err(error) = sidecar.append(self.segment.len_bytes, frames) {
+            tracing::warn!(
+                segment = %self.segment.path.display(), %error,
+                "cannot append to the wal offset sidecar; reads of this segment will scan it"
+            );
+            self.segment.sidecar = None;
+        }
     }
 
     /// Bytes of whole frames from the start of `frames` that fit in the

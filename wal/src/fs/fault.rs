@@ -13,7 +13,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{WalFile, WalFs};
+use super::{WalFile, WalFs, WalReadFile};
 
 /// A switch: true when the fault is on.
 pub type FaultSwitch = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -105,6 +105,10 @@ impl WalFs for FaultFs {
 
     fn read(&self, path: &Path, bytes_max: u64) -> io::Result<Vec<u8>> {
         self.inner.read(path, bytes_max)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn WalReadFile>> {
+        self.inner.open_read(path)
     }
 
     fn len_bytes(&self, path: &Path) -> io::Result<u64> {

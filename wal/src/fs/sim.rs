@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use super::{WalFile, WalFs};
+use super::{WalFile, WalFs, WalReadFile};
 
 /// Sector size for garbling torn writes.
 const SECTOR_BYTES: usize = 512;
@@ -310,6 +310,22 @@ impl SimFile {
     }
 }
 
+impl WalReadFile for SimFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut state = self.state()?;
+        let data = &state.inode_mut(self.inode).data;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let read = buf.len().min(data.len() - start);
+        buf[..read].copy_from_slice(&data[start..start + read]);
+        Ok(read)
+    }
+
+    fn len_bytes(&self) -> io::Result<u64> {
+        let mut state = self.state()?;
+        Ok(state.inode_mut(self.inode).data.len() as u64)
+    }
+}
+
 impl WalFile for SimFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.state()?;
@@ -397,6 +413,12 @@ impl WalFs for SimFs {
             return Err(super::too_large(path, bytes_max));
         }
         Ok(data.clone())
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn WalReadFile>> {
+        let state = self.state()?;
+        let inode = state.inode_of(path)?;
+        Ok(Box::new(SimFile { world: self.world.clone(), generation: self.generation, inode }))
     }
 
     fn len_bytes(&self, path: &Path) -> io::Result<u64> {

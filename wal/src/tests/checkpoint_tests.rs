@@ -120,6 +120,9 @@ impl WalFs for Recording {
     fn read(&self, path: &std::path::Path, bytes_max: u64) -> std::io::Result<Vec<u8>> {
         self.inner.read(path, bytes_max)
     }
+    fn open_read(&self, path: &std::path::Path) -> std::io::Result<Box<dyn crate::fs::WalReadFile>> {
+        self.inner.open_read(path)
+    }
     fn len_bytes(&self, path: &std::path::Path) -> std::io::Result<u64> {
         self.inner.len_bytes(path)
     }

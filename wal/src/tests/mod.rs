@@ -7,6 +7,7 @@ mod fault_fs_tests;
 mod fault_tests;
 mod format_tests;
 mod power_loss_tests;
+mod reader_tests;
 mod recovery_tests;
 mod sim_tests;
 mod verify_tests;

@@ -85,6 +85,11 @@ impl Run {
         assert!(recovered <= self.appended.len() as u64, "seed {seed}: recovered records never appended");
         assert_eq!(records, expected_records(&self.appended[..recovered as usize]), "seed {seed}: not a prefix");
         assert_eq!(report.next_lsn, recovered + 1);
+        // Whatever the crash left of the (never fsynced) offset sidecars,
+        // reads by lsn answer exactly what recovery replayed.
+        for (lsn, payload) in &records {
+            assert_eq!(&wal.read(*lsn).unwrap_or_else(|e| panic!("seed {seed}: lsn {lsn}: {e}")), payload);
+        }
         self.appended.truncate(recovered as usize);
         self.durable_reported = recovered;
         self.after_restart(wal, seed);
