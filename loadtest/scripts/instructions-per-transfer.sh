@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Instructions the server executes per transfer, counted by callgrind: steady
+# for a given binary and inputs whatever else the machine is doing (unlike
+# wall-clock rates on a shared 2-core machine).
+#
+# Runs the harness twice against `fundledger serve` under
+# `valgrind --tool=callgrind`, with a small and a large count, and prints
+# the difference per transfer, so start-up and onboarding cancel out.
+#
+# usage: loadtest/scripts/instructions-per-transfer.sh single|batch [SMALL LARGE]
+#   single: SMALL=1000 LARGE=5000 transfers, one per request, 8 connections
+#   batch:  SMALL=16380 LARGE=81900 transfers, 8190 per request
+# needs: valgrind; a release build (cargo build --release -p fundledger -p fundledger-loadtest)
+# keeps the larger run's profile: callgrind_annotate --inclusive=yes <printed file>
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+scenario="${1:?single or batch}"
+case "$scenario" in
+  single) small="${2:-1000}"; large="${3:-5000}"; extra=() ;;
+  batch) small="${2:-16380}"; large="${3:-81900}"; extra=(--batch-size 8190) ;;
+  *) echo "scenario must be single or batch" >&2; exit 2 ;;
+esac
+work="$(mktemp -d /tmp/fundledger-callgrind.XXXXXX)"
+cat > "$work/server.sh" <<WRAP
+#!/bin/sh
+exec valgrind --tool=callgrind --callgrind-out-file="$work/out.\$\$" "$root/target/release/fundledger" "\$@" 2>"$work/valgrind.\$\$.log"
+WRAP
+chmod +x "$work/server.sh"
+total() {
+  rm -f "$work"/out.*
+  "$root/target/release/fundledger-loadtest" bench --server-bin "$work/server.sh" --ready-timeout-s 300 \
+    --scenario "$scenario" --accounts 100 --count "$1" --connections 8 "${extra[@]}" > "$work/bench.$1.log" 2>&1
+  # The server dumps its profile as it exits; wait for it.
+  for _ in $(seq 1 120); do
+    file="$(ls "$work"/out.* 2>/dev/null | head -1 || true)"
+    if [ -n "$file" ] && grep -q '^totals:\|^summary:' "$file"; then break; fi
+    sleep 1
+  done
+  grep -E '^(summary|totals):' "$file" | head -1 | awk '{print $2}'
+  cp "$file" "$work/profile.$1"
+}
+a="$(total "$small")"
+b="$(total "$large")"
+echo "scenario $scenario: $a instructions for $small transfers, $b for $large"
+echo "instructions per transfer: $(( (b - a) / (large - small) ))"
+echo "profile of the larger run: $work/profile.$large"
