@@ -67,8 +67,8 @@ pub fn encode<'a>(
     Ok(out)
 }
 
-/// Builds the next checkpoint from the checkpoint before it (or from lsn
-/// 1) and the log payloads of the records after it, without decoding the
+/// Builds the next checkpoint from the checkpoint before it (or from the
+/// first lsn) and the log payloads of the records after it, without decoding the
 /// base's records again: its record items are copied as they are (the wal
 /// crate's frame CRC vouched for them when the base was read), and each
 /// payload becomes an item (its lsn, then the record's encoding after the

@@ -678,8 +678,10 @@ mod tests {
         Body::from_stream(stream)
     }
 
-    /// Each item's fields, or `None` for an item that is not an object.
-    fn batch_items(body: &str) -> Result<Option<Option<Vec<Option<Vec<String>>>>>, ErrorCode> {
+    /// Each item's field names, or `None` for an item that is not an object.
+    type ItemKeys = Vec<Option<Vec<String>>>;
+
+    fn batch_items(body: &str) -> Result<Option<Option<ItemKeys>>, ErrorCode> {
         let parsed = BatchBody::parse(body.as_bytes(), "transfers").map_err(|error| error.code)?;
         if parsed.unexpected.is_some() {
             return Err(ErrorCode::UnexpectedField);
