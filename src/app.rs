@@ -14,7 +14,7 @@ use axum::Router;
 use fundledger_wal::{RealFs, RecoveryPolicy, Wal, WalConfig, WalFs};
 use tower::ServiceExt;
 
-use crate::actors::bank::Banks;
+use crate::actors::bank::{Banks, OpenedBooks};
 use crate::actors::directory::Directory;
 use crate::actors::finance::FinanceActor;
 use crate::actors::log::LedgerLog;
@@ -113,9 +113,15 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     };
     let fs = wal_fs();
     let recover_fs = Arc::clone(&fs);
+    // The banks' books (the sandbox's whole history) load while the log
+    // replays: both must be done before the first request, and on two cores
+    // start-up then takes the longer of the two, not their sum.
+    let (books_configs, books_dir) = (config.banks.clone(), config.data_dir.clone());
+    let books = tokio::task::spawn_blocking(move || OpenedBooks::open(&books_configs, &books_dir));
     let (wal, recovered, checkpoint_lsn) = tokio::task::spawn_blocking(move || recover(recover_fs, wal_config, policy))
         .await
         .map_err(|error| format!("recovery failed: {error}"))??;
+    let books = books.await.map_err(|error| format!("opening the banks' books failed: {error}"))??;
     let settings = crate::checkpointer::Settings {
         dir: config.wal_dir(),
         every_records: config.wal.checkpoint_every_records,
@@ -147,7 +153,6 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
 
     let (actors_tx, actors_rx) = tokio::sync::oneshot::channel();
     let banks_config = config.banks.clone();
-    let data_dir = config.data_dir.clone();
     let system_history = Arc::clone(&history);
     let system_log = log.clone();
     let system_directory = Arc::clone(&directory);
@@ -158,7 +163,7 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
             system.block_on(async move {
                 let arbiters: Vec<_> = (0..ACCOUNT_ARBITERS).map(|_| actix::Arbiter::new().handle()).collect();
                 let spawner = Arc::new(Spawner::new(arbiters, system_log.clone(), Arc::clone(&system_directory)));
-                let banks = match Banks::start(&banks_config, &data_dir) {
+                let banks = match Banks::start(&banks_config, books) {
                     Ok(banks) => Arc::new(banks),
                     Err(error) => {
                         tracing::error!(%error, "cannot start the bank adaptors");

@@ -129,15 +129,43 @@ pub struct Banks {
     banks: HashMap<String, BankEntry>,
 }
 
+/// Each bank's books opened from disk, before the adaptors start: the
+/// sandbox reads every line it ever booked, which on a long history takes
+/// as long as the log's own replay, so start-up does both at once.
+pub struct OpenedBooks {
+    sandboxes: HashMap<String, Arc<sandbox::SandboxBooks>>,
+}
+
+impl OpenedBooks {
+    /// Opens the books of every configured bank that keeps them (the
+    /// sandbox, under `data_dir/sandbox/<code>/`). Plain file work: runs on
+    /// any thread.
+    pub fn open(configs: &[BankConfig], data_dir: &Path) -> Result<Self, String> {
+        let mut sandboxes = HashMap::new();
+        for config in configs {
+            match config.kind {
+                BankKind::Sandbox => {
+                    let books = Arc::new(sandbox::SandboxBooks::open(config.clone(), data_dir)?);
+                    sandboxes.insert(config.code.clone(), books);
+                }
+            }
+        }
+        Ok(Self { sandboxes })
+    }
+}
+
 impl Banks {
-    /// Start one adaptor per configured bank on the current arbiter; the
-    /// sandbox keeps its books under `data_dir/sandbox/<code>/`.
-    pub fn start(configs: &[BankConfig], data_dir: &Path) -> Result<Self, String> {
+    /// Start one adaptor per configured bank on the current arbiter, with
+    /// the books [`OpenedBooks::open`] read.
+    pub fn start(configs: &[BankConfig], mut books: OpenedBooks) -> Result<Self, String> {
         let mut banks = HashMap::new();
         for config in configs {
             let entry = match config.kind {
                 BankKind::Sandbox => {
-                    let books = Arc::new(sandbox::SandboxBooks::open(config.clone(), data_dir)?);
+                    let books = books
+                        .sandboxes
+                        .remove(&config.code)
+                        .ok_or_else(|| format!("the books of bank {} were not opened", config.code))?;
                     let sign = sandbox::SandboxBank::new(config.clone()).start().recipient();
                     let api: Arc<dyn BankApi> = Arc::clone(&books) as Arc<dyn BankApi>;
                     BankEntry { config: config.clone(), sign, api, sandbox: Some(books) }
