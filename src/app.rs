@@ -8,11 +8,8 @@ use std::net::SocketAddr;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::Request;
-use axum::response::IntoResponse;
 use axum::Router;
 use fundledger_wal::{RealFs, RecoveryPolicy, Wal, WalConfig, WalFs};
-use tower::ServiceExt;
 
 use crate::actors::bank::{Banks, OpenedBooks};
 use crate::actors::directory::Directory;
@@ -64,19 +61,13 @@ async fn serve(config: Config, options: RunOptions) -> Result<(), String> {
     let wal_cell: Arc<OnceLock<Wal>> = Arc::new(OnceLock::new());
     let ledger_router: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
     let metrics = MetricsHandle { prometheus, wal: Arc::clone(&wal_cell) };
-    let app = http::service::router(metrics.clone()).fallback({
-        let ledger_router = Arc::clone(&ledger_router);
-        move |request: Request| {
-            let ledger_router = ledger_router.get().cloned();
-            async move {
-                match ledger_router {
-                    Some(router) => router.oneshot(request).await.into_response(),
-                    None => ApiError::new(ErrorCode::Overloaded, "the ledger is recovering its log; retry shortly")
-                        .into_response(),
-                }
-            }
-        }
+    // Until the ledger has recovered, health, readiness and metrics answer
+    // and everything else is 503; then every request goes straight to the
+    // ledger's router (one routing pass, not two).
+    let early = http::service::router(metrics.clone()).fallback(|| async {
+        ApiError::new(ErrorCode::Overloaded, "the ledger is recovering its log; retry shortly")
     });
+    let app = http::serve::Routers { early, ledger: Arc::clone(&ledger_router) };
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve::serve(listener, app, shutdown_rx));
 

@@ -15,6 +15,7 @@
 //!   requests in flight are answered, and connections still busy after
 //!   [`limits::SHUTDOWN_DRAIN_S`] are dropped so the process always exits.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -41,7 +42,21 @@ pub fn connection_builder() -> http1::Builder {
 }
 
 /// Serves `app` on `listener` until `shutdown` turns true, then drains.
-pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) {
+/// Where requests go: `early` until `ledger` is set (once recovery is
+/// done), then `ledger`.
+#[derive(Clone)]
+pub struct Routers {
+    pub early: Router,
+    pub ledger: Arc<OnceLock<Router>>,
+}
+
+impl Routers {
+    fn current(&self) -> &Router {
+        self.ledger.get().unwrap_or(&self.early)
+    }
+}
+
+pub async fn serve(listener: TcpListener, app: Routers, mut shutdown: watch::Receiver<bool>) {
     let builder = connection_builder();
     let mut connections = JoinSet::new();
     loop {
@@ -62,7 +77,7 @@ pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Rece
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            app.clone().oneshot(request.map(axum::body::Body::new))
+            app.current().clone().oneshot(request.map(axum::body::Body::new))
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let mut shutdown = shutdown.clone();
