@@ -678,8 +678,12 @@ mod tests {
         Body::from_stream(stream)
     }
 
+    /// The items' field names, `None` for an item that is not an object;
+    /// the outer `Option`s as [`BatchBody`]'s `items`.
+    type ItemFields = Option<Option<Vec<Option<Vec<String>>>>>;
+
     /// Each item's fields, or `None` for an item that is not an object.
-    fn batch_items(body: &str) -> Result<Option<Option<Vec<Option<Vec<String>>>>>, ErrorCode> {
+    fn batch_items(body: &str) -> Result<ItemFields, ErrorCode> {
         let parsed = BatchBody::parse(body.as_bytes(), "transfers").map_err(|error| error.code)?;
         if parsed.unexpected.is_some() {
             return Err(ErrorCode::UnexpectedField);

@@ -148,12 +148,15 @@ fn method_label(method: &Method) -> &'static str {
 
 type RequestMetrics = (metrics::Counter, metrics::Histogram);
 
+/// Handles by route, then by method and status.
+type RequestMetricsCache = HashMap<Box<str>, HashMap<(&'static str, u16), RequestMetrics>>;
+
 thread_local! {
     /// Each worker thread's handles of the request series, by route, then
     /// method and status: building a labelled key (three strings, a hash,
     /// the registry's lock) per request cost more than the counting.
     /// Bounded by routes x methods x statuses.
-    static REQUEST_METRICS: std::cell::RefCell<HashMap<Box<str>, HashMap<(&'static str, u16), RequestMetrics>>> =
+    static REQUEST_METRICS: std::cell::RefCell<RequestMetricsCache> =
         std::cell::RefCell::new(HashMap::new());
 }
 
