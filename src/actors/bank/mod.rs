@@ -22,6 +22,7 @@
 //! Owns the map from bank code to its adaptor and secrets. Must not change
 //! balances: adaptors send messages to account actors like anyone else.
 
+mod book_json;
 pub mod sandbox;
 
 use std::collections::HashMap;
