@@ -63,8 +63,9 @@ pub struct PayoutRequest {
 pub struct InstructionRequest {
     pub reference: Box<str>,
     pub kind: InstructionKind,
-    pub from_account_no: Box<str>,
-    pub to_account_no: Box<str>,
+    /// Shared with the directory: one instruction per transfer names them.
+    pub from_account_no: Arc<str>,
+    pub to_account_no: Arc<str>,
     pub amount: Money,
 }
 
