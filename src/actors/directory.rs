@@ -41,7 +41,9 @@ pub struct AccountEntry {
     pub info: Arc<AccountInfo>,
     pub addr: Addr<AccountActor>,
     status: AtomicU8,
-    sub_account_no: OnceLock<Box<str>>,
+    /// Shared, so that each bank instruction naming it takes a reference
+    /// rather than a copy.
+    sub_account_no: OnceLock<Arc<str>>,
 }
 
 impl AccountEntry {
@@ -51,6 +53,10 @@ impl AccountEntry {
 
     pub fn sub_account_no(&self) -> Option<&str> {
         self.sub_account_no.get().map(|s| &**s)
+    }
+
+    pub fn sub_account_no_shared(&self) -> Option<&Arc<str>> {
+        self.sub_account_no.get()
     }
 }
 
@@ -127,7 +133,7 @@ impl Directory {
     pub fn set_sub_account(&self, id: AccountId, sub_account_no: Box<str>) {
         let Some(cell) = self.cell(id) else { return };
         let Some(entry) = cell.get() else { return };
-        if entry.sub_account_no.set(sub_account_no.clone()).is_ok() {
+        if entry.sub_account_no.set(Arc::from(&*sub_account_no)).is_ok() {
             self.by_sub_account.write().insert(sub_account_no, id);
         }
     }

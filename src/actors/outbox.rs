@@ -179,7 +179,9 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
         metrics::counter!("fundledger_bank_work_answered_total", "kind" => kind).increment(0);
     }
     let in_flight = Arc::new(Semaphore::new(BANK_CALLS_IN_FLIGHT_MAX));
-    let mut batchers = std::collections::HashMap::new();
+    // Few banks: a linear search by code finds a batcher without hashing or
+    // allocating a key per instruction.
+    let mut batchers: Vec<(Box<str>, mpsc::UnboundedSender<InstructionWork>)> = Vec::new();
     for config in banks.configs() {
         let (batch_sender, batch_receiver) = mpsc::unbounded_channel::<InstructionWork>();
         let context = Batcher {
@@ -188,41 +190,64 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
             directory: Arc::clone(&directory),
             log: log.clone(),
             in_flight: Arc::clone(&in_flight),
+            answered: metrics::counter!("fundledger_bank_work_answered_total", "kind" => "instruction"),
         };
         actix::spawn(context.run(batch_receiver));
-        batchers.insert(config.code.clone(), batch_sender);
+        batchers.push((config.code.as_str().into(), batch_sender));
     }
+    // The handles, looked up once: a labelled lookup per item cost more
+    // than the routing (callgrind, docs/PERFORMANCE.md).
+    let enqueued_payouts = metrics::counter!("fundledger_bank_work_enqueued_total", "kind" => "payout");
+    let enqueued_instructions = metrics::counter!("fundledger_bank_work_enqueued_total", "kind" => "instruction");
     actix::spawn(async move {
-        while let Some(work) = receiver.recv().await {
-            let kind = if matches!(work, BankWork::Payout { .. }) { "payout" } else { "instruction" };
-            metrics::counter!("fundledger_bank_work_enqueued_total", "kind" => kind).increment(1);
-            match work {
-                BankWork::Instruction(instruction) => {
-                    let bank = match (&instruction.bank, &instruction.from) {
-                        (Some(bank), _) => Some(bank.to_string()),
-                        (None, Party::Account(id)) => directory.get(*id).map(|entry| entry.info.bank.to_string()),
-                        (None, _) => None,
-                    };
-                    match bank.and_then(|bank| batchers.get(&bank)) {
-                        Some(batcher) => {
-                            let _ = batcher.send(instruction);
-                        }
-                        None => {
-                            release_instructions(1);
-                            tracing::error!(reference = %instruction.reference, "no bank for an instruction");
-                        }
+        let mut burst = Vec::with_capacity(INSTRUCTION_BATCH_MAX);
+        // Whatever arrived meanwhile is routed in one go and counted once.
+        while receiver.recv_many(&mut burst, INSTRUCTION_BATCH_MAX).await > 0 {
+            let mut payouts = 0;
+            let mut instructions = 0;
+            for work in burst.drain(..) {
+                match work {
+                    BankWork::Instruction(instruction) => {
+                        instructions += 1;
+                        route(&batchers, &directory, instruction);
+                    }
+                    payout => {
+                        payouts += 1;
+                        let banks = Arc::clone(&banks);
+                        let directory = Arc::clone(&directory);
+                        let in_flight = Arc::clone(&in_flight);
+                        actix::spawn(async move { run(payout, &banks, &directory, &in_flight).await });
                     }
                 }
-                payout => {
-                    let banks = Arc::clone(&banks);
-                    let directory = Arc::clone(&directory);
-                    let in_flight = Arc::clone(&in_flight);
-                    actix::spawn(async move { run(payout, &banks, &directory, &in_flight).await });
-                }
             }
+            enqueued_payouts.increment(payouts);
+            enqueued_instructions.increment(instructions);
         }
     });
     sender
+}
+
+/// Hand an instruction to its bank's batcher: the bank named in it, or
+/// else that of its `from` account.
+fn route(
+    batchers: &[(Box<str>, mpsc::UnboundedSender<InstructionWork>)],
+    directory: &Directory,
+    instruction: InstructionWork,
+) {
+    let bank = match (&instruction.bank, &instruction.from) {
+        (Some(bank), _) => Some(&**bank),
+        (None, Party::Account(id)) => directory.get(*id).map(|entry| &*entry.info.bank),
+        (None, _) => None,
+    };
+    match bank.and_then(|bank| batchers.iter().find(|(code, _)| **code == *bank)) {
+        Some((_, batcher)) => {
+            let _ = batcher.send(instruction);
+        }
+        None => {
+            release_instructions(1);
+            tracing::error!(reference = %instruction.reference, "no bank for an instruction");
+        }
+    }
 }
 
 /// Sends one bank's instructions in batches, one batch at a time, and
@@ -233,6 +258,7 @@ struct Batcher {
     directory: Arc<Directory>,
     log: LedgerLog,
     in_flight: Arc<Semaphore>,
+    answered: metrics::Counter,
 }
 
 /// How often recording the bank's answers is tried while the log turns
@@ -249,16 +275,19 @@ impl Batcher {
         }
     }
 
-    fn account_no(&self, party: &Party) -> Box<str> {
+    fn account_no(&self, party: &Party) -> Arc<str> {
         match party {
-            Party::Account(id) => self.directory.get(*id).and_then(|entry| entry.sub_account_no()).unwrap_or("").into(),
+            Party::Account(id) => match self.directory.get(*id).and_then(|entry| entry.sub_account_no_shared()) {
+                Some(number) => Arc::clone(number),
+                None => "".into(),
+            },
             Party::PublicAdjustment => self
                 .banks
                 .get(&self.code)
                 .map(|bank| bank.config.public_adjustment_account.as_str())
                 .unwrap_or("")
                 .into(),
-            Party::AccountNo(number) => number.clone(),
+            Party::AccountNo(number) => Arc::from(&**number),
         }
     }
 
@@ -267,29 +296,32 @@ impl Batcher {
             release_instructions(work.len());
             return;
         };
+        let count = work.len();
+        let query_first = work.iter().any(|item| item.resumed);
+        // The references move into the requests and from there into the
+        // records: no copy per instruction.
         let requests: Vec<InstructionRequest> = work
-            .iter()
+            .into_iter()
             .map(|item| InstructionRequest {
-                reference: item.reference.clone(),
-                kind: item.kind,
                 from_account_no: self.account_no(&item.from),
                 to_account_no: self.account_no(&item.to),
+                reference: item.reference,
+                kind: item.kind,
                 amount: item.amount,
             })
             .collect();
-        let query_first = work.iter().any(|item| item.resumed);
-        let answers = batch_until_final(&bank.api, &self.in_flight, requests, query_first).await;
-        metrics::counter!("fundledger_bank_work_answered_total", "kind" => "instruction").increment(work.len() as u64);
-        release_instructions(work.len());
+        let (requests, answers) = batch_until_final(&bank.api, &self.in_flight, requests, query_first).await;
+        self.answered.increment(count as u64);
+        release_instructions(count);
         let at_ms = crate::clock::now_ms();
-        let records: Vec<Record> = work
+        let records: Vec<Record> = requests
             .into_iter()
             .zip(answers)
-            .map(|(item, outcome)| {
+            .map(|(request, outcome)| {
                 Record::BankSynced(Arc::new(BankSync {
-                    reference: item.reference,
+                    reference: request.reference,
                     bank: self.code.clone(),
-                    kind: item.kind,
+                    kind: request.kind,
                     outcome,
                     at_ms,
                 }))
@@ -311,20 +343,25 @@ impl Batcher {
     }
 }
 
-/// [`until_final`] for a batch of instructions: one answer per request.
+/// [`until_final`] for a batch of instructions: one answer per request,
+/// and the requests back (shared with the blocking call, not copied,
+/// unless a call outlived its timeout).
 async fn batch_until_final(
     api: &Arc<dyn BankApi>,
     in_flight: &Semaphore,
     requests: Vec<InstructionRequest>,
     query_first: bool,
-) -> Vec<BankAnswer> {
+) -> (Vec<InstructionRequest>, Vec<BankAnswer>) {
+    let requests = Arc::new(requests);
     let mut answers: Vec<Option<BankAnswer>> = vec![None; requests.len()];
     let mut must_query = query_first;
     let mut backoff = BACKOFF_FIRST;
     loop {
         let open: Vec<usize> = (0..requests.len()).filter(|&index| answers[index].is_none()).collect();
         if open.is_empty() {
-            return answers.into_iter().map(|answer| answer.expect("every request answered")).collect();
+            let answers = answers.into_iter().map(|answer| answer.expect("every request answered")).collect();
+            let requests = Arc::try_unwrap(requests).unwrap_or_else(|shared| (*shared).clone());
+            return (requests, answers);
         }
         let error = if must_query {
             let references: Vec<Box<str>> = open.iter().map(|&index| requests[index].reference.clone()).collect();
@@ -339,8 +376,17 @@ async fn batch_until_final(
                 Err(error) => error,
             }
         } else {
-            let pending: Vec<InstructionRequest> = open.iter().map(|&index| requests[index].clone()).collect();
-            match call(api, in_flight, move |api| api.instruct_batch(&pending)).await {
+            let sent = if open.len() == requests.len() {
+                call(api, in_flight, {
+                    let all = Arc::clone(&requests);
+                    move |api| api.instruct_batch(&all)
+                })
+                .await
+            } else {
+                let pending: Vec<InstructionRequest> = open.iter().map(|&index| requests[index].clone()).collect();
+                call(api, in_flight, move |api| api.instruct_batch(&pending)).await
+            };
+            match sent {
                 Ok(got) => {
                     for (&index, answer) in open.iter().zip(got) {
                         answers[index] = Some(answer);

@@ -187,7 +187,7 @@ pub struct HistoryState {
     withdrawals: HashMap<Box<str>, WithdrawalHistory>,
     suspense: SuspenseBook,
     /// The bank's final answer to each instruction, by reference.
-    bank_sync: HashMap<Box<str>, Arc<BankSync>>,
+    bank_sync: hashbrown::HashSet<ByReference>,
     /// Instructions the bank refused for good, in lsn order.
     bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
     /// Each bank's days, reconciliation runs and discrepancies, and the
@@ -243,7 +243,8 @@ impl HistoryState {
                 if sync.outcome.is_err() {
                     self.bank_sync_failures.push((lsn, Arc::clone(sync)));
                 }
-                self.bank_sync.insert(sync.reference.clone(), Arc::clone(sync));
+                // The latest answer wins (one asked again after a restart).
+                self.bank_sync.replace(ByReference(Arc::clone(sync)));
             }
             _ => {}
         }
@@ -364,7 +365,7 @@ impl HistoryState {
 
     /// The bank's answer to the instruction with this reference, if any.
     pub fn bank_sync(&self, reference: &str) -> Option<&Arc<BankSync>> {
-        self.bank_sync.get(reference)
+        self.bank_sync.get(reference).map(|found| &found.0)
     }
 
     pub fn bank_sync_failures(&self) -> &[(u64, Arc<BankSync>)] {
@@ -399,6 +400,32 @@ impl HistoryState {
         entries.get(index).filter(|entry| entry.lsn == lsn)
     }
 }
+
+/// A bank answer, found in a set by its reference: the answer's own
+/// reference is the key, so folding one allocates no copy of it.
+#[derive(Debug)]
+struct ByReference(Arc<BankSync>);
+
+impl std::borrow::Borrow<str> for ByReference {
+    fn borrow(&self) -> &str {
+        &self.0.reference
+    }
+}
+
+impl std::hash::Hash for ByReference {
+    /// As the `str` it borrows as (what `Borrow` requires).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (*self.0.reference).hash(state);
+    }
+}
+
+impl PartialEq for ByReference {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.reference == other.0.reference
+    }
+}
+
+impl Eq for ByReference {}
 
 fn payee(movement: &Movement) -> AccountId {
     movement.payee.expect("two-account movements have a payee")
@@ -489,5 +516,35 @@ impl History {
                 next = last + 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::record::InstructionKind;
+
+    fn synced(reference: &str, outcome: Result<&str, &str>) -> Record {
+        Record::BankSynced(Arc::new(BankSync {
+            reference: reference.into(),
+            bank: "SIMBANK".into(),
+            kind: InstructionKind::ForcedTransfer,
+            outcome: outcome.map(Into::into).map_err(Into::into),
+            at_ms: 0,
+        }))
+    }
+
+    #[test]
+    fn the_latest_bank_answer_of_a_reference_is_shown() {
+        let mut history = HistoryState::default();
+        history.apply(1, &synced("t-1", Err("REFUSED")));
+        history.apply(2, &synced("t-2", Ok("SB000000000001")));
+        history.apply(3, &synced("t-1", Ok("SB000000000002")));
+        let outcome = |reference: &str| history.bank_sync(reference).map(|sync| sync.outcome.clone());
+        assert_eq!(outcome("t-1"), Some(Ok("SB000000000002".into())));
+        assert_eq!(outcome("t-2"), Some(Ok("SB000000000001".into())));
+        assert_eq!(outcome("t-3"), None);
+        let failures: Vec<u64> = history.bank_sync_failures().iter().map(|(lsn, _)| *lsn).collect();
+        assert_eq!(failures, vec![1]);
     }
 }

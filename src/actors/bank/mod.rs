@@ -22,6 +22,7 @@
 //! Owns the map from bank code to its adaptor and secrets. Must not change
 //! balances: adaptors send messages to account actors like anyone else.
 
+mod book_json;
 pub mod sandbox;
 
 use std::collections::HashMap;
@@ -62,8 +63,9 @@ pub struct PayoutRequest {
 pub struct InstructionRequest {
     pub reference: Box<str>,
     pub kind: InstructionKind,
-    pub from_account_no: Box<str>,
-    pub to_account_no: Box<str>,
+    /// Shared with the directory: one instruction per transfer names them.
+    pub from_account_no: Arc<str>,
+    pub to_account_no: Arc<str>,
     pub amount: Money,
 }
 

@@ -56,6 +56,7 @@ use parking_lot::Mutex;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::book_json;
 use super::{BankAnswer, BankApi, CallError, InstructionRequest, PayoutRequest, Sign, StatementLine};
 use crate::actors::account::SignResult;
 use crate::config::BankConfig;
@@ -435,20 +436,27 @@ impl Books {
         }
         let mut bytes = Vec::with_capacity(lines.len() * 256);
         for line in &lines {
-            serde_json::to_writer(&mut bytes, line).expect("book lines serialize");
+            book_json::write_line(&mut bytes, line);
             bytes.push(b'\n');
         }
-        self.file.write_all(&bytes).map_err(|error| format!("sandbox books: {error}"))?;
-        self.file.sync_data().map_err(|error| format!("sandbox books: {error}"))?;
+        self.write_synced(&bytes)?;
         for line in lines {
             self.remember(line);
         }
         Ok(())
     }
+
+    /// Write whole lines with one write and one fdatasync.
+    fn write_synced(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.file.write_all(bytes).map_err(|error| format!("sandbox books: {error}"))?;
+        self.file.sync_data().map_err(|error| format!("sandbox books: {error}"))
+    }
 }
 
 /// Instructions (forced transfers, adjustments, returns) are confirmed.
-fn instruction_line(request: &InstructionRequest, serial: String, booked_at: &str) -> BookLine {
+/// (The batch path writes the same bytes with
+/// [`book_json::write_instruction_line`].)
+pub(super) fn instruction_line(request: &InstructionRequest, serial: String, booked_at: &str) -> BookLine {
     BookLine {
         kind: request.kind.as_str().into(),
         reference: request.reference.to_string(),
@@ -534,31 +542,49 @@ impl BankApi for SandboxBooks {
         })
     }
 
-    /// One dice roll, one write and one sync for the whole batch.
+    /// One dice roll, one write and one sync for the whole batch. Each new
+    /// line is written straight into the batch's bytes and only its answer
+    /// is remembered (an instruction line is never needed whole again).
     fn instruct_batch(&self, requests: &[InstructionRequest]) -> Result<Vec<BankAnswer>, CallError> {
         let (fault, lose_answer) = self.dice();
         if let Some(error) = fault {
             return Err(error);
         }
-        let mut books = self.books.lock();
+        let mut guard = self.books.lock();
+        let books = &mut *guard;
         let mut answers = Vec::with_capacity(requests.len());
-        let mut new_lines = Vec::new();
-        let mut in_batch: HashMap<&str, BankAnswer> = HashMap::new();
+        // References booked by this batch, so that a failed write forgets
+        // them again (a repeat within the batch finds the first one's answer
+        // in `by_reference` meanwhile).
+        let mut booked: Vec<&str> = Vec::new();
+        let mut bytes = Vec::with_capacity(requests.len() * 320);
         // One time for the whole batch: it is booked by one sync.
-        let booked_at = crate::clock::format_ms(crate::clock::now_ms());
+        let booked_at = book_json::Quoted::new(&crate::clock::format_ms(crate::clock::now_ms()));
         for request in requests {
-            let known = books.by_reference.get(&*request.reference).or_else(|| in_batch.get(&*request.reference));
-            if let Some(answer) = known {
-                answers.push(answer.clone());
-                continue;
-            }
-            let serial = format!("SB{:012}", books.line_count + new_lines.len() as u64 + 1);
-            let line = instruction_line(request, serial, &booked_at);
-            in_batch.insert(&request.reference, line.answer());
-            answers.push(line.answer());
-            new_lines.push(line);
+            let answer = match books.by_reference.entry_ref(&*request.reference) {
+                hashbrown::hash_map::EntryRef::Occupied(known) => known.get().clone(),
+                hashbrown::hash_map::EntryRef::Vacant(vacant) => {
+                    let serial_number = books.line_count + booked.len() as u64 + 1;
+                    let serial = book_json::serial(serial_number);
+                    book_json::write_instruction_line(&mut bytes, request, &serial, &booked_at);
+                    bytes.push(b'\n');
+                    let answer: BankAnswer = Ok(serial.into());
+                    vacant.insert(answer.clone());
+                    booked.push(&request.reference);
+                    answer
+                }
+            };
+            answers.push(answer);
         }
-        books.append_all(new_lines).map_err(CallError::Unknown)?;
+        if !booked.is_empty() {
+            if let Err(error) = books.write_synced(&bytes) {
+                for reference in booked {
+                    books.by_reference.remove(reference);
+                }
+                return Err(CallError::Unknown(error));
+            }
+            books.line_count += booked.len() as u64;
+        }
         if lose_answer {
             return Err(CallError::Unknown("sandbox: simulated timeout after booking".into()));
         }
@@ -683,6 +709,20 @@ mod tests {
         assert_eq!(books.line_count(), 2);
         let found = books.query_batch(&["t-2".into(), "t-3".into()]).unwrap();
         assert_eq!(found, vec![Some(answers[1].clone()), None]);
+        // The batch's line reads back as the line serde writes, and its
+        // answer survives reopening.
+        let text = std::fs::read_to_string(books.path()).unwrap();
+        let last: BookLine = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        let serial = answers[1].clone().unwrap().to_string();
+        assert_eq!(serial, "SB000000000002");
+        assert_eq!(last, instruction_line(&request("t-2"), serial, &last.booked_at));
+        drop(books);
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        assert_eq!(books.line_count(), 2);
+        let again = books.instruct_batch(&[request("t-2"), request("t-3")]).unwrap();
+        assert_eq!(again[0], answers[1], "the original answer, not a second booking");
+        assert_eq!(again[1], Ok("SB000000000003".into()));
+        assert_eq!(books.line_count(), 3);
     }
 
     #[test]
