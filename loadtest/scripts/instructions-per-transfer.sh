@@ -11,6 +11,7 @@
 #   single: SMALL=1000 LARGE=5000 transfers, one per request, 8 connections
 #   batch:  SMALL=16380 LARGE=81900 transfers, 8190 per request
 # needs: valgrind; a release build (cargo build --release -p fundledger -p fundledger-loadtest)
+# FUNDLEDGER_BIN: another server binary to count (say, an older commit's build)
 # keeps the larger run's profile: callgrind_annotate --inclusive=yes <printed file>
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -21,9 +22,16 @@ case "$scenario" in
   *) echo "scenario must be single or batch" >&2; exit 2 ;;
 esac
 work="$(mktemp -d /tmp/fundledger-callgrind.XXXXXX)"
+# The server under callgrind. On SIGTERM the wrapper waits SETTLE_S (30)
+# seconds before passing it on: the bank side runs behind the answers (more
+# so under valgrind), and a run that exits with bank work still queued
+# would undercount it.
 cat > "$work/server.sh" <<WRAP
-#!/bin/sh
-exec valgrind --tool=callgrind --callgrind-out-file="$work/out.\$\$" "$root/target/release/fundledger" "\$@" 2>"$work/valgrind.\$\$.log"
+#!/bin/bash
+valgrind --tool=callgrind --callgrind-out-file="$work/out.\$\$" "${FUNDLEDGER_BIN:-$root/target/release/fundledger}" "\$@" 2>"$work/valgrind.\$\$.log" &
+child=\$!
+trap 'sleep ${SETTLE_S:-30}; kill -TERM \$child' TERM
+wait \$child; wait \$child
 WRAP
 chmod +x "$work/server.sh"
 total() {
@@ -31,7 +39,7 @@ total() {
   "$root/target/release/fundledger-loadtest" bench --server-bin "$work/server.sh" --ready-timeout-s 300 \
     --scenario "$scenario" --accounts 100 --count "$1" --connections 8 "${extra[@]}" > "$work/bench.$1.log" 2>&1
   # The server dumps its profile as it exits; wait for it.
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 180); do
     file="$(ls "$work"/out.* 2>/dev/null | head -1 || true)"
     if [ -n "$file" ] && grep -q '^totals:\|^summary:' "$file"; then break; fi
     sleep 1
