@@ -64,9 +64,8 @@ async fn serve(config: Config, options: RunOptions) -> Result<(), String> {
     // Until the ledger has recovered, health, readiness and metrics answer
     // and everything else is 503; then every request goes straight to the
     // ledger's router (one routing pass, not two).
-    let early = http::service::router(metrics.clone()).fallback(|| async {
-        ApiError::new(ErrorCode::Overloaded, "the ledger is recovering its log; retry shortly")
-    });
+    let early = http::service::router(metrics.clone())
+        .fallback(|| async { ApiError::new(ErrorCode::Overloaded, "the ledger is recovering its log; retry shortly") });
     let app = http::serve::Routers { early, ledger: Arc::clone(&ledger_router) };
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve::serve(listener, app, shutdown_rx));
