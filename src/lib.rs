@@ -54,5 +54,6 @@ pub mod domain;
 pub mod finance;
 pub mod gateway;
 pub mod http;
+pub mod json_out;
 pub mod limits;
 pub mod recovery;

@@ -123,23 +123,8 @@ impl Extender {
 /// its header is checked (versions, parts, counts).
 fn base_items(payload: &[u8]) -> Result<(u64, &[u8]), CodecError> {
     let mut reader = Reader { bytes: payload };
-    let version = reader.byte("schema version")?;
-    if version != CHECKPOINT_SCHEMA_VERSION {
-        return Err(CodecError::Decode(format!("checkpoint schema version {version} is not known to this build")));
-    }
-    let record_version = reader.byte("record schema version")?;
-    if record_version != RECORD_SCHEMA_VERSION {
-        return Err(CodecError::UnknownSchema(record_version));
-    }
-    let meta = read_meta(&mut reader)?;
-    reader.part(PART_RECORDS, "records")?;
-    let count = reader.count(RECORD_ITEM_BYTES_MIN, "record")?;
-    if count != meta.records || count != meta.last_lsn {
-        return Err(CodecError::Decode(format!(
-            "checkpoint holds {count} records, its meta says {} up to lsn {}",
-            meta.records, meta.last_lsn
-        )));
-    }
+    let meta = read_header(&mut reader)?;
+    read_record_count(&mut reader, &meta)?;
     Ok((meta.last_lsn, reader.bytes))
 }
 
@@ -218,6 +203,16 @@ pub fn decode(
     mut visit: impl FnMut(u64, Record) -> Result<(), String>,
 ) -> Result<CheckpointMeta, CodecError> {
     let mut reader = Reader { bytes: payload };
+    let meta = read_header(&mut reader)?;
+    read_records(&mut reader, &meta, &mut visit)?;
+    if !reader.bytes.is_empty() {
+        return Err(CodecError::Trailing(reader.bytes.len()));
+    }
+    Ok(meta)
+}
+
+/// The schema versions and the meta part.
+fn read_header(reader: &mut Reader) -> Result<CheckpointMeta, CodecError> {
     let version = reader.byte("schema version")?;
     if version != CHECKPOINT_SCHEMA_VERSION {
         return Err(CodecError::Decode(format!(
@@ -228,12 +223,7 @@ pub fn decode(
     if record_version != RECORD_SCHEMA_VERSION {
         return Err(CodecError::UnknownSchema(record_version));
     }
-    let meta = read_meta(&mut reader)?;
-    read_records(&mut reader, &meta, &mut visit)?;
-    if !reader.bytes.is_empty() {
-        return Err(CodecError::Trailing(reader.bytes.len()));
-    }
-    Ok(meta)
+    read_meta(reader)
 }
 
 fn read_meta(reader: &mut Reader) -> Result<CheckpointMeta, CodecError> {
@@ -243,11 +233,8 @@ fn read_meta(reader: &mut Reader) -> Result<CheckpointMeta, CodecError> {
     Ok(CheckpointMeta { last_lsn, records })
 }
 
-fn read_records(
-    reader: &mut Reader,
-    meta: &CheckpointMeta,
-    visit: &mut impl FnMut(u64, Record) -> Result<(), String>,
-) -> Result<(), CodecError> {
+/// The records part's tag and count, which must agree with the meta.
+fn read_record_count(reader: &mut Reader, meta: &CheckpointMeta) -> Result<u64, CodecError> {
     reader.part(PART_RECORDS, "records")?;
     let count = reader.count(RECORD_ITEM_BYTES_MIN, "record")?;
     if count != meta.records || count != meta.last_lsn {
@@ -256,6 +243,15 @@ fn read_records(
             meta.records, meta.last_lsn
         )));
     }
+    Ok(count)
+}
+
+fn read_records(
+    reader: &mut Reader,
+    meta: &CheckpointMeta,
+    visit: &mut impl FnMut(u64, Record) -> Result<(), String>,
+) -> Result<(), CodecError> {
+    let count = read_record_count(reader, meta)?;
     for expected in 1..=count {
         let lsn: u64 = reader.value("record lsn")?;
         if lsn != expected {

@@ -473,6 +473,28 @@ impl<'de> Visitor<'de> for BatchVisitor {
     }
 }
 
+/// A visitor's answer to any scalar (boolean, number, string): one fixed
+/// value, the scalar is not kept.
+macro_rules! scalars_answer {
+    ($value:ty, $answer:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
+            Ok($answer)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
+            Ok($answer)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
+            Ok($answer)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
+            Ok($answer)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<$value, E> {
+            Ok($answer)
+        }
+    };
+}
+
 /// The array of a batch: `None` for `null`, `Some(None)` for any other
 /// non-array value.
 struct Items<'a>(Option<Option<Vec<Option<JsonObject<'a>>>>>);
@@ -499,21 +521,7 @@ impl<'de> serde::Deserialize<'de> for Items<'de> {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Items<'de>, A::Error> {
                 ignore_map(map).map(|_| Items(Some(None)))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Items<'de>, E> {
-                Ok(Items(Some(None)))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Items<'de>, E> {
-                Ok(Items(Some(None)))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Items<'de>, E> {
-                Ok(Items(Some(None)))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Items<'de>, E> {
-                Ok(Items(Some(None)))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Items<'de>, E> {
-                Ok(Items(Some(None)))
-            }
+            scalars_answer!(Items<'de>, Items(Some(None)));
         }
         deserializer.deserialize_any(ItemsVisitor)
     }
@@ -548,21 +556,7 @@ impl<'de> serde::Deserialize<'de> for Item<'de> {
             fn visit_unit<E>(self) -> Result<Item<'de>, E> {
                 Ok(Item(None))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Item<'de>, E> {
-                Ok(Item(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Item<'de>, E> {
-                Ok(Item(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Item<'de>, E> {
-                Ok(Item(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Item<'de>, E> {
-                Ok(Item(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Item<'de>, E> {
-                Ok(Item(None))
-            }
+            scalars_answer!(Item<'de>, Item(None));
         }
         deserializer.deserialize_any(ItemVisitor)
     }

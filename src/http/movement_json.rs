@@ -17,6 +17,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::record::Movement;
+use crate::json_out::{self, optional_string, padded, string, unsigned};
 
 /// Writes `movement` (committed at `lsn`) as the JSON object
 /// `MovementView` serializes to.
@@ -65,38 +66,6 @@ pub fn write_movement(out: &mut Vec<u8>, lsn: u64, movement: &Movement) {
     out.extend_from_slice(b"\"}");
 }
 
-fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
-    match text {
-        Some(text) => string(out, text),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-/// A JSON string: client ids are plain ASCII, copied as they are; anything
-/// that needs escaping goes through serde_json's escaper.
-fn string(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing into a Vec cannot fail, and a &str always serializes.
-        let _ = serde_json::to_writer(&mut *out, text);
-    }
-}
-
-fn unsigned(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-}
-
-/// `value` in at least `width` digits, zero-padded (as `{:0width$}`).
-fn padded(out: &mut Vec<u8>, value: u64, width: usize) {
-    let mut buffer = itoa::Buffer::new();
-    let digits = buffer.format(value).as_bytes();
-    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(digits.len())));
-    out.extend_from_slice(digits);
-}
-
 /// As [`AccountId`]'s `Display`: `F` and at least six digits, in quotes.
 fn account(out: &mut Vec<u8>, id: AccountId) {
     out.extend_from_slice(b"\"F");
@@ -107,13 +76,7 @@ fn account(out: &mut Vec<u8>, id: AccountId) {
 /// As [`Money`]'s `Display` (`-12.05`), in quotes.
 fn money(out: &mut Vec<u8>, amount: Money) {
     out.push(b'"');
-    if amount.0 < 0 {
-        out.push(b'-');
-    }
-    let magnitude = amount.0.unsigned_abs();
-    unsigned(out, magnitude / 100);
-    out.push(b'.');
-    padded(out, magnitude % 100, 2);
+    json_out::money(out, amount);
     out.push(b'"');
 }
 

@@ -17,7 +17,7 @@
 
 use super::sandbox::BookLine;
 use super::InstructionRequest;
-use crate::domain::money::Money;
+use crate::json_out::{money, optional_string, string};
 
 /// Writes `line` as the JSON object `serde_json` writes for it (no newline).
 pub fn write_line(out: &mut Vec<u8>, line: &BookLine) {
@@ -92,40 +92,10 @@ pub fn serial(number: u64) -> String {
     text
 }
 
-fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
-    match text {
-        Some(text) => string(out, text),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-/// A JSON string: references and account numbers are plain ASCII, copied as
-/// they are; anything that needs escaping goes through serde_json's escaper.
-fn string(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing into a Vec cannot fail, and a &str always serializes.
-        let _ = serde_json::to_writer(&mut *out, text);
-    }
-}
-
-/// As [`Money`]'s `Display` (`-12.05`), without quotes.
-fn money(out: &mut Vec<u8>, amount: Money) {
-    if amount.0 < 0 {
-        out.push(b'-');
-    }
-    let magnitude = amount.0.unsigned_abs();
-    out.extend_from_slice(itoa::Buffer::new().format(magnitude / 100).as_bytes());
-    let cents = (magnitude % 100) as u8;
-    out.extend_from_slice(&[b'.', b'0' + cents / 10, b'0' + cents % 10]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::money::Money;
     use crate::domain::record::InstructionKind;
     use proptest::prelude::*;
 
