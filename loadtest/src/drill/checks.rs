@@ -1,5 +1,7 @@
 //! What the drill checks after each restart.
 
+use std::collections::HashSet;
+
 use super::*;
 
 #[derive(Default)]
@@ -16,7 +18,7 @@ pub(super) struct VerifyStats {
 impl VerifyStats {
     pub(super) fn print(&self, after_iteration: u32) {
         eprintln!(
-            "iteration {after_iteration} verified in {:.2}s: {} acknowledged all present, {} unanswered present, {} absent, {} refused absent; {} journal entries; total {} conserved",
+            "iteration {after_iteration} verified in {:.2}s: {} acknowledged all present, {} unanswered present, {} absent, {} refused absent; {} new journal entries; total {} conserved",
             self.seconds,
             thousands(self.acked as u64),
             thousands(self.present as u64),
@@ -26,6 +28,28 @@ impl VerifyStats {
             format_cents(self.customer_total_cents)
         );
     }
+}
+
+/// What the drill has read of the ledger so far, kept across restarts: the
+/// journals are append-only and everything read was durable (it is read
+/// only after a restart), so each verification reads only the entries
+/// after the last one seen (the journal's `after_lsn` filter) and keeps the
+/// running sums. Older entries stay checked through the balances, re-read
+/// every time, which must equal the sums of every entry ever read, and
+/// through the sample of GETs of older transfers. So a verification costs
+/// what the last iteration wrote, not the whole history.
+#[derive(Default)]
+pub(super) struct LedgerView {
+    accounts: Vec<AccountView>,
+    /// Every journal entry read so far, by movement id.
+    journal: HashMap<String, Vec<JournalEntry>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct AccountView {
+    sum_available: i64,
+    sum_frozen: i64,
+    last_lsn: u64,
 }
 
 struct JournalEntry {
@@ -62,6 +86,7 @@ pub(super) async fn verify(
     tokens: &Tokens,
     accounts: &[Account],
     ops: &mut [Op],
+    view: &mut LedgerView,
     connections: usize,
     rng: &mut StdRng,
 ) -> Result<VerifyStats> {
@@ -73,15 +98,17 @@ pub(super) async fn verify(
     // 1. Balances and journals.
     let ready = conn.get("/readyz", None).await?.json()?;
     let ready_lsn = ready.get("lsn").and_then(Value::as_u64).unwrap_or(0);
-    let (mut journal, customer_total) = read_ledger(&mut conn, tokens, accounts, &mut violations, &mut stats).await?;
+    let (mut new_ids, customer_total) =
+        read_ledger(&mut conn, tokens, accounts, view, &mut violations, &mut stats).await?;
 
     // 2. The transfer records, fetched concurrently.
     let records = fetch_transfers(endpoint, tokens, ops, connections, rng).await?;
 
     // 3. Every movement against what the ledger shows.
     let (deposits_in, max_acked_lsn) =
-        check_movements(ops, &mut journal, &records, accounts, &mut violations, &mut stats);
-    for (id, entries) in &journal {
+        check_movements(ops, &view.journal, &mut new_ids, &records, accounts, &mut violations, &mut stats);
+    for id in &new_ids {
+        let entries = view.journal.get(id).map_or(&[][..], Vec::as_slice);
         violations
             .push(format!("journal entries for {id:?} that the drill never sent: {}", describe(entries, accounts)));
     }
@@ -130,11 +157,13 @@ async fn read_ledger(
     conn: &mut Conn,
     tokens: &Tokens,
     accounts: &[Account],
+    view: &mut LedgerView,
     violations: &mut Vec<String>,
     stats: &mut VerifyStats,
-) -> Result<(HashMap<String, Vec<JournalEntry>>, i64)> {
-    let mut journal: HashMap<String, Vec<JournalEntry>> = HashMap::new();
+) -> Result<(HashSet<String>, i64)> {
+    let mut new_ids: HashSet<String> = HashSet::new();
     let mut customer_total = 0i64;
+    view.accounts.resize(accounts.len(), AccountView::default());
     for (index, account) in accounts.iter().enumerate() {
         let path = format!("/v1/accounts/{}", account.id);
         let value = read_json(conn, &path, tokens).await?;
@@ -145,7 +174,8 @@ async fn read_ledger(
         if total != available + frozen || available < 0 || frozen < 0 {
             violations.push(format!("{}: balance {balance} breaks total = available + frozen >= 0", account.id));
         }
-        let (mut sum_available, mut sum_frozen, mut last_lsn) = (0i64, 0i64, 0u64);
+        let seen = view.accounts[index];
+        let (mut sum_available, mut sum_frozen, mut last_lsn) = (seen.sum_available, seen.sum_frozen, seen.last_lsn);
         let mut cursor: Option<String> = None;
         let mut pages = 0;
         loop {
@@ -153,7 +183,7 @@ async fn read_ledger(
             if pages > 100_000 {
                 bail!("journal of {} does not end after 100,000 pages", account.id);
             }
-            let mut path = format!("/v1/accounts/{}/journal?limit=1000", account.id);
+            let mut path = format!("/v1/accounts/{}/journal?limit=1000&after_lsn={}", account.id, seen.last_lsn);
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={}", query_escape(c)));
             }
@@ -181,7 +211,8 @@ async fn read_ledger(
                     ));
                 }
                 let transfer_id = entry.get("transfer_id").and_then(Value::as_str).unwrap_or("").to_string();
-                journal.entry(transfer_id).or_default().push(JournalEntry {
+                new_ids.insert(transfer_id.clone());
+                view.journal.entry(transfer_id).or_default().push(JournalEntry {
                     account: index,
                     kind: entry.get("kind").and_then(Value::as_str).unwrap_or("").to_string(),
                     available_delta,
@@ -198,6 +229,7 @@ async fn read_ledger(
                 bail!("journal of {}: an empty page with a next_cursor", account.id);
             }
         }
+        view.accounts[index] = AccountView { sum_available, sum_frozen, last_lsn };
         if (sum_available, sum_frozen) != (available, frozen) {
             violations.push(format!(
                 "{}: journal sums to available {} frozen {}, balance says {} / {}",
@@ -209,14 +241,18 @@ async fn read_ledger(
             ));
         }
     }
-    Ok((journal, customer_total))
+    Ok((new_ids, customer_total))
 }
 
 /// Every recorded movement against the journals and the transfer records:
 /// returns the deposits that count and the highest acknowledged lsn.
+/// `new_ids`: the movement ids with journal entries read in this
+/// verification; each one the drill sent is taken out, so what is left was
+/// never sent.
 fn check_movements(
     ops: &mut [Op],
-    journal: &mut HashMap<String, Vec<JournalEntry>>,
+    journal: &HashMap<String, Vec<JournalEntry>>,
+    new_ids: &mut HashSet<String>,
     records: &HashMap<usize, Option<Value>>,
     accounts: &[Account],
     violations: &mut Vec<String>,
@@ -225,7 +261,8 @@ fn check_movements(
     let mut deposits_in = 0i64;
     let mut max_acked_lsn = 0u64;
     for (i, op) in ops.iter_mut().enumerate() {
-        let found = journal.remove(&op.id).unwrap_or_default();
+        new_ids.remove(&op.id);
+        let found: &[JournalEntry] = journal.get(&op.id).map_or(&[], Vec::as_slice);
         let record = records.get(&i);
         let expected = op.movement.entries();
         let matches_whole = |entries: &[JournalEntry], lsn: Option<u64>| -> bool {
@@ -240,12 +277,12 @@ fn check_movements(
         match op.outcome.clone() {
             Outcome::Acked { lsn, .. } | Outcome::Present { lsn } => {
                 max_acked_lsn = max_acked_lsn.max(lsn);
-                if !matches_whole(&found, Some(lsn)) {
+                if !matches_whole(found, Some(lsn)) {
                     violations.push(format!(
                         "LOST or altered: acknowledged {} {:?} (lsn {lsn}): journal shows {}",
                         op.id,
                         op.movement,
-                        describe(&found, accounts)
+                        describe(found, accounts)
                     ));
                 }
                 if is_transfer {
@@ -288,7 +325,7 @@ fn check_movements(
                 if found.is_empty() && !record_present {
                     op.outcome = Outcome::Absent;
                     stats.absent += 1;
-                } else if matches_whole(&found, None) && (record_present || !is_transfer) {
+                } else if matches_whole(found, None) && (record_present || !is_transfer) {
                     let lsn = found[0].lsn;
                     if let Some(Some(record)) = record {
                         if record.get("lsn").and_then(Value::as_u64) != Some(lsn) {
@@ -305,7 +342,7 @@ fn check_movements(
                         "PARTIAL: unanswered ({reason}) {} {:?}: journal shows {}, GET record present: {record_present}",
                         op.id,
                         op.movement,
-                        describe(&found, accounts)
+                        describe(found, accounts)
                     ));
                 }
             }
@@ -320,7 +357,7 @@ fn check_movements(
                         },
                         op.id,
                         op.movement,
-                        describe(&found, accounts)
+                        describe(found, accounts)
                     ));
                 }
                 match op.outcome {

@@ -19,7 +19,7 @@
 mod checks;
 mod load;
 
-use checks::verify;
+use checks::{verify, LedgerView};
 use load::{load_worker, Shared};
 
 use crate::bench::ServerArgs;
@@ -169,6 +169,7 @@ async fn drill_iterations(
     let run = run_tag();
     let mut ops: Vec<Op> = Vec::new();
     let mut accounts: Vec<Account> = Vec::new();
+    let mut view = LedgerView::default();
 
     for iteration in 1..=args.iterations {
         let mut server = Server::start(launch, work).await?;
@@ -181,7 +182,7 @@ async fn drill_iterations(
         if iteration == 1 {
             accounts = open_accounts(&server.endpoint, &tokens, &run, args.accounts, &mut ops).await?;
         } else {
-            let stats = verify(&server.endpoint, &tokens, &accounts, &mut ops, args.connections, rng)
+            let stats = verify(&server.endpoint, &tokens, &accounts, &mut ops, &mut view, args.connections, rng)
                 .await
                 .with_context(|| {
                     format!("after the kill of iteration {}; work directory {}", iteration - 1, work.path().display())
@@ -227,7 +228,7 @@ async fn drill_iterations(
         }));
     }
     let server = Server::start(launch, work).await?;
-    let stats = verify(&server.endpoint, &tokens, &accounts, &mut ops, args.connections, rng)
+    let stats = verify(&server.endpoint, &tokens, &accounts, &mut ops, &mut view, args.connections, rng)
         .await
         .with_context(|| format!("after the last kill; work directory {}", work.path().display()))?;
     stats.print(args.iterations);
