@@ -46,5 +46,5 @@ pub mod writer;
 pub use error::IndexError;
 pub use merge::merge;
 pub use run::{Direction, Entry, Run, RunRange};
-pub use run_set::{run_file_name, LsnRange, Member, RunSet, SetRange};
+pub use run_set::{run_file_name, LsnRange, Member, MergeJob, RunSet, SetRange, Snapshot};
 pub use writer::{RunSpec, RunWriter};

@@ -209,16 +209,43 @@ impl RunSet {
     /// then deletes them. A crash in between leaves them covered by the
     /// output, and the next `open` removes them.
     pub fn merge_runs(&mut self, start: usize, count: usize) -> Result<(), IndexError> {
+        let job = self.prepare_merge(start, count)?;
+        let output = job.run()?;
+        self.finish_merge(job, output)
+    }
+
+    /// The first half of [`RunSet::merge_runs`], for merging on another
+    /// thread: what to merge and where. The set may write new runs
+    /// meanwhile; [`RunSet::finish_merge`] installs the output.
+    pub fn prepare_merge(&self, start: usize, count: usize) -> Result<MergeJob, IndexError> {
         let end = start.checked_add(count).filter(|&end| count >= 2 && end <= self.members.len());
         let Some(end) = end else {
             return Err(IndexError::Invalid(format!("merge of runs {start} + {count} of {}", self.members.len())));
         };
-        let inputs = &self.members[start..end];
+        let inputs = self.members[start..end].to_vec();
         let first = inputs[0].first;
         let watermark = inputs[count - 1].last();
-        let runs: Vec<&Run> = inputs.iter().map(|member| member.run.as_ref()).collect();
-        let output = merge(&runs, &self.directory.join(run_file_name(first, watermark)), watermark)?;
-        let removed: Vec<Member> = self.members.splice(start..end, [Member { first, run: Arc::new(output) }]).collect();
+        let path = self.directory.join(run_file_name(first, watermark));
+        Ok(MergeJob { first, watermark, inputs, path })
+    }
+
+    /// Replaces a merge's inputs by its output and deletes their files. The
+    /// inputs must still be in the set, side by side.
+    pub fn finish_merge(&mut self, job: MergeJob, output: Run) -> Result<(), IndexError> {
+        let start = self.members.iter().position(|member| Arc::ptr_eq(&member.run, &job.inputs[0].run));
+        let end = start.map(|start| start + job.inputs.len());
+        let same = |start: usize, end: usize| {
+            end <= self.members.len()
+                && self.members[start..end].iter().zip(&job.inputs).all(|(a, b)| Arc::ptr_eq(&a.run, &b.run))
+        };
+        let (Some(start), Some(end)) = (start, end) else {
+            return Err(IndexError::Invalid("a merge's inputs left the set before it finished".into()));
+        };
+        if !same(start, end) || output.watermark() != job.watermark {
+            return Err(IndexError::Invalid("a merge's inputs changed before it finished".into()));
+        }
+        let merged = Member { first: job.first, run: Arc::new(output) };
+        let removed: Vec<Member> = self.members.splice(start..end, [merged]).collect();
         for member in &removed {
             let path = member.run.path();
             std::fs::remove_file(path).map_err(|error| IndexError::io(path, error))?;
@@ -228,40 +255,134 @@ impl RunSet {
 
     /// Every entry whose key starts with `prefix`, across all runs, in key order.
     pub fn get_prefix(&self, prefix: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
-        if prefix.len() > self.spec.key_bytes {
-            return Err(IndexError::Invalid(format!(
-                "prefix of {} bytes for {}-byte keys",
-                prefix.len(),
-                self.spec.key_bytes
-            )));
-        }
-        let sources = self
-            .members
-            .iter()
-            .map(|member| member.run.get_prefix(prefix, direction))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(SetRange::new(sources, direction))
+        get_prefix_in(&self.members, &self.spec, prefix, direction)
     }
 
     /// Every entry whose key is `prefix ‖ lsn` (`prefix` exactly K − 8 bytes),
     /// in lsn order, reading the runs one after another (module doc).
     pub fn get_by_lsn(&self, prefix: &[u8], direction: Direction) -> Result<LsnRange<'_>, IndexError> {
-        if self.spec.key_bytes.checked_sub(LSN_BYTES) != Some(prefix.len()) {
-            return Err(IndexError::Invalid(format!(
-                "get_by_lsn needs a prefix of key bytes − {LSN_BYTES} ({}), not {}",
-                self.spec.key_bytes,
-                prefix.len()
-            )));
-        }
-        Ok(LsnRange { members: &self.members, prefix: prefix.to_vec(), direction, consumed: 0, current: None })
+        get_by_lsn_in(&self.members, &self.spec, prefix, direction)
     }
 
     /// Every entry with `lo <= key <= hi`, across all runs, in key order.
     pub fn range(&self, lo: &[u8], hi: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
-        let sources =
-            self.members.iter().map(|member| member.run.range(lo, hi, direction)).collect::<Result<Vec<_>, _>>()?;
-        Ok(SetRange::new(sources, direction))
+        range_in(&self.members, lo, hi, direction)
     }
+
+    /// The runs as they are now, to read from other threads while this set
+    /// goes on writing and merging (runs are immutable; a merged-away run's
+    /// file is deleted, but an open `Run` keeps reading it: its descriptor
+    /// stays valid until the last `Arc` is dropped).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { spec: self.spec, members: self.members.clone().into() }
+    }
+}
+
+/// A merge prepared by [`RunSet::prepare_merge`]: [`MergeJob::run`] needs
+/// no access to the set (run it on any thread).
+#[derive(Debug)]
+pub struct MergeJob {
+    first: u64,
+    watermark: u64,
+    inputs: Vec<Member>,
+    path: PathBuf,
+}
+
+impl MergeJob {
+    /// Entries the merge will write.
+    pub fn entry_count(&self) -> u64 {
+        self.inputs.iter().map(|member| member.run.entry_count()).sum()
+    }
+
+    /// Writes the merged run (temporary file, fsync, rename, directory fsync).
+    pub fn run(&self) -> Result<Run, IndexError> {
+        let runs: Vec<&Run> = self.inputs.iter().map(|member| member.run.as_ref()).collect();
+        merge(&runs, &self.path, self.watermark)
+    }
+}
+
+/// A read-only view of a [`RunSet`] at one moment: cheap to clone, `Send`
+/// and `Sync`; the same reads as the set.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    spec: RunSpec,
+    members: Arc<[Member]>,
+}
+
+impl Snapshot {
+    /// A view with no runs.
+    pub fn empty(spec: RunSpec) -> Snapshot {
+        Snapshot { spec, members: Arc::new([]) }
+    }
+
+    pub fn runs(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn watermark(&self) -> u64 {
+        self.members.last().map_or(0, Member::last)
+    }
+
+    /// Whether some run's Bloom filter admits `prefix` (at least P bytes):
+    /// `false` means no run holds a key with this prefix.
+    pub fn may_contain_prefix(&self, prefix: &[u8]) -> bool {
+        self.members.iter().any(|member| member.run.may_contain_prefix(prefix))
+    }
+
+    /// [`RunSet::get_prefix`] on this view.
+    pub fn get_prefix(&self, prefix: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
+        get_prefix_in(&self.members, &self.spec, prefix, direction)
+    }
+
+    /// [`RunSet::get_by_lsn`] on this view.
+    pub fn get_by_lsn(&self, prefix: &[u8], direction: Direction) -> Result<LsnRange<'_>, IndexError> {
+        get_by_lsn_in(&self.members, &self.spec, prefix, direction)
+    }
+
+    /// [`RunSet::range`] on this view.
+    pub fn range(&self, lo: &[u8], hi: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
+        range_in(&self.members, lo, hi, direction)
+    }
+
+    /// Memory the runs hold (sparse indexes and Bloom filters).
+    pub fn memory_bytes(&self) -> usize {
+        self.members.iter().map(|member| member.run.memory_bytes()).sum()
+    }
+}
+
+fn get_prefix_in<'a>(
+    members: &'a [Member],
+    spec: &RunSpec,
+    prefix: &[u8],
+    direction: Direction,
+) -> Result<SetRange<'a>, IndexError> {
+    if prefix.len() > spec.key_bytes {
+        return Err(IndexError::Invalid(format!("prefix of {} bytes for {}-byte keys", prefix.len(), spec.key_bytes)));
+    }
+    let sources =
+        members.iter().map(|member| member.run.get_prefix(prefix, direction)).collect::<Result<Vec<_>, _>>()?;
+    Ok(SetRange::new(sources, direction))
+}
+
+fn get_by_lsn_in<'a>(
+    members: &'a [Member],
+    spec: &RunSpec,
+    prefix: &[u8],
+    direction: Direction,
+) -> Result<LsnRange<'a>, IndexError> {
+    if spec.key_bytes.checked_sub(LSN_BYTES) != Some(prefix.len()) {
+        return Err(IndexError::Invalid(format!(
+            "get_by_lsn needs a prefix of key bytes − {LSN_BYTES} ({}), not {}",
+            spec.key_bytes,
+            prefix.len()
+        )));
+    }
+    Ok(LsnRange { members, prefix: prefix.to_vec(), direction, consumed: 0, current: None })
+}
+
+fn range_in<'a>(members: &'a [Member], lo: &[u8], hi: &[u8], direction: Direction) -> Result<SetRange<'a>, IndexError> {
+    let sources = members.iter().map(|member| member.run.range(lo, hi, direction)).collect::<Result<Vec<_>, _>>()?;
+    Ok(SetRange::new(sources, direction))
 }
 
 /// A lazy read over several runs, merged in key order; one block per run in

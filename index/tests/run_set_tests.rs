@@ -201,3 +201,31 @@ fn get_by_lsn_refuses_a_key_outside_its_runs_interval() {
     }
     assert!(matches!(set.get_by_lsn(&[0, 1, 2], Direction::Forward), Err(IndexError::Invalid(_))));
 }
+
+/// A merge prepared, run while the set writes a newer run, then finished:
+/// a snapshot taken before it still reads the merged-away runs (their files
+/// are gone, their descriptors are not), and the set reads the same entries.
+#[test]
+fn a_merge_runs_beside_new_writes_and_old_snapshots_keep_reading() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    set.write_run(1, 10, 10, &entries(1, 10)).unwrap();
+    set.write_run(11, 20, 10, &entries(11, 20)).unwrap();
+    let before = set.snapshot();
+    let job = set.prepare_merge(0, 2).unwrap();
+    assert_eq!(job.entry_count(), 20);
+    let output = std::thread::scope(|scope| scope.spawn(|| job.run()).join().unwrap()).unwrap();
+    set.write_run(21, 30, 10, &entries(21, 30)).unwrap();
+    set.finish_merge(job, output).unwrap();
+    assert_eq!(names(directory.path()), vec![run_file_name(1, 20), run_file_name(21, 30)]);
+    assert_eq!(everything(&set), entries(1, 30));
+    let old: Model =
+        collect(before.range(&[0; 3], &[0xff; 3], Direction::Forward).unwrap()).unwrap().into_iter().collect();
+    assert_eq!(old, entries(1, 20));
+    assert_eq!(set.snapshot().watermark(), 30);
+    // A job whose inputs were merged away meanwhile is refused, not applied twice.
+    let stale = set.prepare_merge(0, 2).unwrap();
+    set.merge_runs(0, 2).unwrap();
+    let output = stale.run();
+    assert!(output.is_err() || set.finish_merge(stale, output.unwrap()).is_err());
+}
