@@ -20,6 +20,7 @@ use crate::actors::registry::RegistryActor;
 use crate::actors::spawner::Spawner;
 use crate::actors::suspense::SuspenseActor;
 use crate::config::Config;
+use crate::finance::archive::Archive;
 use crate::finance::history::History;
 use crate::gateway::notifications::Desk;
 use crate::gateway::transfers::Transfers;
@@ -103,14 +104,30 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     };
     let fs = wal_fs();
     let recover_fs = Arc::clone(&fs);
+    if options.truncate_corrupt_log {
+        // A cut log reuses lsns the archive may name: index it all again.
+        Archive::reset(&config.data_dir).map_err(|error| format!("cannot reset the history archive: {error}"))?;
+    }
+    let archive =
+        Archive::open(&config.data_dir).map_err(|error| format!("cannot open the history archive: {error}"))?;
+    let indexed_through = archive.watermark();
     // The banks' books (the sandbox's whole history) load while the log
     // replays: both must be done before the first request, and on two cores
     // start-up then takes the longer of the two, not their sum.
     let (books_configs, books_dir) = (config.banks.clone(), config.data_dir.clone());
     let books = tokio::task::spawn_blocking(move || OpenedBooks::open(&books_configs, &books_dir));
-    let (wal, recovered, checkpoint_lsn) = tokio::task::spawn_blocking(move || recover(recover_fs, wal_config, policy))
-        .await
-        .map_err(|error| format!("recovery failed: {error}"))??;
+    let (wal, recovered, checkpoint_lsn) =
+        tokio::task::spawn_blocking(move || recover(recover_fs, wal_config, policy, indexed_through))
+            .await
+            .map_err(|error| format!("recovery failed: {error}"))??;
+    if indexed_through > recovered.last_lsn {
+        return Err(format!(
+            "the history archive ({}) indexes records up to lsn {indexed_through} but the log ends at lsn {}: \
+             it belongs to another log; move it away to rebuild it from this log",
+            archive.dir().display(),
+            recovered.last_lsn
+        ));
+    }
     let books = books.await.map_err(|error| format!("opening the banks' books failed: {error}"))??;
     let settings = crate::checkpointer::Settings {
         dir: config.wal_dir(),
@@ -131,7 +148,8 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
         recovered;
     // The finance actor judges with its own copy of the reconciliation book.
     let reconciliation_book = history.reconciliations().clone();
-    let history = History::new(history);
+    let history = History::new(history, Some(archive), config.history.memory_records);
+    history.set_id_indexes(Arc::clone(&ids), Arc::clone(&notifications));
     {
         let history = Arc::clone(&history);
         let wal = wal.clone();
@@ -239,20 +257,25 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
 /// Load the newest valid checkpoint (a corrupt newer one falls back to the
 /// one before, none at all means lsn 1), replay the log after it, check the
 /// state. Runs on a blocking thread. Returns the checkpoint's lsn (0: none).
-fn recover(fs: Arc<dyn WalFs>, wal_config: WalConfig, policy: RecoveryPolicy) -> Result<(Wal, Recovered, u64), String> {
+fn recover(
+    fs: Arc<dyn WalFs>,
+    wal_config: WalConfig,
+    policy: RecoveryPolicy,
+    indexed_through: u64,
+) -> Result<(Wal, Recovered, u64), String> {
     let started = std::time::Instant::now();
     let loaded = fundledger_wal::load_accepted_checkpoint(
         &*fs,
         &wal_config.dir,
         limits::CHECKPOINT_BYTES_MAX,
         |lsn, payload| {
-            let mut recovered = Recovered::new();
+            let mut recovered = Recovered::with_archive(indexed_through);
             recovered.load_checkpoint(lsn, &payload)?;
             Ok(recovered)
         },
     )
     .map_err(|error| format!("cannot read checkpoints: {error}"))?;
-    let (checkpoint_lsn, mut recovered) = loaded.unwrap_or_else(|| (0, Recovered::new()));
+    let (checkpoint_lsn, mut recovered) = loaded.unwrap_or_else(|| (0, Recovered::with_archive(indexed_through)));
     let checkpoint_ms = started.elapsed().as_millis() as u64;
     let dir = wal_config.dir.clone();
     let (wal, report) = Wal::open_with_fs(Arc::clone(&fs), wal_config, policy, checkpoint_lsn + 1, |lsn, payload| {

@@ -34,6 +34,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub wal: WalSection,
+    #[serde(default)]
+    pub history: HistorySection,
     pub tokens: Vec<TokenConfig>,
     pub banks: Vec<BankConfig>,
     pub receipts: ReceiptsConfig,
@@ -71,6 +73,22 @@ impl Default for WalSection {
             retention_days: 0,
             min_free_bytes: 1024 * 1024 * 1024,
         }
+    }
+}
+
+/// `[history]`: how much history stays in memory before the archive
+/// (`<data_dir>/history`) takes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySection {
+    /// Records whose index entries (journal entries, ids) stay in memory
+    /// before they are written to the archive as one run.
+    pub memory_records: u64,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        Self { memory_records: crate::limits::HISTORY_RECENT_RECORDS_DEFAULT }
     }
 }
 
@@ -225,6 +243,12 @@ impl Config {
             if !(0.0..=1.0).contains(&bank.fault_rate) || !(0.0..=1.0).contains(&bank.unknown_rate) {
                 return Err(format!("bank {}: fault_rate and unknown_rate are between 0 and 1", bank.code));
             }
+        }
+        if !(1..=crate::limits::HISTORY_RECENT_RECORDS_MAX).contains(&self.history.memory_records) {
+            return Err(format!(
+                "history.memory_records must be between 1 and {}",
+                crate::limits::HISTORY_RECENT_RECORDS_MAX
+            ));
         }
         if self.wal.checkpoint_every_records < 1000 {
             return Err("wal.checkpoint_every_records must be at least 1000".into());

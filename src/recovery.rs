@@ -53,12 +53,44 @@ pub struct Recovered {
     /// Whether the read models (id and notification indexes, history) are
     /// built ([`Recovered::without_read_models`] skips them).
     read_models: bool,
+    /// Records at or below this lsn are in the history archive: their ids
+    /// are found there, not kept in memory.
+    indexed_through: u64,
 }
 
 /// The key of a bank notification in the notification index: one bank's
 /// serial numbers are unique only at that bank.
 pub fn notification_key(notification: &Notification) -> String {
     format!("{}\u{1f}{}", notification.bank, notification.bank_serial)
+}
+
+/// The id a record commits and what a retry of it is answered with: the
+/// client id (movements, withdrawals, adjustments, returns) or the
+/// notification key (deposits, suspense entries).
+pub fn committed_of(lsn: u64, record: &Record) -> Option<(std::borrow::Cow<'_, str>, Committed)> {
+    use std::borrow::Cow;
+    Some(match record {
+        Record::Movement(movement) => {
+            (Cow::Borrowed(&*movement.id), Committed::Movement { lsn, movement: Arc::clone(movement) })
+        }
+        Record::Deposit(deposit) => (
+            Cow::Owned(notification_key(&deposit.notification)),
+            Committed::Deposit { lsn, deposit: Arc::clone(deposit) },
+        ),
+        Record::SuspenseOpened(entry) => {
+            (Cow::Owned(notification_key(&entry.notification)), Committed::Suspense { lsn, entry: Arc::clone(entry) })
+        }
+        Record::WithdrawalRequested(withdrawal) => {
+            (Cow::Borrowed(&*withdrawal.id), Committed::Withdrawal { lsn, withdrawal: Arc::clone(withdrawal) })
+        }
+        Record::AdjustmentDeposit(adjustment) => {
+            (Cow::Borrowed(&*adjustment.id), Committed::Adjustment { lsn, adjustment: Arc::clone(adjustment) })
+        }
+        Record::SuspenseReturned(returned) => {
+            (Cow::Borrowed(&*returned.id), Committed::SuspenseReturn { lsn, suspense_return: Arc::clone(returned) })
+        }
+        _ => return None,
+    })
 }
 
 impl Default for Recovered {
@@ -80,7 +112,14 @@ impl Recovered {
             history: HistoryState::default(),
             last_lsn: 0,
             read_models: true,
+            indexed_through: 0,
         }
+    }
+
+    /// The fold of a server whose history archive holds the records up to
+    /// `indexed_through`.
+    pub fn with_archive(indexed_through: u64) -> Self {
+        Self { history: HistoryState::indexed_through(indexed_through), indexed_through, ..Self::new() }
     }
 
     /// Everything but the read models: the fold that checks a checkpoint
@@ -92,7 +131,7 @@ impl Recovered {
     /// Fold the records of checkpoint `lsn` (its payload as the wal crate
     /// read and checked it). On `Err` the state is half-built: discard it.
     pub fn load_checkpoint(&mut self, lsn: u64, payload: &[u8]) -> Result<(), String> {
-        if self.last_lsn != 0 {
+        if self.last_lsn != 0 || self.history.applied_lsn() != 0 {
             return Err("a checkpoint is loaded into an empty state".into());
         }
         let meta = crate::codec::checkpoint::decode(payload, |lsn, record| self.apply(lsn, &record))
@@ -217,35 +256,18 @@ impl Recovered {
     }
 
     /// The read models of one applied record: the client-id index, the
-    /// bank-notification index and the history.
+    /// bank-notification index (ids of records the archive holds are found
+    /// there instead) and the history.
     fn index(&mut self, lsn: u64, record: &Record) {
-        match record {
-            Record::Movement(movement) => {
-                let committed = Committed::Movement { lsn, movement: Arc::clone(movement) };
-                self.ids.insert_recovered(movement.id.clone(), committed);
+        if lsn > self.indexed_through {
+            if let Some((key, committed)) = committed_of(lsn, record) {
+                let index = if matches!(committed, Committed::Deposit { .. } | Committed::Suspense { .. }) {
+                    &self.notifications
+                } else {
+                    &self.ids
+                };
+                index.insert_recovered(key.into(), committed);
             }
-            Record::Deposit(deposit) => {
-                let key = notification_key(&deposit.notification);
-                self.notifications
-                    .insert_recovered(key.into(), Committed::Deposit { lsn, deposit: Arc::clone(deposit) });
-            }
-            Record::SuspenseOpened(entry) => {
-                let key = notification_key(&entry.notification);
-                self.notifications.insert_recovered(key.into(), Committed::Suspense { lsn, entry: Arc::clone(entry) });
-            }
-            Record::WithdrawalRequested(withdrawal) => {
-                let committed = Committed::Withdrawal { lsn, withdrawal: Arc::clone(withdrawal) };
-                self.ids.insert_recovered(withdrawal.id.clone(), committed);
-            }
-            Record::AdjustmentDeposit(adjustment) => {
-                let committed = Committed::Adjustment { lsn, adjustment: Arc::clone(adjustment) };
-                self.ids.insert_recovered(adjustment.id.clone(), committed);
-            }
-            Record::SuspenseReturned(returned) => {
-                let committed = Committed::SuspenseReturn { lsn, suspense_return: Arc::clone(returned) };
-                self.ids.insert_recovered(returned.id.clone(), committed);
-            }
-            _ => {}
         }
         self.history.apply(lsn, record);
     }

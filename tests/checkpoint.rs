@@ -3,7 +3,8 @@
 //! restart from the newest checkpoint plus the log after it; a corrupt
 //! newest checkpoint falls back to the previous one; no valid checkpoint
 //! means a full replay; start-up never reads segments below the checkpoint
-//! (damage there is reported by `wal verify` only); a leftover `.tmp` is
+//! (damage there is reported by `wal verify`, and by a 503 naming the file
+//! when a history read needs a record in it); a leftover `.tmp` is
 //! removed; retention deletes only covered, old segments.
 
 mod common;
@@ -127,6 +128,29 @@ fn snapshot(server: &Server, accounts: &[String], done: &[(Value, Value)]) -> Va
     Value::Object(seen)
 }
 
+/// What a client sees after retention removed old segments: accounts and
+/// journals (entries of removed records left out), and each sampled
+/// transfer's answer or its 404 (its history is gone).
+fn snapshot_after_retention(server: &Server, accounts: &[String], done: &[(Value, Value)]) -> Value {
+    let mut seen = serde_json::Map::new();
+    for account in accounts {
+        seen.insert(account.clone(), json!({"account": server.account(account), "journal": server.journal(account)}));
+    }
+    for (_, answer) in done.iter().step_by(97).chain(done.last()) {
+        let id = answer["id"].as_str().expect("id");
+        let (status, mut transfer) = server.get(&format!("/v1/transfers/{id}"), PLATFORM);
+        match status {
+            200 => {
+                transfer.as_object_mut().expect("object").remove("bank_sync");
+            }
+            404 => assert_eq!(transfer["error"]["code"], "TRANSFER_NOT_FOUND", "{id}: {transfer}"),
+            _ => panic!("GET /v1/transfers/{id} after retention: {status} {transfer}"),
+        }
+        seen.insert(format!("transfer {id}"), json!([status, transfer]));
+    }
+    Value::Object(seen)
+}
+
 /// Old ids retried with the same fields get their original answers.
 fn assert_retries_answer_as_before(server: &Server, done: &[(Value, Value)]) {
     for (request, answer) in [&done[0], &done[done.len() / 2], &done[done.len() - 1]] {
@@ -209,7 +233,7 @@ fn kill_9_restarts_from_the_newest_checkpoint_and_falls_back_when_it_is_corrupt(
 }
 
 #[test]
-fn start_up_does_not_read_segments_below_the_checkpoint() {
+fn start_up_does_not_read_segments_below_the_checkpoint_and_history_reads_name_their_damage() {
     let mut server = Server::start_with(with_checkpoints(131_072, 0));
     let accounts = open_funded_accounts(&server);
     let mut done = transfers(&server, &accounts, 4000);
@@ -227,8 +251,26 @@ fn start_up_does_not_read_segments_below_the_checkpoint() {
     flip_byte_in_middle(&damaged);
     server.restart();
     assert_eq!(loaded_checkpoint(&server), first);
-    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart past a damaged archived segment");
+    // State and the ids in memory need no archived segment...
+    for account in &accounts {
+        assert_eq!(server.account(account), before[account.as_str()]["account"], "{account} after the restart");
+    }
     assert_retries_answer_as_before(&server, &done);
+    // ...but the segments are the history: a read that needs a record in
+    // the damaged one is a clear 503 naming it, never a wrong answer.
+    let mut paths: Vec<String> =
+        accounts.iter().map(|account| format!("/v1/accounts/{account}/journal?limit=1000")).collect();
+    paths.extend(done.iter().map(|(_, answer)| format!("/v1/transfers/{}", answer["id"].as_str().expect("id"))));
+    let mut damaged_reads = 0;
+    for path in &paths {
+        let (status, body) = server.get(path, PLATFORM);
+        if status != 200 {
+            assert_error(status, &body, 503, "LOG_UNAVAILABLE", &format!("GET {path} meeting the damage"));
+            assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(&segments[0])), "{body}");
+            damaged_reads += 1;
+        }
+    }
+    assert!(damaged_reads > 0, "no read met the damaged record (journals and every transfer's bank answer)");
     server.kill9();
     let (ok, report) = wal_verify(&server);
     assert!(!ok, "wal verify checks archived segments too: {report}");
@@ -259,7 +301,7 @@ fn retention_removes_only_old_segments_that_every_kept_checkpoint_covers() {
     // Bank confirmations are records too, so more than one checkpoint may
     // have been written since the restart: retention follows the older kept.
     let (covered, second) = (kept[0], kept[1]);
-    let before = snapshot(&server, &accounts, &done);
+    let before = snapshot_after_retention(&server, &accounts, &done);
     server.kill9();
     let segments_after = server.wal_segments();
     let removed: Vec<_> = segments_before.iter().filter(|name| !segments_after.contains(name)).collect();
@@ -277,6 +319,16 @@ fn retention_removes_only_old_segments_that_every_kept_checkpoint_covers() {
 
     server.restart();
     assert_eq!(loaded_checkpoint(&server), second);
-    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart after retention");
-    assert_retries_answer_as_before(&server, &done);
+    assert_unchanged(&before, &snapshot_after_retention(&server, &accounts, &done), "restart after retention");
+    // A retry is answered as the first time while its record is kept; once
+    // retention removed it, the id can only be refused, never applied again.
+    let oldest_kept: u64 = server.wal_segments()[0][..20].parse().expect("segment name");
+    for (request, answer) in [&done[0], &done[done.len() / 2], &done[done.len() - 1]] {
+        let (status, again) = server.transfer(request);
+        if answer["lsn"].as_u64().expect("lsn") >= oldest_kept {
+            assert_eq!((status, &again), (201, answer), "retry of {request} after retention");
+        } else {
+            assert_error(status, &again, 409, "ID_REUSED", "a retry of an id whose record retention removed");
+        }
+    }
 }

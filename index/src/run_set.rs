@@ -205,6 +205,23 @@ impl RunSet {
         Ok(run)
     }
 
+    /// Deletes the runs above `watermark` (their lsns will be derived
+    /// again). A run that straddles it is an error: it cannot be cut.
+    pub fn remove_runs_above(&mut self, watermark: u64) -> Result<(), IndexError> {
+        let keep = self.members.partition_point(|member| member.last() <= watermark);
+        if let Some(straddling) = self.members.get(keep).filter(|member| member.first <= watermark) {
+            return Err(IndexError::Invalid(format!(
+                "run {} straddles lsn {watermark}: it cannot be cut there",
+                straddling.run.path().display()
+            )));
+        }
+        for member in self.members.split_off(keep) {
+            let path = member.run.path();
+            std::fs::remove_file(path).map_err(|error| IndexError::io(path, error))?;
+        }
+        sync_directory(&self.directory)
+    }
+
     /// Merges the `count` neighbouring runs from position `start` into one,
     /// then deletes them. A crash in between leaves them covered by the
     /// output, and the next `open` removes them.

@@ -34,6 +34,10 @@ pub struct ServerArgs {
     /// Seconds to wait for the server's first /readyz 200.
     #[arg(long, default_value_t = 600)]
     pub ready_timeout_s: u64,
+    /// history.memory_records of a spawned server (default: the server's):
+    /// records indexed in memory before the history archive takes them.
+    #[arg(long)]
+    pub history_memory_records: Option<u64>,
 }
 
 impl ServerArgs {
@@ -46,7 +50,8 @@ impl ServerArgs {
     }
 
     pub fn work_dir(&self, checkpoint_every_records: u64) -> Result<WorkDir> {
-        WorkDir::create(self.work_parent.as_deref(), self.keep_data, &ConfigOptions { checkpoint_every_records })
+        let options = ConfigOptions { checkpoint_every_records, history_memory_records: self.history_memory_records };
+        WorkDir::create(self.work_parent.as_deref(), self.keep_data, &options)
     }
 }
 

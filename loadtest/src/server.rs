@@ -53,6 +53,8 @@ pub fn check_server_bin(bin: &Path) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct ConfigOptions {
     pub checkpoint_every_records: u64,
+    /// `history.memory_records` (None: the server's default).
+    pub history_memory_records: Option<u64>,
 }
 
 pub fn config_toml(data_dir: &Path, options: &ConfigOptions) -> String {
@@ -63,7 +65,7 @@ data_dir = {data_dir:?}
 
 [wal]
 checkpoint_every_records = {checkpoint}
-
+{history}
 [[tokens]]
 token = "dev-platform-token"
 roles = ["platform"]
@@ -93,6 +95,10 @@ key = "dev-receipt-key"
 "#,
         data_dir = data_dir.display().to_string(),
         checkpoint = options.checkpoint_every_records,
+        history = options
+            .history_memory_records
+            .map(|records| format!("\n[history]\nmemory_records = {records}\n"))
+            .unwrap_or_default(),
     )
 }
 

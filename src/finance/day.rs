@@ -2,12 +2,13 @@
 //! (`GET /v1/ledger/day`): what came in from banks, what was paid out,
 //! and what moved between customers, from the durable history alone.
 //!
-//! Owns only this sum; must not change the history. It reads every
-//! journal entry once (a linear pass under the history's read lock:
-//! milliseconds per million entries), which is fine for a page a person
-//! opens, not for a hot path.
+//! Owns only this sum; must not change the history. The history folds
+//! each day's journal figures as it posts entries (a few words per day),
+//! so a day costs a map lookup plus a pass over the day's suspense
+//! entries.
 
 use super::history::{HistoryState, JournalKind};
+use crate::domain::money::Money;
 
 /// Sums in fen and counts. `money_in`: bank credits recorded that day,
 /// credited to a customer (`deposit`) or put in suspense; adjustment
@@ -25,28 +26,35 @@ pub struct DayFigures {
     pub transfers_count: u64,
 }
 
-/// The figures of `[from_ms, to_ms)`.
-pub fn day_figures(history: &HistoryState, from_ms: i64, to_ms: i64) -> DayFigures {
-    let mut figures = DayFigures::default();
-    let within = |at_ms: i64| (from_ms..to_ms).contains(&at_ms);
-    for entry in history.journals().flatten().filter(|entry| within(entry.at_ms)) {
-        let moved = i128::from(entry.available_delta.fen()) + i128::from(entry.frozen_delta.fen());
-        match entry.kind {
+impl DayFigures {
+    /// Count one journal entry (the history calls this as it posts).
+    pub fn add(&mut self, kind: JournalKind, available_delta: Money, frozen_delta: Money) {
+        let moved = i128::from(available_delta.fen()) + i128::from(frozen_delta.fen());
+        match kind {
             JournalKind::Deposit => {
-                figures.money_in_fen += moved;
-                figures.money_in_count += 1;
+                self.money_in_fen += moved;
+                self.money_in_count += 1;
             }
             JournalKind::WithdrawalSettled => {
-                figures.money_out_fen -= moved;
-                figures.money_out_count += 1;
+                self.money_out_fen -= moved;
+                self.money_out_count += 1;
             }
             JournalKind::TransferIn | JournalKind::UnfreezePayIn | JournalKind::PayFreezeIn => {
-                figures.transfers_fen += moved;
-                figures.transfers_count += 1;
+                self.transfers_fen += moved;
+                self.transfers_count += 1;
             }
             _ => {}
         }
     }
+}
+
+/// The figures of the UTC day `[from_ms, from_ms + 1 day)`: the journal's
+/// part folded day by day as entries are posted, plus the suspense
+/// entries of that day.
+pub fn day_figures(history: &HistoryState, from_ms: i64) -> DayFigures {
+    const DAY_MS: i64 = 86_400_000;
+    let mut figures = history.day(from_ms);
+    let within = |at_ms: i64| (from_ms..from_ms + DAY_MS).contains(&at_ms);
     for state in history.suspense().entries().iter().filter(|state| within(state.entry.at_ms)) {
         figures.money_in_fen += i128::from(state.entry.notification.amount.fen());
         figures.money_in_count += 1;

@@ -41,11 +41,18 @@ use crate::domain::record::{
     Adjustment, BankSync, Deposit, Movement, PayoutOutcome, Record, TransferType, Withdrawal, WithdrawalFinished,
 };
 use crate::domain::suspense::SuspenseBook;
+use crate::finance::archive::{Archive, ArchiveError, ArchiveRuns, JournalIndexEntry, Recent, Tag};
+use crate::finance::day::DayFigures;
 use crate::finance::reconciliation::{BankDays, ReconciliationBook};
 use crate::finance::state::FinanceState;
 use crate::finance::trial_balance::TrialBalanceView;
+use crate::gateway::idempotency::{Committed, IdArchive, IdIndex};
+use fundledger_index::Direction;
 
+/// A journal entry's kind. The discriminants are stored in the archive
+/// ([`super::archive`]): never renumber them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum JournalKind {
     Deposit,
     AdjustmentDeposit,
@@ -100,6 +107,11 @@ impl JournalKind {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
+
+    /// The kind stored as `code` (`kind as u8`).
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| *kind as u8 == code)
+    }
 }
 
 /// What made a journal entry.
@@ -108,7 +120,22 @@ pub enum Source {
     Movement(Arc<Movement>),
     Deposit(Arc<Deposit>),
     Withdrawal(Arc<Withdrawal>),
+    WithdrawalFinished(Arc<WithdrawalFinished>),
     Adjustment(Arc<Adjustment>),
+}
+
+impl Source {
+    /// The source of a journal entry made by `record`, if it makes one.
+    fn of(record: &Record) -> Option<Source> {
+        Some(match record {
+            Record::Movement(movement) => Source::Movement(Arc::clone(movement)),
+            Record::Deposit(deposit) => Source::Deposit(Arc::clone(deposit)),
+            Record::WithdrawalRequested(withdrawal) => Source::Withdrawal(Arc::clone(withdrawal)),
+            Record::WithdrawalFinished(finished) => Source::WithdrawalFinished(Arc::clone(finished)),
+            Record::AdjustmentDeposit(adjustment) => Source::Adjustment(Arc::clone(adjustment)),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -123,11 +150,24 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    fn new(entry: &JournalIndexEntry, source: Source) -> Self {
+        Self {
+            lsn: entry.lsn,
+            at_ms: entry.at_ms,
+            kind: entry.kind,
+            source,
+            available_delta: entry.available_delta,
+            frozen_delta: entry.frozen_delta,
+            after: entry.after,
+        }
+    }
+
     pub fn transfer_id(&self) -> &str {
         match &self.source {
             Source::Movement(movement) => &movement.id,
             Source::Deposit(deposit) => &deposit.notification.notification_id,
             Source::Withdrawal(withdrawal) => &withdrawal.id,
+            Source::WithdrawalFinished(finished) => &finished.id,
             Source::Adjustment(adjustment) => &adjustment.id,
         }
     }
@@ -178,25 +218,41 @@ pub struct HoldHistory {
     pub movements: Vec<Box<str>>,
 }
 
+/// The read model's memory: what the rules of reading need (each account's
+/// journal balance, withdrawals in flight, suspense, the finance state,
+/// each day's figures) and the index entries of the newest records, not
+/// yet written to the archive ([`Recent`]). Everything older is read from
+/// disk ([`super::archive`]).
 #[derive(Default)]
 pub struct HistoryState {
-    journals: HashMap<AccountId, Vec<JournalEntry>>,
     balances: HashMap<AccountId, Balance>,
-    holds: HashMap<Box<str>, HoldHistory>,
-    orders: HashMap<Box<str>, Vec<(u64, Arc<Movement>)>>,
-    withdrawals: HashMap<Box<str>, WithdrawalHistory>,
+    withdrawals_in_flight: HashMap<Box<str>, WithdrawalHistory>,
     suspense: SuspenseBook,
-    /// The bank's final answer to each instruction, by reference.
-    bank_sync: hashbrown::HashSet<ByReference>,
     /// Instructions the bank refused for good, in lsn order.
     bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
     /// Each bank's days, reconciliation runs and discrepancies, and the
     /// double-entry books of the trial balance.
     finance: FinanceState,
+    /// Each UTC day's figures, by day number (`ms / 86,400,000`).
+    days: BTreeMap<i64, DayFigures>,
+    /// Index entries of records not in the archive yet.
+    recent: Recent,
+    /// Entries being written to the archive: still read from here until
+    /// the archive publishes their runs.
+    flushing: Recent,
+    /// Records at or below this lsn are already in the archive: recovery
+    /// folds them for the balances but does not index them again.
+    indexed_through: u64,
     applied_lsn: u64,
 }
 
 impl HistoryState {
+    /// An empty read model whose records up to `indexed_through` are in
+    /// the archive already.
+    pub fn indexed_through(indexed_through: u64) -> Self {
+        Self { indexed_through, ..Self::default() }
+    }
+
     pub fn applied_lsn(&self) -> u64 {
         self.applied_lsn
     }
@@ -205,46 +261,66 @@ impl HistoryState {
     pub fn apply(&mut self, lsn: u64, record: &Record) {
         assert!(lsn > self.applied_lsn, "history applies records in lsn order");
         self.applied_lsn = lsn;
+        let index = lsn > self.indexed_through;
+        if index {
+            self.recent.note_lsn(lsn);
+        }
         match record {
-            Record::Movement(movement) => self.apply_movement(lsn, movement),
+            Record::Movement(movement) => self.apply_movement(lsn, movement, index),
             Record::Deposit(deposit) => {
-                let source = Source::Deposit(Arc::clone(deposit));
                 let amount = deposit.notification.amount;
-                self.post(deposit.account_id, lsn, deposit.at_ms, JournalKind::Deposit, source, amount, Money::ZERO);
+                self.post(deposit.account_id, lsn, deposit.at_ms, JournalKind::Deposit, amount, Money::ZERO, index);
+                if index {
+                    self.recent.name(Tag::Notification, &notification_key(&deposit.notification), lsn);
+                    self.recent.name(Tag::DepositNotificationId, &deposit.notification.notification_id, lsn);
+                }
+            }
+            Record::SuspenseOpened(entry) if index => {
+                self.recent.name(Tag::Notification, &notification_key(&entry.notification), lsn);
             }
             Record::WithdrawalRequested(withdrawal) => {
-                let source = Source::Withdrawal(Arc::clone(withdrawal));
                 let amount = withdrawal.amount;
                 let at = withdrawal.created_at_ms;
                 let kind = JournalKind::WithdrawalHold;
-                self.post(withdrawal.account_id, lsn, at, kind, source, Money(-amount.0), amount);
+                self.post(withdrawal.account_id, lsn, at, kind, Money(-amount.0), amount, index);
                 let history = WithdrawalHistory { lsn, withdrawal: Arc::clone(withdrawal), finished: None };
-                self.withdrawals.insert(withdrawal.id.clone(), history);
+                self.withdrawals_in_flight.insert(withdrawal.id.clone(), history);
+                if index {
+                    self.recent.name(Tag::ClientId, &withdrawal.id, lsn);
+                    self.recent.name(Tag::Withdrawal, &withdrawal.id, lsn);
+                }
             }
             Record::WithdrawalFinished(finished) => {
-                let history = self.withdrawals.get_mut(&finished.id).expect("a finished withdrawal was requested");
-                assert!(history.finished.is_none(), "withdrawal {} finished twice", finished.id);
-                history.finished = Some(Arc::clone(finished));
-                let source = Source::Withdrawal(Arc::clone(&history.withdrawal));
+                let in_flight = self.withdrawals_in_flight.remove(&finished.id);
+                assert!(in_flight.is_some(), "withdrawal {} finished but not in flight", finished.id);
                 let amount = finished.amount;
                 let (kind, available_delta) = match finished.outcome {
                     PayoutOutcome::Succeeded { .. } => (JournalKind::WithdrawalSettled, Money::ZERO),
                     PayoutOutcome::Failed { .. } => (JournalKind::WithdrawalReleased, amount),
                 };
                 let at = finished.finished_at_ms;
-                self.post(finished.account_id, lsn, at, kind, source, available_delta, Money(-amount.0));
+                self.post(finished.account_id, lsn, at, kind, available_delta, Money(-amount.0), index);
+                if index {
+                    self.recent.name(Tag::Withdrawal, &finished.id, lsn);
+                }
             }
             Record::AdjustmentDeposit(adjustment) => {
-                let source = Source::Adjustment(Arc::clone(adjustment));
                 let (account, at, amount) = (adjustment.account_id, adjustment.at_ms, adjustment.amount);
-                self.post(account, lsn, at, JournalKind::AdjustmentDeposit, source, amount, Money::ZERO);
+                self.post(account, lsn, at, JournalKind::AdjustmentDeposit, amount, Money::ZERO, index);
+                if index {
+                    self.recent.name(Tag::ClientId, &adjustment.id, lsn);
+                }
+            }
+            Record::SuspenseReturned(returned) if index => {
+                self.recent.name(Tag::ClientId, &returned.id, lsn);
             }
             Record::BankSynced(sync) => {
                 if sync.outcome.is_err() {
                     self.bank_sync_failures.push((lsn, Arc::clone(sync)));
                 }
-                // The latest answer wins (one asked again after a restart).
-                self.bank_sync.replace(ByReference(Arc::clone(sync)));
+                if index {
+                    self.recent.name(Tag::Reference, &sync.reference, lsn);
+                }
             }
             _ => {}
         }
@@ -252,47 +328,37 @@ impl HistoryState {
         self.finance.apply(lsn, record);
     }
 
-    fn apply_movement(&mut self, lsn: u64, movement: &Arc<Movement>) {
+    fn apply_movement(&mut self, lsn: u64, movement: &Arc<Movement>, index: bool) {
         let amount = movement.amount;
         let negative = Money(-amount.0);
         let at = movement.committed_at_ms;
-        let source = || Source::Movement(Arc::clone(movement));
         let payer = movement.payer;
         use JournalKind as K;
         match movement.kind {
             TransferType::Transfer => {
-                self.post(payer, lsn, at, K::TransferOut, source(), negative, Money::ZERO);
-                self.post(payee(movement), lsn, at, K::TransferIn, source(), amount, Money::ZERO);
+                self.post(payer, lsn, at, K::TransferOut, negative, Money::ZERO, index);
+                self.post(payee(movement), lsn, at, K::TransferIn, amount, Money::ZERO, index);
             }
-            TransferType::Freeze => self.post(payer, lsn, at, K::Freeze, source(), negative, amount),
-            TransferType::Unfreeze => self.post(payer, lsn, at, K::Unfreeze, source(), amount, negative),
+            TransferType::Freeze => self.post(payer, lsn, at, K::Freeze, negative, amount, index),
+            TransferType::Unfreeze => self.post(payer, lsn, at, K::Unfreeze, amount, negative, index),
             TransferType::UnfreezePay => {
-                self.post(payer, lsn, at, K::UnfreezePayOut, source(), Money::ZERO, negative);
-                self.post(payee(movement), lsn, at, K::UnfreezePayIn, source(), amount, Money::ZERO);
+                self.post(payer, lsn, at, K::UnfreezePayOut, Money::ZERO, negative, index);
+                self.post(payee(movement), lsn, at, K::UnfreezePayIn, amount, Money::ZERO, index);
             }
             TransferType::PayFreeze => {
-                self.post(payer, lsn, at, K::PayFreezeOut, source(), negative, Money::ZERO);
-                self.post(payee(movement), lsn, at, K::PayFreezeIn, source(), Money::ZERO, amount);
+                self.post(payer, lsn, at, K::PayFreezeOut, negative, Money::ZERO, index);
+                self.post(payee(movement), lsn, at, K::PayFreezeIn, Money::ZERO, amount, index);
             }
         }
-        self.track_hold(movement);
-        if let Some(order_id) = &movement.order_id {
-            self.orders.entry(order_id.clone()).or_default().push((lsn, Arc::clone(movement)));
+        if index {
+            self.recent.name(Tag::ClientId, &movement.id, lsn);
+            if let (Some(hold_id), Some(_)) = (&movement.hold_id, movement.hold_account) {
+                self.recent.name(Tag::Hold, hold_id, lsn);
+            }
+            if let Some(order_id) = &movement.order_id {
+                self.recent.name(Tag::Order, order_id, lsn);
+            }
         }
-    }
-
-    fn track_hold(&mut self, movement: &Movement) {
-        let (Some(hold_id), Some(account_id)) = (&movement.hold_id, movement.hold_account) else {
-            return;
-        };
-        let hold = self.holds.entry(hold_id.clone()).or_insert_with(|| HoldHistory {
-            account_id,
-            amount: movement.hold_amount,
-            remaining: movement.hold_amount,
-            movements: Vec::new(),
-        });
-        hold.remaining = movement.hold_remaining;
-        hold.movements.push(movement.id.clone());
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -302,9 +368,9 @@ impl HistoryState {
         lsn: u64,
         at_ms: i64,
         kind: JournalKind,
-        source: Source,
         available_delta: Money,
         frozen_delta: Money,
+        index: bool,
     ) {
         let balance = self.balances.entry(account).or_default();
         balance.available = Money(balance.available.0 + available_delta.0);
@@ -314,58 +380,26 @@ impl HistoryState {
             "{account}: journal balance negative at lsn {lsn}: the log is out of causal order"
         );
         let after = *balance;
-        self.journals.entry(account).or_default().push(JournalEntry {
-            lsn,
-            at_ms,
-            kind,
-            source,
-            available_delta,
-            frozen_delta,
-            after,
-        });
-    }
-
-    pub fn journal(&self, account: AccountId) -> &[JournalEntry] {
-        self.journals.get(&account).map_or(&[], Vec::as_slice)
-    }
-
-    /// Every account's journal, in no particular order of accounts.
-    pub fn journals(&self) -> impl Iterator<Item = &[JournalEntry]> {
-        self.journals.values().map(Vec::as_slice)
+        self.days.entry(at_ms.div_euclid(DAY_MS)).or_default().add(kind, available_delta, frozen_delta);
+        if index {
+            self.recent.post(account, JournalIndexEntry { lsn, at_ms, kind, available_delta, frozen_delta, after });
+        }
     }
 
     pub fn balance(&self, account: AccountId) -> Balance {
         self.balances.get(&account).copied().unwrap_or_default()
     }
 
-    pub fn hold(&self, hold_id: &str) -> Option<&HoldHistory> {
-        self.holds.get(hold_id)
-    }
-
-    pub fn order(&self, order_id: &str) -> &[(u64, Arc<Movement>)] {
-        self.orders.get(order_id).map_or(&[], Vec::as_slice)
-    }
-
-    pub fn withdrawal(&self, id: &str) -> Option<&WithdrawalHistory> {
-        self.withdrawals.get(id)
-    }
-
     /// Withdrawals still waiting for the bank's answer, oldest (lowest lsn)
     /// first.
     pub fn withdrawals_in_flight(&self) -> Vec<&WithdrawalHistory> {
-        let mut waiting: Vec<&WithdrawalHistory> =
-            self.withdrawals.values().filter(|shown| shown.finished.is_none()).collect();
+        let mut waiting: Vec<&WithdrawalHistory> = self.withdrawals_in_flight.values().collect();
         waiting.sort_unstable_by_key(|shown| shown.lsn);
         waiting
     }
 
     pub fn suspense(&self) -> &SuspenseBook {
         &self.suspense
-    }
-
-    /// The bank's answer to the instruction with this reference, if any.
-    pub fn bank_sync(&self, reference: &str) -> Option<&Arc<BankSync>> {
-        self.bank_sync.get(reference).map(|found| &found.0)
     }
 
     pub fn bank_sync_failures(&self) -> &[(u64, Arc<BankSync>)] {
@@ -384,6 +418,11 @@ impl HistoryState {
         &self.finance.reconciliations
     }
 
+    /// The figures of the UTC day that starts at `from_ms`.
+    pub fn day(&self, from_ms: i64) -> DayFigures {
+        self.days.get(&from_ms.div_euclid(DAY_MS)).copied().unwrap_or_default()
+    }
+
     /// The trial balance at the applied lsn, checked against the sum of
     /// every account's journal balance.
     pub fn trial_balance(&self) -> TrialBalanceView {
@@ -393,39 +432,36 @@ impl HistoryState {
         self.finance.books.view(self.applied_lsn, available, frozen)
     }
 
-    /// The journal entry of `account` made at `lsn`, if any.
-    pub fn entry_at(&self, account: AccountId, lsn: u64) -> Option<&JournalEntry> {
-        let entries = self.journal(account);
-        let index = entries.partition_point(|entry| entry.lsn < lsn);
-        entries.get(index).filter(|entry| entry.lsn == lsn)
+    /// Index entries in memory: the newest records not yet in the archive.
+    pub fn recent(&self) -> &Recent {
+        &self.recent
+    }
+
+    /// `account`'s journal entries in memory with `lo <= lsn <= hi`, oldest
+    /// first (the archive holds every older one).
+    fn recent_journal(&self, account: AccountId, lo: u64, hi: u64) -> Vec<JournalIndexEntry> {
+        let mut entries = Vec::new();
+        for part in [&self.flushing, &self.recent] {
+            let all = part.journal(account);
+            let start = all.partition_point(|entry| entry.lsn < lo);
+            entries.extend(all[start..].iter().take_while(|entry| entry.lsn <= hi));
+        }
+        entries
+    }
+
+    /// Lsns in memory named `key` under `tag`, oldest first.
+    fn recent_named(&self, tag: Tag, key: &str) -> Vec<u64> {
+        let mut lsns = self.flushing.named(tag, key).to_vec();
+        lsns.extend_from_slice(self.recent.named(tag, key));
+        lsns
     }
 }
 
-/// A bank answer, found in a set by its reference: the answer's own
-/// reference is the key, so folding one allocates no copy of it.
-#[derive(Debug)]
-struct ByReference(Arc<BankSync>);
+const DAY_MS: i64 = 86_400_000;
 
-impl std::borrow::Borrow<str> for ByReference {
-    fn borrow(&self) -> &str {
-        &self.0.reference
-    }
+fn notification_key(notification: &crate::domain::record::Notification) -> String {
+    crate::recovery::notification_key(notification)
 }
-
-impl std::hash::Hash for ByReference {
-    /// As the `str` it borrows as (what `Borrow` requires).
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (*self.0.reference).hash(state);
-    }
-}
-
-impl PartialEq for ByReference {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.reference == other.0.reference
-    }
-}
-
-impl Eq for ByReference {}
 
 fn payee(movement: &Movement) -> AccountId {
     movement.payee.expect("two-account movements have a payee")
@@ -438,18 +474,49 @@ pub struct History {
     /// Where durable records that the bank must act on go (set once the
     /// outbox runs; before that nothing is appended).
     outbox: std::sync::OnceLock<OutboxSender>,
+    /// Where history older than [`HistoryState::recent`] lives; `None` in
+    /// tests that keep everything in memory.
+    archive: Option<Arc<Archive>>,
+    /// The gateway's id indexes: their entries for records the archive
+    /// holds are dropped after each write.
+    id_indexes: std::sync::OnceLock<[Arc<IdIndex>; 2]>,
+    /// `history.memory_records`: records indexed in memory before a write.
+    memory_records: u64,
+}
+
+/// One journal read's snapshot: entries in memory and the archive's runs.
+struct JournalSnapshot {
+    recent: Vec<JournalIndexEntry>,
+    runs: Option<ArchiveRuns>,
 }
 
 impl History {
-    pub fn new(state: HistoryState) -> Arc<Self> {
+    pub fn new(state: HistoryState, archive: Option<Arc<Archive>>, memory_records: u64) -> Arc<Self> {
         let applied = watch::Sender::new(state.applied_lsn);
-        Arc::new(Self { state: RwLock::new(state), applied, outbox: std::sync::OnceLock::new() })
+        Arc::new(Self {
+            state: RwLock::new(state),
+            applied,
+            outbox: std::sync::OnceLock::new(),
+            archive,
+            id_indexes: std::sync::OnceLock::new(),
+            memory_records: memory_records.max(1),
+        })
     }
 
     /// Connect the outbox: from now on every durable record the bank must
     /// act on is handed to it, in lsn order.
     pub fn set_outbox(&self, outbox: OutboxSender) {
         let _ = self.outbox.set(outbox);
+    }
+
+    /// Connect the gateway's id indexes (client ids, notifications): they
+    /// keep recent ids in memory and ask the archive for older ones.
+    pub fn set_id_indexes(&self, ids: Arc<IdIndex>, notifications: Arc<IdIndex>) {
+        if let Some(archive) = &self.archive {
+            ids.set_archive(Arc::new(ArchivedIds { archive: Arc::clone(archive), tag: Tag::ClientId }));
+            notifications.set_archive(Arc::new(ArchivedIds { archive: Arc::clone(archive), tag: Tag::Notification }));
+        }
+        let _ = self.id_indexes.set([ids, notifications]);
     }
 
     /// The bank work a durable record asks for (`state` already holds it).
@@ -488,10 +555,266 @@ impl History {
         *self.applied.borrow()
     }
 
+    /// Entries in memory and the archive's runs, in one critical section:
+    /// every entry is in exactly one of the two.
+    async fn journal_snapshot(&self, account: AccountId, lo: u64, hi: u64) -> JournalSnapshot {
+        self.read_at(hi, |state| JournalSnapshot {
+            recent: state.recent_journal(account, lo, hi),
+            runs: self.archive.as_ref().map(|archive| archive.runs()),
+        })
+        .await
+    }
+
+    /// The record at `lsn` (from the log's segments).
+    fn record(&self, lsn: u64) -> Result<Record, ArchiveError> {
+        match &self.archive {
+            Some(archive) => archive.record(lsn),
+            None => Err(ArchiveError::Format("no archive: history is in memory only".into())),
+        }
+    }
+
+    fn entry(&self, index: &JournalIndexEntry) -> Result<JournalEntry, ArchiveError> {
+        let record = self.record(index.lsn)?;
+        let source = Source::of(&record).ok_or_else(|| {
+            ArchiveError::Format(format!("the journal entry at lsn {} names a record without one", index.lsn))
+        })?;
+        Ok(JournalEntry::new(index, source))
+    }
+
+    /// `account`'s journal entries with `after < lsn <= upto` that `keep`
+    /// admits, oldest first: at most `limit` of them, and whether more
+    /// follow. Entries whose records retention removed are left out.
+    pub async fn journal_page(
+        self: &Arc<Self>,
+        account: AccountId,
+        after: u64,
+        upto: u64,
+        limit: usize,
+        keep: impl Fn(&JournalIndexEntry) -> bool + Send + 'static,
+    ) -> Result<(Vec<JournalEntry>, bool), ArchiveError> {
+        let lo = after.saturating_add(1);
+        let snapshot = self.journal_snapshot(account, lo, upto).await;
+        let history = Arc::clone(self);
+        blocking(move || {
+            let mut entries = Vec::new();
+            let from_runs: Box<dyn Iterator<Item = Result<JournalIndexEntry, ArchiveError>>> = match &snapshot.runs {
+                Some(runs) if lo <= upto => Box::new(runs.journal(account, lo, upto, Direction::Forward)?),
+                _ => Box::new(std::iter::empty()),
+            };
+            let all = from_runs.chain(snapshot.recent.iter().copied().map(Ok));
+            for index in all {
+                let index = index?;
+                if !keep(&index) {
+                    continue;
+                }
+                if entries.len() == limit {
+                    return Ok((entries, true));
+                }
+                match history.entry(&index) {
+                    Ok(entry) => entries.push(entry),
+                    Err(error) if error.is_removed() => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok((entries, false))
+        })
+        .await
+    }
+
+    /// `account`'s newest journal entry at or below `at_lsn`: its numbers
+    /// (no record read).
+    pub async fn last_entry(
+        self: &Arc<Self>,
+        account: AccountId,
+        at_lsn: u64,
+        durable: u64,
+    ) -> Result<Option<JournalIndexEntry>, ArchiveError> {
+        let snapshot = self.journal_snapshot(account, 0, at_lsn.min(durable)).await;
+        if let Some(last) = snapshot.recent.last() {
+            return Ok(Some(*last));
+        }
+        let Some(runs) = snapshot.runs else { return Ok(None) };
+        blocking(move || runs.journal(account, 0, at_lsn, Direction::Reverse)?.next().transpose()).await
+    }
+
+    /// `account`'s journal entry made at `lsn`, if any.
+    pub async fn entry_at(
+        self: &Arc<Self>,
+        account: AccountId,
+        lsn: u64,
+    ) -> Result<Option<JournalEntry>, ArchiveError> {
+        let (entries, _) = self.journal_page(account, lsn.saturating_sub(1), lsn, 1, |_| true).await?;
+        Ok(entries.into_iter().next())
+    }
+
+    /// Every record named `key` under `tag` up to `upto` that `matches`
+    /// admits (hashes may collide), oldest first. Records retention
+    /// removed are left out.
+    async fn named(
+        self: &Arc<Self>,
+        tag: Tag,
+        key: &str,
+        upto: u64,
+        matches: impl Fn(&Record) -> bool + Send + 'static,
+    ) -> Result<Vec<(u64, Record)>, ArchiveError> {
+        let (recent, runs) = self
+            .read_at(upto, |state| (state.recent_named(tag, key), self.archive.as_ref().map(|archive| archive.runs())))
+            .await;
+        let history = Arc::clone(self);
+        let key = key.to_owned();
+        blocking(move || {
+            let mut lsns = match &runs {
+                Some(runs) => runs.named(tag, &key)?,
+                None => Vec::new(),
+            };
+            lsns.extend(recent);
+            let mut found = Vec::new();
+            for lsn in lsns.into_iter().filter(|&lsn| lsn <= upto) {
+                match history.record(lsn) {
+                    Ok(record) if matches(&record) => found.push((lsn, record)),
+                    Ok(_) => {}
+                    Err(error) if error.is_removed() => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// A hold's life, from the movements that name it.
+    pub async fn hold(self: &Arc<Self>, hold_id: &str, upto: u64) -> Result<Option<HoldHistory>, ArchiveError> {
+        let wanted: Box<str> = hold_id.into();
+        let found = self
+            .named(Tag::Hold, hold_id, upto, move |record| {
+                matches!(record, Record::Movement(movement) if movement.hold_id.as_deref() == Some(&*wanted)
+                    && movement.hold_account.is_some())
+            })
+            .await?;
+        let movements: Vec<&Arc<Movement>> = found
+            .iter()
+            .filter_map(|(_, record)| match record {
+                Record::Movement(movement) => Some(movement),
+                _ => None,
+            })
+            .collect();
+        let (Some(first), Some(last)) = (movements.first(), movements.last()) else { return Ok(None) };
+        let Some(account_id) = first.hold_account else { return Ok(None) };
+        Ok(Some(HoldHistory {
+            account_id,
+            amount: first.hold_amount,
+            remaining: last.hold_remaining,
+            movements: movements.iter().map(|movement| movement.id.clone()).collect(),
+        }))
+    }
+
+    /// An order's movements, oldest first.
+    pub async fn order(self: &Arc<Self>, order_id: &str, upto: u64) -> Result<Vec<(u64, Arc<Movement>)>, ArchiveError> {
+        let wanted: Box<str> = order_id.into();
+        let found = self
+            .named(Tag::Order, order_id, upto, move |record| {
+                matches!(record, Record::Movement(movement) if movement.order_id.as_deref() == Some(&*wanted))
+            })
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(lsn, record)| match record {
+                Record::Movement(movement) => Some((lsn, movement)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// A withdrawal's life: in memory while in flight, else from its records.
+    pub async fn withdrawal(self: &Arc<Self>, id: &str, upto: u64) -> Result<Option<WithdrawalHistory>, ArchiveError> {
+        let in_flight = self.read_at(upto, |state| state.withdrawals_in_flight.get(id).cloned()).await;
+        if in_flight.is_some() {
+            return Ok(in_flight);
+        }
+        let wanted: Box<str> = id.into();
+        let found = self
+            .named(Tag::Withdrawal, id, upto, move |record| match record {
+                Record::WithdrawalRequested(withdrawal) => withdrawal.id == wanted,
+                Record::WithdrawalFinished(finished) => finished.id == wanted,
+                _ => false,
+            })
+            .await?;
+        let mut shown: Option<WithdrawalHistory> = None;
+        for (lsn, record) in found {
+            match record {
+                Record::WithdrawalRequested(withdrawal) => {
+                    shown = Some(WithdrawalHistory { lsn, withdrawal, finished: None })
+                }
+                Record::WithdrawalFinished(finished) => {
+                    if let Some(shown) = &mut shown {
+                        shown.finished = Some(finished);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(shown)
+    }
+
+    /// The bank's latest answer to the instruction with this reference.
+    pub async fn bank_sync(
+        self: &Arc<Self>,
+        reference: &str,
+        upto: u64,
+    ) -> Result<Option<Arc<BankSync>>, ArchiveError> {
+        let wanted: Box<str> = reference.into();
+        let found = self
+            .named(
+                Tag::Reference,
+                reference,
+                upto,
+                move |record| matches!(record, Record::BankSynced(sync) if sync.reference == wanted),
+            )
+            .await?;
+        // The latest answer wins (one asked again after a restart).
+        Ok(found.into_iter().rev().find_map(|(_, record)| match record {
+            Record::BankSynced(sync) => Some(sync),
+            _ => None,
+        }))
+    }
+
+    /// The deposit credited by `notification_id` (the first, if another
+    /// bank reused the id).
+    pub async fn deposit(
+        self: &Arc<Self>,
+        notification_id: &str,
+        upto: u64,
+    ) -> Result<Option<(u64, Arc<Deposit>)>, ArchiveError> {
+        let wanted: Box<str> = notification_id.into();
+        let found = self
+            .named(Tag::DepositNotificationId, notification_id, upto, move |record| {
+                matches!(record, Record::Deposit(deposit) if deposit.notification.notification_id == wanted)
+            })
+            .await?;
+        Ok(found.into_iter().find_map(|(lsn, record)| match record {
+            Record::Deposit(deposit) => Some((lsn, deposit)),
+            _ => None,
+        }))
+    }
+
     /// The indexer: reorder what appenders send, wait until it is durable,
-    /// fold it. Runs on its own thread until the feed closes or the log
+    /// fold it; hand full batches of index entries to the archive's
+    /// writer. Runs on its own thread until the feed closes or the log
     /// fails.
     pub fn run_indexer(self: Arc<Self>, feed: Receiver<Appended>, wal: fundledger_wal::Wal) {
+        let writer = match &self.archive {
+            Some(archive) => {
+                archive.set_wal(wal.clone());
+                match ArchiveWriter::spawn(Arc::clone(&self)) {
+                    Ok(writer) => Some(writer),
+                    Err(error) => {
+                        tracing::error!(%error, "history indexer stops: cannot start the archive writer");
+                        return;
+                    }
+                }
+            }
+            None => None,
+        };
         let mut waiting: BTreeMap<u64, Vec<Record>> = BTreeMap::new();
         let mut next = self.applied_lsn() + 1;
         while let Ok(appended) = feed.recv() {
@@ -508,14 +831,166 @@ impl History {
                     state.apply(next + offset as u64, record);
                     work.extend(Self::bank_work(&state, record));
                 }
+                let flush = writer
+                    .as_ref()
+                    .is_some_and(|_| state.recent.records() >= self.memory_records && state.flushing.records() == 0);
+                if flush {
+                    state.flushing = std::mem::take(&mut state.recent);
+                }
+                let backlog = state.recent.records();
                 drop(state);
                 self.applied.send_replace(last);
                 for work in work {
                     self.to_outbox(work);
                 }
+                if let Some(writer) = writer.as_ref() {
+                    if flush {
+                        writer.wake();
+                    } else if backlog >= 2 * self.memory_records {
+                        // The writer is behind (a slow disk, a long merge):
+                        // wait for it rather than let memory grow.
+                        writer.wait_idle();
+                    }
+                }
                 next = last + 1;
             }
         }
+    }
+
+    /// The writer's step: write what is flushing, publish it, forget it.
+    /// Returns whether more is ready to write (the indexer filled another
+    /// batch meanwhile: it is moved to flushing here, since the indexer
+    /// only hands over when flushing is empty).
+    fn write_flushing(&self, archive: &Archive) -> Result<bool, ArchiveError> {
+        let flushing = {
+            let state = self.state.read();
+            if state.flushing.records() == 0 {
+                return Ok(false);
+            }
+            state.flushing.clone()
+        };
+        let runs = archive.write(&flushing)?;
+        let watermark = flushing.last_lsn;
+        let more = {
+            let mut state = self.state.write();
+            archive.publish(runs);
+            state.flushing = Recent::default();
+            let more = state.recent.records() >= self.memory_records;
+            if more {
+                state.flushing = std::mem::take(&mut state.recent);
+            }
+            more
+        };
+        if let Some(indexes) = self.id_indexes.get() {
+            for index in indexes {
+                index.forget_through(watermark);
+            }
+        }
+        Ok(more)
+    }
+}
+
+/// Runs `work` on tokio's blocking pool (reads of runs and segments are
+/// file I/O), or inline outside a runtime (tests).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
+) -> Result<T, ArchiveError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle
+            .spawn_blocking(work)
+            .await
+            .map_err(|error| ArchiveError::Format(format!("a history read stopped: {error}")))?,
+        Err(_) => work(),
+    }
+}
+
+/// The archive's writer thread: writes what the indexer hands over, then
+/// merges runs, off the indexer's thread.
+struct ArchiveWriter {
+    signal: Arc<(parking_lot::Mutex<WriterState>, parking_lot::Condvar)>,
+}
+
+#[derive(Default)]
+struct WriterState {
+    wanted: bool,
+    busy: bool,
+}
+
+impl ArchiveWriter {
+    fn spawn(history: Arc<History>) -> std::io::Result<ArchiveWriter> {
+        let signal: Arc<(parking_lot::Mutex<WriterState>, parking_lot::Condvar)> = Arc::default();
+        let shared = Arc::clone(&signal);
+        std::thread::Builder::new().name("history-archive".into()).spawn(move || {
+            let Some(archive) = history.archive.clone() else { return };
+            let (lock, condvar) = &*shared;
+            loop {
+                {
+                    let mut state = lock.lock();
+                    while !state.wanted {
+                        condvar.wait(&mut state);
+                    }
+                    state.wanted = false;
+                    state.busy = true;
+                }
+                let written = (|| {
+                    while history.write_flushing(&archive)? {}
+                    while archive.merge_step()? {}
+                    Ok::<(), ArchiveError>(())
+                })();
+                if let Err(error) = written {
+                    // The entries stay in memory and are written with the
+                    // next batch; reads go on from memory.
+                    tracing::error!(%error, "the history archive could not be written; retrying with the next batch");
+                }
+                let mut state = lock.lock();
+                state.busy = false;
+                condvar.notify_all();
+            }
+        })?;
+        Ok(ArchiveWriter { signal })
+    }
+
+    fn wake(&self) {
+        let (lock, condvar) = &*self.signal;
+        lock.lock().wanted = true;
+        condvar.notify_all();
+    }
+
+    fn wait_idle(&self) {
+        let (lock, condvar) = &*self.signal;
+        let mut state = lock.lock();
+        while state.busy || state.wanted {
+            condvar.wait(&mut state);
+        }
+    }
+}
+
+/// The archive as the gateway's id indexes see it: committed ids older
+/// than what they keep in memory.
+struct ArchivedIds {
+    archive: Arc<Archive>,
+    tag: Tag,
+}
+
+impl IdArchive for ArchivedIds {
+    fn find(&self, key: &str) -> Result<Option<Committed>, String> {
+        let runs = self.archive.runs();
+        let lsns = runs.named(self.tag, key).map_err(|error| error.to_string())?;
+        for lsn in lsns {
+            let record = match self.archive.record(lsn) {
+                Ok(record) => record,
+                // The 64-bit hash matched and the record is gone: taken as
+                // this id (a retry cannot be answered, only refused).
+                Err(error) if error.is_removed() => return Ok(Some(Committed::Forgotten { lsn })),
+                Err(error) => return Err(error.to_string()),
+            };
+            if let Some((found, committed)) = crate::recovery::committed_of(lsn, &record) {
+                if found == key {
+                    return Ok(Some(committed));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -535,16 +1010,26 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_bank_answer_of_a_reference_is_shown() {
+    fn bank_answers_are_named_by_reference_and_failures_kept() {
         let mut history = HistoryState::default();
         history.apply(1, &synced("t-1", Err("REFUSED")));
         history.apply(2, &synced("t-2", Ok("SB000000000001")));
         history.apply(3, &synced("t-1", Ok("SB000000000002")));
-        let outcome = |reference: &str| history.bank_sync(reference).map(|sync| sync.outcome.clone());
-        assert_eq!(outcome("t-1"), Some(Ok("SB000000000002".into())));
-        assert_eq!(outcome("t-2"), Some(Ok("SB000000000001".into())));
-        assert_eq!(outcome("t-3"), None);
+        assert_eq!(history.recent_named(Tag::Reference, "t-1"), vec![1, 3]);
+        assert_eq!(history.recent_named(Tag::Reference, "t-2"), vec![2]);
+        assert!(history.recent_named(Tag::Reference, "t-3").is_empty());
         let failures: Vec<u64> = history.bank_sync_failures().iter().map(|(lsn, _)| *lsn).collect();
         assert_eq!(failures, vec![1]);
+    }
+
+    #[test]
+    fn records_the_archive_holds_fold_into_balances_without_index_entries() {
+        let mut history = HistoryState::indexed_through(2);
+        for lsn in 1..=3 {
+            history.apply(lsn, &synced(&format!("t-{lsn}"), Ok("SB1")));
+        }
+        assert_eq!(history.recent().records(), 1);
+        assert!(history.recent_named(Tag::Reference, "t-2").is_empty());
+        assert_eq!(history.recent_named(Tag::Reference, "t-3"), vec![3]);
     }
 }

@@ -1,5 +1,6 @@
 //! The finance side: read models of the durable log. Never edits balances.
 
+pub mod archive;
 pub mod day;
 pub mod history;
 pub mod receipts;

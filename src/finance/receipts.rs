@@ -30,23 +30,17 @@
 //!
 //! # Deposits by notification id
 //!
-//! The history indexes journals by account, and the notification index is
-//! keyed by bank and serial, so [`DepositIndex`] keeps its own map from
-//! `notification_id` to the deposit, filled by scanning the journals'
-//! entries it has not seen yet (journals only grow) when a lookup misses.
-//! A miss therefore costs one pass over the accounts (not their entries);
-//! an index the history keeps as it folds deposits would make that O(1).
+//! The history names each deposit by its `notification_id` in the archive
+//! ([`crate::finance::archive::Tag::DepositNotificationId`]); the first
+//! credit under an id wins (another bank reusing the id does not replace
+//! it).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use parking_lot::Mutex;
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::history::{HistoryState, Source};
 use super::words::amount_in_words;
 use crate::actors::directory::Directory;
 use crate::domain::ids::AccountId;
@@ -288,69 +282,14 @@ pub fn adjustment_receipt(
     receipt
 }
 
-/// What the receipt handlers share: the key and the deposit index.
+/// What the receipt handlers share: the key.
 pub struct Receipts {
     pub key: ReceiptKey,
-    pub deposits: DepositIndex,
 }
 
 impl Receipts {
     pub fn new(key: &str) -> Self {
-        Self { key: ReceiptKey::new(key), deposits: DepositIndex::default() }
-    }
-}
-
-/// Deposits by `notification_id` (see the module docs).
-#[derive(Default)]
-pub struct DepositIndex {
-    scan: Mutex<DepositScan>,
-}
-
-#[derive(Default)]
-struct DepositScan {
-    /// Journal entries already looked at, per account number (index 0 unused).
-    scanned: Vec<usize>,
-    by_notification: HashMap<Box<str>, (u64, Arc<Deposit>)>,
-}
-
-impl DepositIndex {
-    /// The deposit credited by `notification_id` and its lsn, if that
-    /// notification credited an account (not if it went to suspense).
-    pub fn find(
-        &self,
-        history: &HistoryState,
-        account_count: u64,
-        notification_id: &str,
-    ) -> Option<(u64, Arc<Deposit>)> {
-        let mut scan = self.scan.lock();
-        if let Some(found) = scan.by_notification.get(notification_id) {
-            return Some(found.clone());
-        }
-        scan.catch_up(history, account_count);
-        scan.by_notification.get(notification_id).cloned()
-    }
-}
-
-impl DepositScan {
-    fn catch_up(&mut self, history: &HistoryState, account_count: u64) {
-        let count = usize::try_from(account_count).expect("account numbers fit in memory");
-        if self.scanned.len() < count + 1 {
-            self.scanned.resize(count + 1, 0);
-        }
-        for number in 1..=count {
-            let entries = history.journal(AccountId(number as u64));
-            let seen = self.scanned[number];
-            for entry in &entries[seen.min(entries.len())..] {
-                if let Source::Deposit(deposit) = &entry.source {
-                    // The first credit under an id wins; another bank
-                    // reusing the id does not replace it.
-                    self.by_notification
-                        .entry(deposit.notification.notification_id.clone())
-                        .or_insert_with(|| (entry.lsn, Arc::clone(deposit)));
-                }
-            }
-            self.scanned[number] = entries.len();
-        }
+        Self { key: ReceiptKey::new(key) }
     }
 }
 

@@ -19,6 +19,14 @@
 //!
 //! The map is sharded by the id's hash, so two transfers share a lock only
 //! when their ids fall in the same shard, and only for a few instructions.
+//!
+//! Memory: the map keeps ids of records the history archive does not hold
+//! yet; after each archive write the history calls
+//! [`IdIndex::forget_through`], and an id missing from the map is looked
+//! up in the archive ([`IdArchive`]: a Bloom filter per run answers "new
+//! id" without I/O almost always). Order makes this safe: an id is
+//! forgotten only after the archive's runs holding it are published, and
+//! the lookup happens under the id's shard lock.
 
 use std::hash::BuildHasher;
 
@@ -64,6 +72,22 @@ pub enum Committed {
         lsn: u64,
         suspense_return: Arc<SuspenseReturn>,
     },
+    /// The id may have committed long ago, but the archive could not be
+    /// read to tell (an I/O error or damage): the request is refused with
+    /// 503, never judged again.
+    Unavailable {
+        reason: Arc<str>,
+    },
+    /// The id committed at `lsn`, whose record `wal.retention_days`
+    /// removed: it cannot be answered again, only refused (409).
+    Forgotten {
+        lsn: u64,
+    },
+}
+
+/// Where ids of older records are found (the history archive).
+pub trait IdArchive: Send + Sync {
+    fn find(&self, key: &str) -> Result<Option<Committed>, String>;
 }
 
 impl Committed {
@@ -75,6 +99,33 @@ impl Committed {
             | Committed::Withdrawal { lsn, .. }
             | Committed::Adjustment { lsn, .. }
             | Committed::SuspenseReturn { lsn, .. } => *lsn,
+            Committed::Unavailable { .. } => 0,
+            Committed::Forgotten { lsn } => *lsn,
+        }
+    }
+
+    /// `Err` (503) when the archive could not tell what the id committed.
+    pub fn available(self) -> Result<Committed, crate::http::error::ApiError> {
+        match self {
+            Committed::Unavailable { reason } => Err(crate::http::error::ApiError::new(
+                crate::http::error::ErrorCode::LogUnavailable,
+                format!("the history archive cannot be read: {reason}"),
+            )),
+            Committed::Forgotten { lsn } => Err(crate::http::error::ApiError::new(
+                crate::http::error::ErrorCode::IdReused,
+                format!("the id was used at lsn {lsn}, in history that wal.retention_days removed"),
+            )),
+            committed => Ok(committed),
+        }
+    }
+
+    /// For reads (`GET` by id): `None` when retention removed the record
+    /// (its history is gone: not found), `Err` (503) when the archive could
+    /// not be read.
+    pub fn readable(self) -> Result<Option<Committed>, crate::http::error::ApiError> {
+        match self {
+            Committed::Forgotten { .. } => Ok(None),
+            committed => committed.available().map(Some),
         }
     }
 
@@ -112,6 +163,7 @@ struct Shard {
 pub struct IdIndex {
     shards: Box<[Shard]>,
     hasher: RandomState,
+    archive: std::sync::OnceLock<Arc<dyn IdArchive>>,
 }
 
 pub struct Waiter {
@@ -151,7 +203,34 @@ impl IdIndex {
     pub fn new() -> Self {
         let shards =
             (0..SHARDS).map(|_| Shard { slots: Mutex::new(HashMap::new()), released: Notify::new() }).collect();
-        Self { shards, hasher: RandomState::default() }
+        Self { shards, hasher: RandomState::default(), archive: std::sync::OnceLock::new() }
+    }
+
+    /// Connect the archive that holds ids this map forgot.
+    pub fn set_archive(&self, archive: Arc<dyn IdArchive>) {
+        let _ = self.archive.set(archive);
+    }
+
+    /// An id not in the map: what the archive says of it.
+    fn archived(&self, id: &str) -> Option<Committed> {
+        let archive = self.archive.get()?;
+        match archive.find(id) {
+            Ok(found) => found,
+            Err(reason) => {
+                tracing::error!(%reason, "the id archive cannot be read");
+                Some(Committed::Unavailable { reason: reason.into() })
+            }
+        }
+    }
+
+    /// Forget committed ids at or below `lsn` (the archive holds them now).
+    pub fn forget_through(&self, lsn: u64) {
+        for shard in self.shards.iter() {
+            let mut slots = shard.slots.lock();
+            slots.retain(|_, slot| !matches!(slot, Slot::Done(committed) if committed.lsn() <= lsn));
+            let kept = slots.len();
+            slots.shrink_to(kept * 2);
+        }
     }
 
     fn shard(&self, id: &str) -> &Shard {
@@ -165,6 +244,11 @@ impl IdIndex {
             Some(Slot::Done(committed)) => TryClaim::Done(committed.clone()),
             Some(Slot::InFlight { .. }) => TryClaim::Busy(Waiter { index: Arc::clone(self), id: id.into() }),
             None => {
+                // Under the shard lock: an id is forgotten only once the
+                // archive shows it, so it is found in one or the other.
+                if let Some(committed) = self.archived(id) {
+                    return TryClaim::Done(committed);
+                }
                 slots.insert(id.into(), Slot::InFlight { waited: false });
                 TryClaim::Claimed(Claim { index: Arc::clone(self), id: id.into(), finalized: false })
             }
@@ -188,7 +272,7 @@ impl IdIndex {
             {
                 let slots = self.shard(id).slots.lock();
                 match slots.get(id) {
-                    None => return None,
+                    None => return self.archived(id),
                     Some(Slot::Done(committed)) => return Some(committed.clone()),
                     Some(Slot::InFlight { .. }) => {}
                 }

@@ -32,7 +32,7 @@ impl Desk {
     pub async fn receive(&self, bank: &BankConfig, notification: Notification) -> ApiResult<Committed> {
         let claim = match self.notifications.claim(&notification_key(&notification)).await {
             Ok(claim) => claim,
-            Err(original) => return Ok(original),
+            Err(original) => return original.available(),
         };
         let account = self.directory.by_sub_account(&notification.to_account_no);
         let reason = if *notification.to_account_no == *bank.public_adjustment_account {

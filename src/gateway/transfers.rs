@@ -138,6 +138,8 @@ impl Transfers {
                     .ids
                     .get(hold_id)
                     .await
+                    .map(Committed::available)
+                    .transpose()?
                     .as_ref()
                     .and_then(hold_account)
                     .ok_or_else(|| hold_not_found(hold_id))?,
@@ -163,9 +165,12 @@ impl Transfers {
             if let Some(opener) = item.hold_from {
                 if !matches!(outcomes[opener], Some(Ok(_))) {
                     let hold_id = item.request.hold_id.as_deref().unwrap_or("");
-                    match self.ids.get(hold_id).await.as_ref().and_then(hold_account) {
-                        Some(account) => item.route = account,
-                        None => outcomes[item.index] = Some(Err(hold_not_found(hold_id))),
+                    match self.ids.get(hold_id).await.map(Committed::available).transpose() {
+                        Err(error) => outcomes[item.index] = Some(Err(error)),
+                        Ok(found) => match found.as_ref().and_then(hold_account) {
+                            Some(account) => item.route = account,
+                            None => outcomes[item.index] = Some(Err(hold_not_found(hold_id))),
+                        },
                     }
                 }
             }
@@ -181,10 +186,10 @@ impl Transfers {
                     items.push(TransferItem { request: item.request, claim, operator: Arc::clone(operator) });
                 }
                 Err(committed) => {
-                    let answer = if committed.movement().is_some_and(|movement| item.request.matches(movement)) {
-                        Ok(committed)
-                    } else {
-                        Err(id_reused(&item.request.id))
+                    let answer = match committed.available() {
+                        Ok(committed) if committed.movement().is_some_and(|m| item.request.matches(m)) => Ok(committed),
+                        Ok(_) => Err(id_reused(&item.request.id)),
+                        Err(error) => Err(error),
                     };
                     outcomes[item.index] = Some(answer);
                 }

@@ -52,10 +52,11 @@ pub async fn submit_withdrawal(
     let claim = match ids.claim(&request.id).await {
         Ok(claim) => claim,
         Err(committed) => {
+            let committed = committed.available()?;
             return match &committed {
                 Committed::Withdrawal { withdrawal, .. } if request.matches(withdrawal) => Ok(committed),
                 _ => Err(id_reused(&request.id)),
-            }
+            };
         }
     };
     let withdrawal = Withdrawal {
@@ -96,6 +97,7 @@ pub async fn submit_adjustment(
     let claim = match ids.claim(&request.id).await {
         Ok(claim) => claim,
         Err(committed) => {
+            let committed = committed.available()?;
             return match &committed {
                 Committed::Adjustment { adjustment, .. }
                     if adjustment.suspense_id == request.suspense_id
@@ -106,7 +108,7 @@ pub async fn submit_adjustment(
                     Ok(committed)
                 }
                 _ => Err(id_reused(&request.id)),
-            }
+            };
         }
     };
     let message = Adjust {
@@ -133,6 +135,7 @@ pub async fn submit_return(
     let claim = match ids.claim(&id).await {
         Ok(claim) => claim,
         Err(committed) => {
+            let committed = committed.available()?;
             return match &committed {
                 Committed::SuspenseReturn { suspense_return, .. }
                     if suspense_return.suspense_id == suspense_id && suspense_return.memo == memo =>
@@ -140,7 +143,7 @@ pub async fn submit_return(
                     Ok(committed)
                 }
                 _ => Err(id_reused(&id)),
-            }
+            };
         }
     };
     Ok(suspense.send(ReturnSuspense { id, suspense_id, memo, operator: operator.into(), claim }).await??)

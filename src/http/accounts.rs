@@ -21,6 +21,7 @@ use crate::actors::directory::AccountEntry;
 use crate::config::Role;
 use crate::domain::account::AccountStatus;
 use crate::domain::ids::AccountId;
+use crate::finance::archive::JournalIndexEntry;
 use crate::finance::history::{JournalEntry, JournalKind};
 
 pub fn router() -> Router<AppState> {
@@ -125,19 +126,11 @@ async fn journal(
     let start_after = filter.after_lsn.max(query.cursor()?.unwrap_or(0));
     let own = entry(&state, &id)?.info.account_id;
     let durable = state.log.durable_lsn();
-    let page = state
-        .history
-        .read_at(durable, |history| {
-            let entries = history.journal(own);
-            let start = entries.partition_point(|entry| entry.lsn <= start_after);
-            let mut matching = entries[start..].iter().filter(|entry| filter.matches(entry));
-            let items: Vec<serde_json::Value> =
-                matching.by_ref().take(limit).map(|entry| entry_view(own, entry)).collect();
-            let last_lsn = items.last().and_then(|item| item["lsn"].as_u64());
-            let more = matching.next().is_some();
-            json!({"items": items, "next_cursor": if more { last_lsn.map(|lsn| lsn.to_string()) } else { None }})
-        })
-        .await;
+    let (entries, more) =
+        state.history.journal_page(own, start_after, durable, limit, move |entry| filter.matches(entry)).await?;
+    let items: Vec<serde_json::Value> = entries.iter().map(|entry| entry_view(own, entry)).collect();
+    let last_lsn = entries.last().map(|entry| entry.lsn);
+    let page = json!({"items": items, "next_cursor": if more { last_lsn.map(|lsn| lsn.to_string()) } else { None }});
     Ok(json_response(StatusCode::OK, &page))
 }
 
@@ -165,7 +158,7 @@ impl JournalFilter {
         })
     }
 
-    fn matches(&self, entry: &JournalEntry) -> bool {
+    fn matches(&self, entry: &JournalIndexEntry) -> bool {
         self.kind.is_none_or(|kind| entry.kind == kind)
             && self.from_ms.is_none_or(|from| entry.at_ms >= from)
             && self.to_ms.is_none_or(|to| entry.at_ms < to)
@@ -201,17 +194,10 @@ async fn balance_at(
         Some(_) => return Err(invalid_field("at_lsn", &format!("is beyond the ledger's latest lsn ({durable})"))),
     };
     let own = entry(&state, &id)?.info.account_id;
-    let (balance, last_lsn) = state
-        .history
-        .read_at(durable, |history| {
-            let entries = history.journal(own);
-            let end = entries.partition_point(|entry| entry.lsn <= at_lsn);
-            match end.checked_sub(1).map(|last| &entries[last]) {
-                Some(entry) => (entry.after, Some(entry.lsn)),
-                None => (Default::default(), None),
-            }
-        })
-        .await;
+    let (balance, last_lsn) = match state.history.last_entry(own, at_lsn, durable).await? {
+        Some(entry) => (entry.after, Some(entry.lsn)),
+        None => (Default::default(), None),
+    };
     let balance: crate::domain::account::Balance = balance;
     Ok(json_response(
         StatusCode::OK,
@@ -224,8 +210,8 @@ async fn balance_at(
     ))
 }
 
-/// Journal entries the CSV export reads under one read lock: bounds how
-/// long it holds the history while streaming a long journal.
+/// Journal entries the CSV export reads per chunk: bounds the memory of a
+/// long journal's export.
 const CSV_ENTRIES_PER_CHUNK: usize = 4096;
 
 const CSV_HEADER: &str = "lsn,at,kind,transfer_id,order_id,hold_id,counterparty,available_delta,frozen_delta,\
@@ -246,27 +232,30 @@ async fn journal_csv(
     let filter = JournalFilter::parse(&query)?;
     let own = entry(&state, &id)?.info.account_id;
     let durable = state.log.durable_lsn();
-    let first = futures::stream::once(async { Ok::<_, std::convert::Infallible>(bytes::Bytes::from(CSV_HEADER)) });
+    let first = futures::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from(CSV_HEADER)) });
     let rows = futures::stream::unfold(Some(filter.after_lsn), move |after| {
         let state = state.clone();
         async move {
             let after = after?;
-            let (chunk, next) = state
+            let page = state
                 .history
-                .read_at(durable, |history| {
-                    let entries = history.journal(own);
-                    let start = entries.partition_point(|entry| entry.lsn <= after);
-                    let end = entries.partition_point(|entry| entry.lsn <= durable).max(start);
-                    let slice = &entries[start..end.min(start + CSV_ENTRIES_PER_CHUNK)];
-                    let mut out = String::new();
-                    for entry in slice.iter().filter(|entry| filter.matches(entry)) {
-                        csv_row(&mut out, own, entry);
-                    }
-                    let next = (start + slice.len() < end).then(|| slice.last().map(|entry| entry.lsn)).flatten();
-                    (out, next)
-                })
+                .journal_page(own, after, durable, CSV_ENTRIES_PER_CHUNK, move |entry| filter.matches(entry))
                 .await;
-            Some((Ok(bytes::Bytes::from(chunk)), next))
+            // The status line is sent: a read failure can only cut the
+            // body short (the client sees a truncated download).
+            let (entries, more) = match page {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::error!(%error, "journal export stopped: the history cannot be read");
+                    return Some((Err(std::io::Error::other(error.to_string())), None));
+                }
+            };
+            let mut out = String::new();
+            for entry in &entries {
+                csv_row(&mut out, own, entry);
+            }
+            let next = if more { entries.last().map(|entry| entry.lsn) } else { None };
+            Some((Ok(bytes::Bytes::from(out)), next))
         }
     });
     use futures::StreamExt as _;

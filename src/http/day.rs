@@ -34,7 +34,7 @@ async fn day(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Api
             .ok_or_else(|| invalid_field("date", "must be a date like 2026-11-24"))?,
     };
     let durable = state.log.durable_lsn();
-    let figures = state.history.read_at(durable, |history| day_figures(history, from_ms, from_ms + DAY_MS)).await;
+    let figures = state.history.read_at(durable, |history| day_figures(history, from_ms)).await;
     Ok(json_response(
         StatusCode::OK,
         &json!({

@@ -213,6 +213,15 @@ impl From<LogError> for ApiError {
     }
 }
 
+impl From<crate::finance::archive::ArchiveError> for ApiError {
+    /// The history's own files or the log's segments could not be read:
+    /// the server's disk, not the request (503: a retry may succeed).
+    fn from(error: crate::finance::archive::ArchiveError) -> Self {
+        tracing::error!(%error, "a history read failed");
+        ApiError::new(ErrorCode::LogUnavailable, format!("the history cannot be read: {error}"))
+    }
+}
+
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         let (code, message) = match refusal {

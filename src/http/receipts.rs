@@ -62,7 +62,8 @@ fn reader(state: &AppState, headers: &HeaderMap, uri: &Uri) -> ApiResult<Format>
 /// What client id `id` committed, once it is durable (a receipt shows only
 /// durable money), or `not_found`.
 async fn durable_committed(state: &AppState, id: &str, not_found: impl Fn() -> ApiError) -> ApiResult<Committed> {
-    let committed = state.transfers.ids.get(id).await.ok_or_else(&not_found)?;
+    let committed =
+        state.transfers.ids.get(id).await.map(Committed::readable).transpose()?.flatten().ok_or_else(&not_found)?;
     state.log.wait_durable(committed.lsn()).await?;
     Ok(committed)
 }
@@ -96,11 +97,7 @@ async fn deposit_receipt_handler(
 ) -> ApiResult<Response> {
     let format = reader(&state, &headers, &uri)?;
     let durable = state.log.durable_lsn();
-    let account_count = state.directory.count();
-    let found = state
-        .history
-        .read_at(durable, |history| state.receipts.deposits.find(history, account_count, &notification_id))
-        .await;
+    let found = state.history.deposit(&notification_id, durable).await?;
     let (lsn, deposit) = found.ok_or_else(|| {
         ApiError::new(
             ErrorCode::ReceiptNotFound,
@@ -122,8 +119,7 @@ async fn withdrawal_receipt_handler(
     let committed = durable_committed(&state, &id, not_found).await?;
     let Committed::Withdrawal { lsn, .. } = &committed else { return Err(not_found()) };
     let durable = state.log.durable_lsn().max(*lsn);
-    let shown =
-        state.history.read_at(durable, |history| history.withdrawal(&id).cloned()).await.ok_or_else(not_found)?;
+    let shown = state.history.withdrawal(&id, durable).await?.ok_or_else(not_found)?;
     let not_available =
         |why: &str| ApiError::new(ErrorCode::ReceiptNotAvailable, format!("withdrawal {id} {why}: no money has moved"));
     let finished = shown.finished.as_ref().ok_or_else(|| not_available("is still processing"))?;

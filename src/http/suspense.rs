@@ -108,11 +108,10 @@ async fn adjust(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         submit_adjustment(&state.directory, &state.transfers.ids, suspense, request, &caller.operator).await?;
     let Committed::Adjustment { lsn, adjustment } = &committed else { unreachable!("an adjustment commits one") };
     state.log.wait_durable(*lsn).await?;
-    let balance = state
-        .history
-        .read_at(*lsn, |history| history.entry_at(adjustment.account_id, *lsn).map(|entry| entry.after))
-        .await
-        .ok_or_else(|| ApiError::new(super::error::ErrorCode::Internal, "an adjustment without its journal entry"))?;
+    let balance =
+        state.history.entry_at(adjustment.account_id, *lsn).await?.map(|entry| entry.after).ok_or_else(|| {
+            ApiError::new(super::error::ErrorCode::Internal, "an adjustment without its journal entry")
+        })?;
     let view = json!({
         "id": adjustment.id,
         "suspense_id": adjustment.suspense_id,

@@ -270,10 +270,10 @@ struct TransferRecordView<'a> {
 
 /// Where the bank's mirror of a movement stands: `pending` until the
 /// outbox records the bank's answer (a `BankSynced` record, durable).
-async fn bank_sync_view(state: &AppState, reference: &str) -> BankSyncView {
+async fn bank_sync_view(state: &AppState, reference: &str) -> ApiResult<BankSyncView> {
     let durable = state.log.durable_lsn();
-    let sync = state.history.read_at(durable, |history| history.bank_sync(reference).cloned()).await;
-    match sync.as_ref().map(|sync| &sync.outcome) {
+    let sync = state.history.bank_sync(reference, durable).await?;
+    Ok(match sync.as_ref().map(|sync| &sync.outcome) {
         None => BankSyncView { status: "pending", bank_serial: None, failure_reason: None },
         Some(Ok(serial)) => {
             BankSyncView { status: "confirmed", bank_serial: Some(serial.to_string()), failure_reason: None }
@@ -281,17 +281,18 @@ async fn bank_sync_view(state: &AppState, reference: &str) -> BankSyncView {
         Some(Err(reason)) => {
             BankSyncView { status: "failed", bank_serial: None, failure_reason: Some(reason.to_string()) }
         }
-    }
+    })
 }
 
 async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
     let not_found = || ApiError::new(ErrorCode::TransferNotFound, format!("no transfer {id}"));
-    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let committed =
+        state.transfers.ids.get(&id).await.map(Committed::readable).transpose()?.flatten().ok_or_else(not_found)?;
     let Committed::Movement { lsn, movement } = &committed else { return Err(not_found()) };
     state.log.wait_durable(*lsn).await?;
     let view =
-        TransferRecordView { movement: movement_view(*lsn, movement), bank_sync: bank_sync_view(&state, &id).await };
+        TransferRecordView { movement: movement_view(*lsn, movement), bank_sync: bank_sync_view(&state, &id).await? };
     Ok(json_response(StatusCode::OK, &view))
 }
 
@@ -311,19 +312,18 @@ async fn show_hold(
     let durable = state.log.durable_lsn();
     let view = state
         .history
-        .read_at(durable, |history| {
-            history.hold(&hold_id).map(|hold| HoldRecordView {
-                hold: HoldView {
-                    hold_id: hold_id.as_str().into(),
-                    account_id: hold.account_id,
-                    amount: hold.amount,
-                    remaining: hold.remaining,
-                    status: if hold.remaining.0 > 0 { "open" } else { "closed" },
-                },
-                movements: hold.movements.clone(),
-            })
+        .hold(&hold_id, durable)
+        .await?
+        .map(|hold| HoldRecordView {
+            hold: HoldView {
+                hold_id: hold_id.as_str().into(),
+                account_id: hold.account_id,
+                amount: hold.amount,
+                remaining: hold.remaining,
+                status: if hold.remaining.0 > 0 { "open" } else { "closed" },
+            },
+            movements: hold.movements,
         })
-        .await
         .ok_or_else(|| ApiError::new(ErrorCode::HoldNotFound, format!("no hold {hold_id}")))?;
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -342,18 +342,8 @@ async fn list_order(
     let limit = query.limit()?;
     let after_lsn = query.cursor()?.unwrap_or(0);
     let durable = state.log.durable_lsn();
-    let body = state
-        .history
-        .read_at(durable, |history| {
-            let page = lsn_page(
-                history.order(&order_id),
-                |(lsn, _)| *lsn,
-                after_lsn,
-                limit,
-                |(lsn, movement)| movement_view(*lsn, movement),
-            );
-            serde_json::to_vec(&page).expect("views serialize")
-        })
-        .await;
+    let movements = state.history.order(&order_id, durable).await?;
+    let page = lsn_page(&movements, |(lsn, _)| *lsn, after_lsn, limit, |(lsn, movement)| movement_view(*lsn, movement));
+    let body = serde_json::to_vec(&page).expect("views serialize");
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -83,18 +83,16 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -
 async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     state.auth.check(&headers, &[Role::Platform, Role::Finance])?;
     let not_found = || ApiError::new(ErrorCode::WithdrawalNotFound, format!("no withdrawal {id}"));
-    let committed = state.transfers.ids.get(&id).await.ok_or_else(not_found)?;
+    let committed =
+        state.transfers.ids.get(&id).await.map(Committed::readable).transpose()?.flatten().ok_or_else(not_found)?;
     let Committed::Withdrawal { lsn, .. } = &committed else { return Err(not_found()) };
     state.log.wait_durable(*lsn).await?;
     let durable = state.log.durable_lsn().max(*lsn);
     let view = state
         .history
-        .read_at(durable, |history| {
-            history
-                .withdrawal(&id)
-                .map(|shown| withdrawal_view(shown.lsn, &shown.withdrawal, shown.finished.as_deref()))
-        })
-        .await
+        .withdrawal(&id, durable)
+        .await?
+        .map(|shown| withdrawal_view(shown.lsn, &shown.withdrawal, shown.finished.as_deref()))
         .ok_or_else(not_found)?;
     Ok(json_response(StatusCode::OK, &view))
 }

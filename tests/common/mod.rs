@@ -248,6 +248,9 @@ pub struct Options {
     pub checkpoint_every_records: u64,
     /// `wal.retention_days` (0: keep every segment).
     pub retention_days: u64,
+    /// `history.memory_records`: small, so that every test reads most of
+    /// its history from the archive on disk, as a long-running server does.
+    pub history_memory_records: u64,
 }
 
 impl Default for Options {
@@ -259,6 +262,7 @@ impl Default for Options {
             segment_bytes: 1_048_576,
             checkpoint_every_records: 1_000_000,
             retention_days: 0,
+            history_memory_records: 64,
         }
     }
 }
@@ -282,6 +286,9 @@ data_dir = "{data_dir}"
 segment_bytes = {segment_bytes}
 checkpoint_every_records = {checkpoint_every_records}
 retention_days = {retention_days}
+
+[history]
+memory_records = {history_memory_records}
 
 [[tokens]]
 token = "dev-platform-token"
@@ -324,6 +331,7 @@ key = "dev-receipt-key"
         segment_bytes = options.segment_bytes,
         checkpoint_every_records = options.checkpoint_every_records,
         retention_days = options.retention_days,
+        history_memory_records = options.history_memory_records,
         sign_delay_ms = options.sign_delay_ms,
     )
 }

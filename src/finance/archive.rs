@@ -1,0 +1,521 @@
+//! The history archive: the on-disk index that finds old history in the
+//! log's segments (DESIGN.md, History and memory).
+//!
+//! Owns two tables of the `fundledger-index` crate under
+//! `<data_dir>/history/` and the thread that writes and merges them:
+//!
+//! - `journal`: key `account u64 BE ‖ lsn u64 BE`, value the entry's
+//!   numbers ([`JournalIndexEntry`], 41 bytes): kind, deltas, balances
+//!   after, time. What made the entry (ids, counterparty) is read from the
+//!   record at that lsn.
+//! - `lookup`: key `tag u8 ‖ hash u64 BE ‖ lsn u64 BE`, no value: the lsns
+//!   of the records that carry a string key (a client id, an order id, a
+//!   hold id, ...; [`Tag`]). A hash may collide: readers compare the key
+//!   in the record itself.
+//!
+//! Records are served by [`Archive::record`]: the log's own segments, two
+//! positioned reads each (`Wal::read`).
+//!
+//! The history read model ([`super::history`]) keeps the entries of the
+//! newest records in memory ([`Recent`]) and hands them here when there
+//! are `history.memory_records` of them: the writer
+//! thread sorts them, writes one run per table (temporary file, fsync,
+//! rename, directory fsync), publishes the new runs, and only then is the
+//! memory dropped. Both tables always cover the same lsns: a crash between
+//! the two writes leaves one table a run ahead, and [`Archive::open`]
+//! removes that run (the log replays it again).
+//!
+//! Must not: judge or change balances, or read anything but the log and
+//! its own files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fundledger_index::{Direction, IndexError, MergeJob, RunSet, RunSpec, Snapshot};
+use hashbrown::HashMap;
+use parking_lot::{Mutex, RwLock};
+
+use crate::domain::account::Balance;
+use crate::domain::ids::AccountId;
+use crate::domain::money::Money;
+use crate::domain::record::Record;
+use crate::finance::history::JournalKind;
+
+const JOURNAL_KEY_BYTES: usize = 16;
+const JOURNAL_VALUE_BYTES: usize = 41;
+const LOOKUP_KEY_BYTES: usize = 17;
+/// Runs of one size tier merged at once (size-tiered merging: a run is
+/// rewritten about log4(history / flush) times, and a table holds at most
+/// about 3 runs per tier).
+const MERGE_FANOUT: usize = 4;
+
+/// What a lookup key names. Part of the on-disk format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Tag {
+    /// A client id: movements, withdrawals, adjustments, suspense returns.
+    ClientId = b'i',
+    /// A bank notification: `bank \u{1f} serial` of a deposit or a
+    /// suspense entry.
+    Notification = b'n',
+    /// A deposit's `notification_id` (receipts look deposits up by it).
+    DepositNotificationId = b'd',
+    /// An order's movements.
+    Order = b'o',
+    /// A hold's movements (the one that opened it and those that used it).
+    Hold = b'h',
+    /// A withdrawal's request and its finish.
+    Withdrawal = b'w',
+    /// The bank's answers to an instruction, by reference.
+    Reference = b'r',
+}
+
+/// The 64-bit hash a lookup key stores (the index crate's format hash:
+/// stable across versions and processes).
+pub fn key_hash(key: &str) -> u64 {
+    fundledger_index::format::prefix_hash(key.as_bytes())
+}
+
+fn lookup_key(tag: Tag, hash: u64, lsn: u64) -> [u8; LOOKUP_KEY_BYTES] {
+    let mut key = [0u8; LOOKUP_KEY_BYTES];
+    key[0] = tag as u8;
+    key[1..9].copy_from_slice(&hash.to_be_bytes());
+    key[9..].copy_from_slice(&lsn.to_be_bytes());
+    key
+}
+
+fn lookup_prefix(tag: Tag, hash: u64) -> [u8; 9] {
+    let mut prefix = [0u8; 9];
+    prefix[0] = tag as u8;
+    prefix[1..].copy_from_slice(&hash.to_be_bytes());
+    prefix
+}
+
+fn key_lsn(key: &[u8]) -> u64 {
+    let mut lsn = [0u8; 8];
+    lsn.copy_from_slice(&key[key.len() - 8..]);
+    u64::from_be_bytes(lsn)
+}
+
+/// One journal entry's numbers: what the journal table stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalIndexEntry {
+    pub lsn: u64,
+    pub at_ms: i64,
+    pub kind: JournalKind,
+    pub available_delta: Money,
+    pub frozen_delta: Money,
+    pub after: Balance,
+}
+
+impl JournalIndexEntry {
+    fn key(&self, account: AccountId) -> [u8; JOURNAL_KEY_BYTES] {
+        let mut key = [0u8; JOURNAL_KEY_BYTES];
+        key[..8].copy_from_slice(&account.0.to_be_bytes());
+        key[8..].copy_from_slice(&self.lsn.to_be_bytes());
+        key
+    }
+
+    fn value(&self) -> [u8; JOURNAL_VALUE_BYTES] {
+        let mut value = [0u8; JOURNAL_VALUE_BYTES];
+        value[0] = self.kind as u8;
+        let numbers =
+            [self.available_delta.0, self.frozen_delta.0, self.after.available.0, self.after.frozen.0, self.at_ms];
+        for (slot, number) in value[1..].chunks_exact_mut(8).zip(numbers) {
+            slot.copy_from_slice(&number.to_le_bytes());
+        }
+        value
+    }
+
+    fn decode(key: &[u8], value: &[u8]) -> Result<Self, String> {
+        if key.len() != JOURNAL_KEY_BYTES || value.len() != JOURNAL_VALUE_BYTES {
+            return Err(format!("journal entry of {} + {} bytes", key.len(), value.len()));
+        }
+        let kind = JournalKind::from_code(value[0]).ok_or_else(|| format!("journal kind code {}", value[0]))?;
+        let mut numbers = [0i64; 5];
+        for (number, bytes) in numbers.iter_mut().zip(value[1..].chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes);
+            *number = i64::from_le_bytes(word);
+        }
+        let [available_delta, frozen_delta, available, frozen, at_ms] = numbers;
+        Ok(Self {
+            lsn: key_lsn(key),
+            at_ms,
+            kind,
+            available_delta: Money(available_delta),
+            frozen_delta: Money(frozen_delta),
+            after: Balance { available: Money(available), frozen: Money(frozen) },
+        })
+    }
+}
+
+/// Entries of the newest records, not yet in a run.
+#[derive(Default, Clone)]
+pub struct Recent {
+    /// First and last lsn covered (0, 0: none).
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+    pub journal: HashMap<AccountId, Vec<JournalIndexEntry>>,
+    /// Every lookup key, for the run (client ids and notifications
+    /// included: recent ones are also in the gateway's id indexes).
+    pub lookup: Vec<[u8; LOOKUP_KEY_BYTES]>,
+    /// Lsns by (tag, hash) for the tags read through the history (not
+    /// client ids and notifications, which the id indexes serve).
+    pub named: HashMap<(Tag, u64), Vec<u64>>,
+}
+
+impl Recent {
+    pub fn records(&self) -> u64 {
+        if self.last_lsn == 0 {
+            0
+        } else {
+            self.last_lsn - self.first_lsn + 1
+        }
+    }
+
+    pub fn note_lsn(&mut self, lsn: u64) {
+        if self.first_lsn == 0 {
+            self.first_lsn = lsn;
+        }
+        self.last_lsn = lsn;
+    }
+
+    pub fn post(&mut self, account: AccountId, entry: JournalIndexEntry) {
+        self.journal.entry(account).or_default().push(entry);
+    }
+
+    pub fn name(&mut self, tag: Tag, key: &str, lsn: u64) {
+        let hash = key_hash(key);
+        self.lookup.push(lookup_key(tag, hash, lsn));
+        if !matches!(tag, Tag::ClientId | Tag::Notification) {
+            self.named.entry((tag, hash)).or_default().push(lsn);
+        }
+    }
+
+    pub fn journal(&self, account: AccountId) -> &[JournalIndexEntry] {
+        self.journal.get(&account).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn named(&self, tag: Tag, key: &str) -> &[u64] {
+        self.named.get(&(tag, key_hash(key))).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The published runs of both tables.
+#[derive(Clone, Debug)]
+pub struct ArchiveRuns {
+    pub journal: Snapshot,
+    pub lookup: Snapshot,
+}
+
+impl ArchiveRuns {
+    pub fn watermark(&self) -> u64 {
+        self.journal.watermark()
+    }
+
+    /// Journal entries of `account` with `lo <= lsn <= hi`, in `direction`.
+    pub fn journal(
+        &self,
+        account: AccountId,
+        lo: u64,
+        hi: u64,
+        direction: Direction,
+    ) -> Result<impl Iterator<Item = Result<JournalIndexEntry, ArchiveError>> + '_, ArchiveError> {
+        let mut low = [0u8; JOURNAL_KEY_BYTES];
+        low[..8].copy_from_slice(&account.0.to_be_bytes());
+        let mut high = low;
+        low[8..].copy_from_slice(&lo.to_be_bytes());
+        high[8..].copy_from_slice(&hi.to_be_bytes());
+        let range = self.journal.range(&low, &high, direction)?;
+        Ok(range.map(|entry| {
+            let entry = entry?;
+            JournalIndexEntry::decode(&entry.key, &entry.value).map_err(ArchiveError::Format)
+        }))
+    }
+
+    /// The lsns of records named `key` under `tag` (a hash match: the
+    /// caller compares the record's key), in lsn order.
+    pub fn named(&self, tag: Tag, key: &str) -> Result<Vec<u64>, ArchiveError> {
+        let prefix = lookup_prefix(tag, key_hash(key));
+        if !self.lookup.may_contain_prefix(&prefix) {
+            return Ok(Vec::new());
+        }
+        let mut lsns = Vec::new();
+        for entry in self.lookup.get_prefix(&prefix, Direction::Forward)? {
+            lsns.push(key_lsn(&entry?.key));
+        }
+        // One hash, several runs: merged by key, and the key ends in the lsn.
+        debug_assert!(lsns.windows(2).all(|pair| pair[0] < pair[1]));
+        Ok(lsns)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("history index: {0}")]
+    Index(#[from] IndexError),
+    #[error("history index: {0}")]
+    Format(String),
+    #[error("history record: {0}")]
+    Log(#[from] fundledger_wal::ReadError),
+    #[error("history record at lsn {lsn} does not decode: {reason}")]
+    Decode { lsn: u64, reason: String },
+}
+
+impl ArchiveError {
+    /// A record removed by `wal.retention_days`: its history is gone.
+    pub fn is_removed(&self) -> bool {
+        matches!(self, ArchiveError::Log(fundledger_wal::ReadError::Removed { .. }))
+    }
+}
+
+struct Tables {
+    journal: RunSet,
+    lookup: RunSet,
+}
+
+/// The archive's files and the log it reads records from.
+pub struct Archive {
+    dir: PathBuf,
+    tables: Mutex<Tables>,
+    runs: RwLock<ArchiveRuns>,
+    wal: std::sync::OnceLock<fundledger_wal::Wal>,
+}
+
+fn journal_spec() -> RunSpec {
+    RunSpec::new(JOURNAL_KEY_BYTES, JOURNAL_VALUE_BYTES, 8)
+}
+
+fn lookup_spec() -> RunSpec {
+    RunSpec::new(LOOKUP_KEY_BYTES, 0, 9)
+}
+
+impl Archive {
+    /// Opens (or creates) `<data_dir>/history`. When one table is ahead of
+    /// the other (a crash between their writes), its extra runs go.
+    pub fn open(data_dir: &Path) -> Result<Arc<Archive>, ArchiveError> {
+        let dir = data_dir.join("history");
+        let mut journal = RunSet::open(&dir.join("journal"), journal_spec())?;
+        let mut lookup = RunSet::open(&dir.join("lookup"), lookup_spec())?;
+        let watermark = journal.watermark().min(lookup.watermark());
+        for set in [&mut journal, &mut lookup] {
+            if set.watermark() > watermark {
+                set.remove_runs_above(watermark)?;
+            }
+        }
+        let runs = ArchiveRuns { journal: journal.snapshot(), lookup: lookup.snapshot() };
+        Ok(Arc::new(Archive {
+            dir,
+            tables: Mutex::new(Tables { journal, lookup }),
+            runs: RwLock::new(runs),
+            wal: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// Removes every run (the log was cut below them: they would name
+    /// records that are gone); the log's replay indexes everything again.
+    pub fn reset(data_dir: &Path) -> Result<(), ArchiveError> {
+        let dir = data_dir.join("history");
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(ArchiveError::Format(format!("cannot remove {}: {error}", dir.display()))),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Connect the log the records are read from (once it is open).
+    pub fn set_wal(&self, wal: fundledger_wal::Wal) {
+        let _ = self.wal.set(wal);
+    }
+
+    pub fn watermark(&self) -> u64 {
+        self.runs.read().watermark()
+    }
+
+    /// The published runs (cheap: two `Arc`s).
+    pub fn runs(&self) -> ArchiveRuns {
+        self.runs.read().clone()
+    }
+
+    /// The record at `lsn`, from the log's segments.
+    pub fn record(&self, lsn: u64) -> Result<Record, ArchiveError> {
+        let Some(wal) = self.wal.get() else {
+            return Err(ArchiveError::Format("the log is not open yet".into()));
+        };
+        let payload = wal.read(lsn)?;
+        crate::codec::decode(&payload).map_err(|error| ArchiveError::Decode { lsn, reason: error.to_string() })
+    }
+
+    /// Writes `recent` as one run per table (sorted here). Returns the
+    /// runs to publish; the caller publishes them together with dropping
+    /// `recent` from memory.
+    pub fn write(&self, recent: &Recent) -> Result<ArchiveRuns, ArchiveError> {
+        let (first, last) = (recent.first_lsn, recent.last_lsn);
+        let mut journal: Vec<([u8; JOURNAL_KEY_BYTES], [u8; JOURNAL_VALUE_BYTES])> = Vec::new();
+        for (&account, entries) in &recent.journal {
+            journal.extend(entries.iter().map(|entry| (entry.key(account), entry.value())));
+        }
+        journal.sort_unstable_by_key(|entry| entry.0);
+        let mut lookup = recent.lookup.clone();
+        lookup.sort_unstable();
+        lookup.dedup();
+        let accounts = recent.journal.len() as u64;
+        let mut tables = self.tables.lock();
+        // Lookup first: `open` trims whichever table is ahead. A table
+        // already at `last` got its run in an attempt that failed on the
+        // other one: it is not written twice.
+        if tables.lookup.watermark() < last {
+            tables.lookup.write_run(first, last, lookup.len() as u64, lookup.iter().map(|key| (key, [0u8; 0])))?;
+        }
+        if tables.journal.watermark() < last {
+            tables.journal.write_run(first, last, accounts, journal.iter().map(|(key, value)| (key, value)))?;
+        }
+        Ok(ArchiveRuns { journal: tables.journal.snapshot(), lookup: tables.lookup.snapshot() })
+    }
+
+    /// Makes `runs` what readers see. Called under the history's write
+    /// lock, so a reader sees each entry once: in memory or in a run.
+    pub fn publish(&self, runs: ArchiveRuns) {
+        *self.runs.write() = runs;
+    }
+
+    /// One merge step if a tier is full: the newest [`MERGE_FANOUT`] runs
+    /// of a table all in one size tier. The merge itself runs without the
+    /// tables' lock. Returns whether it merged (call again until `false`).
+    pub fn merge_step(&self) -> Result<bool, ArchiveError> {
+        let jobs: Vec<(bool, MergeJob)> = {
+            let tables = self.tables.lock();
+            let mut jobs = Vec::new();
+            for (is_journal, set) in [(true, &tables.journal), (false, &tables.lookup)] {
+                if let Some(start) = full_tier(set) {
+                    jobs.push((is_journal, set.prepare_merge(start, MERGE_FANOUT)?));
+                }
+            }
+            jobs
+        };
+        if jobs.is_empty() {
+            return Ok(false);
+        }
+        for (is_journal, job) in jobs {
+            let output = job.run()?;
+            let mut tables = self.tables.lock();
+            let set = if is_journal { &mut tables.journal } else { &mut tables.lookup };
+            set.finish_merge(job, output)?;
+            let runs = ArchiveRuns { journal: tables.journal.snapshot(), lookup: tables.lookup.snapshot() };
+            // Same entries, fewer runs: no memory changes hands.
+            self.publish(runs);
+        }
+        Ok(true)
+    }
+
+    /// Bytes the runs keep in memory (sparse indexes, Bloom filters).
+    pub fn memory_bytes(&self) -> usize {
+        let runs = self.runs.read();
+        runs.journal.memory_bytes() + runs.lookup.memory_bytes()
+    }
+}
+
+/// Where the newest [`MERGE_FANOUT`] runs of `set` start, if they share a
+/// size tier (tier: floor(log4 of entries)).
+fn full_tier(set: &RunSet) -> Option<usize> {
+    let members = set.runs();
+    let start = members.len().checked_sub(MERGE_FANOUT)?;
+    let tier = |entries: u64| entries.max(1).ilog(MERGE_FANOUT as u64);
+    let tiers: Vec<u32> = members[start..].iter().map(|member| tier(member.run.entry_count())).collect();
+    tiers.iter().all(|&t| t == tiers[0]).then_some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_entry_survives_its_encoding() {
+        let entry = JournalIndexEntry {
+            lsn: 42,
+            at_ms: -5,
+            kind: JournalKind::PayFreezeIn,
+            available_delta: Money(-7),
+            frozen_delta: Money(i64::MAX),
+            after: Balance { available: Money(1), frozen: Money(i64::MAX) },
+        };
+        let account = AccountId(9);
+        assert_eq!(JournalIndexEntry::decode(&entry.key(account), &entry.value()), Ok(entry));
+        assert!(JournalIndexEntry::decode(&entry.key(account), &[99; JOURNAL_VALUE_BYTES]).is_err());
+    }
+
+    #[test]
+    fn written_runs_answer_journals_and_names_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path()).unwrap();
+        let mut recent = Recent::default();
+        for lsn in 1..=10u64 {
+            recent.note_lsn(lsn);
+            let entry = JournalIndexEntry {
+                lsn,
+                at_ms: lsn as i64,
+                kind: JournalKind::Deposit,
+                available_delta: Money(1),
+                frozen_delta: Money::ZERO,
+                after: Balance { available: Money(lsn as i64), frozen: Money::ZERO },
+            };
+            recent.post(AccountId(lsn % 2 + 1), entry);
+            recent.name(Tag::Order, if lsn < 5 { "o-1" } else { "o-2" }, lsn);
+        }
+        let runs = archive.write(&recent).unwrap();
+        archive.publish(runs);
+        let runs = archive.runs();
+        let lsns: Vec<u64> =
+            runs.journal(AccountId(1), 0, u64::MAX, Direction::Forward).unwrap().map(|e| e.unwrap().lsn).collect();
+        assert_eq!(lsns, vec![2, 4, 6, 8, 10]);
+        let newest = runs.journal(AccountId(2), 0, 8, Direction::Reverse).unwrap().next().unwrap().unwrap();
+        assert_eq!(newest.lsn, 7);
+        assert_eq!(runs.named(Tag::Order, "o-1").unwrap(), vec![1, 2, 3, 4]);
+        assert!(runs.named(Tag::Hold, "o-1").unwrap().is_empty());
+        drop((runs, archive));
+        let archive = Archive::open(dir.path()).unwrap();
+        assert_eq!(archive.watermark(), 10);
+        assert_eq!(archive.runs().named(Tag::Order, "o-2").unwrap(), (5..=10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_table_left_ahead_by_a_crash_is_trimmed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path()).unwrap();
+        let mut recent = Recent::default();
+        recent.note_lsn(1);
+        recent.name(Tag::Order, "o", 1);
+        archive.publish(archive.write(&recent).unwrap());
+        // The second flush wrote its lookup run and died before the journal's.
+        let mut next = Recent::default();
+        next.note_lsn(2);
+        next.name(Tag::Order, "o", 2);
+        archive.tables.lock().lookup.write_run(2, 2, 1, next.lookup.iter().map(|key| (key, [0u8; 0]))).unwrap();
+        drop(archive);
+        let archive = Archive::open(dir.path()).unwrap();
+        assert_eq!(archive.watermark(), 1);
+        assert_eq!(archive.runs().named(Tag::Order, "o").unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn four_runs_of_a_tier_merge_into_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path()).unwrap();
+        for lsn in 1..=4u64 {
+            let mut recent = Recent::default();
+            recent.note_lsn(lsn);
+            recent.name(Tag::Hold, "h", lsn);
+            archive.publish(archive.write(&recent).unwrap());
+        }
+        assert!(archive.merge_step().unwrap());
+        assert!(!archive.merge_step().unwrap());
+        let runs = archive.runs();
+        assert_eq!(runs.lookup.runs().len(), 1);
+        assert_eq!(runs.named(Tag::Hold, "h").unwrap(), vec![1, 2, 3, 4]);
+    }
+}
