@@ -68,6 +68,9 @@ pub enum Tag {
     Withdrawal = b'w',
     /// The bank's answers to an instruction, by reference.
     Reference = b'r',
+    /// The records one bank should show on one day (`bank \u{1f} day`,
+    /// [`crate::finance::reconciliation::bank_day_key`]).
+    BankDay = b'b',
 }
 
 /// The 64-bit hash a lookup key stores (the index crate's format hash:

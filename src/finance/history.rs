@@ -43,7 +43,7 @@ use crate::domain::record::{
 use crate::domain::suspense::SuspenseBook;
 use crate::finance::archive::{Archive, ArchiveError, ArchiveRuns, JournalIndexEntry, Recent, Tag};
 use crate::finance::day::DayFigures;
-use crate::finance::reconciliation::{BankDays, ReconciliationBook};
+use crate::finance::reconciliation::{bank_day_key, BankDays, LedgerLine, ReconciliationBook};
 use crate::finance::state::FinanceState;
 use crate::finance::trial_balance::TrialBalanceView;
 use crate::gateway::idempotency::{Committed, IdArchive, IdIndex};
@@ -239,11 +239,13 @@ pub struct HistoryState {
     recent: Recent,
     /// Entries being written to the archive: still read from here until
     /// the archive publishes their runs.
-    flushing: Recent,
+    flushing: Arc<Recent>,
     /// Records at or below this lsn are already in the archive: recovery
     /// folds them for the balances but does not index them again.
     indexed_through: u64,
     applied_lsn: u64,
+    /// A reused buffer for lookup keys built while folding.
+    scratch: String,
 }
 
 impl HistoryState {
@@ -326,6 +328,15 @@ impl HistoryState {
         }
         self.suspense.apply(record);
         self.finance.apply(lsn, record);
+        if index {
+            if let Some(placed) = self.finance.bank_days.place(record) {
+                use std::fmt::Write as _;
+                self.scratch.clear();
+                let _ = write!(self.scratch, "{}\u{1f}{}", placed.bank, placed.day);
+                debug_assert_eq!(self.scratch, crate::finance::reconciliation::bank_day_key(placed.bank, placed.day));
+                self.recent.name(Tag::BankDay, &self.scratch, lsn);
+            }
+        }
     }
 
     fn apply_movement(&mut self, lsn: u64, movement: &Arc<Movement>, index: bool) {
@@ -441,7 +452,7 @@ impl HistoryState {
     /// first (the archive holds every older one).
     fn recent_journal(&self, account: AccountId, lo: u64, hi: u64) -> Vec<JournalIndexEntry> {
         let mut entries = Vec::new();
-        for part in [&self.flushing, &self.recent] {
+        for part in [&*self.flushing, &self.recent] {
             let all = part.journal(account);
             let start = all.partition_point(|entry| entry.lsn < lo);
             entries.extend(all[start..].iter().take_while(|entry| entry.lsn <= hi));
@@ -778,6 +789,23 @@ impl History {
         }))
     }
 
+    /// The ledger's lines of `bank`'s `day`, in lsn order, as of `upto`.
+    pub async fn bank_day_lines(
+        self: &Arc<Self>,
+        bank: &str,
+        day: i64,
+        upto: u64,
+    ) -> Result<Vec<LedgerLine>, ArchiveError> {
+        let found = self.named(Tag::BankDay, &bank_day_key(bank, day), upto, |_| true).await?;
+        let lines = self
+            .read_at(upto, |state| {
+                let bank_days = &state.finance.bank_days;
+                found.iter().filter_map(|(lsn, record)| bank_days.line(*lsn, record, bank, day)).collect()
+            })
+            .await;
+        Ok(lines)
+    }
+
     /// The deposit credited by `notification_id` (the first, if another
     /// bank reused the id).
     pub async fn deposit(
@@ -835,7 +863,7 @@ impl History {
                     .as_ref()
                     .is_some_and(|_| state.recent.records() >= self.memory_records && state.flushing.records() == 0);
                 if flush {
-                    state.flushing = std::mem::take(&mut state.recent);
+                    state.flushing = Arc::new(std::mem::take(&mut state.recent));
                 }
                 let backlog = state.recent.records();
                 drop(state);
@@ -867,17 +895,17 @@ impl History {
             if state.flushing.records() == 0 {
                 return Ok(false);
             }
-            state.flushing.clone()
+            Arc::clone(&state.flushing)
         };
         let runs = archive.write(&flushing)?;
         let watermark = flushing.last_lsn;
         let more = {
             let mut state = self.state.write();
             archive.publish(runs);
-            state.flushing = Recent::default();
+            state.flushing = Arc::default();
             let more = state.recent.records() >= self.memory_records;
             if more {
-                state.flushing = std::mem::take(&mut state.recent);
+                state.flushing = Arc::new(std::mem::take(&mut state.recent));
             }
             more
         };

@@ -62,17 +62,19 @@ pub struct LedgerLine {
     pub amount: Money,
 }
 
-/// The ledger's side of every bank's days.
+/// The ledger's side of every bank's days: which bank each account,
+/// application and suspense entry belongs to, so that each record that a
+/// bank should also show is placed on one bank's day ([`BankDays::place`]).
+/// The lines themselves are not kept: the history names each placed
+/// record in the archive under its bank and day, and a reconciliation
+/// reads them back ([`BankDays::line`]).
 ///
-/// Memory: one line per movement that reaches a bank (the history keeps
-/// every journal entry in memory too, DESIGN.md's on-disk index being
-/// future work), plus each account's bank.
+/// Memory: each account's and suspense entry's bank, and the ids of the
+/// adjustment deposits (for discrepancy resolutions).
 #[derive(Clone, Debug, Default)]
 pub struct BankDays {
-    /// Bank codes seen, so that the per-movement maps hold a small index
-    /// and folding a movement allocates only its reference.
+    /// Bank codes seen, so that the maps hold a small index.
     banks: Vec<Box<str>>,
-    days: HashMap<(BankIndex, i64), Vec<LedgerLine>>,
     /// Application → bank, until approval opens its account.
     application_banks: HashMap<ApplicationId, BankIndex>,
     account_banks: HashMap<AccountId, BankIndex>,
@@ -83,15 +85,23 @@ pub struct BankDays {
 
 type BankIndex = u32;
 
+/// Where a record shows at a bank: which bank, which day, and its line.
+pub struct Placed<'a> {
+    pub bank: &'a str,
+    pub day: i64,
+    pub reference: &'a str,
+    pub kind: StatementKind,
+    pub amount: Money,
+}
+
+/// The archive key of one bank's day (see [`crate::finance::archive`]).
+pub fn bank_day_key(bank: &str, day: i64) -> String {
+    format!("{bank}\u{1f}{day}")
+}
+
 impl BankDays {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// The day's lines of `bank`, in lsn order.
-    pub fn lines(&self, bank: &str, day: i64) -> &[LedgerLine] {
-        let Some(index) = self.banks.iter().position(|known| &**known == bank) else { return &[] };
-        self.days.get(&(index as BankIndex, day)).map_or(&[], Vec::as_slice)
     }
 
     /// Whether an adjustment deposit with this id was committed.
@@ -110,10 +120,6 @@ impl BankDays {
         }
     }
 
-    fn push(&mut self, bank: BankIndex, at_ms: i64, line: LedgerLine) {
-        self.days.entry((bank, day_of_ms(at_ms))).or_default().push(line);
-    }
-
     fn suspense_bank(&self, suspense_number: u64) -> BankIndex {
         let index = usize::try_from(suspense_number).ok().and_then(|n| n.checked_sub(1));
         index
@@ -123,8 +129,7 @@ impl BankDays {
     }
 
     /// Fold one durable record, in lsn order.
-    pub fn apply(&mut self, lsn: u64, record: &Record) {
-        let line = |reference: &str, kind, amount| LedgerLine { lsn, reference: reference.into(), kind, amount };
+    pub fn apply(&mut self, _lsn: u64, record: &Record) {
         match record {
             Record::ApplicationCreated(application) => {
                 let bank = self.bank_index(&application.bank);
@@ -140,42 +145,59 @@ impl BankDays {
             Record::ApplicationRejected(decision) => {
                 self.application_banks.remove(&decision.application_id);
             }
-            Record::Movement(movement) => {
-                let bank = *self.account_banks.get(&movement.payer).expect("movements name opened accounts");
-                let line = line(&movement.id, StatementKind::ForcedTransfer, movement.amount);
-                self.push(bank, movement.committed_at_ms, line);
-            }
             Record::Deposit(deposit) => {
-                let notification = &deposit.notification;
-                let line = line(&notification.notification_id, StatementKind::Credit, notification.amount);
-                let bank = self.bank_index(&notification.bank);
-                self.push(bank, deposit.at_ms, line);
+                self.bank_index(&deposit.notification.bank);
             }
             Record::SuspenseOpened(entry) => {
-                let notification = &entry.notification;
-                let bank = self.bank_index(&notification.bank);
+                let bank = self.bank_index(&entry.notification.bank);
                 self.suspense_banks.push(bank);
-                let line = line(&notification.notification_id, StatementKind::Credit, notification.amount);
-                self.push(bank, entry.at_ms, line);
             }
             Record::AdjustmentDeposit(adjustment) => {
-                let bank = self.suspense_bank(adjustment.suspense_id.0);
                 self.adjustment_ids.insert(adjustment.id.clone());
-                self.push(bank, adjustment.at_ms, line(&adjustment.id, StatementKind::Adjustment, adjustment.amount));
-            }
-            Record::SuspenseReturned(returned) => {
-                let bank = self.suspense_bank(returned.suspense_id.0);
-                self.push(bank, returned.at_ms, line(&returned.id, StatementKind::Return, returned.amount));
-            }
-            Record::WithdrawalFinished(finished) => {
-                if let PayoutOutcome::Succeeded { .. } = finished.outcome {
-                    let bank = *self.account_banks.get(&finished.account_id).expect("opened accounts");
-                    let line = line(&finished.id, StatementKind::Payout, finished.amount);
-                    self.push(bank, finished.finished_at_ms, line);
-                }
             }
             _ => {}
         }
+    }
+
+    /// Where `record` shows at a bank, if it does (after it was applied).
+    pub fn place<'a>(&'a self, record: &'a Record) -> Option<Placed<'a>> {
+        let bank_code = |index: BankIndex| self.banks.get(index as usize).map(|bank| &**bank);
+        let (bank, at_ms, reference, kind, amount) = match record {
+            Record::Movement(movement) => {
+                let bank = *self.account_banks.get(&movement.payer)?;
+                (bank, movement.committed_at_ms, &*movement.id, StatementKind::ForcedTransfer, movement.amount)
+            }
+            Record::Deposit(deposit) => {
+                let notification = &deposit.notification;
+                let bank = self.banks.iter().position(|known| *known == notification.bank)? as BankIndex;
+                (bank, deposit.at_ms, &*notification.notification_id, StatementKind::Credit, notification.amount)
+            }
+            Record::SuspenseOpened(entry) => {
+                let notification = &entry.notification;
+                let bank = self.suspense_bank(entry.suspense_id.0);
+                (bank, entry.at_ms, &*notification.notification_id, StatementKind::Credit, notification.amount)
+            }
+            Record::AdjustmentDeposit(adjustment) => {
+                let bank = self.suspense_bank(adjustment.suspense_id.0);
+                (bank, adjustment.at_ms, &*adjustment.id, StatementKind::Adjustment, adjustment.amount)
+            }
+            Record::SuspenseReturned(returned) => {
+                let bank = self.suspense_bank(returned.suspense_id.0);
+                (bank, returned.at_ms, &*returned.id, StatementKind::Return, returned.amount)
+            }
+            Record::WithdrawalFinished(finished) if matches!(finished.outcome, PayoutOutcome::Succeeded { .. }) => {
+                let bank = *self.account_banks.get(&finished.account_id)?;
+                (bank, finished.finished_at_ms, &*finished.id, StatementKind::Payout, finished.amount)
+            }
+            _ => return None,
+        };
+        Some(Placed { bank: bank_code(bank)?, day: day_of_ms(at_ms), reference, kind, amount })
+    }
+
+    /// The ledger line of `record` (at `lsn`) if it shows on `bank`'s `day`.
+    pub fn line(&self, lsn: u64, record: &Record, bank: &str, day: i64) -> Option<LedgerLine> {
+        let placed = self.place(record).filter(|placed| placed.bank == bank && placed.day == day)?;
+        Some(LedgerLine { lsn, reference: placed.reference.into(), kind: placed.kind, amount: placed.amount })
     }
 }
 
@@ -595,11 +617,14 @@ mod tests {
             }))
         };
         let mut days = BankDays::new();
-        days.apply(1, &deposit("A", "N1", DAY_MS - 1));
-        days.apply(2, &deposit("A", "N2", DAY_MS));
-        days.apply(3, &deposit("B", "N3", DAY_MS + 5));
+        let records = [deposit("A", "N1", DAY_MS - 1), deposit("A", "N2", DAY_MS), deposit("B", "N3", DAY_MS + 5)];
+        for (lsn, record) in records.iter().enumerate() {
+            days.apply(lsn as u64 + 1, record);
+        }
         let references = |bank: &str, day: i64| -> Vec<String> {
-            days.lines(bank, day).iter().map(|line| line.reference.to_string()).collect()
+            let lines =
+                records.iter().enumerate().filter_map(|(lsn, record)| days.line(lsn as u64 + 1, record, bank, day));
+            lines.map(|line| line.reference.to_string()).collect()
         };
         assert_eq!(references("A", 0), ["N1"]);
         assert_eq!(references("A", 1), ["N2"]);

@@ -45,7 +45,6 @@ use crate::config::Role;
 use crate::domain::ids::is_valid_client_id;
 use crate::domain::ids::ReconciliationId;
 use crate::domain::record::{DiscrepancyLine, ReconciliationSummary, StatementKind};
-use crate::finance::history::History;
 use crate::finance::reconciliation::{parse_date, BankLine, Matcher, ReconciliationBook, Run};
 use crate::limits;
 
@@ -181,12 +180,12 @@ async fn reconcile(state: AppState, headers: HeaderMap, body: Body) -> Result<Re
     let durable = state.log.durable_lsn();
     let banks = Arc::clone(&state.banks);
     let runtime = tokio::runtime::Handle::current();
-    let prepare = move |bank: &str, day: i64| -> Option<Matcher> {
-        banks.get(bank)?;
-        Some(Matcher::new(
-            ledger_lines(&runtime, &history, durable, bank, day),
-            limits::RECONCILIATION_DISCREPANCIES_MAX,
-        ))
+    let prepare = move |bank: &str, day: i64| -> ApiResult<Option<Matcher>> {
+        if banks.get(bank).is_none() {
+            return Ok(None);
+        }
+        let lines = runtime.block_on(history.bank_day_lines(bank, day, durable))?;
+        Ok(Some(Matcher::new(lines, limits::RECONCILIATION_DISCREPANCIES_MAX)))
     };
     let parsed = tokio::task::spawn_blocking(move || parse_request(receiver, prepare))
         .await
@@ -221,18 +220,6 @@ fn too_large(limit_bytes: u64) -> ApiError {
     ApiError::new(ErrorCode::BodyTooLarge, format!("the body is over limits.max_statement_bytes ({limit_bytes} bytes)"))
 }
 
-/// The day's ledger lines of `bank`, as of at least `lsn` (a copy: the
-/// history's lock is not held while the statement streams in).
-fn ledger_lines(
-    runtime: &tokio::runtime::Handle,
-    history: &History,
-    lsn: u64,
-    bank: &str,
-    day: i64,
-) -> Vec<crate::finance::reconciliation::LedgerLine> {
-    runtime.block_on(history.read_at(lsn, |history| history.bank_days().lines(bank, day).to_vec()))
-}
-
 /// Without an upload: the bank's own statement, through its adaptor.
 async fn fetch_and_match(
     state: &AppState,
@@ -262,7 +249,7 @@ async fn fetch_and_match(
             }
         }
     };
-    let lines = state.history.read_at(durable, |history| history.bank_days().lines(bank, day).to_vec()).await;
+    let lines = state.history.bank_day_lines(bank, day, durable).await?;
     let mut matcher = Matcher::new(lines, limits::RECONCILIATION_DISCREPANCIES_MAX);
     for line in &statement {
         matcher.bank_line(&BankLine { reference: line.reference.clone(), kind: line.kind, amount: line.amount });
@@ -338,7 +325,7 @@ impl Read for ChannelReader {
 /// that bank's day, or `None` for an unknown bank.
 fn parse_request(
     chunks: mpsc::Receiver<Result<Bytes, StreamError>>,
-    prepare: impl FnMut(&str, i64) -> Option<Matcher>,
+    prepare: impl FnMut(&str, i64) -> ApiResult<Option<Matcher>>,
 ) -> Result<Parsed, Refused> {
     let failed = Rc::new(Cell::new(None));
     let reader = ChannelReader { chunks, current: Bytes::new(), failed: Rc::clone(&failed) };
@@ -348,7 +335,7 @@ fn parse_request(
 
 fn parse_from(
     reader: impl Read,
-    prepare: impl FnMut(&str, i64) -> Option<Matcher>,
+    prepare: impl FnMut(&str, i64) -> ApiResult<Option<Matcher>>,
     failed: &Cell<Option<StreamError>>,
 ) -> Result<Parsed, Refused> {
     let context = RefCell::new(Context { prepare: Box::new(prepare), error: None });
@@ -380,7 +367,7 @@ fn too_large_unknown() -> ApiError {
 }
 
 /// Gives the matcher of a bank's day, or `None` for an unknown bank.
-type Prepare<'p> = Box<dyn FnMut(&str, i64) -> Option<Matcher> + 'p>;
+type Prepare<'p> = Box<dyn FnMut(&str, i64) -> ApiResult<Option<Matcher>> + 'p>;
 
 struct Context<'p> {
     prepare: Prepare<'p>,
@@ -468,7 +455,8 @@ impl<'de> Visitor<'de> for RequestVisitor<'_, '_> {
                         };
                         fail::<A::Error>(self.context, error)
                     })?;
-                    let matcher = (self.context.borrow_mut().prepare)(&bank, day);
+                    let prepared = (self.context.borrow_mut().prepare)(&bank, day);
+                    let matcher = prepared.map_err(|error| fail::<A::Error>(self.context, error))?;
                     partial.bank_unknown = matcher.is_none();
                     let matcher = matcher.unwrap_or_else(|| Matcher::new(Vec::new(), 0));
                     partial.statement = map.next_value_seed(StatementSeed { context: self.context, matcher })?;
@@ -594,7 +582,7 @@ mod tests {
             kind: StatementKind::ForcedTransfer,
             amount: Money(100),
         }];
-        let prepare = move |_: &str, _: i64| known_bank.then(|| Matcher::new(day.clone(), 10));
+        let prepare = move |_: &str, _: i64| Ok(known_bank.then(|| Matcher::new(day.clone(), 10)));
         match parse_from(body.as_bytes(), prepare, &failed) {
             Ok(parsed) => Ok(parsed),
             Err(Refused::Api(error)) => Err(error),
