@@ -7,20 +7,33 @@
 # `valgrind --tool=callgrind`, with a small and a large count, and prints
 # the difference per transfer, so start-up and onboarding cancel out.
 #
-# usage: loadtest/scripts/instructions-per-transfer.sh single|batch [SMALL LARGE]
+# usage: loadtest/scripts/instructions-per-transfer.sh [--body json|binary] single|batch [SMALL LARGE]
 #   single: SMALL=1000 LARGE=5000 transfers, one per request, 8 connections
 #   batch:  SMALL=16380 LARGE=81900 transfers, 8190 per request
+#   --body binary: batches as application/vnd.fundledger.transfers+binary
+#                  (docs/API-notes.md) instead of JSON (batch only)
 # needs: valgrind; a release build (cargo build --release -p fundledger -p fundledger-loadtest)
 # FUNDLEDGER_BIN: another server binary to count (say, an older commit's build)
+# binaries come from $CARGO_TARGET_DIR/release when it is set, else target/release
 # keeps the larger run's profile: callgrind_annotate --inclusive=yes <printed file>
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+body=json
+if [ "${1:-}" = "--body" ]; then
+  body="${2:?--body json or binary}"; shift 2
+fi
 scenario="${1:?single or batch}"
 case "$scenario" in
   single) small="${2:-1000}"; large="${3:-5000}"; extra=() ;;
   batch) small="${2:-16380}"; large="${3:-81900}"; extra=(--batch-size 8190) ;;
   *) echo "scenario must be single or batch" >&2; exit 2 ;;
 esac
+case "$body" in
+  json) ;;
+  binary) [ "$scenario" = batch ] || { echo "--body binary is for batch" >&2; exit 2; }; extra+=(--body binary) ;;
+  *) echo "--body must be json or binary" >&2; exit 2 ;;
+esac
+target="${CARGO_TARGET_DIR:-$root/target}"
 work="$(mktemp -d /tmp/fundledger-callgrind.XXXXXX)"
 # The server under callgrind. On SIGTERM the wrapper waits SETTLE_S (30)
 # seconds before passing it on: the bank side runs behind the answers (more
@@ -28,7 +41,7 @@ work="$(mktemp -d /tmp/fundledger-callgrind.XXXXXX)"
 # would undercount it.
 cat > "$work/server.sh" <<WRAP
 #!/bin/bash
-valgrind --tool=callgrind --callgrind-out-file="$work/out.\$\$" "${FUNDLEDGER_BIN:-$root/target/release/fundledger}" "\$@" 2>"$work/valgrind.\$\$.log" &
+valgrind --tool=callgrind --callgrind-out-file="$work/out.\$\$" "${FUNDLEDGER_BIN:-$target/release/fundledger}" "\$@" 2>"$work/valgrind.\$\$.log" &
 child=\$!
 trap 'sleep ${SETTLE_S:-30}; kill -TERM \$child' TERM
 wait \$child; wait \$child
@@ -36,7 +49,7 @@ WRAP
 chmod +x "$work/server.sh"
 total() {
   rm -f "$work"/out.*
-  "$root/target/release/fundledger-loadtest" bench --server-bin "$work/server.sh" --ready-timeout-s 300 \
+  "$target/release/fundledger-loadtest" bench --server-bin "$work/server.sh" --ready-timeout-s 300 \
     --scenario "$scenario" --accounts 100 --count "$1" --connections 8 "${extra[@]}" > "$work/bench.$1.log" 2>&1
   # The server dumps its profile as it exits; wait for it.
   for _ in $(seq 1 180); do
@@ -49,6 +62,6 @@ total() {
 }
 a="$(total "$small")"
 b="$(total "$large")"
-echo "scenario $scenario: $a instructions for $small transfers, $b for $large"
+echo "scenario $scenario ($body bodies): $a instructions for $small transfers, $b for $large"
 echo "instructions per transfer: $(( (b - a) / (large - small) ))"
 echo "profile of the larger run: $work/profile.$large"

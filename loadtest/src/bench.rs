@@ -8,7 +8,7 @@ use crate::runner::{self, RunSpec};
 use crate::server::{ConfigOptions, Launch, Server, Tokens, WorkDir};
 use crate::setup::{credited_lsn, deposit, onboard_many};
 use crate::util::{cores, cpu_model, load_average, own_cpu_seconds, parse_cents, process_cpu_seconds, run_tag};
-use crate::workload::{Scenario, Workload, BATCH_SIZE_MAX};
+use crate::workload::{BodyFormat, Scenario, Workload, BATCH_SIZE_MAX, CHAIN_ITEMS};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::net::SocketAddr;
@@ -79,6 +79,10 @@ pub struct BenchArgs {
     /// Transfers per POST /v1/transfers/batch (batch, hot, mixed).
     #[arg(long, default_value_t = 8190)]
     pub batch_size: usize,
+    /// How batches are sent (batch, hot, mixed): `json`, or `binary`
+    /// (`application/vnd.fundledger.transfers+binary`, docs/API-notes.md).
+    #[arg(long, value_enum, default_value = "json")]
+    pub body: BodyFormat,
     /// Amount of each `transfer` (single, batch, hot).
     #[arg(long, default_value = "0.01")]
     pub amount: String,
@@ -170,6 +174,16 @@ fn validate(args: &BenchArgs) -> Result<()> {
     if args.batch_size == 0 || args.batch_size > BATCH_SIZE_MAX {
         bail!("--batch-size must be 1 to {BATCH_SIZE_MAX}");
     }
+    if args.body == BodyFormat::Binary {
+        let batched = matches!(args.scenario, Scenario::Batch | Scenario::Hot)
+            || (args.scenario == Scenario::Mixed && args.batch_size >= CHAIN_ITEMS);
+        if !batched {
+            bail!("--body binary is for batches: --scenario batch, hot, or mixed with --batch-size 6 or more");
+        }
+        if args.compare_echo {
+            bail!("the echo server reads JSON only; drop --compare-echo or --body binary");
+        }
+    }
     if args.connections == 0 || args.setup_connections == 0 {
         bail!("--connections and --setup-connections must be at least 1");
     }
@@ -245,7 +259,8 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
     };
     let rss_after_setup = rss();
 
-    let workload = Arc::new(Workload::new(args.scenario, accounts, &run, args.batch_size, &args.amount));
+    let workload =
+        Arc::new(Workload::new(args.scenario, accounts, &run, args.batch_size, &args.amount).with_body(args.body));
     let per_job = workload.transfers_per_job();
     let duration = match (args.duration, args.count) {
         (Some(d), _) => Some(Duration::from_secs_f64(d)),

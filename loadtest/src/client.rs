@@ -177,10 +177,13 @@ impl Conn {
         if let Some(bearer) = auth {
             builder = builder.header(AUTHORIZATION, bearer.0.clone());
         }
+        // A body is JSON unless the caller's own header says otherwise.
+        let typed = extra_header.as_ref().is_some_and(|(name, _)| name == CONTENT_TYPE);
         if let Some((name, value)) = extra_header {
             builder = builder.header(name, value);
         }
         let request = match body {
+            Some(bytes) if typed => builder.body(Full::new(bytes))?,
             Some(bytes) => {
                 builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json")).body(Full::new(bytes))?
             }
@@ -206,6 +209,18 @@ impl Conn {
 
     pub async fn post(&mut self, path: &str, auth: Option<&Bearer>, body: Bytes) -> Result<Answer> {
         self.send(Method::POST, path, auth, None, Some(body)).await
+    }
+
+    /// POST with a body of another media type than JSON.
+    pub async fn post_typed(
+        &mut self,
+        path: &str,
+        auth: Option<&Bearer>,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<Answer> {
+        let header = (CONTENT_TYPE, HeaderValue::from_static(content_type));
+        self.send(Method::POST, path, auth, Some(header), Some(body)).await
     }
 }
 

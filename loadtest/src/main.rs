@@ -17,6 +17,7 @@
 //! every report states the CPU seconds both sides used.
 
 mod bench;
+mod binary;
 mod client;
 mod drill;
 mod echo;

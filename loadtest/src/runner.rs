@@ -227,7 +227,7 @@ async fn send_transfers(
     request: Request,
     since: Instant,
 ) -> bool {
-    let result = conn.post(request.path, Some(auth), request.body).await;
+    let result = conn.post_typed(request.path, Some(auth), request.content_type, request.body).await;
     record(live, out, since);
     let answer = match result {
         Ok(answer) => answer,

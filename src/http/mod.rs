@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod applications;
 pub mod bank_sync;
+pub mod batch_binary;
 pub mod day;
 pub mod discrepancies;
 pub mod error;

@@ -1078,6 +1078,17 @@ fn responses(operation: &Operation) -> Value {
     Value::Object(responses)
 }
 
+/// The batch endpoint's second body format (docs/API-notes.md has the
+/// layout; `http::batch_binary` is the decoder).
+const BINARY_BATCH_DESCRIPTION: &str = "A JSON BatchRequest, or the same items in the compact binary body \
+`application/vnd.fundledger.transfers+binary` (little-endian): header `FLTB`, version u16 = 1, item count u32 \
+(1 to 8190); per item: type u8 (0 absent, 1 transfer, 2 freeze, 3 unfreeze, 4 unfreeze_pay, 5 pay_freeze), field \
+flags u8 (bit 0 id, 1 payer, 2 payee, 3 hold_id, 4 amount, 5 order_id, 6 memo; bit 7 is 0), then each present field \
+in that order: id, payer, payee, hold_id as u8 length + bytes, amount as i64 fen, order_id as u8 length + bytes, \
+memo as u16 length + UTF-8. Items are checked and judged exactly as JSON items (an invalid one gets its own 400 \
+result); a body whose framing is wrong (magic, version, count, truncated, trailing bytes, an undefined flag) is \
+400 INVALID_BATCH. Answers are JSON either way.";
+
 fn document() -> Value {
     let mut paths = Map::new();
     for operation in operations() {
@@ -1104,6 +1115,11 @@ fn document() -> Value {
         }
         if let Some((schema, example)) = operation.request {
             entry["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(schema), "example": example}}});
+        }
+        if operation.path == "/v1/transfers/batch" {
+            entry["requestBody"]["description"] = json!(BINARY_BATCH_DESCRIPTION);
+            entry["requestBody"]["content"][super::batch_binary::MEDIA_TYPE] =
+                json!({"schema": {"type": "string", "contentMediaType": super::batch_binary::MEDIA_TYPE}});
         }
         let item = paths.entry(operation.path.to_owned()).or_insert_with(|| json!({}));
         item[operation.method] = entry;
@@ -1142,5 +1158,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), count, "no code twice");
         assert!(doc["paths"]["/v1/transfers"]["post"]["responses"]["422"].is_object());
+        let batch = &doc["paths"]["/v1/transfers/batch"]["post"]["requestBody"]["content"];
+        assert!(batch["application/json"].is_object() && batch[super::super::batch_binary::MEDIA_TYPE].is_object());
     }
 }

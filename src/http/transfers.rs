@@ -15,8 +15,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 
+use super::batch_binary;
 use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
-use super::extract::{json_body, BatchBody, JsonObject, Query};
+use super::extract::{is_json, json_body, read_body, BatchBody, JsonObject, Query};
 use super::movement_json::write_movement;
 use super::AppState;
 use crate::config::Role;
@@ -112,8 +113,28 @@ const MOVEMENT_JSON_BYTES: usize = 400;
 
 async fn create_batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let caller = state.auth.check(&headers, &[Role::Platform])?;
-    let bytes = json_body(&headers, body, state.max_body_bytes).await?;
-    let body = BatchBody::parse(&bytes, "transfers")?;
+    // The body's media type picks its parser; both give the same requests.
+    let requests = if is_json(&headers) {
+        json_batch(&read_body(&headers, body, state.max_body_bytes).await?)?
+    } else if batch_binary::is_binary_batch(&headers) {
+        batch_binary::decode(&read_body(&headers, body, state.max_body_bytes).await?)?
+    } else {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("send the batch as `Content-Type: application/json` or `{}`", batch_binary::MEDIA_TYPE),
+        ));
+    };
+    let outcomes = state.transfers.submit(requests, &caller.operator).await;
+    let highest = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(Committed::lsn).max().unwrap_or(0);
+    state.log.wait_durable(highest).await?;
+    let committed = outcomes.iter().filter(|o| o.is_ok()).count();
+    metrics::counter!("fundledger_transfers_committed_total").increment(committed as u64);
+    Ok(batch_response(&outcomes))
+}
+
+/// A JSON batch body's items, each checked by [`parse_transfer`].
+fn json_batch(bytes: &[u8]) -> ApiResult<Vec<ApiResult<TransferRequest>>> {
+    let body = BatchBody::parse(bytes, "transfers")?;
     if let Some(key) = body.unexpected {
         return Err(ApiError::new(ErrorCode::UnexpectedField, format!("field `{key}` is not expected here")));
     }
@@ -125,7 +146,7 @@ async fn create_batch(State(state): State<AppState>, headers: HeaderMap, body: B
     if items.is_empty() || items.len() > limits::BATCH_ITEMS_MAX {
         return Err(batch_error(&format!("must hold 1 to {} transfers, not {}", limits::BATCH_ITEMS_MAX, items.len())));
     }
-    let requests = items
+    Ok(items
         .iter()
         .map(|item| {
             let object = item
@@ -133,13 +154,7 @@ async fn create_batch(State(state): State<AppState>, headers: HeaderMap, body: B
                 .ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "a batch item must be a JSON object"))?;
             parse_transfer(object)
         })
-        .collect();
-    let outcomes = state.transfers.submit(requests, &caller.operator).await;
-    let highest = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(Committed::lsn).max().unwrap_or(0);
-    state.log.wait_durable(highest).await?;
-    let committed = outcomes.iter().filter(|o| o.is_ok()).count();
-    metrics::counter!("fundledger_transfers_committed_total").increment(committed as u64);
-    Ok(batch_response(&outcomes))
+        .collect())
 }
 
 /// The batch answer, written straight into one buffer.
