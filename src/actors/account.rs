@@ -27,15 +27,29 @@
 //! - Idempotency (5): each item carries its id's [`Claim`]; the actor
 //!   commits it after the append and the credits, or drops it on refusal.
 //!
-//! Must not: wait for the disk, call another actor and wait, or read the
-//! clock more than once per message.
+//! Lifetime (issue 5, target 5): the actor is virtual. It is started by
+//! the directory when a message arrives for an idle account (activation,
+//! with the book the directory kept) and, after
+//! [`limits::ACCOUNT_IDLE_PASSIVATE_MS`] with no message handled, hands
+//! its book back to the directory and stops (passivation) if no message is
+//! on its way to it. Every message comes through [`Directory::send`] /
+//! [`Directory::do_send`] wrapped in [`Leased`], whose ticket keeps the
+//! actor from passivating until the message is handled; the protocol and
+//! why it keeps each account's messages serialized are in
+//! [`super::directory`]. A poisoned actor, or one with a payout answer to
+//! retry, never passivates.
+//!
+//! Must not: wait for the disk, call another actor and wait, read the
+//! clock more than once per message, hold a book after passivating, or be
+//! sent a message other than through the directory.
 
 use hashbrown::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::directory::Directory;
+use super::directory::{Directory, IdleAccount, Ticket};
 use super::log::{LedgerLog, LogError};
 use crate::domain::account::{AccountBook, AccountStatus, Context as RuleContext, Refusal, TransferRequest};
 use crate::domain::ids::AccountId;
@@ -55,17 +69,60 @@ pub struct AccountActor {
     /// Set when an append failed after memory changed: from then on this
     /// actor's memory may be ahead of the log, so it answers nothing.
     poisoned: bool,
+    /// Whether a message was handled since the last idle check.
+    busy: bool,
+    /// Payout answers waiting to be retried (timers of this actor's own).
+    retries: u32,
+    /// Set once the book went back to the directory; nothing may be
+    /// handled after it.
+    passivated: bool,
 }
 
 impl AccountActor {
     pub fn new(
         id: AccountId,
         status: AccountStatus,
-        book: AccountBook,
+        idle: IdleAccount,
         log: LedgerLog,
         directory: Arc<Directory>,
     ) -> Self {
-        Self { id, status, book, log, directory, status_lsn: 0, poisoned: false }
+        Self {
+            id,
+            status,
+            book: idle.book,
+            log,
+            directory,
+            status_lsn: idle.status_lsn,
+            poisoned: false,
+            busy: true,
+            retries: 0,
+            passivated: false,
+        }
+    }
+
+    /// Every message, before it is handled.
+    fn arrived(&mut self) {
+        assert!(!self.passivated, "{}: a message reached an account actor after it passivated", self.id);
+        self.busy = true;
+    }
+
+    /// The idle check: passivate if nothing was handled since the last one
+    /// and nothing is on its way (see [`super::directory`]).
+    fn idle_check(&mut self, ctx: &mut Context<Self>) {
+        if std::mem::take(&mut self.busy) || self.poisoned || self.retries > 0 || self.passivated {
+            return;
+        }
+        let Some(entry) = self.directory.get(self.id) else {
+            unreachable!("{}: an account actor's account is in the directory", self.id)
+        };
+        let entry = Arc::clone(entry);
+        let book = &mut self.book;
+        let status_lsn = self.status_lsn;
+        if entry.passivate(&ctx.address(), || IdleAccount { book: std::mem::take(book), status_lsn }) {
+            self.passivated = true;
+            self.directory.passivated();
+            ctx.stop();
+        }
     }
 
     fn admit(&self) -> Result<(), LogError> {
@@ -103,6 +160,38 @@ impl Actor for AccountActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(limits::ACCOUNT_MAILBOX_MAX);
+        ctx.run_interval(Duration::from_millis(limits::ACCOUNT_IDLE_PASSIVATE_MS), Self::idle_check);
+    }
+}
+
+/// A message an account actor handles; sent only through the directory,
+/// wrapped in [`Leased`].
+pub trait AccountMessage: Send + 'static {
+    type Output: Send + 'static;
+
+    fn handle(self, actor: &mut AccountActor, ctx: &mut Context<AccountActor>) -> Self::Output;
+}
+
+/// A message on its way to a live account actor, counted in its account's
+/// `pending` until the ticket drops (with the message, after its handler).
+pub struct Leased<M> {
+    pub(super) message: M,
+    pub(super) ticket: Ticket,
+}
+
+impl<M: AccountMessage> Message for Leased<M> {
+    type Result = M::Output;
+}
+
+impl<M: AccountMessage> Handler<Leased<M>> for AccountActor {
+    type Result = MessageResult<Leased<M>>;
+
+    fn handle(&mut self, leased: Leased<M>, ctx: &mut Self::Context) -> Self::Result {
+        self.arrived();
+        let Leased { message, ticket } = leased;
+        let output = message.handle(self, ctx);
+        drop(ticket);
+        MessageResult(output)
     }
 }
 
@@ -126,17 +215,19 @@ pub struct ApplyTransfers {
     pub items: Vec<TransferItem>,
 }
 
-impl Message for ApplyTransfers {
-    type Result = Vec<ItemOutcome>;
+impl AccountMessage for ApplyTransfers {
+    type Output = Vec<ItemOutcome>;
+
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) -> Self::Output {
+        actor.apply_transfers(self)
+    }
 }
 
-impl Handler<ApplyTransfers> for AccountActor {
-    type Result = MessageResult<ApplyTransfers>;
-
-    fn handle(&mut self, message: ApplyTransfers, _: &mut Self::Context) -> Self::Result {
+impl AccountActor {
+    fn apply_transfers(&mut self, message: ApplyTransfers) -> Vec<ItemOutcome> {
         let count = message.items.len();
         if let Err(error) = self.admit() {
-            return MessageResult((0..count).map(|_| Err(ItemError::Log(error))).collect());
+            return (0..count).map(|_| Err(ItemError::Log(error))).collect();
         }
         let now_ms = crate::clock::now_ms();
         let mut outcomes: Vec<Result<Arc<Movement>, Refusal>> = Vec::with_capacity(count);
@@ -165,19 +256,15 @@ impl Handler<ApplyTransfers> for AccountActor {
             }
         }
         if records.is_empty() {
-            return MessageResult(
-                outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect(),
-            );
+            return outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect();
         }
         let lsns = match self.append(records) {
             Ok(lsns) => lsns,
             Err(error) => {
-                return MessageResult(
-                    outcomes
-                        .into_iter()
-                        .map(|outcome| Err(outcome.map_or_else(ItemError::Refused, |_| ItemError::Log(error))))
-                        .collect(),
-                )
+                return outcomes
+                    .into_iter()
+                    .map(|outcome| Err(outcome.map_or_else(ItemError::Refused, |_| ItemError::Log(error))))
+                    .collect()
             }
         };
         let mut next_lsn = lsns.start;
@@ -202,14 +289,14 @@ impl Handler<ApplyTransfers> for AccountActor {
         // payee's mailbox after the credit that opens the hold.
         for (payee, entries) in credits {
             let entry = self.directory.get(payee).expect("payees are checked to exist before they are judged");
-            entry.addr.do_send(Credit { entries });
+            self.directory.do_send(entry, Credit { entries });
         }
         for (claim, outcome) in claims.into_iter().zip(&committed) {
             if let (Some(claim), Ok(done)) = (claim, outcome) {
                 claim.commit(done.clone());
             }
         }
-        MessageResult(committed)
+        committed
     }
 }
 
@@ -218,16 +305,12 @@ pub struct Credit {
     pub entries: Vec<(u64, Arc<Movement>)>,
 }
 
-impl Message for Credit {
-    type Result = ();
-}
+impl AccountMessage for Credit {
+    type Output = ();
 
-impl Handler<Credit> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, credit: Credit, _: &mut Self::Context) {
-        for (lsn, movement) in &credit.entries {
-            self.book.apply_credit_side(movement, *lsn);
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) {
+        for (lsn, movement) in &self.entries {
+            actor.book.apply_credit_side(movement, *lsn);
         }
     }
 }
@@ -239,14 +322,16 @@ pub struct ApplyDeposit {
     pub claim: Claim,
 }
 
-impl Message for ApplyDeposit {
-    type Result = ItemOutcome;
+impl AccountMessage for ApplyDeposit {
+    type Output = ItemOutcome;
+
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) -> ItemOutcome {
+        actor.apply_deposit(self)
+    }
 }
 
-impl Handler<ApplyDeposit> for AccountActor {
-    type Result = ItemOutcome;
-
-    fn handle(&mut self, message: ApplyDeposit, _: &mut Self::Context) -> Self::Result {
+impl AccountActor {
+    fn apply_deposit(&mut self, message: ApplyDeposit) -> ItemOutcome {
         self.admit().map_err(ItemError::Log)?;
         let amount = message.deposit.notification.amount;
         if !self.book.can_credit(amount) {
@@ -269,14 +354,16 @@ pub struct RequestWithdrawal {
     pub claim: Claim,
 }
 
-impl Message for RequestWithdrawal {
-    type Result = ItemOutcome;
+impl AccountMessage for RequestWithdrawal {
+    type Output = ItemOutcome;
+
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) -> ItemOutcome {
+        actor.request_withdrawal(self)
+    }
 }
 
-impl Handler<RequestWithdrawal> for AccountActor {
-    type Result = ItemOutcome;
-
-    fn handle(&mut self, message: RequestWithdrawal, _: &mut Self::Context) -> Self::Result {
+impl AccountActor {
+    fn request_withdrawal(&mut self, message: RequestWithdrawal) -> ItemOutcome {
         self.admit().map_err(ItemError::Log)?;
         let withdrawal = Arc::new(message.withdrawal);
         assert_eq!(withdrawal.account_id, self.id, "withdrawals are routed to their account");
@@ -301,18 +388,39 @@ pub struct FinishWithdrawal {
     pub outcome: PayoutOutcome,
 }
 
-impl Message for FinishWithdrawal {
+impl AccountMessage for FinishWithdrawal {
+    type Output = ();
+
+    fn handle(self, actor: &mut AccountActor, ctx: &mut Context<AccountActor>) {
+        actor.finish_withdrawal(self, ctx);
+    }
+}
+
+/// A [`FinishWithdrawal`] the actor sends itself later (its own timer, so
+/// not through the directory: `retries` keeps the actor live meanwhile).
+struct RetryFinish(FinishWithdrawal);
+
+impl Message for RetryFinish {
     type Result = ();
+}
+
+impl Handler<RetryFinish> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, retry: RetryFinish, ctx: &mut Self::Context) {
+        self.arrived();
+        assert!(self.retries > 0, "{}: a retry was counted", self.id);
+        self.retries -= 1;
+        self.finish_withdrawal(retry.0, ctx);
+    }
 }
 
 /// How long a finish waits before it is tried again when the log turns it
 /// away (overloaded or low on disk): the money stays frozen meanwhile.
 const FINISH_RETRY_MS: u64 = 500;
 
-impl Handler<FinishWithdrawal> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, message: FinishWithdrawal, ctx: &mut Self::Context) {
+impl AccountActor {
+    fn finish_withdrawal(&mut self, message: FinishWithdrawal, ctx: &mut Context<Self>) {
         if !self.book.is_processing(&message.id) {
             return;
         }
@@ -321,7 +429,8 @@ impl Handler<FinishWithdrawal> for AccountActor {
         }
         if let Err(error) = self.log.admit() {
             tracing::warn!(account = %self.id, withdrawal = %message.id, %error, "cannot record a payout's answer yet; retrying");
-            ctx.notify_later(message, std::time::Duration::from_millis(FINISH_RETRY_MS));
+            self.retries += 1;
+            ctx.notify_later(RetryFinish(message), Duration::from_millis(FINISH_RETRY_MS));
             return;
         }
         let succeeded = matches!(message.outcome, PayoutOutcome::Succeeded { .. });
@@ -349,15 +458,11 @@ pub struct CreditAdjustment {
     pub adjustment: Arc<Adjustment>,
 }
 
-impl Message for CreditAdjustment {
-    type Result = ();
-}
+impl AccountMessage for CreditAdjustment {
+    type Output = ();
 
-impl Handler<CreditAdjustment> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, message: CreditAdjustment, _: &mut Self::Context) {
-        self.book.apply_deposit(self.id, message.adjustment.amount, message.lsn);
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) {
+        actor.book.apply_deposit(actor.id, self.adjustment.amount, self.lsn);
     }
 }
 
@@ -366,14 +471,16 @@ pub struct SignResult {
     pub outcome: Result<Box<str>, Box<str>>,
 }
 
-impl Message for SignResult {
-    type Result = ();
+impl AccountMessage for SignResult {
+    type Output = ();
+
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) {
+        actor.sign_result(self);
+    }
 }
 
-impl Handler<SignResult> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, message: SignResult, _: &mut Self::Context) {
+impl AccountActor {
+    fn sign_result(&mut self, message: SignResult) {
         if self.status != AccountStatus::Signing || self.admit().is_err() {
             return;
         }
@@ -413,22 +520,18 @@ pub struct AccountSnapshot {
 
 pub struct Snapshot;
 
-impl Message for Snapshot {
-    type Result = Result<AccountSnapshot, LogError>;
-}
+impl AccountMessage for Snapshot {
+    type Output = Result<AccountSnapshot, LogError>;
 
-impl Handler<Snapshot> for AccountActor {
-    type Result = Result<AccountSnapshot, LogError>;
-
-    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
-        if self.poisoned {
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) -> Self::Output {
+        if actor.poisoned {
             return Err(LogError::Unavailable);
         }
         Ok(AccountSnapshot {
-            status: self.status,
-            book: self.book.balance,
-            last_lsn: self.book.last_lsn,
-            durable_lsn_needed: self.book.last_lsn.max(self.status_lsn),
+            status: actor.status,
+            book: actor.book.balance,
+            last_lsn: actor.book.last_lsn,
+            durable_lsn_needed: actor.book.last_lsn.max(actor.status_lsn),
         })
     }
 }
