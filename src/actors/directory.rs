@@ -160,8 +160,10 @@ pub struct Directory {
     by_sub_account: RwLock<HashMap<Box<str>, AccountId>>,
     /// Where activated actors run; set once the actor system is up.
     spawner: OnceLock<Spawner>,
-    /// Accounts with a live actor (a gauge for `/metrics` and tests).
+    /// Accounts with a live actor, and activations ever (for tests and
+    /// metrics).
     live: AtomicU64,
+    activations: AtomicU64,
 }
 
 impl Default for Directory {
@@ -180,6 +182,7 @@ impl Directory {
             by_sub_account: RwLock::new(HashMap::new()),
             spawner: OnceLock::new(),
             live: AtomicU64::new(0),
+            activations: AtomicU64::new(0),
         }
     }
 
@@ -233,15 +236,21 @@ impl Directory {
 
     /// The account's live actor, activated if it was idle, with `message`
     /// counted as on its way to it. Returns the address to send it to.
-    fn lease<M: AccountMessage>(self: &Arc<Self>, entry: &AccountEntry, message: M) -> (Addr<AccountActor>, Leased<M>) {
+    pub(super) fn lease<M: AccountMessage>(
+        self: &Arc<Self>,
+        entry: &AccountEntry,
+        message: M,
+    ) -> (Addr<AccountActor>, Leased<M>) {
         let id = entry.info.account_id;
-        let entry = self.get(id).filter(|found| std::ptr::eq(&***found, entry)).expect("entries come from this directory");
+        let entry =
+            self.get(id).filter(|found| std::ptr::eq(&***found, entry)).expect("entries come from this directory");
         let mut slot = entry.slot.lock();
         if let Slot::Idle(_) = &*slot {
             let Slot::Idle(idle) = std::mem::replace(&mut *slot, Slot::Moving) else { unreachable!("just matched") };
             let spawner = self.spawner.get().expect("the actor system sets the spawner before accounts get messages");
             let addr = spawner.activate(id, entry.status(), idle, Arc::clone(self));
             self.live.fetch_add(1, Ordering::Relaxed);
+            self.activations.fetch_add(1, Ordering::Relaxed);
             *slot = Slot::Live(addr);
         }
         let Slot::Live(addr) = &*slot else { unreachable!("a slot is idle or live outside its lock") };
@@ -276,6 +285,11 @@ impl Directory {
     /// Accounts with a live actor now.
     pub fn live_count(&self) -> u64 {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// Actors activated since start.
+    pub fn activation_count(&self) -> u64 {
+        self.activations.load(Ordering::Relaxed)
     }
 
     /// Called by the account's own actor when its status changes.

@@ -438,7 +438,8 @@ async fn run(work: BankWork, banks: &Banks, directory: &Arc<Directory>, in_fligh
             if let Some(books) = &bank.sandbox {
                 books.crash_if_armed(super::bank::sandbox::CrashPoint::AfterAnswer);
             }
-            directory.do_send(account, FinishWithdrawal { id: withdrawal.id.clone(), amount: withdrawal.amount, outcome });
+            directory
+                .do_send(account, FinishWithdrawal { id: withdrawal.id.clone(), amount: withdrawal.amount, outcome });
         }
         BankWork::Instruction(_) => unreachable!("instructions go to their bank's batcher"),
     }

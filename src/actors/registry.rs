@@ -28,12 +28,7 @@ pub struct RegistryActor {
 }
 
 impl RegistryActor {
-    pub fn new(
-        applications: Applications,
-        log: LedgerLog,
-        directory: Arc<Directory>,
-        banks: Arc<Banks>,
-    ) -> Self {
+    pub fn new(applications: Applications, log: LedgerLog, directory: Arc<Directory>, banks: Arc<Banks>) -> Self {
         Self { applications, log, directory, banks }
     }
 

@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -18,17 +19,26 @@ use super::directory::{Directory, IdleAccount};
 use super::log::LedgerLog;
 use crate::domain::account::AccountStatus;
 use crate::domain::ids::AccountId;
+use crate::limits;
 
 pub struct Spawner {
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
     log: LedgerLog,
+    /// How long an actor stays live with nothing to do
+    /// ([`limits::ACCOUNT_IDLE_PASSIVATE_MS`]; shorter in tests).
+    idle_period: Duration,
 }
 
 impl Spawner {
     pub fn new(arbiters: Vec<ArbiterHandle>, log: LedgerLog) -> Self {
+        Self::with_idle_period(arbiters, log, Duration::from_millis(limits::ACCOUNT_IDLE_PASSIVATE_MS))
+    }
+
+    pub fn with_idle_period(arbiters: Vec<ArbiterHandle>, log: LedgerLog, idle_period: Duration) -> Self {
         assert!(!arbiters.is_empty(), "at least one arbiter for account actors");
-        Self { arbiters, next: AtomicUsize::new(0), log }
+        assert!(!idle_period.is_zero(), "an idle check period");
+        Self { arbiters, next: AtomicUsize::new(0), log, idle_period }
     }
 
     /// Start an actor that owns `idle` (the account's book) from now on.
@@ -43,8 +53,9 @@ impl Spawner {
     ) -> Addr<AccountActor> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let log = self.log.clone();
+        let idle_period = self.idle_period;
         AccountActor::start_in_arbiter(&self.arbiters[index], move |_| {
-            AccountActor::new(id, status, idle, log, directory)
+            AccountActor::new(id, status, idle, log, directory, idle_period)
         })
     }
 }
