@@ -1,5 +1,6 @@
-//! The account actor: one per customer account, the only owner of that
-//! account's balances and open holds, serializing every message that
+//! The account actor: one per customer account while it has work (a
+//! virtual actor, see Lifetime below), the only owner of that account's
+//! balances and open holds while it lives, serializing every message that
 //! touches them.
 //!
 //! A request whose money leaves this account (the payer, or the hold's

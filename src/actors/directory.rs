@@ -335,3 +335,26 @@ impl AccountRef {
         self.directory.do_send(&self.entry, message);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle account costs here: its entry (176 bytes on x86-64,
+    /// 192 with the `Arc`'s counts) and its fixed facts; the strings come
+    /// on top. A guard against the slot quietly growing back towards a
+    /// live actor's size (`AccountActor` plus its context, about a KiB).
+    #[test]
+    fn an_idle_account_stays_small() {
+        let entry = std::mem::size_of::<AccountEntry>();
+        eprintln!(
+            "AccountEntry {entry} (Slot {}, AccountBook {}), AccountInfo {}, AccountActor {}",
+            std::mem::size_of::<Slot>(),
+            std::mem::size_of::<AccountBook>(),
+            std::mem::size_of::<AccountInfo>(),
+            std::mem::size_of::<AccountActor>(),
+        );
+        assert!(entry <= 176, "AccountEntry grew to {entry} bytes");
+        assert!(std::mem::size_of::<AccountInfo>() <= 120);
+    }
+}
