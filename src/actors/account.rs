@@ -165,7 +165,12 @@ impl Actor for AccountActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(limits::ACCOUNT_MAILBOX_MAX);
-        ctx.run_interval(self.idle_period, Self::idle_check);
+        // An actor activated just before shutdown is started by actix's
+        // last poll while its arbiter's runtime is being dropped: no timer
+        // can be made then (tokio panics), and none is needed.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            ctx.run_interval(self.idle_period, Self::idle_check);
+        }
     }
 }
 
