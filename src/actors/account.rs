@@ -180,6 +180,19 @@ pub trait AccountMessage: Send + 'static {
     type Output: Send + 'static;
 
     fn handle(self, actor: &mut AccountActor, ctx: &mut Context<AccountActor>) -> Self::Output;
+
+    /// For a message sent without waiting ([`Directory::do_send`]) whose
+    /// whole effect is on the book, with nothing to judge, log or answer (a
+    /// credit already in the log): apply it to an idle account's book in
+    /// place, under the slot's lock, instead of activating an actor for
+    /// it. `Err` gives it back: it needs an actor (the default).
+    fn apply_idle(self, id: AccountId, idle: &mut IdleAccount) -> Result<(), Self>
+    where
+        Self: Sized,
+    {
+        let _ = (id, idle);
+        Err(self)
+    }
 }
 
 /// A message on its way to a live account actor, counted in its account's
@@ -322,6 +335,13 @@ impl AccountMessage for Credit {
         for (lsn, movement) in &self.entries {
             actor.book.apply_credit_side(movement, *lsn);
         }
+    }
+
+    fn apply_idle(self, _: AccountId, idle: &mut IdleAccount) -> Result<(), Self> {
+        for (lsn, movement) in &self.entries {
+            idle.book.apply_credit_side(movement, *lsn);
+        }
+        Ok(())
     }
 }
 
@@ -473,6 +493,11 @@ impl AccountMessage for CreditAdjustment {
 
     fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) {
         actor.book.apply_deposit(actor.id, self.adjustment.amount, self.lsn);
+    }
+
+    fn apply_idle(self, id: AccountId, idle: &mut IdleAccount) -> Result<(), Self> {
+        idle.book.apply_deposit(id, self.adjustment.amount, self.lsn);
+        Ok(())
     }
 }
 
@@ -673,6 +698,7 @@ mod tests {
             assert_eq!(snapshot(&directory, 1).await.book.available, Money(FUND - 250));
             assert_eq!(snapshot(&directory, 2).await.book.available, Money(FUND + 250));
             assert!(directory.activation_count() >= 3, "account 1 twice, account 2 once");
+            assert_eq!(directory.applied_idle_count(), 1, "the credit to idle account 2 needed no actor");
             wait_all_passivated(&directory).await;
             assert_eq!(snapshot(&directory, 2).await.book.available, Money(FUND + 250), "after passivating again");
         });
@@ -757,6 +783,7 @@ mod tests {
             }
             wait_all_passivated(&directory).await;
             assert!(directory.activation_count() > ACCOUNTS * 4, "actors passivated and came back during the run");
+            assert!(directory.applied_idle_count() > 0, "some credits found their payee idle");
             let mut total = 0;
             for id in 1..=ACCOUNTS {
                 let seen = snapshot(&directory, id).await;
