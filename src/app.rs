@@ -12,7 +12,7 @@ use axum::Router;
 use fundledger_wal::{RealFs, RecoveryPolicy, Wal, WalConfig, WalFs};
 
 use crate::actors::bank::{Banks, OpenedBooks};
-use crate::actors::directory::Directory;
+use crate::actors::directory::{AccountRef, Directory};
 use crate::actors::finance::FinanceActor;
 use crate::actors::log::LedgerLog;
 use crate::actors::outbox;
@@ -170,7 +170,7 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
             let system = actix::System::new();
             system.block_on(async move {
                 let arbiters: Vec<_> = (0..ACCOUNT_ARBITERS).map(|_| actix::Arbiter::new().handle()).collect();
-                let spawner = Arc::new(Spawner::new(arbiters, system_log.clone(), Arc::clone(&system_directory)));
+                system_directory.set_spawner(Spawner::new(arbiters, system_log.clone()));
                 let banks = match Banks::start(&banks_config, books) {
                     Ok(banks) => Arc::new(banks),
                     Err(error) => {
@@ -179,25 +179,27 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
                         return;
                     }
                 };
+                // Recovered accounts start idle: an actor is activated for
+                // each with its first message (actors::directory).
                 for account in accounts {
                     let id = account.info.account_id;
-                    let addr = spawner.spawn_account(id, account.status, account.book);
                     system_directory.insert(
                         Arc::clone(&account.info),
-                        addr.clone(),
                         account.status,
                         account.sub_account_no,
+                        account.book,
                     );
                     if account.status == crate::domain::account::AccountStatus::Signing {
                         // A crash while signing: ask the bank again.
-                        banks.start_signing(&account.info, addr);
+                        let entry = Arc::clone(system_directory.get(id).expect("just inserted"));
+                        let account_ref = AccountRef { directory: Arc::clone(&system_directory), entry };
+                        banks.start_signing(&account.info, account_ref);
                     }
                 }
                 let registry = actix::Actor::start(RegistryActor::new(
                     applications,
                     system_log.clone(),
                     Arc::clone(&system_directory),
-                    spawner,
                     Arc::clone(&banks),
                 ));
                 let suspense = actix::Actor::start(SuspenseActor::new(

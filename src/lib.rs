@@ -14,7 +14,9 @@
 //!   that accounts and holds exist, plans batches into per-account messages
 //!   ([`gateway::transfers`]), routes withdrawals ([`gateway::withdrawals`])
 //!   and bank credits ([`gateway::notifications`]).
-//! - [`actors`]: one actor per account ([`actors::account`]) judges with the
+//! - [`actors`]: one actor per account with work to do ([`actors::account`];
+//!   idle accounts are plain data in the [`actors::directory`] until their
+//!   next message activates an actor, docs/ACCOUNTS.md) judges with the
 //!   pure rules of [`domain`], applies its side, appends the result to the
 //!   log ([`actors::log`]) and tells the payee's actor; the registry opens
 //!   accounts, the suspense actor holds unmatched credits, the finance

@@ -24,6 +24,16 @@ pub const ACCOUNTS_MAX: u64 = 64 * 1024 * 1024;
 /// refused with 503 OVERLOADED.
 pub const ACCOUNT_MAILBOX_MAX: usize = 1024;
 
+/// How often a live account actor checks whether it is idle; one that
+/// handled nothing during a whole period, with nothing on its way to it,
+/// gives its book back to the directory and stops (passivation, see
+/// `actors::directory`). So an idle account keeps its actor (about 1.3 KB
+/// more than its idle slot) for one to two periods. Short enough that a
+/// burst over a million accounts leaves no actors behind a few seconds
+/// later; long enough that an account busy in a run is activated once,
+/// not once per message.
+pub const ACCOUNT_IDLE_PASSIVATE_MS: u64 = 2000;
+
 /// Unwritten log bytes the WAL accepts before new writes get 503
 /// OVERLOADED (each batch of 8190 items is ~2 MiB).
 pub const WAL_PENDING_BYTES_MAX: usize = 256 * 1024 * 1024;

@@ -1,5 +1,6 @@
-//! The account actor: one per customer account, the only owner of that
-//! account's balances and open holds, serializing every message that
+//! The account actor: one per customer account while it has work (a
+//! virtual actor, see Lifetime below), the only owner of that account's
+//! balances and open holds while it lives, serializing every message that
 //! touches them.
 //!
 //! A request whose money leaves this account (the payer, or the hold's
@@ -27,15 +28,29 @@
 //! - Idempotency (5): each item carries its id's [`Claim`]; the actor
 //!   commits it after the append and the credits, or drops it on refusal.
 //!
-//! Must not: wait for the disk, call another actor and wait, or read the
-//! clock more than once per message.
+//! Lifetime (issue 5, target 5): the actor is virtual. It is started by
+//! the directory when a message arrives for an idle account (activation,
+//! with the book the directory kept) and, after
+//! [`limits::ACCOUNT_IDLE_PASSIVATE_MS`] with no message handled, hands
+//! its book back to the directory and stops (passivation) if no message is
+//! on its way to it. Every message comes through [`Directory::send`] /
+//! [`Directory::do_send`] wrapped in [`Leased`], whose ticket keeps the
+//! actor from passivating until the message is handled; the protocol and
+//! why it keeps each account's messages serialized are in
+//! [`super::directory`]. A poisoned actor, or one with a payout answer to
+//! retry, never passivates.
+//!
+//! Must not: wait for the disk, call another actor and wait, read the
+//! clock more than once per message, hold a book after passivating, or be
+//! sent a message other than through the directory.
 
 use hashbrown::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::directory::Directory;
+use super::directory::{Directory, IdleAccount, Ticket};
 use super::log::{LedgerLog, LogError};
 use crate::domain::account::{AccountBook, AccountStatus, Context as RuleContext, Refusal, TransferRequest};
 use crate::domain::ids::AccountId;
@@ -55,17 +70,64 @@ pub struct AccountActor {
     /// Set when an append failed after memory changed: from then on this
     /// actor's memory may be ahead of the log, so it answers nothing.
     poisoned: bool,
+    /// Whether a message was handled since the last idle check.
+    busy: bool,
+    /// Payout answers waiting to be retried (timers of this actor's own).
+    retries: u32,
+    /// Set once the book went back to the directory; nothing may be
+    /// handled after it.
+    passivated: bool,
+    /// How often it checks whether it is idle.
+    idle_period: Duration,
 }
 
 impl AccountActor {
     pub fn new(
         id: AccountId,
         status: AccountStatus,
-        book: AccountBook,
+        idle: IdleAccount,
         log: LedgerLog,
         directory: Arc<Directory>,
+        idle_period: Duration,
     ) -> Self {
-        Self { id, status, book, log, directory, status_lsn: 0, poisoned: false }
+        Self {
+            id,
+            status,
+            book: idle.book,
+            log,
+            directory,
+            status_lsn: idle.status_lsn,
+            poisoned: false,
+            busy: true,
+            retries: 0,
+            passivated: false,
+            idle_period,
+        }
+    }
+
+    /// Every message, before it is handled.
+    fn arrived(&mut self) {
+        assert!(!self.passivated, "{}: a message reached an account actor after it passivated", self.id);
+        self.busy = true;
+    }
+
+    /// The idle check: passivate if nothing was handled since the last one
+    /// and nothing is on its way (see [`super::directory`]).
+    fn idle_check(&mut self, ctx: &mut Context<Self>) {
+        if std::mem::take(&mut self.busy) || self.poisoned || self.retries > 0 || self.passivated {
+            return;
+        }
+        let Some(entry) = self.directory.get(self.id) else {
+            unreachable!("{}: an account actor's account is in the directory", self.id)
+        };
+        let entry = Arc::clone(entry);
+        let book = &mut self.book;
+        let status_lsn = self.status_lsn;
+        if entry.passivate(&ctx.address(), || IdleAccount { book: std::mem::take(book), status_lsn }) {
+            self.passivated = true;
+            self.directory.passivated();
+            ctx.stop();
+        }
     }
 
     fn admit(&self) -> Result<(), LogError> {
@@ -103,6 +165,56 @@ impl Actor for AccountActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(limits::ACCOUNT_MAILBOX_MAX);
+        // An actor activated just before shutdown is started by actix's
+        // last poll while its arbiter's runtime is being dropped: no timer
+        // can be made then (tokio panics), and none is needed.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            ctx.run_interval(self.idle_period, Self::idle_check);
+        }
+    }
+}
+
+/// A message an account actor handles; sent only through the directory,
+/// wrapped in [`Leased`].
+pub trait AccountMessage: Send + 'static {
+    type Output: Send + 'static;
+
+    fn handle(self, actor: &mut AccountActor, ctx: &mut Context<AccountActor>) -> Self::Output;
+
+    /// For a message sent without waiting ([`Directory::do_send`]) whose
+    /// whole effect is on the book, with nothing to judge, log or answer (a
+    /// credit already in the log): apply it to an idle account's book in
+    /// place, under the slot's lock, instead of activating an actor for
+    /// it. `Err` gives it back: it needs an actor (the default).
+    fn apply_idle(self, id: AccountId, idle: &mut IdleAccount) -> Result<(), Self>
+    where
+        Self: Sized,
+    {
+        let _ = (id, idle);
+        Err(self)
+    }
+}
+
+/// A message on its way to a live account actor, counted in its account's
+/// `pending` until the ticket drops (with the message, after its handler).
+pub struct Leased<M> {
+    pub(super) message: M,
+    pub(super) ticket: Ticket,
+}
+
+impl<M: AccountMessage> Message for Leased<M> {
+    type Result = M::Output;
+}
+
+impl<M: AccountMessage> Handler<Leased<M>> for AccountActor {
+    type Result = MessageResult<Leased<M>>;
+
+    fn handle(&mut self, leased: Leased<M>, ctx: &mut Self::Context) -> Self::Result {
+        self.arrived();
+        let Leased { message, ticket } = leased;
+        let output = message.handle(self, ctx);
+        drop(ticket);
+        MessageResult(output)
     }
 }
 
@@ -126,17 +238,19 @@ pub struct ApplyTransfers {
     pub items: Vec<TransferItem>,
 }
 
-impl Message for ApplyTransfers {
-    type Result = Vec<ItemOutcome>;
+impl AccountMessage for ApplyTransfers {
+    type Output = Vec<ItemOutcome>;
+
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) -> Self::Output {
+        actor.apply_transfers(self)
+    }
 }
 
-impl Handler<ApplyTransfers> for AccountActor {
-    type Result = MessageResult<ApplyTransfers>;
-
-    fn handle(&mut self, message: ApplyTransfers, _: &mut Self::Context) -> Self::Result {
+impl AccountActor {
+    fn apply_transfers(&mut self, message: ApplyTransfers) -> Vec<ItemOutcome> {
         let count = message.items.len();
         if let Err(error) = self.admit() {
-            return MessageResult((0..count).map(|_| Err(ItemError::Log(error))).collect());
+            return (0..count).map(|_| Err(ItemError::Log(error))).collect();
         }
         let now_ms = crate::clock::now_ms();
         let mut outcomes: Vec<Result<Arc<Movement>, Refusal>> = Vec::with_capacity(count);
@@ -165,19 +279,15 @@ impl Handler<ApplyTransfers> for AccountActor {
             }
         }
         if records.is_empty() {
-            return MessageResult(
-                outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect(),
-            );
+            return outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect();
         }
         let lsns = match self.append(records) {
             Ok(lsns) => lsns,
             Err(error) => {
-                return MessageResult(
-                    outcomes
-                        .into_iter()
-                        .map(|outcome| Err(outcome.map_or_else(ItemError::Refused, |_| ItemError::Log(error))))
-                        .collect(),
-                )
+                return outcomes
+                    .into_iter()
+                    .map(|outcome| Err(outcome.map_or_else(ItemError::Refused, |_| ItemError::Log(error))))
+                    .collect()
             }
         };
         let mut next_lsn = lsns.start;
@@ -202,14 +312,14 @@ impl Handler<ApplyTransfers> for AccountActor {
         // payee's mailbox after the credit that opens the hold.
         for (payee, entries) in credits {
             let entry = self.directory.get(payee).expect("payees are checked to exist before they are judged");
-            entry.addr.do_send(Credit { entries });
+            self.directory.do_send(entry, Credit { entries });
         }
         for (claim, outcome) in claims.into_iter().zip(&committed) {
             if let (Some(claim), Ok(done)) = (claim, outcome) {
                 claim.commit(done.clone());
             }
         }
-        MessageResult(committed)
+        committed
     }
 }
 
@@ -218,17 +328,20 @@ pub struct Credit {
     pub entries: Vec<(u64, Arc<Movement>)>,
 }
 
-impl Message for Credit {
-    type Result = ();
-}
+impl AccountMessage for Credit {
+    type Output = ();
 
-impl Handler<Credit> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, credit: Credit, _: &mut Self::Context) {
-        for (lsn, movement) in &credit.entries {
-            self.book.apply_credit_side(movement, *lsn);
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) {
+        for (lsn, movement) in &self.entries {
+            actor.book.apply_credit_side(movement, *lsn);
         }
+    }
+
+    fn apply_idle(self, _: AccountId, idle: &mut IdleAccount) -> Result<(), Self> {
+        for (lsn, movement) in &self.entries {
+            idle.book.apply_credit_side(movement, *lsn);
+        }
+        Ok(())
     }
 }
 
@@ -239,14 +352,16 @@ pub struct ApplyDeposit {
     pub claim: Claim,
 }
 
-impl Message for ApplyDeposit {
-    type Result = ItemOutcome;
+impl AccountMessage for ApplyDeposit {
+    type Output = ItemOutcome;
+
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) -> ItemOutcome {
+        actor.apply_deposit(self)
+    }
 }
 
-impl Handler<ApplyDeposit> for AccountActor {
-    type Result = ItemOutcome;
-
-    fn handle(&mut self, message: ApplyDeposit, _: &mut Self::Context) -> Self::Result {
+impl AccountActor {
+    fn apply_deposit(&mut self, message: ApplyDeposit) -> ItemOutcome {
         self.admit().map_err(ItemError::Log)?;
         let amount = message.deposit.notification.amount;
         if !self.book.can_credit(amount) {
@@ -269,14 +384,16 @@ pub struct RequestWithdrawal {
     pub claim: Claim,
 }
 
-impl Message for RequestWithdrawal {
-    type Result = ItemOutcome;
+impl AccountMessage for RequestWithdrawal {
+    type Output = ItemOutcome;
+
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) -> ItemOutcome {
+        actor.request_withdrawal(self)
+    }
 }
 
-impl Handler<RequestWithdrawal> for AccountActor {
-    type Result = ItemOutcome;
-
-    fn handle(&mut self, message: RequestWithdrawal, _: &mut Self::Context) -> Self::Result {
+impl AccountActor {
+    fn request_withdrawal(&mut self, message: RequestWithdrawal) -> ItemOutcome {
         self.admit().map_err(ItemError::Log)?;
         let withdrawal = Arc::new(message.withdrawal);
         assert_eq!(withdrawal.account_id, self.id, "withdrawals are routed to their account");
@@ -301,18 +418,39 @@ pub struct FinishWithdrawal {
     pub outcome: PayoutOutcome,
 }
 
-impl Message for FinishWithdrawal {
+impl AccountMessage for FinishWithdrawal {
+    type Output = ();
+
+    fn handle(self, actor: &mut AccountActor, ctx: &mut Context<AccountActor>) {
+        actor.finish_withdrawal(self, ctx);
+    }
+}
+
+/// A [`FinishWithdrawal`] the actor sends itself later (its own timer, so
+/// not through the directory: `retries` keeps the actor live meanwhile).
+struct RetryFinish(FinishWithdrawal);
+
+impl Message for RetryFinish {
     type Result = ();
+}
+
+impl Handler<RetryFinish> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, retry: RetryFinish, ctx: &mut Self::Context) {
+        self.arrived();
+        assert!(self.retries > 0, "{}: a retry was counted", self.id);
+        self.retries -= 1;
+        self.finish_withdrawal(retry.0, ctx);
+    }
 }
 
 /// How long a finish waits before it is tried again when the log turns it
 /// away (overloaded or low on disk): the money stays frozen meanwhile.
 const FINISH_RETRY_MS: u64 = 500;
 
-impl Handler<FinishWithdrawal> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, message: FinishWithdrawal, ctx: &mut Self::Context) {
+impl AccountActor {
+    fn finish_withdrawal(&mut self, message: FinishWithdrawal, ctx: &mut Context<Self>) {
         if !self.book.is_processing(&message.id) {
             return;
         }
@@ -321,7 +459,8 @@ impl Handler<FinishWithdrawal> for AccountActor {
         }
         if let Err(error) = self.log.admit() {
             tracing::warn!(account = %self.id, withdrawal = %message.id, %error, "cannot record a payout's answer yet; retrying");
-            ctx.notify_later(message, std::time::Duration::from_millis(FINISH_RETRY_MS));
+            self.retries += 1;
+            ctx.notify_later(RetryFinish(message), Duration::from_millis(FINISH_RETRY_MS));
             return;
         }
         let succeeded = matches!(message.outcome, PayoutOutcome::Succeeded { .. });
@@ -349,15 +488,16 @@ pub struct CreditAdjustment {
     pub adjustment: Arc<Adjustment>,
 }
 
-impl Message for CreditAdjustment {
-    type Result = ();
-}
+impl AccountMessage for CreditAdjustment {
+    type Output = ();
 
-impl Handler<CreditAdjustment> for AccountActor {
-    type Result = ();
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) {
+        actor.book.apply_deposit(actor.id, self.adjustment.amount, self.lsn);
+    }
 
-    fn handle(&mut self, message: CreditAdjustment, _: &mut Self::Context) {
-        self.book.apply_deposit(self.id, message.adjustment.amount, message.lsn);
+    fn apply_idle(self, id: AccountId, idle: &mut IdleAccount) -> Result<(), Self> {
+        idle.book.apply_deposit(id, self.adjustment.amount, self.lsn);
+        Ok(())
     }
 }
 
@@ -366,14 +506,16 @@ pub struct SignResult {
     pub outcome: Result<Box<str>, Box<str>>,
 }
 
-impl Message for SignResult {
-    type Result = ();
+impl AccountMessage for SignResult {
+    type Output = ();
+
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) {
+        actor.sign_result(self);
+    }
 }
 
-impl Handler<SignResult> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, message: SignResult, _: &mut Self::Context) {
+impl AccountActor {
+    fn sign_result(&mut self, message: SignResult) {
         if self.status != AccountStatus::Signing || self.admit().is_err() {
             return;
         }
@@ -413,22 +555,243 @@ pub struct AccountSnapshot {
 
 pub struct Snapshot;
 
-impl Message for Snapshot {
-    type Result = Result<AccountSnapshot, LogError>;
-}
+impl AccountMessage for Snapshot {
+    type Output = Result<AccountSnapshot, LogError>;
 
-impl Handler<Snapshot> for AccountActor {
-    type Result = Result<AccountSnapshot, LogError>;
-
-    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
-        if self.poisoned {
+    fn handle(self, actor: &mut AccountActor, _: &mut Context<AccountActor>) -> Self::Output {
+        if actor.poisoned {
             return Err(LogError::Unavailable);
         }
         Ok(AccountSnapshot {
-            status: self.status,
-            book: self.book.balance,
-            last_lsn: self.book.last_lsn,
-            durable_lsn_needed: self.book.last_lsn.max(self.status_lsn),
+            status: actor.status,
+            book: actor.book.balance,
+            last_lsn: actor.book.last_lsn,
+            durable_lsn_needed: actor.book.last_lsn.max(actor.status_lsn),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Activation and passivation with a real actor system, a real log in
+    //! a temporary directory and idle periods of milliseconds.
+
+    use std::sync::mpsc::sync_channel;
+    use std::time::{Duration, Instant};
+
+    use fundledger_wal::{RecoveryPolicy, Wal, WalConfig};
+
+    use super::*;
+    use crate::actors::directory::AccountInfo;
+    use crate::actors::spawner::Spawner;
+    use crate::domain::ids::ApplicationId;
+    use crate::domain::money::Money;
+    use crate::domain::record::{SettlementAccount, TransferType};
+    use crate::gateway::idempotency::IdIndex;
+
+    const FUND: i64 = 1_000_000;
+
+    /// A directory whose actors passivate after `idle_ms`, on two arbiters,
+    /// with `accounts` active accounts funded with [`FUND`] fen each.
+    fn directory(dir: &std::path::Path, idle_ms: u64, accounts: u64) -> Arc<Directory> {
+        let (wal, _) =
+            Wal::open(WalConfig::new(dir.join("wal")), RecoveryPolicy::default(), 1, |_, _| Ok::<(), String>(()))
+                .expect("a fresh log opens");
+        let (feed, history) = sync_channel(1024);
+        std::thread::spawn(move || while history.recv().is_ok() {});
+        let log = LedgerLog::new(wal, feed);
+        let arbiters = (0..2).map(|_| Arbiter::new().handle()).collect();
+        let directory = Arc::new(Directory::new());
+        directory.set_spawner(Spawner::with_idle_period(arbiters, log, Duration::from_millis(idle_ms)));
+        for n in 1..=accounts {
+            let id = AccountId(n);
+            let info = AccountInfo {
+                account_id: id,
+                application_id: ApplicationId(n),
+                name: format!("trader {n}").into(),
+                credential_no: format!("C{n}").into(),
+                bank: "SIMBANK".into(),
+                settlement_account: SettlementAccount {
+                    bank_name: "bank".into(),
+                    account_no: format!("6222{n:012}").into(),
+                    account_name: format!("trader {n}").into(),
+                },
+                created_at_ms: 0,
+            };
+            let mut book = AccountBook::default();
+            book.apply_deposit(id, Money(FUND), 0);
+            directory.insert(Arc::new(info), AccountStatus::Active, None, book);
+        }
+        directory
+    }
+
+    async fn snapshot(directory: &Arc<Directory>, id: u64) -> AccountSnapshot {
+        let entry = directory.get(AccountId(id)).expect("account exists");
+        directory.send(entry, Snapshot).await.expect("delivered").expect("not poisoned")
+    }
+
+    async fn wait_all_passivated(directory: &Directory) {
+        let started = Instant::now();
+        while directory.live_count() > 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "actors still live: {}", directory.live_count());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn request(
+        id: String,
+        kind: TransferType,
+        payer: u64,
+        payee: u64,
+        hold: Option<&str>,
+        fen: i64,
+    ) -> TransferRequest {
+        TransferRequest {
+            id: id.into(),
+            kind,
+            payer: (payer > 0).then_some(AccountId(payer)),
+            payee: (payee > 0).then_some(AccountId(payee)),
+            hold_id: hold.map(Into::into),
+            amount: Some(Money(fen)),
+            order_id: None,
+            memo: None,
+        }
+    }
+
+    /// Sends one item to `route` (its owning account) and returns its outcome.
+    async fn apply(
+        directory: &Arc<Directory>,
+        ids: &Arc<IdIndex>,
+        route: u64,
+        request: TransferRequest,
+    ) -> ItemOutcome {
+        let claim = ids.claim(&request.id).await.unwrap_or_else(|_| panic!("fresh id {}", request.id));
+        let item = TransferItem { request, claim, operator: Arc::from("test") };
+        let entry = directory.get(AccountId(route)).expect("account exists");
+        let mut outcomes = directory.send(entry, ApplyTransfers { items: vec![item] }).await.expect("delivered");
+        assert_eq!(outcomes.len(), 1);
+        outcomes.remove(0)
+    }
+
+    #[test]
+    fn an_idle_account_is_activated_by_a_message_and_passivated_after_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        actix::System::new().block_on(async {
+            let directory = directory(dir.path(), 20, 2);
+            let entry = Arc::clone(directory.get(AccountId(1)).expect("account 1"));
+            assert!(!entry.is_live(), "accounts start idle");
+            assert_eq!(directory.live_count(), 0);
+
+            let first = snapshot(&directory, 1).await;
+            assert_eq!(first.book.available, Money(FUND));
+            assert!(entry.is_live(), "a message activates the account");
+            assert_eq!((directory.live_count(), directory.activation_count()), (1, 1));
+
+            wait_all_passivated(&directory).await;
+            assert!(!entry.is_live());
+
+            // The passivated book is the one the next actor starts with.
+            let ids = Arc::new(IdIndex::new());
+            let outcome =
+                apply(&directory, &ids, 1, request("t1".into(), TransferType::Transfer, 1, 2, None, 250)).await;
+            assert!(outcome.is_ok(), "{outcome:?}");
+            assert_eq!(snapshot(&directory, 1).await.book.available, Money(FUND - 250));
+            assert_eq!(snapshot(&directory, 2).await.book.available, Money(FUND + 250));
+            assert!(directory.activation_count() >= 3, "account 1 twice, account 2 once");
+            assert_eq!(directory.applied_idle_count(), 1, "the credit to idle account 2 needed no actor");
+            wait_all_passivated(&directory).await;
+            assert_eq!(snapshot(&directory, 2).await.book.available, Money(FUND + 250), "after passivating again");
+        });
+    }
+
+    /// A message on its way (counted, not yet in the mailbox: a send that
+    /// found the mailbox full waits like this) keeps the actor live through
+    /// any number of idle checks; it is handled by that same actor, and
+    /// only then may the actor passivate.
+    #[test]
+    fn a_message_on_its_way_keeps_the_actor_live() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        actix::System::new().block_on(async {
+            let directory = directory(dir.path(), 5, 1);
+            let entry = Arc::clone(directory.get(AccountId(1)).expect("account 1"));
+            let (addr, leased) = directory.lease(&entry, Snapshot);
+            assert!(entry.is_live());
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            assert!(entry.is_live(), "twelve idle checks with a message on its way: still live");
+            let seen = addr.send(leased).await.expect("the same actor is there to take it");
+            assert_eq!(seen.expect("not poisoned").book.available, Money(FUND));
+            wait_all_passivated(&directory).await;
+            assert_eq!(directory.activation_count(), 1);
+        });
+    }
+
+    /// Many concurrent senders on a few accounts whose actors passivate
+    /// after 1 ms, so activations and passivations race with messages all
+    /// the time: every committed movement is applied exactly once on both
+    /// sides (balances agree with the answers, the sum is conserved), and
+    /// an `unfreeze` sent right after its `pay_freeze` committed always
+    /// finds the hold the credit opened (credits are not overtaken).
+    #[test]
+    fn messages_stay_serialized_across_activation_and_passivation() {
+        const ACCOUNTS: u64 = 6;
+        const WORKERS: u64 = 8;
+        const ROUNDS: u64 = 150;
+        let dir = tempfile::tempdir().expect("temp dir");
+        actix::System::new().block_on(async {
+            let directory = directory(dir.path(), 1, ACCOUNTS);
+            let ids = Arc::new(IdIndex::new());
+            let workers = (0..WORKERS).map(|worker| {
+                let (directory, ids) = (Arc::clone(&directory), Arc::clone(&ids));
+                actix::spawn(async move {
+                    let mut net = vec![0i64; ACCOUNTS as usize + 1];
+                    for round in 0..ROUNDS {
+                        let payer = (worker + round) % ACCOUNTS + 1;
+                        let payee = (worker * 7 + round * 3 + 1) % ACCOUNTS + 1;
+                        if payer == payee {
+                            continue;
+                        }
+                        let fen = (round % 5 + 1) as i64;
+                        let id = format!("t-{worker}-{round}");
+                        let transfer = request(id, TransferType::Transfer, payer, payee, None, fen);
+                        if apply(&directory, &ids, payer, transfer).await.is_ok() {
+                            net[payer as usize] -= fen;
+                            net[payee as usize] += fen;
+                        }
+                        let hold = format!("pf-{worker}-{round}");
+                        let pay_freeze = request(hold.clone(), TransferType::PayFreeze, payer, payee, None, fen);
+                        let frozen = apply(&directory, &ids, payer, pay_freeze).await;
+                        assert!(frozen.is_ok(), "{frozen:?}");
+                        net[payer as usize] -= fen;
+                        // The hold lives on the payee; release it there at once.
+                        let release = format!("uf-{worker}-{round}");
+                        let unfreeze = request(release, TransferType::Unfreeze, 0, 0, Some(&hold), fen);
+                        let released = apply(&directory, &ids, payee, unfreeze).await;
+                        assert!(released.is_ok(), "unfreeze right after its pay_freeze: {released:?}");
+                        net[payee as usize] += fen;
+                        if round % 16 == 0 {
+                            tokio::time::sleep(Duration::from_millis(3)).await;
+                        }
+                    }
+                    net
+                })
+            });
+            let mut net = vec![0i64; ACCOUNTS as usize + 1];
+            for worker in futures::future::join_all(workers).await {
+                for (sum, delta) in net.iter_mut().zip(worker.expect("worker finished")) {
+                    *sum += delta;
+                }
+            }
+            wait_all_passivated(&directory).await;
+            assert!(directory.activation_count() > ACCOUNTS * 4, "actors passivated and came back during the run");
+            assert!(directory.applied_idle_count() > 0, "some credits found their payee idle");
+            let mut total = 0;
+            for id in 1..=ACCOUNTS {
+                let seen = snapshot(&directory, id).await;
+                assert_eq!(seen.book.frozen, Money(0), "F{id}: every hold was released");
+                assert_eq!(seen.book.available, Money(FUND + net[id as usize]), "F{id}");
+                total += seen.book.available.0;
+            }
+            assert_eq!(total, FUND * ACCOUNTS as i64, "money is conserved");
+        });
     }
 }

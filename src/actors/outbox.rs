@@ -408,7 +408,7 @@ async fn batch_until_final(
     }
 }
 
-async fn run(work: BankWork, banks: &Banks, directory: &Directory, in_flight: &Semaphore) {
+async fn run(work: BankWork, banks: &Banks, directory: &Arc<Directory>, in_flight: &Semaphore) {
     match work {
         BankWork::Payout { withdrawal, resumed } => {
             let Some(bank) = banks.get(&withdrawal.bank) else {
@@ -438,7 +438,8 @@ async fn run(work: BankWork, banks: &Banks, directory: &Directory, in_flight: &S
             if let Some(books) = &bank.sandbox {
                 books.crash_if_armed(super::bank::sandbox::CrashPoint::AfterAnswer);
             }
-            account.addr.do_send(FinishWithdrawal { id: withdrawal.id.clone(), amount: withdrawal.amount, outcome });
+            directory
+                .do_send(account, FinishWithdrawal { id: withdrawal.id.clone(), amount: withdrawal.amount, outcome });
         }
         BankWork::Instruction(_) => unreachable!("instructions go to their bank's batcher"),
     }

@@ -2,19 +2,18 @@
 //! accounts (scenario 1). One actor, so application and account ids are
 //! handed out in order with no lock.
 //!
-//! Owns [`Applications`] and the creation of account actors. Approval
-//! appends the record that opens the account, starts its actor (status
-//! `signing`), registers it in the directory and asks the account's bank to
-//! sign it. Must not touch balances.
+//! Owns [`Applications`] and the opening of accounts. Approval appends the
+//! record that opens the account, registers it in the directory (status
+//! `signing`, idle: its actor starts with its first message) and asks the
+//! account's bank to sign it. Must not touch balances.
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use super::bank::Banks;
-use super::directory::{AccountInfo, Directory};
+use super::directory::{AccountInfo, AccountRef, Directory};
 use super::log::{LedgerLog, LogError};
-use super::spawner::Spawner;
 use crate::domain::account::{AccountBook, AccountStatus};
 use crate::domain::ids::{AccountId, ApplicationId};
 use crate::domain::record::{Application, ApplicationDecision, Record, SettlementAccount};
@@ -25,19 +24,12 @@ pub struct RegistryActor {
     applications: Applications,
     log: LedgerLog,
     directory: Arc<Directory>,
-    spawner: Arc<Spawner>,
     banks: Arc<Banks>,
 }
 
 impl RegistryActor {
-    pub fn new(
-        applications: Applications,
-        log: LedgerLog,
-        directory: Arc<Directory>,
-        spawner: Arc<Spawner>,
-        banks: Arc<Banks>,
-    ) -> Self {
-        Self { applications, log, directory, spawner, banks }
+    pub fn new(applications: Applications, log: LedgerLog, directory: Arc<Directory>, banks: Arc<Banks>) -> Self {
+        Self { applications, log, directory, banks }
     }
 
     fn append(&mut self, record: Record) -> Result<u64, LogError> {
@@ -159,9 +151,9 @@ impl Handler<Decide> for RegistryActor {
 impl RegistryActor {
     fn open_account(&self, account_id: AccountId, application: &Application, created_at_ms: i64) {
         let info = Arc::new(account_info(account_id, application, created_at_ms));
-        let addr = self.spawner.spawn_account(account_id, AccountStatus::Signing, AccountBook::default());
-        self.directory.insert(Arc::clone(&info), addr.clone(), AccountStatus::Signing, None);
-        self.banks.start_signing(&info, addr);
+        self.directory.insert(Arc::clone(&info), AccountStatus::Signing, None, AccountBook::default());
+        let entry = Arc::clone(self.directory.get(account_id).expect("just inserted"));
+        self.banks.start_signing(&info, AccountRef { directory: Arc::clone(&self.directory), entry });
     }
 }
 

@@ -157,7 +157,7 @@ impl Handler<Adjust> for SuspenseActor {
             operator: message.operator,
         });
         let lsn = self.append(Record::AdjustmentDeposit(Arc::clone(&adjustment))).map_err(SuspenseError::Log)?;
-        account.addr.do_send(CreditAdjustment { lsn, adjustment: Arc::clone(&adjustment) });
+        self.directory.do_send(&account, CreditAdjustment { lsn, adjustment: Arc::clone(&adjustment) });
         let committed = Committed::Adjustment { lsn, adjustment };
         message.claim.commit(committed.clone());
         Ok(committed)

@@ -52,7 +52,7 @@ impl Desk {
             (None, Some(entry)) => {
                 let deposit =
                     Deposit { notification, account_id: entry.info.account_id, at_ms: crate::clock::now_ms() };
-                entry.addr.send(ApplyDeposit { deposit, claim }).await?
+                self.directory.send(entry, ApplyDeposit { deposit, claim }).await?
             }
             (reason, _) => {
                 let reason = reason.unwrap_or(SuspenseReason::UnknownAccount);

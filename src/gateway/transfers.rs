@@ -196,8 +196,9 @@ impl Transfers {
             }
         }
         let sends = messages.into_iter().map(|(route, (indexes, items))| {
-            let addr = self.directory.get(route).expect("routes are existing accounts").addr.clone();
-            async move { (indexes, addr.send(ApplyTransfers { items }).await) }
+            let entry = self.directory.get(route).expect("routes are existing accounts");
+            let sent = self.directory.send(entry, ApplyTransfers { items });
+            async move { (indexes, sent.await) }
         });
         for (indexes, answer) in join_all(sends).await {
             match answer {

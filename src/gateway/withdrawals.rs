@@ -43,7 +43,7 @@ fn account_not_found(id: AccountId) -> ApiError {
 }
 
 pub async fn submit_withdrawal(
-    directory: &Directory,
+    directory: &Arc<Directory>,
     ids: &Arc<IdIndex>,
     request: WithdrawalRequest,
     operator: &str,
@@ -69,7 +69,7 @@ pub async fn submit_withdrawal(
         created_at_ms: crate::clock::now_ms(),
         operator: operator.into(),
     };
-    Ok(entry.addr.send(RequestWithdrawal { withdrawal, claim }).await??)
+    Ok(directory.send(entry, RequestWithdrawal { withdrawal, claim }).await??)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,7 +44,7 @@ fn entry<'a>(state: &'a AppState, text: &str) -> ApiResult<&'a std::sync::Arc<Ac
 
 /// The account as API.md shows it, durable.
 async fn account_view(state: &AppState, entry: &AccountEntry) -> ApiResult<serde_json::Value> {
-    let snapshot = entry.addr.send(Snapshot).await??;
+    let snapshot = state.directory.send(entry, Snapshot).await??;
     state.log.wait_durable(snapshot.durable_lsn_needed).await?;
     let info = &entry.info;
     let balance = snapshot.book;

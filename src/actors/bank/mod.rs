@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::account::{AccountActor, SignResult};
-use super::directory::AccountInfo;
+use super::account::SignResult;
+use super::directory::{AccountInfo, AccountRef};
 use crate::config::{BankConfig, BankKind};
 use crate::domain::money::Money;
 use crate::domain::record::{InstructionKind, StatementKind};
@@ -40,7 +40,7 @@ use crate::domain::record::{InstructionKind, StatementKind};
 /// Sign one account at its bank; the answer goes to `account`.
 pub struct Sign {
     pub info: Arc<AccountInfo>,
-    pub account: Addr<AccountActor>,
+    pub account: AccountRef,
 }
 
 impl Message for Sign {
@@ -186,7 +186,7 @@ impl Banks {
         self.banks.values().map(|bank| &bank.config)
     }
 
-    pub fn start_signing(&self, info: &Arc<AccountInfo>, account: Addr<AccountActor>) {
+    pub fn start_signing(&self, info: &Arc<AccountInfo>, account: AccountRef) {
         match self.banks.get(&*info.bank) {
             Some(bank) => bank.sign.do_send(Sign { info: Arc::clone(info), account }),
             None => {
