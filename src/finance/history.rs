@@ -20,8 +20,14 @@
 //!
 //! Must not change balances: it is a read model.
 //!
-//! Memory: entries stay in memory for now (DESIGN.md wants them served from
-//! the log segments through an on-disk index; see the load test issue).
+//! Memory: only what reading needs to go on (each account's journal
+//! balance, withdrawals in flight, suspense, the finance state, each day's
+//! figures) and the index entries of the newest `history.memory_records`
+//! records ([`Recent`]). Older history is on disk: the records in the
+//! log's segments, found through [`super::archive`]; the reads below take
+//! the in-memory part and the archive's published runs in one critical
+//! section (so every entry is seen once), then read the disk without any
+//! lock.
 
 use std::collections::BTreeMap;
 
