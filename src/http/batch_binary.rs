@@ -237,28 +237,8 @@ impl WireItem<'_> {
         if self.kind == 0 {
             return Err(missing("type"));
         }
-        let kind = type_of(self.kind).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidType,
-                "field `type` must be one of transfer, freeze, unfreeze, unfreeze_pay, pay_freeze",
-            )
-        })?;
-        let (required, allowed): (&[&str], &[&str]) = match kind {
-            TransferType::Transfer | TransferType::PayFreeze => {
-                (&["payer", "payee", "amount"], &["payer", "payee", "amount"])
-            }
-            TransferType::Freeze => (&["payer", "amount"], &["payer", "amount"]),
-            TransferType::Unfreeze => (&["hold_id"], &["hold_id", "amount"]),
-            TransferType::UnfreezePay => (&["hold_id", "payee"], &["hold_id", "payee", "amount"]),
-        };
-        for field in ["payer", "payee", "hold_id"] {
-            if self.has(field) && !allowed.contains(&field) {
-                return Err(ApiError::new(
-                    ErrorCode::UnexpectedField,
-                    format!("field `{field}` is not taken by type {}", kind.as_str()),
-                ));
-            }
-        }
+        let kind = type_of(self.kind).ok_or_else(super::transfers::invalid_type)?;
+        let required = super::transfers::type_fields(kind, |field| self.has(field))?;
         let id = client_id(self.id, "id")?.ok_or_else(|| missing("id"))?;
         for field in required {
             if !self.has(field) {

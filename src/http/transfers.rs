@@ -43,28 +43,8 @@ const TRANSFER_FIELDS: [&str; 8] = ["id", "type", "payer", "payee", "hold_id", "
 pub fn parse_transfer(object: &JsonObject) -> ApiResult<TransferRequest> {
     object.only(&TRANSFER_FIELDS)?;
     let type_text = object.required_string("type")?;
-    let kind = TransferType::parse(&type_text).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidType,
-            "field `type` must be one of transfer, freeze, unfreeze, unfreeze_pay, pay_freeze",
-        )
-    })?;
-    let (required, allowed): (&[&str], &[&str]) = match kind {
-        TransferType::Transfer | TransferType::PayFreeze => {
-            (&["payer", "payee", "amount"], &["payer", "payee", "amount"])
-        }
-        TransferType::Freeze => (&["payer", "amount"], &["payer", "amount"]),
-        TransferType::Unfreeze => (&["hold_id"], &["hold_id", "amount"]),
-        TransferType::UnfreezePay => (&["hold_id", "payee"], &["hold_id", "payee", "amount"]),
-    };
-    for field in ["payer", "payee", "hold_id"] {
-        if object.has(field) && !allowed.contains(&field) {
-            return Err(ApiError::new(
-                ErrorCode::UnexpectedField,
-                format!("field `{field}` is not taken by type {}", kind.as_str()),
-            ));
-        }
-    }
+    let kind = TransferType::parse(&type_text).ok_or_else(invalid_type)?;
+    let required = type_fields(kind, |field| object.has(field))?;
     let id = object.client_id("id")?.ok_or_else(|| missing("id"))?;
     for field in required {
         if !object.has(field) {
@@ -81,6 +61,37 @@ pub fn parse_transfer(object: &JsonObject) -> ApiResult<TransferRequest> {
         order_id: object.client_id("order_id")?,
         memo: object.text("memo", limits::MEMO_CHARS_MAX)?,
     })
+}
+
+/// `400 INVALID_TYPE`: a `type` that is none of the five.
+pub fn invalid_type() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidType,
+        "field `type` must be one of transfer, freeze, unfreeze, unfreeze_pay, pay_freeze",
+    )
+}
+
+/// The fields a transfer of `kind` needs, after refusing an account or
+/// hold field it does not take (`has` says which fields the item carries).
+/// The JSON and the binary batch parsers share it, so both judge alike.
+pub fn type_fields(kind: TransferType, has: impl Fn(&str) -> bool) -> ApiResult<&'static [&'static str]> {
+    let (required, allowed): (&'static [&'static str], &[&str]) = match kind {
+        TransferType::Transfer | TransferType::PayFreeze => {
+            (&["payer", "payee", "amount"], &["payer", "payee", "amount"])
+        }
+        TransferType::Freeze => (&["payer", "amount"], &["payer", "amount"]),
+        TransferType::Unfreeze => (&["hold_id"], &["hold_id", "amount"]),
+        TransferType::UnfreezePay => (&["hold_id", "payee"], &["hold_id", "payee", "amount"]),
+    };
+    for field in ["payer", "payee", "hold_id"] {
+        if has(field) && !allowed.contains(&field) {
+            return Err(ApiError::new(
+                ErrorCode::UnexpectedField,
+                format!("field `{field}` is not taken by type {}", kind.as_str()),
+            ));
+        }
+    }
+    Ok(required)
 }
 
 /// An account id field: malformed is 400; well-formed but not canonical
