@@ -127,6 +127,14 @@ fn old_history_is_read_from_the_archive_before_and_after_kill_9() {
     let last_lsn = done.last().unwrap().answer["lsn"].as_u64().unwrap();
     wait_archived(&server, last_lsn - 4);
     assert!(!runs(&server, "lookup").is_empty(), "the archive wrote no lookup run");
+    let metrics = server.request("GET", "/metrics", &[], None).text;
+    let archived: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("fundledger_history_archive_lsn "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fundledger_history_archive_lsn in /metrics:\n{metrics}"));
+    assert!(archived >= (last_lsn - 4) as f64, "/metrics says the archive reaches lsn {archived}");
+    assert!(metrics.contains("fundledger_history_archive_write_errors_total 0"), "{metrics}");
 
     // Each account's journal sums to its balance (entries from disk).
     for account in [&a, &b, &c] {

@@ -25,6 +25,12 @@
 //! the two writes leaves one table a run ahead, and [`Archive::open`]
 //! removes that run (the log replays it again).
 //!
+//! Metrics: `fundledger_history_archive_lsn` (the last lsn the runs
+//! cover), `fundledger_history_archive_runs{table}`,
+//! `fundledger_history_archive_memory_bytes` (sparse indexes and Bloom
+//! filters), `fundledger_history_archive_write_errors_total`; the history
+//! sets `fundledger_history_memory_records` (records indexed in memory).
+//!
 //! Must not: judge or change balances, or read anything but the log and
 //! its own files.
 
@@ -420,6 +426,16 @@ impl Archive {
     pub fn memory_bytes(&self) -> usize {
         let runs = self.runs.read();
         runs.journal.memory_bytes() + runs.lookup.memory_bytes()
+    }
+
+    /// `/metrics`: how far the archive reaches, its runs and their memory.
+    pub fn report_metrics(&self) {
+        let runs = self.runs();
+        metrics::gauge!("fundledger_history_archive_lsn").set(runs.watermark() as f64);
+        metrics::gauge!("fundledger_history_archive_runs", "table" => "journal").set(runs.journal.runs().len() as f64);
+        metrics::gauge!("fundledger_history_archive_runs", "table" => "lookup").set(runs.lookup.runs().len() as f64);
+        let memory = runs.journal.memory_bytes() + runs.lookup.memory_bytes();
+        metrics::gauge!("fundledger_history_archive_memory_bytes").set(memory as f64);
     }
 }
 

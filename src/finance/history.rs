@@ -839,6 +839,8 @@ impl History {
         let writer = match &self.archive {
             Some(archive) => {
                 archive.set_wal(wal.clone());
+                archive.report_metrics();
+                metrics::counter!("fundledger_history_archive_write_errors_total").increment(0);
                 match ArchiveWriter::spawn(Arc::clone(&self)) {
                     Ok(writer) => Some(writer),
                     Err(error) => {
@@ -872,7 +874,9 @@ impl History {
                     state.flushing = Arc::new(std::mem::take(&mut state.recent));
                 }
                 let backlog = state.recent.records();
+                let in_memory = backlog + state.flushing.records();
                 drop(state);
+                metrics::gauge!("fundledger_history_memory_records").set(in_memory as f64);
                 self.applied.send_replace(last);
                 for work in work {
                     self.to_outbox(work);
@@ -975,7 +979,9 @@ impl ArchiveWriter {
                     // The entries stay in memory and are written with the
                     // next batch; reads go on from memory.
                     tracing::error!(%error, "the history archive could not be written; retrying with the next batch");
+                    metrics::counter!("fundledger_history_archive_write_errors_total").increment(1);
                 }
+                archive.report_metrics();
                 let mut state = lock.lock();
                 state.busy = false;
                 condvar.notify_all();
