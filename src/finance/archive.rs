@@ -289,6 +289,9 @@ pub struct Archive {
     dir: PathBuf,
     tables: Mutex<Tables>,
     runs: RwLock<ArchiveRuns>,
+    /// Bumped on every publish: lets the hot path keep a per-thread copy of
+    /// the runs ([`Archive::with_runs`]) instead of taking `runs`' lock.
+    version: std::sync::atomic::AtomicU64,
     wal: std::sync::OnceLock<fundledger_wal::Wal>,
 }
 
@@ -318,6 +321,7 @@ impl Archive {
             dir,
             tables: Mutex::new(Tables { journal, lookup }),
             runs: RwLock::new(runs),
+            version: std::sync::atomic::AtomicU64::new(0),
             wal: std::sync::OnceLock::new(),
         }))
     }
@@ -390,7 +394,33 @@ impl Archive {
     /// Makes `runs` what readers see. Called under the history's write
     /// lock, so a reader sees each entry once: in memory or in a run.
     pub fn publish(&self, runs: ArchiveRuns) {
-        *self.runs.write() = runs;
+        let mut published = self.runs.write();
+        *published = runs;
+        self.version.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// `read` on the published runs through a per-thread copy, renewed only
+    /// when a publish happened since: the id lookup of every new transfer
+    /// takes no lock shared by all threads.
+    pub fn with_runs<T>(&self, read: impl FnOnce(&ArchiveRuns) -> T) -> T {
+        thread_local! {
+            static CACHED: std::cell::RefCell<Option<(usize, u64, ArchiveRuns)>> = const { std::cell::RefCell::new(None) };
+        }
+        let me = self as *const Archive as usize;
+        CACHED.with(|cached| {
+            let mut cached = cached.borrow_mut();
+            let version = self.version.load(std::sync::atomic::Ordering::Acquire);
+            let fresh = matches!(&*cached, Some((owner, seen, _)) if *owner == me && *seen == version);
+            if !fresh {
+                // The version is read before the runs: a publish in between
+                // leaves an older version with newer runs, renewed next call.
+                *cached = Some((me, version, self.runs()));
+            }
+            match &*cached {
+                Some((_, _, runs)) => read(runs),
+                None => read(&self.runs()),
+            }
+        })
     }
 
     /// One merge step if a tier is full: the newest [`MERGE_FANOUT`] runs

@@ -1014,8 +1014,7 @@ struct ArchivedIds {
 
 impl IdArchive for ArchivedIds {
     fn find(&self, key: &str) -> Result<Option<Committed>, String> {
-        let runs = self.archive.runs();
-        let lsns = runs.named(self.tag, key).map_err(|error| error.to_string())?;
+        let lsns = self.archive.with_runs(|runs| runs.named(self.tag, key)).map_err(|error| error.to_string())?;
         for lsn in lsns {
             let record = match self.archive.record(lsn) {
                 Ok(record) => record,
