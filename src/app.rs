@@ -135,7 +135,11 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
         every_s: config.wal.checkpoint_every_s,
         retention_days: config.wal.retention_days,
     };
-    crate::checkpointer::Checkpointer::new(fs, wal.clone(), settings, checkpoint_lsn)
+    let archive_watermark: crate::checkpointer::ArchiveWatermark = {
+        let archive = Arc::clone(&archive);
+        Arc::new(move || archive.watermark())
+    };
+    crate::checkpointer::Checkpointer::new(fs, wal.clone(), settings, archive_watermark, checkpoint_lsn)
         .spawn()
         .map_err(|error| format!("cannot start the checkpointer: {error}"))?;
     let (feed_tx, feed_rx) = sync_channel(HISTORY_FEED_BATCHES_MAX);

@@ -5,19 +5,22 @@
 //! Owns the files `checkpoint-*` in the wal folder once the server runs, and
 //! the removal of archived segments. It never touches live actors or their
 //! state and never blocks an actix arbiter or the HTTP runtime: it builds
-//! checkpoint N+1 from checkpoint N (or from lsn 1) plus the *durable*
-//! records after it, read back from the segments: N's record items are
-//! copied as they are and each new record is decoded once as a check
-//! ([`checkpoint::Extender`]); so a checkpoint only ever contains records
-//! that were acknowledged-durable, in lsn order. It folds nothing: the
-//! live server and every start-up fold the same records, and
-//! `fundledger wal verify` folds checkpoints offline. (Until 2026-11-25 it
-//! folded every record of the history again on each run: about a tenth of
-//! the server's CPU under batch load, and a second copy of the state.)
+//! the state at lsn N+1 from checkpoint N (or from lsn 1) plus the
+//! *durable* records after it, read back from the segments, folded by
+//! recovery's own code ([`Recovered::for_checkpoint`]), and writes that
+//! state (schema 2, [`crate::codec::checkpoint`]); so a checkpoint only
+//! ever reflects records that were acknowledged-durable, and every run
+//! exercises the start-up path.
 //!
-//! Memory: while it runs it holds checkpoint N's bytes and the new
-//! checkpoint's bytes (see [`crate::codec::checkpoint`]); nothing between
-//! runs.
+//! A state checkpoint holds no ids or journals: those are read from the
+//! history archive, so a checkpoint is only written at an lsn the archive
+//! has already indexed and made durable (`archive_watermark`); start-up
+//! uses it only when the archive reaches it.
+//!
+//! Cost: each run folds the records since the previous checkpoint once more
+//! (the live server folded them in its actors) and decodes and encodes the
+//! state: time and memory grow with accounts, open holds and pending work,
+//! never with history. Memory is held only while it runs.
 //!
 //! Files: it keeps exactly two checkpoints, the new one and the one it was
 //! built from (checked when read), so a corrupt newest always falls back to a
@@ -35,6 +38,11 @@ use fundledger_wal::{Health, Wal, WalFs};
 
 use crate::codec::checkpoint;
 use crate::limits;
+use crate::recovery::Recovered;
+
+/// How far the history archive has indexed and made durable (its
+/// watermark), read at each trigger.
+pub type ArchiveWatermark = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub struct Settings {
     pub dir: PathBuf,
@@ -49,6 +57,7 @@ pub struct Checkpointer {
     fs: Arc<dyn WalFs>,
     wal: Wal,
     settings: Settings,
+    archive_watermark: ArchiveWatermark,
     /// The checkpoint the next one is built from (0: none, build from lsn 1).
     base_lsn: u64,
 }
@@ -66,9 +75,15 @@ pub struct Written {
 impl Checkpointer {
     /// `base_lsn`: the checkpoint start-up loaded (0 when it replayed from
     /// lsn 1).
-    pub fn new(fs: Arc<dyn WalFs>, wal: Wal, settings: Settings, base_lsn: u64) -> Self {
+    pub fn new(
+        fs: Arc<dyn WalFs>,
+        wal: Wal,
+        settings: Settings,
+        archive_watermark: ArchiveWatermark,
+        base_lsn: u64,
+    ) -> Self {
         assert!(settings.every_records > 0, "checkpoint_every_records is validated to be at least 1000");
-        Self { fs, wal, settings, base_lsn }
+        Self { fs, wal, settings, archive_watermark, base_lsn }
     }
 
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -86,26 +101,30 @@ impl Checkpointer {
                 // Fatal until restart; the next start-up recovers from disk.
                 Health::Failed(_) => return,
             }
-            let durable = self.wal.durable_lsn();
-            let by_records = durable >= self.base_lsn.saturating_add(self.settings.every_records);
+            // The archive indexes durable records only, so this is durable too.
+            let target = (self.archive_watermark)().min(self.wal.durable_lsn());
+            let by_records = target >= self.base_lsn.saturating_add(self.settings.every_records);
             let by_time = self.settings.every_s > 0
-                && durable > self.base_lsn
+                && target > self.base_lsn
                 && last_at.elapsed() >= Duration::from_secs(self.settings.every_s);
             if !(by_records || by_time) {
                 continue;
             }
-            match self.checkpoint(durable) {
+            match self.checkpoint(target) {
                 Ok(written) => tracing::info!(?written, "checkpoint"),
-                Err(error) => tracing::error!(%error, lsn = durable, "checkpoint failed; the next trigger retries"),
+                Err(error) => tracing::error!(%error, lsn = target, "checkpoint failed; the next trigger retries"),
             }
             last_at = Instant::now();
         }
     }
 
-    /// Writes the checkpoint at `target` (at most the durable lsn), prunes,
-    /// applies retention.
+    /// Writes the checkpoint at `target` (at most the durable lsn and the
+    /// archive's watermark), prunes, applies retention.
     pub fn checkpoint(&mut self, target: u64) -> Result<Written, String> {
         assert!(target <= self.wal.durable_lsn(), "checkpoints hold durable records only");
+        if target > (self.archive_watermark)() {
+            return Err(format!("the history archive does not reach lsn {target} yet"));
+        }
         let started = Instant::now();
         let dir = self.settings.dir.clone();
         let (bytes, records_read) = self.build(target)?;
@@ -125,24 +144,19 @@ impl Checkpointer {
         })
     }
 
-    /// The checkpoint at `target`: the base checkpoint's records copied as
-    /// they are, then the durable records after it from the segments, each
-    /// decoded once as a check. Nothing is folded here (the live server and
-    /// every start-up fold them; `fundledger wal verify` folds checkpoints
-    /// offline), so a run costs a copy of the history, not a second state.
+    /// The state at `target`: the base checkpoint loaded, the durable
+    /// records after it folded, the result encoded.
     fn build(&self, target: u64) -> Result<(Vec<u8>, u64), String> {
         let dir = &self.settings.dir;
-        let base = if self.base_lsn > 0 {
+        let mut state = Recovered::for_checkpoint(target);
+        if self.base_lsn > 0 {
             let payload =
                 fundledger_wal::read_checkpoint_at(&*self.fs, dir, self.base_lsn, limits::CHECKPOINT_BYTES_MAX)
                     .map_err(|error| format!("base checkpoint {}: {error}", self.base_lsn))?;
-            Some(payload)
-        } else {
-            None
-        };
-        let mut extender = checkpoint::Extender::new(base.as_deref())
-            .map_err(|error| format!("base checkpoint {}: {error}", self.base_lsn))?;
-        drop(base);
+            state
+                .load_checkpoint(self.base_lsn, &payload)
+                .map_err(|error| format!("base checkpoint {}: {error}", self.base_lsn))?;
+        }
         let mut failure = None;
         let mut records_read = 0;
         fundledger_wal::read_records_with_fs(&*self.fs, dir, self.base_lsn + 1, |lsn, payload| {
@@ -150,7 +164,10 @@ impl Checkpointer {
                 return std::ops::ControlFlow::Break(());
             }
             records_read += 1;
-            match extender.push(lsn, payload) {
+            let folded = crate::codec::decode(payload)
+                .map_err(|error| error.to_string())
+                .and_then(|record| state.apply(lsn, &record));
+            match folded {
                 Ok(()) => std::ops::ControlFlow::Continue(()),
                 Err(error) => {
                     failure = Some(format!("lsn {lsn}: {error}"));
@@ -162,7 +179,12 @@ impl Checkpointer {
         if let Some(error) = failure {
             return Err(error);
         }
-        let bytes = extender.finish(target).map_err(|error| format!("the log before the durable lsn: {error}"))?;
+        if state.last_lsn != target {
+            return Err(format!("the log after lsn {} ends at lsn {}, before {target}", self.base_lsn, state.last_lsn));
+        }
+        let image = state.image()?;
+        drop(state);
+        let bytes = checkpoint::encode_state(&image).map_err(|error| error.to_string())?;
         Ok((bytes, records_read))
     }
 

@@ -92,14 +92,18 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 /// Beyond the frame and CRC checks of the wal crate: every checkpoint whose
-/// frame is intact must decode and fold like start-up would fold it. One
-/// line per checkpoint; false when one does not.
+/// frame is intact must decode and load like start-up would load it, and,
+/// while the log still starts at lsn 1, every state checkpoint must equal
+/// the log folded up to its lsn, part for part. One line per checkpoint;
+/// false when one does not.
 fn verify_checkpoint_contents(dir: &std::path::Path) -> bool {
+    use crate::codec::checkpoint;
     let fs = fundledger_wal::RealFs;
     let Ok(checkpoints) = fundledger_wal::checkpoint::list_checkpoints(&fs, dir) else {
         return true; // no folder: the wal report said so
     };
     let mut ok = true;
+    let mut states = Vec::new();
     for (lsn, path) in checkpoints {
         // A bad frame is already in the wal report above.
         let Ok(payload) = fundledger_wal::read_checkpoint_at(&fs, dir, lsn, crate::limits::CHECKPOINT_BYTES_MAX) else {
@@ -108,16 +112,80 @@ fn verify_checkpoint_contents(dir: &std::path::Path) -> bool {
         let mut state = crate::recovery::Recovered::without_read_models();
         match state.load_checkpoint(lsn, &payload) {
             Ok(()) => println!(
-                "checkpoint {}: lsn {lsn}, {} bytes, {} accounts, folds cleanly",
+                "checkpoint {}: lsn {lsn}, {} bytes, schema {}, {} accounts, loads cleanly",
                 path.display(),
                 payload.len(),
+                checkpoint::schema(&payload).unwrap_or(0),
                 state.accounts.len()
             ),
             Err(error) => {
-                println!("DAMAGE: {}: checkpoint does not fold: {error}", path.display());
+                println!("DAMAGE: {}: checkpoint does not load: {error}", path.display());
                 ok = false;
+                continue;
             }
         }
+        if let Ok(image) = checkpoint::decode_state(&payload) {
+            states.push((lsn, path, image));
+        }
+    }
+    ok && compare_with_log(dir, states)
+}
+
+/// Folds the log from lsn 1 and compares the state at each state
+/// checkpoint's lsn with the checkpoint (`states` in any order). Skipped,
+/// with a line, when the log no longer starts at lsn 1.
+fn compare_with_log(
+    dir: &std::path::Path,
+    mut states: Vec<(u64, std::path::PathBuf, crate::codec::checkpoint::StateImage)>,
+) -> bool {
+    if states.is_empty() {
+        return true;
+    }
+    states.sort_by_key(|(lsn, _, _)| std::cmp::Reverse(*lsn));
+    let mut folded = crate::recovery::Recovered::for_checkpoint(u64::MAX);
+    let mut ok = true;
+    let mut problem = None;
+    let read = fundledger_wal::read_records(dir, 1, |lsn, payload| {
+        if folded.last_lsn == 0 && lsn != 1 {
+            problem = Some(format!("the log starts at lsn {lsn}"));
+            return std::ops::ControlFlow::Break(());
+        }
+        let applied = crate::codec::decode(payload)
+            .map_err(|error| error.to_string())
+            .and_then(|record| folded.apply(lsn, &record));
+        if let Err(error) = applied {
+            problem = Some(format!("the log does not fold at lsn {lsn}: {error}"));
+            return std::ops::ControlFlow::Break(());
+        }
+        while states.last().is_some_and(|(at, _, _)| *at == lsn) {
+            let Some((at, path, image)) = states.pop() else { break };
+            match folded.image() {
+                Ok(from_log) if from_log == image => {
+                    println!("checkpoint {}: lsn {at}: equals the log folded to it", path.display())
+                }
+                Ok(_) => {
+                    println!("DAMAGE: {}: checkpoint differs from the log folded to lsn {at}", path.display());
+                    ok = false;
+                }
+                Err(error) => {
+                    println!("DAMAGE: the log folded to lsn {at} breaks an invariant: {error}");
+                    ok = false;
+                }
+            }
+        }
+        if states.is_empty() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    });
+    if let Err(error) = read {
+        problem = Some(error.to_string());
+    }
+    if let Some(problem) = problem.filter(|_| !states.is_empty()) {
+        println!("checkpoints not compared with the log: {problem}");
+    } else if let Some((at, path, _)) = states.last() {
+        println!("checkpoints not compared with the log: it ends before lsn {at} ({})", path.display());
     }
     ok
 }

@@ -7,10 +7,13 @@
 //! applied, and at the end the history's folded balances must equal the
 //! books exactly.
 //!
-//! The same fold loads a checkpoint (whose payload is the records up to
-//! its lsn, [`crate::codec::checkpoint`]); `fundledger wal verify` folds
-//! checkpoints offline without the read models
-//! ([`Recovered::without_read_models`]).
+//! A checkpoint is loaded here too ([`Recovered::load_checkpoint`]): a
+//! state checkpoint ([`crate::codec::checkpoint`], schema 2) is restored
+//! from its image ([`Recovered::image`] is the other direction: the
+//! checkpointer folds the log with this same code and writes the image);
+//! an old records checkpoint (schema 1) is folded like the log.
+//! `fundledger wal verify` loads checkpoints offline without the read
+//! models ([`Recovered::without_read_models`]).
 //!
 //! Must not talk to actors: it runs before any exist.
 
@@ -18,14 +21,18 @@ use hashbrown::HashMap;
 use std::sync::Arc;
 
 use crate::actors::directory::AccountInfo;
-use crate::actors::outbox::{instruction_for, InstructionWork};
+use crate::actors::outbox::{instruction_for, InstructionWork, Party};
 use crate::actors::registry::account_info;
-use crate::domain::account::{AccountBook, AccountStatus};
+use crate::codec::checkpoint::{self, BookImage, InstructionImage, PartyImage, StateImage, TotalsImage};
+use crate::domain::account::Hold;
+use crate::domain::account::{AccountBook, AccountStatus, Balance};
 use crate::domain::ids::AccountId;
+use crate::domain::money::Money;
 use crate::domain::record::{Notification, PayoutOutcome, Record, Withdrawal};
 use crate::domain::registry::Applications;
 use crate::domain::suspense::SuspenseBook;
 use crate::finance::history::HistoryState;
+use crate::finance::trial_balance::TrialBalance;
 use crate::gateway::idempotency::{Committed, IdIndex};
 
 pub struct RecoveredAccount {
@@ -56,6 +63,36 @@ pub struct Recovered {
     /// Records at or below this lsn are in the history archive: their ids
     /// are found there, not kept in memory.
     indexed_through: u64,
+    /// The entity records folded so far ([`is_entity`]), kept only when
+    /// this state is folded to write a checkpoint
+    /// ([`Recovered::for_checkpoint`]).
+    entities: Option<Vec<(u64, Record)>>,
+}
+
+/// Whether a state checkpoint keeps `record` as it is: the records of
+/// applications, account signing, suspense entries and reconciliations,
+/// which grow with accounts and days, not with transfers; their entities
+/// are folded again from them on load. Every other record's effect is in
+/// the checkpoint's books, pending work and totals.
+pub fn is_entity(record: &Record) -> bool {
+    match record {
+        Record::ApplicationCreated(_)
+        | Record::ApplicationApproved(_)
+        | Record::ApplicationRejected(_)
+        | Record::AccountSigned { .. }
+        | Record::AccountSignFailed { .. }
+        | Record::SuspenseOpened(_)
+        | Record::AdjustmentDeposit(_)
+        | Record::SuspenseReturned(_)
+        | Record::ReconciliationRecorded(_)
+        | Record::DiscrepancyProposed(_)
+        | Record::DiscrepancyResolved(_) => true,
+        Record::Movement(_)
+        | Record::Deposit(_)
+        | Record::WithdrawalRequested(_)
+        | Record::WithdrawalFinished(_)
+        | Record::BankSynced(_) => false,
+    }
 }
 
 /// The key of a bank notification in the notification index: one bank's
@@ -113,6 +150,7 @@ impl Recovered {
             last_lsn: 0,
             read_models: true,
             indexed_through: 0,
+            entities: None,
         }
     }
 
@@ -122,22 +160,167 @@ impl Recovered {
         Self { history: HistoryState::indexed_through(indexed_through), indexed_through, ..Self::new() }
     }
 
+    /// The fold the checkpointer runs up to a checkpoint at most at
+    /// `indexed_through`: no ids or journal entries in memory, and the
+    /// entity records kept for [`Self::image`].
+    pub fn for_checkpoint(indexed_through: u64) -> Self {
+        Self { entities: Some(Vec::new()), ..Self::with_archive(indexed_through) }
+    }
+
     /// Everything but the read models: the fold that checks a checkpoint
     /// offline.
     pub fn without_read_models() -> Self {
         Self { read_models: false, ..Self::new() }
     }
 
-    /// Fold the records of checkpoint `lsn` (its payload as the wal crate
-    /// read and checked it). On `Err` the state is half-built: discard it.
+    /// Load checkpoint `lsn` (its payload as the wal crate read and checked
+    /// it) into this empty state: restore a state checkpoint, fold an old
+    /// records checkpoint. On `Err` the state is half-built: discard it.
     pub fn load_checkpoint(&mut self, lsn: u64, payload: &[u8]) -> Result<(), String> {
         if self.last_lsn != 0 || self.history.applied_lsn() != 0 {
             return Err("a checkpoint is loaded into an empty state".into());
         }
-        let meta = crate::codec::checkpoint::decode(payload, |lsn, record| self.apply(lsn, &record))
-            .map_err(|error| error.to_string())?;
-        if meta.last_lsn != lsn || self.last_lsn != lsn {
-            return Err(format!("checkpoint named lsn {lsn} holds records up to lsn {}", meta.last_lsn));
+        match checkpoint::schema(payload) {
+            Some(checkpoint::STATE_SCHEMA) => {
+                let image = checkpoint::decode_state(payload).map_err(|error| error.to_string())?;
+                self.restore(image)?;
+            }
+            _ => {
+                checkpoint::decode(payload, |lsn, record| self.apply(lsn, &record))
+                    .map_err(|error| error.to_string())?;
+            }
+        }
+        if self.last_lsn != lsn {
+            return Err(format!("checkpoint named lsn {lsn} holds the state at lsn {}", self.last_lsn));
+        }
+        Ok(())
+    }
+
+    /// The state as a checkpoint image. Only a state folded for a
+    /// checkpoint ([`Self::for_checkpoint`]) has one: it kept its entity
+    /// records. Checks that every journal sums to its book first.
+    pub fn image(&self) -> Result<StateImage, String> {
+        let entities = self.entities.clone().ok_or("this state was not folded for a checkpoint")?;
+        if self.history.applied_lsn() != self.last_lsn {
+            return Err(format!("history at lsn {}, books at lsn {}", self.history.applied_lsn(), self.last_lsn));
+        }
+        let mut books = Vec::with_capacity(self.accounts.len());
+        for account in &self.accounts {
+            let (id, book) = (account.info.account_id, &account.book);
+            if self.history.balance(id) != book.balance {
+                return Err(format!("{id}: journal does not sum to the balance at lsn {}", self.last_lsn));
+            }
+            let mut holds: Vec<_> =
+                book.holds.iter().map(|(hold_id, hold)| (hold_id.clone(), hold.amount, hold.remaining)).collect();
+            holds.sort_unstable();
+            let mut withdrawals: Vec<_> = book.withdrawals.iter().map(|(id, amount)| (id.clone(), *amount)).collect();
+            withdrawals.sort_unstable();
+            let Balance { available, frozen } = book.balance;
+            books.push(BookImage { available, frozen, holds, withdrawals, last_lsn: book.last_lsn });
+        }
+        let mut withdrawals: Vec<_> =
+            self.withdrawals_pending.values().map(|(lsn, withdrawal)| (*lsn, Arc::clone(withdrawal))).collect();
+        withdrawals.sort_unstable_by_key(|(lsn, _)| *lsn);
+        let mut instructions: Vec<_> = self
+            .instructions_pending
+            .values()
+            .map(|(lsn, work)| InstructionImage {
+                lsn: *lsn,
+                reference: work.reference.clone(),
+                kind: work.kind,
+                bank: work.bank.clone(),
+                from: party_image(&work.from),
+                to: party_image(&work.to),
+                amount: work.amount,
+            })
+            .collect();
+        instructions.sort_unstable_by_key(|instruction| instruction.lsn);
+        let finance = self.history.finance();
+        Ok(StateImage {
+            last_lsn: self.last_lsn,
+            banks: finance.bank_days.banks().to_vec(),
+            entities,
+            books,
+            withdrawals,
+            instructions,
+            totals: TotalsImage { balances: finance.books.balances(), records_posted: finance.books.records_posted() },
+            days: self.history.days().iter().map(|(day, figures)| (*day, *figures)).collect(),
+            bank_sync_failures: self.history.bank_sync_failures().to_vec(),
+        })
+    }
+
+    /// Restore a state checkpoint's image into this empty state. Its ids
+    /// and journals are in the history archive, which must reach its lsn.
+    fn restore(&mut self, image: StateImage) -> Result<(), String> {
+        let StateImage {
+            last_lsn,
+            banks,
+            entities,
+            books,
+            withdrawals,
+            instructions,
+            totals,
+            days,
+            bank_sync_failures,
+        } = image;
+        if self.read_models && self.indexed_through < last_lsn {
+            return Err(format!(
+                "the history archive indexes records up to lsn {}, short of the checkpoint's lsn {last_lsn} \
+                 (the ids and journals in between would be missing)",
+                self.indexed_through
+            ));
+        }
+        self.history = HistoryState::restoring(self.indexed_through, banks);
+        for (lsn, record) in &entities {
+            if !is_entity(record) {
+                return Err(format!("lsn {lsn}: a checkpoint's entity record is not one"));
+            }
+            self.apply_registry(*lsn, record)?;
+            if matches!(record, Record::SuspenseOpened(_) | Record::AdjustmentDeposit(_) | Record::SuspenseReturned(_))
+            {
+                self.suspense.apply(record);
+            }
+            self.history.apply_entity(*lsn, record);
+        }
+        if books.len() != self.accounts.len() {
+            return Err(format!("checkpoint has {} books for {} accounts", books.len(), self.accounts.len()));
+        }
+        for (account, image) in self.accounts.iter_mut().zip(books) {
+            let withdrawals_processing = image.withdrawals.iter().map(|(_, amount)| amount.0).sum::<i64>();
+            let holds = image.holds.into_iter().map(|(id, amount, remaining)| (id, Hold { amount, remaining }));
+            account.book = AccountBook {
+                balance: Balance { available: image.available, frozen: image.frozen },
+                holds: holds.collect(),
+                withdrawals_processing: Money(withdrawals_processing),
+                withdrawals: image.withdrawals.into_iter().collect(),
+                last_lsn: image.last_lsn,
+            };
+        }
+        for (lsn, withdrawal) in &withdrawals {
+            let account = self.account(withdrawal.account_id, *lsn)?;
+            if account.book.withdrawals.get(&withdrawal.id) != Some(&withdrawal.amount) {
+                return Err(format!("withdrawal {} in flight but not processing on its account", withdrawal.id));
+            }
+            self.withdrawals_pending.insert(withdrawal.id.clone(), (*lsn, Arc::clone(withdrawal)));
+        }
+        for instruction in instructions {
+            let work = InstructionWork {
+                reference: instruction.reference,
+                kind: instruction.kind,
+                bank: instruction.bank,
+                from: party(instruction.from),
+                to: party(instruction.to),
+                amount: instruction.amount,
+                resumed: true,
+            };
+            self.instructions_pending.insert(work.reference.clone(), (instruction.lsn, work));
+        }
+        let balances = self.accounts.iter().map(|account| (account.info.account_id, account.book.balance));
+        let books = TrialBalance::from_balances(totals.balances, totals.records_posted);
+        self.history.restored(last_lsn, balances, withdrawals, books, days, bank_sync_failures);
+        self.last_lsn = last_lsn;
+        if self.entities.is_some() {
+            self.entities = Some(entities);
         }
         Ok(())
     }
@@ -156,33 +339,11 @@ impl Recovered {
         }
         self.last_lsn = lsn;
         match record {
-            Record::ApplicationCreated(_) | Record::ApplicationRejected(_) => self.applications.apply(record),
-            Record::ApplicationApproved(decision) => {
-                let application = self
-                    .applications
-                    .get(decision.application_id)
-                    .map(|state| Arc::clone(&state.application))
-                    .ok_or_else(|| format!("lsn {lsn}: approval of unknown application {}", decision.application_id))?;
-                let account_id = decision.account_id.ok_or_else(|| format!("lsn {lsn}: approval without account"))?;
-                if account_id.0 != self.accounts.len() as u64 + 1 {
-                    return Err(format!("lsn {lsn}: account {account_id} opened out of order"));
-                }
-                self.applications.apply(record);
-                self.accounts.push(RecoveredAccount {
-                    info: Arc::new(account_info(account_id, &application, decision.decided_at_ms)),
-                    status: AccountStatus::Signing,
-                    sub_account_no: None,
-                    book: AccountBook::default(),
-                });
-            }
-            Record::AccountSigned { account_id, sub_account_no, .. } => {
-                let account = self.account(*account_id, lsn)?;
-                account.status = AccountStatus::Active;
-                account.sub_account_no = Some(sub_account_no.clone());
-            }
-            Record::AccountSignFailed { account_id, .. } => {
-                self.account(*account_id, lsn)?.status = AccountStatus::SignFailed
-            }
+            Record::ApplicationCreated(_)
+            | Record::ApplicationRejected(_)
+            | Record::ApplicationApproved(_)
+            | Record::AccountSigned { .. }
+            | Record::AccountSignFailed { .. } => self.apply_registry(lsn, record)?,
             Record::Movement(movement) => {
                 if let Some(hold_id) = movement.hold_id.as_deref().filter(|_| movement.kind.uses_hold()) {
                     let payer = self.account(movement.payer, lsn)?;
@@ -249,8 +410,47 @@ impl Recovered {
         if let Some(work) = instruction_for(record, &self.suspense, true) {
             self.instructions_pending.insert(work.reference.clone(), (lsn, work));
         }
+        if let Some(entities) = self.entities.as_mut().filter(|_| is_entity(record)) {
+            entities.push((lsn, record.clone()));
+        }
         if self.read_models {
             self.index(lsn, record);
+        }
+        Ok(())
+    }
+
+    /// Applications and the accounts they open (the same for the log and
+    /// for a state checkpoint's entity records); other records are ignored.
+    fn apply_registry(&mut self, lsn: u64, record: &Record) -> Result<(), String> {
+        match record {
+            Record::ApplicationCreated(_) | Record::ApplicationRejected(_) => self.applications.apply(record),
+            Record::ApplicationApproved(decision) => {
+                let application = self
+                    .applications
+                    .get(decision.application_id)
+                    .map(|state| Arc::clone(&state.application))
+                    .ok_or_else(|| format!("lsn {lsn}: approval of unknown application {}", decision.application_id))?;
+                let account_id = decision.account_id.ok_or_else(|| format!("lsn {lsn}: approval without account"))?;
+                if account_id.0 != self.accounts.len() as u64 + 1 {
+                    return Err(format!("lsn {lsn}: account {account_id} opened out of order"));
+                }
+                self.applications.apply(record);
+                self.accounts.push(RecoveredAccount {
+                    info: Arc::new(account_info(account_id, &application, decision.decided_at_ms)),
+                    status: AccountStatus::Signing,
+                    sub_account_no: None,
+                    book: AccountBook::default(),
+                });
+            }
+            Record::AccountSigned { account_id, sub_account_no, .. } => {
+                let account = self.account(*account_id, lsn)?;
+                account.status = AccountStatus::Active;
+                account.sub_account_no = Some(sub_account_no.clone());
+            }
+            Record::AccountSignFailed { account_id, .. } => {
+                self.account(*account_id, lsn)?.status = AccountStatus::SignFailed
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -282,5 +482,21 @@ impl Recovered {
                 assert_eq!(self.history.balance(id), account.book.balance, "{id}: journal does not sum to the balance");
             }
         }
+    }
+}
+
+fn party_image(party: &Party) -> PartyImage {
+    match party {
+        Party::Account(id) => PartyImage::Account(*id),
+        Party::PublicAdjustment => PartyImage::PublicAdjustment,
+        Party::AccountNo(no) => PartyImage::AccountNo(no.clone()),
+    }
+}
+
+fn party(image: PartyImage) -> Party {
+    match image {
+        PartyImage::Account(id) => Party::Account(id),
+        PartyImage::PublicAdjustment => Party::PublicAdjustment,
+        PartyImage::AccountNo(no) => Party::AccountNo(no),
     }
 }

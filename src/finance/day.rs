@@ -16,7 +16,7 @@ use crate::domain::money::Money;
 /// `money_out`: payouts that succeeded (`withdrawal_settled`).
 /// `transfers`: movements from one customer to another (counted once, on
 /// the payee's side: `transfer_in`, `unfreeze_pay_in`, `pay_freeze_in`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub struct DayFigures {
     pub money_in_fen: i128,
     pub money_in_count: u64,

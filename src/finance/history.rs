@@ -51,7 +51,7 @@ use crate::finance::archive::{Archive, ArchiveError, ArchiveRuns, JournalIndexEn
 use crate::finance::day::DayFigures;
 use crate::finance::reconciliation::{bank_day_key, BankDays, LedgerLine, ReconciliationBook};
 use crate::finance::state::FinanceState;
-use crate::finance::trial_balance::TrialBalanceView;
+use crate::finance::trial_balance::{TrialBalance, TrialBalanceView};
 use crate::gateway::idempotency::{Committed, IdArchive, IdIndex};
 use fundledger_index::Direction;
 
@@ -263,6 +263,54 @@ impl HistoryState {
 
     pub fn applied_lsn(&self) -> u64 {
         self.applied_lsn
+    }
+
+    /// The read model a state checkpoint restores, before its entity
+    /// records are folded again ([`Self::apply_entity`]) and its figures
+    /// are set ([`Self::restored`]): the bank codes in the order they were
+    /// met.
+    pub fn restoring(indexed_through: u64, banks: Vec<Box<str>>) -> Self {
+        let mut state = Self::indexed_through(indexed_through);
+        state.finance.bank_days = BankDays::with_banks(banks);
+        state
+    }
+
+    /// Fold an entity record of a state checkpoint into the parts that
+    /// keep entities (suspense entries, each one's bank, reconciliations),
+    /// not into the balances and figures, which the checkpoint holds.
+    pub fn apply_entity(&mut self, lsn: u64, record: &Record) {
+        self.suspense.apply(record);
+        self.finance.bank_days.apply(lsn, record);
+        self.finance.reconciliations.apply(lsn, record);
+    }
+
+    /// The rest of a state checkpoint at `lsn`: each account's balance
+    /// (the books', which the journals sum to), withdrawals in flight, the
+    /// trial balance's books, the day figures and the bank's refusals.
+    pub fn restored(
+        &mut self,
+        lsn: u64,
+        balances: impl IntoIterator<Item = (AccountId, Balance)>,
+        withdrawals_in_flight: impl IntoIterator<Item = (u64, Arc<Withdrawal>)>,
+        books: TrialBalance,
+        days: impl IntoIterator<Item = (i64, DayFigures)>,
+        bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
+    ) {
+        assert_eq!(self.applied_lsn, 0, "a checkpoint is restored into an empty read model");
+        self.balances = balances.into_iter().filter(|(_, balance)| *balance != Balance::default()).collect();
+        self.withdrawals_in_flight = withdrawals_in_flight
+            .into_iter()
+            .map(|(lsn, withdrawal)| (withdrawal.id.clone(), WithdrawalHistory { lsn, withdrawal, finished: None }))
+            .collect();
+        self.finance.books = books;
+        self.days = days.into_iter().collect();
+        self.bank_sync_failures = bank_sync_failures;
+        self.applied_lsn = lsn;
+    }
+
+    /// Each UTC day's figures, by day number.
+    pub fn days(&self) -> &BTreeMap<i64, DayFigures> {
+        &self.days
     }
 
     /// Fold one durable record, in lsn order.

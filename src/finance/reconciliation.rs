@@ -104,6 +104,17 @@ impl BankDays {
         Self::default()
     }
 
+    /// The days of a state checkpoint: the bank codes in the order they
+    /// were met (the maps hold their indexes); the rest is folded again
+    /// from the checkpoint's entity records.
+    pub fn with_banks(banks: Vec<Box<str>>) -> Self {
+        Self { banks, ..Self::default() }
+    }
+
+    pub fn banks(&self) -> &[Box<str>] {
+        &self.banks
+    }
+
     /// Whether an adjustment deposit with this id was committed.
     pub fn has_adjustment(&self, id: &str) -> bool {
         self.adjustment_ids.contains(id)

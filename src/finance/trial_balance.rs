@@ -89,6 +89,16 @@ impl TrialBalance {
         self.records_posted
     }
 
+    /// Every book's balance, in [`Book`] order (a state checkpoint keeps
+    /// them and [`Self::from_balances`] restores them).
+    pub fn balances(&self) -> [i128; 5] {
+        self.balances
+    }
+
+    pub fn from_balances(balances: [i128; 5], records_posted: u64) -> Self {
+        Self { balances, records_posted }
+    }
+
     /// Post one durable record, in lsn order.
     pub fn apply(&mut self, lsn: u64, record: &Record) {
         let Some(postings) = postings(record) else { return };
