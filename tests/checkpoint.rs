@@ -5,13 +5,15 @@
 //! means a full replay; start-up never reads segments below the checkpoint
 //! (damage there is reported by `wal verify`, and by a 503 naming the file
 //! when a history read needs a record in it); a leftover `.tmp` is
-//! removed; retention deletes only covered, old segments.
+//! removed; retention deletes only covered, old segments; a checkpoint the
+//! history archive does not reach (the archive moved away) is not used, and
+//! the whole log rebuilds the state and the archive.
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -57,58 +59,18 @@ fn transfers(server: &Server, accounts: &[String], count: usize) -> Vec<(Value, 
     done
 }
 
-fn checkpoints(server: &Server) -> Vec<(u64, PathBuf)> {
-    let dir = server.data_dir.join("wal");
-    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|entry| entry.ok())
-                .filter_map(|entry| {
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    let lsn = name.strip_prefix("checkpoint-")?.strip_suffix(".ckpt")?.parse().ok()?;
-                    Some((lsn, entry.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
-}
-
-/// Waits until a checkpoint newer than `after` exists; returns its lsn.
-fn wait_for_checkpoint(server: &Server, after: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some((lsn, _)) = checkpoints(server).into_iter().rev().find(|(lsn, _)| *lsn > after) {
-            return lsn;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint after lsn {after}: {:?}", server.wal_segments());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Waits until no checkpoint is being written (the set stays the same for
 /// a second), then returns the kept checkpoints' lsns, oldest first.
 fn settled_checkpoints(server: &Server) -> Vec<u64> {
-    let mut seen = checkpoints(server);
+    let mut seen = server.checkpoints();
     loop {
         std::thread::sleep(Duration::from_millis(1000));
-        let now = checkpoints(server);
+        let now = server.checkpoints();
         if now == seen {
             return now.into_iter().map(|(lsn, _)| lsn).collect();
         }
         seen = now;
     }
-}
-
-/// The checkpoint lsn the latest start-up says it loaded.
-fn loaded_checkpoint(server: &Server) -> u64 {
-    let stdout = server.stdout();
-    let line = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("fundledger recovered: checkpoint lsn "))
-        .unwrap_or_else(|| panic!("no recovery line on stdout: {stdout}"));
-    line.split(',').next().and_then(|lsn| lsn.parse().ok()).unwrap_or_else(|| panic!("bad recovery line {line}"))
 }
 
 /// Everything a client can see that must survive a restart unchanged:
@@ -167,17 +129,6 @@ fn flip_byte_in_middle(path: &Path) {
     std::fs::write(path, bytes).expect("write");
 }
 
-fn wal_verify(server: &Server) -> (bool, String) {
-    let binary = std::env::var("FUNDLEDGER_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fundledger").to_string());
-    let output = Command::new(binary)
-        .args(["wal", "verify", "--data-dir"])
-        .arg(&server.data_dir)
-        .output()
-        .expect("run wal verify");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
-}
-
 fn with_checkpoints(segment_bytes: u64, retention_days: u64) -> Options {
     Options { checkpoint_every_records: 1000, segment_bytes, retention_days, ..Options::default() }
 }
@@ -187,9 +138,9 @@ fn kill_9_restarts_from_the_newest_checkpoint_and_falls_back_when_it_is_corrupt(
     let mut server = Server::start_with(with_checkpoints(1_048_576, 0));
     let accounts = open_funded_accounts(&server);
     let mut done = transfers(&server, &accounts, 1500);
-    let first = wait_for_checkpoint(&server, 0);
+    let first = server.wait_for_checkpoint(1);
     done.extend(transfers(&server, &accounts, 1500));
-    let second = wait_for_checkpoint(&server, first);
+    let second = server.wait_for_checkpoint(first + 1);
     done.extend(transfers(&server, &accounts, 400));
     let kept = settled_checkpoints(&server);
     let before = snapshot(&server, &accounts, &done);
@@ -202,14 +153,14 @@ fn kill_9_restarts_from_the_newest_checkpoint_and_falls_back_when_it_is_corrupt(
     let leftover = server.data_dir.join("wal").join(format!("checkpoint-{:020}.ckpt.tmp", second + 7));
     std::fs::write(&leftover, b"half a checkpoint").expect("leftover");
     server.restart();
-    assert_eq!(loaded_checkpoint(&server), second, "{}", server.stdout());
+    assert_eq!(server.loaded_checkpoint(), second, "{}", server.stdout());
     assert!(!leftover.exists(), "start-up removes a leftover temporary file");
     assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart from the newest checkpoint");
     assert_retries_answer_as_before(&server, &done);
 
     // The newest checkpoint corrupt: the previous one and a longer replay.
     server.kill9();
-    let (ok, report) = wal_verify(&server);
+    let (ok, report) = server.wal_verify();
     assert!(ok, "intact log and checkpoints verify: {report}");
     assert_eq!(report.matches("loads cleanly").count(), 2, "wal verify decodes both checkpoints: {report}");
     assert_eq!(
@@ -217,22 +168,22 @@ fn kill_9_restarts_from_the_newest_checkpoint_and_falls_back_when_it_is_corrupt(
         2,
         "each state checkpoint equals the log folded to its lsn: {report}"
     );
-    flip_byte_in_middle(&checkpoints(&server)[1].1);
-    let (ok, report) = wal_verify(&server);
+    flip_byte_in_middle(&server.checkpoints()[1].1);
+    let (ok, report) = server.wal_verify();
     assert!(!ok, "wal verify reports a corrupt checkpoint: {report}");
     assert!(report.contains(&format!("checkpoint-{second:020}.ckpt")), "{report}");
     server.restart();
-    assert_eq!(loaded_checkpoint(&server), first, "{}", server.stdout());
+    assert_eq!(server.loaded_checkpoint(), first, "{}", server.stdout());
     assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart from the previous checkpoint");
     assert_retries_answer_as_before(&server, &done);
 
     // Every checkpoint corrupt, every segment there: a full replay.
     server.kill9();
-    for (_, path) in checkpoints(&server) {
+    for (_, path) in server.checkpoints() {
         flip_byte_in_middle(&path);
     }
     server.restart();
-    assert_eq!(loaded_checkpoint(&server), 0, "{}", server.stdout());
+    assert_eq!(server.loaded_checkpoint(), 0, "{}", server.stdout());
     assert_unchanged(&before, &snapshot(&server, &accounts, &done), "full replay");
     assert_retries_answer_as_before(&server, &done);
 }
@@ -242,7 +193,7 @@ fn start_up_does_not_read_segments_below_the_checkpoint_and_history_reads_name_t
     let mut server = Server::start_with(with_checkpoints(131_072, 0));
     let accounts = open_funded_accounts(&server);
     let mut done = transfers(&server, &accounts, 4000);
-    wait_for_checkpoint(&server, 3000);
+    server.wait_for_checkpoint(3001);
     done.extend(transfers(&server, &accounts, 300));
     let first = *settled_checkpoints(&server).last().expect("a checkpoint");
     let before = snapshot(&server, &accounts, &done);
@@ -255,7 +206,7 @@ fn start_up_does_not_read_segments_below_the_checkpoint_and_history_reads_name_t
     let damaged = server.data_dir.join("wal").join(&segments[0]);
     flip_byte_in_middle(&damaged);
     server.restart();
-    assert_eq!(loaded_checkpoint(&server), first);
+    assert_eq!(server.loaded_checkpoint(), first);
     // State and the ids in memory need no archived segment...
     for account in &accounts {
         assert_eq!(server.account(account), before[account.as_str()]["account"], "{account} after the restart");
@@ -277,7 +228,7 @@ fn start_up_does_not_read_segments_below_the_checkpoint_and_history_reads_name_t
     }
     assert!(damaged_reads > 0, "no read met the damaged record (journals and every transfer's bank answer)");
     server.kill9();
-    let (ok, report) = wal_verify(&server);
+    let (ok, report) = server.wal_verify();
     assert!(!ok, "wal verify checks archived segments too: {report}");
     assert!(report.contains(&segments[0]), "{report}");
 }
@@ -287,7 +238,7 @@ fn retention_removes_only_old_segments_that_every_kept_checkpoint_covers() {
     let mut server = Server::start_with(with_checkpoints(131_072, 1));
     let accounts = open_funded_accounts(&server);
     let mut done = transfers(&server, &accounts, 1500);
-    wait_for_checkpoint(&server, 0);
+    server.wait_for_checkpoint(1);
     let first = *settled_checkpoints(&server).last().expect("a checkpoint");
     server.kill9();
     let segments_before = server.wal_segments();
@@ -298,9 +249,9 @@ fn retention_removes_only_old_segments_that_every_kept_checkpoint_covers() {
         assert!(status.success());
     }
     server.restart();
-    assert_eq!(loaded_checkpoint(&server), first);
+    assert_eq!(server.loaded_checkpoint(), first);
     done.extend(transfers(&server, &accounts, 1500));
-    wait_for_checkpoint(&server, first);
+    server.wait_for_checkpoint(first + 1);
     let kept = settled_checkpoints(&server);
     assert_eq!(kept.len(), 2, "{kept:?}");
     // Bank confirmations are records too, so more than one checkpoint may
@@ -319,11 +270,11 @@ fn retention_removes_only_old_segments_that_every_kept_checkpoint_covers() {
         let last_lsn = next[..20].parse::<u64>().expect("name") - 1;
         assert!(last_lsn <= covered, "segment {name} (up to lsn {last_lsn}) was not covered by checkpoint {covered}");
     }
-    let (ok, report) = wal_verify(&server);
+    let (ok, report) = server.wal_verify();
     assert!(ok, "a log cut by retention verifies: {report}");
 
     server.restart();
-    assert_eq!(loaded_checkpoint(&server), second);
+    assert_eq!(server.loaded_checkpoint(), second);
     assert_unchanged(&before, &snapshot_after_retention(&server, &accounts, &done), "restart after retention");
     // A retry is answered as the first time while its record is kept; once
     // retention removed it, the id can only be refused, never applied again.
@@ -336,4 +287,28 @@ fn retention_removes_only_old_segments_that_every_kept_checkpoint_covers() {
             assert_error(status, &again, 409, "ID_REUSED", "a retry of an id whose record retention removed");
         }
     }
+}
+
+#[test]
+fn a_checkpoint_past_the_history_archive_is_not_used_and_the_log_rebuilds_both() {
+    let mut server = Server::start_with(with_checkpoints(1_048_576, 0));
+    let accounts = open_funded_accounts(&server);
+    let done = transfers(&server, &accounts, 1500);
+    server.wait_for_checkpoint(1);
+    settled_checkpoints(&server);
+    let before = snapshot(&server, &accounts, &done);
+    server.kill9();
+    // The archive lost (an operator moved it away): a state checkpoint holds
+    // no ids or journals, so it cannot be used without the archive...
+    let history = server.data_dir.join("history");
+    assert!(history.is_dir(), "the history archive lives in DATA_DIR/history");
+    std::fs::rename(&history, server.dir().join("history.moved")).expect("move the archive away");
+    server.restart();
+    assert_eq!(server.loaded_checkpoint(), 0, "{}", server.stdout());
+    let stderr = server.stderr_tail();
+    assert!(stderr.contains("short of the checkpoint's lsn"), "the log says why the checkpoint was not used: {stderr}");
+    // ...so the whole log is replayed and the archive indexed again: every
+    // answer as before, ids and journals included.
+    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "full replay without the archive");
+    assert_retries_answer_as_before(&server, &done);
 }

@@ -246,6 +246,8 @@ pub struct Options {
     pub segment_bytes: u64,
     /// `wal.checkpoint_every_records` (API.md's default unless a test lowers it).
     pub checkpoint_every_records: u64,
+    /// `wal.checkpoint_every_s` (0: by records only).
+    pub checkpoint_every_s: u64,
     /// `wal.retention_days` (0: keep every segment).
     pub retention_days: u64,
     /// `history.memory_records`: small, so that every test reads most of
@@ -261,6 +263,7 @@ impl Default for Options {
             sign_delay_ms: 20,
             segment_bytes: 1_048_576,
             checkpoint_every_records: 1_000_000,
+            checkpoint_every_s: 0,
             retention_days: 0,
             history_memory_records: 64,
         }
@@ -285,6 +288,7 @@ data_dir = "{data_dir}"
 [wal]
 segment_bytes = {segment_bytes}
 checkpoint_every_records = {checkpoint_every_records}
+checkpoint_every_s = {checkpoint_every_s}
 retention_days = {retention_days}
 
 [history]
@@ -330,6 +334,7 @@ key = "dev-receipt-key"
         data_dir = data_dir.display(),
         segment_bytes = options.segment_bytes,
         checkpoint_every_records = options.checkpoint_every_records,
+        checkpoint_every_s = options.checkpoint_every_s,
         retention_days = options.retention_days,
         history_memory_records = options.history_memory_records,
         sign_delay_ms = options.sign_delay_ms,
@@ -986,6 +991,62 @@ impl Server {
         let journal = self.journal(account_id);
         check_journal(account_id, &account, &journal);
         balance
+    }
+
+    /// Checkpoint files (`checkpoint-<lsn>.ckpt`) in `DATA_DIR/wal/`, oldest
+    /// first: their lsns and paths.
+    pub fn checkpoints(&self) -> Vec<(u64, PathBuf)> {
+        let mut found: Vec<(u64, PathBuf)> = fs::read_dir(self.data_dir.join("wal"))
+            .map(|entries| {
+                entries
+                    .filter_map(|entry| entry.ok())
+                    .filter_map(|entry| {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        let lsn = name.strip_prefix("checkpoint-")?.strip_suffix(".ckpt")?.parse().ok()?;
+                        Some((lsn, entry.path()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
+    /// Waits (up to a minute) until a checkpoint at an lsn of at least
+    /// `at_least` exists; returns its lsn.
+    pub fn wait_for_checkpoint(&self, at_least: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((lsn, _)) = self.checkpoints().into_iter().rev().find(|(lsn, _)| *lsn >= at_least) {
+                return lsn;
+            }
+            assert!(Instant::now() < deadline, "no checkpoint at lsn {at_least} or later: {:?}", self.wal_segments());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The checkpoint lsn the latest start-up says it loaded (0: none).
+    pub fn loaded_checkpoint(&self) -> u64 {
+        let stdout = self.stdout();
+        let line = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("fundledger recovered: checkpoint lsn "))
+            .unwrap_or_else(|| panic!("no recovery line on stdout: {stdout}"));
+        line.split(',').next().and_then(|lsn| lsn.parse().ok()).unwrap_or_else(|| panic!("bad recovery line {line}"))
+    }
+
+    /// Runs `fundledger wal verify` on the data dir (the server stopped):
+    /// exit success and the whole report.
+    pub fn wal_verify(&self) -> (bool, String) {
+        let binary =
+            std::env::var("FUNDLEDGER_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fundledger").to_string());
+        let output = Command::new(binary)
+            .args(["wal", "verify", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .expect("run wal verify");
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
     }
 
     /// Segment files (`*.wal`) in `DATA_DIR/wal/`: not checkpoints, temp
