@@ -152,6 +152,11 @@ pub const STATEMENT_CHUNKS_BUFFERED: usize = 16;
 /// answering `503 BANK_UNAVAILABLE`.
 pub const STATEMENT_FETCH_ATTEMPTS_MAX: u32 = 5;
 
+/// How long `POST /v1/sandbox/{bank}/credits` waits for the sandbox's
+/// books, read in the background after a start, before it answers
+/// `503 BANK_UNAVAILABLE` (with Retry-After).
+pub const SANDBOX_BOOKS_WAIT_MS: u64 = 5_000;
+
 /// Largest checkpoint file start-up and the checkpointer read (it is read
 /// whole into memory, then folded). A checkpoint holds every record so far
 /// (about 150 bytes per transfer) while the history lives in memory, so

@@ -27,8 +27,9 @@ use super::extract::{json_body, JsonObject};
 use super::transfers::json_response;
 use super::AppState;
 use crate::actors::bank::sandbox::BookLine;
+use crate::actors::bank::CallError;
 use crate::config::{BankConfig, Role};
-use crate::limits::TEXT_CHARS_MAX;
+use crate::limits::{self, TEXT_CHARS_MAX};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/sandbox/{bank}/credits", post(credit))
@@ -56,11 +57,20 @@ async fn credit(
     let bank = state.banks.get(&code).ok_or_else(unknown)?;
     let books = bank.sandbox.clone().ok_or_else(unknown)?;
     let config = bank.config.clone();
+    let waiting = tokio::time::Instant::now();
+    while books.is_loading() && waiting.elapsed() < Duration::from_millis(limits::SANDBOX_BOOKS_WAIT_MS) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let line =
         tokio::task::spawn_blocking(move || books.book_credit(&to_account_no, amount, &payer_name, &payer_account_no))
             .await
             .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?
-            .map_err(|error| ApiError::new(ErrorCode::Internal, format!("the sandbox cannot book: {error}")))?;
+            .map_err(|error| match error {
+                CallError::Transient(why) => ApiError::new(ErrorCode::BankUnavailable, why),
+                CallError::Unknown(why) => {
+                    ApiError::new(ErrorCode::Internal, format!("the sandbox cannot book: {why}"))
+                }
+            })?;
     let answer = json!({"notification_id": line.reference, "bank_serial": line.bank_serial});
     tokio::spawn(deliver(state, config, line));
     Ok(json_response(StatusCode::ACCEPTED, &answer))
@@ -68,12 +78,24 @@ async fn credit(
 
 /// Deliver every credit the sandbox banks booked but the ledger has not
 /// yet accepted (a crash between booking and delivery).
+/// Runs once the books are read (they load in the background).
 pub fn redeliver(state: &AppState) {
     for config in state.banks.configs() {
         let Some(books) = state.banks.get(&config.code).and_then(|bank| bank.sandbox.clone()) else { continue };
-        for line in books.undelivered_credits() {
-            tokio::spawn(deliver(std::sync::Arc::clone(state), config.clone(), line));
-        }
+        let (state, config) = (std::sync::Arc::clone(state), config.clone());
+        tokio::spawn(async move {
+            while books.is_loading() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            match books.undelivered_credits() {
+                Ok(lines) => {
+                    for line in lines {
+                        tokio::spawn(deliver(std::sync::Arc::clone(&state), config.clone(), line));
+                    }
+                }
+                Err(error) => tracing::error!(bank = %config.code, %error, "sandbox: credits cannot be redelivered"),
+            }
+        });
     }
 }
 

@@ -131,9 +131,10 @@ pub struct Banks {
     banks: HashMap<String, BankEntry>,
 }
 
-/// Each bank's books opened from disk, before the adaptors start: the
-/// sandbox reads every line it ever booked, which on a long history takes
-/// as long as the log's own replay, so start-up does both at once.
+/// Each bank's books opened, before the adaptors start. The sandbox reads
+/// every line it ever booked, which grows with its whole history, so it
+/// reads them in the background and the ledger does not wait for it
+/// ([`sandbox::SandboxBooks::open_in_background`]).
 pub struct OpenedBooks {
     sandboxes: HashMap<String, Arc<sandbox::SandboxBooks>>,
 }
@@ -147,7 +148,7 @@ impl OpenedBooks {
         for config in configs {
             match config.kind {
                 BankKind::Sandbox => {
-                    let books = Arc::new(sandbox::SandboxBooks::open(config.clone(), data_dir)?);
+                    let books = sandbox::SandboxBooks::open_in_background(config.clone(), data_dir)?;
                     sandboxes.insert(config.code.clone(), books);
                 }
             }

@@ -26,6 +26,16 @@
 //! last line (a crash in mid-write, never answered) is cut off at start-up;
 //! any other bad line stops start-up.
 //!
+//! Loading: the books grow with every call the bank ever answered (the
+//! file, and one answer per reference in memory), so reading them takes
+//! time proportional to the bank's whole history. The ledger does not wait
+//! for it: [`SandboxBooks::open_in_background`] reads them on a thread of
+//! their own while the server starts and serves, as a real bank's books are
+//! not the ledger's to load. Until they are read every call is answered
+//! with a transient error ("still loading": the caller sends again later,
+//! as after any bank outage); if they cannot be read, every call keeps
+//! failing that way and the error is logged.
+//!
 //! Statement ([`BankApi::statement`]): the lines booked on a UTC date
 //! (by `booked_at`) that moved money: payouts that succeeded, forced
 //! transfers, adjustments, returns and credits, with the `kind`s of
@@ -49,10 +59,11 @@ use hashbrown::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use parking_lot::Mutex;
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -186,10 +197,17 @@ struct Books {
     delivered: hashbrown::HashSet<String>,
 }
 
+/// The books while they are read, once read, or why they could not be.
+enum Opening {
+    Loading,
+    Failed(String),
+    Open(Books),
+}
+
 pub struct SandboxBooks {
     config: BankConfig,
     path: PathBuf,
-    books: Mutex<Books>,
+    books: Mutex<Opening>,
 }
 
 /// Where a test may make the process abort in the middle of a payout.
@@ -215,8 +233,44 @@ fn sync_dir(path: &Path) -> Result<(), String> {
 }
 
 impl SandboxBooks {
-    /// Open (or create) `data_dir/sandbox/<code>/books.jsonl`.
+    /// Open (or create) `data_dir/sandbox/<code>/books.jsonl` and read it
+    /// before returning.
     pub fn open(config: BankConfig, data_dir: &Path) -> Result<Self, String> {
+        let (path, file) = Self::create(&config, data_dir)?;
+        let books = Books::load(&path, file)?;
+        Ok(Self { config, path, books: Mutex::new(Opening::Open(books)) })
+    }
+
+    /// Create the books' folder and file at once (a configuration error
+    /// stops start-up), and read them on a thread of their own (see the
+    /// module docs, Loading).
+    pub fn open_in_background(config: BankConfig, data_dir: &Path) -> Result<Arc<Self>, String> {
+        let (path, file) = Self::create(&config, data_dir)?;
+        let books = Arc::new(Self { config, path, books: Mutex::new(Opening::Loading) });
+        let loading = Arc::clone(&books);
+        std::thread::Builder::new()
+            .name(format!("sandbox-books-{}", books.config.code))
+            .spawn(move || {
+                let started = Instant::now();
+                let opened = match Books::load(&loading.path, file) {
+                    Ok(books) => {
+                        tracing::info!(bank = %loading.config.code, lines = books.line_count,
+                            ms = started.elapsed().as_millis() as u64, "sandbox books loaded");
+                        Opening::Open(books)
+                    }
+                    Err(error) => {
+                        tracing::error!(bank = %loading.config.code, %error, "sandbox books cannot be read; every call to this bank fails");
+                        Opening::Failed(error)
+                    }
+                };
+                *loading.books.lock() = opened;
+            })
+            .map_err(|error| format!("cannot start the sandbox books loader: {error}"))?;
+        Ok(books)
+    }
+
+    /// The folder (synced into its parents) and the file (synced if new).
+    fn create(config: &BankConfig, data_dir: &Path) -> Result<(PathBuf, File), String> {
         let sandbox_dir = data_dir.join("sandbox");
         let dir = sandbox_dir.join(&config.code);
         std::fs::create_dir_all(&dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
@@ -234,24 +288,25 @@ impl SandboxBooks {
             file.sync_all().map_err(|error| error.to_string())?;
             sync_dir(&dir)?;
         }
-        let (lines, good_bytes, total_bytes) = read_lines(&path)?;
-        if good_bytes < total_bytes {
-            tracing::warn!(path = %path.display(), offset = good_bytes, "sandbox books: cutting off a torn last line");
-            file.set_len(good_bytes).map_err(|error| error.to_string())?;
-            file.sync_all().map_err(|error| error.to_string())?;
-        }
-        let mut books = Books {
-            file,
-            line_count: 0,
-            by_reference: HashMap::new(),
-            credits: Vec::new(),
-            delivered: Default::default(),
-        };
-        for line in lines {
-            books.remember(line);
-        }
-        file_flush(&mut books.file)?;
-        Ok(Self { config, path, books: Mutex::new(books) })
+        Ok((path, file))
+    }
+
+    /// The books once read; a transient error while they are read (or for
+    /// good if they could not be).
+    fn books(&self) -> Result<MappedMutexGuard<'_, Books>, CallError> {
+        MutexGuard::try_map(self.books.lock(), |opening| match opening {
+            Opening::Open(books) => Some(books),
+            Opening::Loading | Opening::Failed(_) => None,
+        })
+        .map_err(|opening| match &*opening {
+            Opening::Failed(error) => CallError::Transient(format!("sandbox: the books cannot be read: {error}")),
+            _ => CallError::Transient("sandbox: the books are still loading".into()),
+        })
+    }
+
+    /// Whether the books are still being read.
+    pub fn is_loading(&self) -> bool {
+        matches!(*self.books.lock(), Opening::Loading)
     }
 
     pub fn path(&self) -> &Path {
@@ -271,20 +326,20 @@ impl SandboxBooks {
         }
     }
 
-    /// Lines booked so far.
-    pub fn line_count(&self) -> u64 {
-        self.books.lock().line_count
+    /// Lines booked so far (`None` until the books are read).
+    pub fn line_count(&self) -> Option<u64> {
+        self.books().ok().map(|books| books.line_count)
     }
 
     /// Credits booked whose notification the ledger has not yet accepted.
-    pub fn undelivered_credits(&self) -> Vec<BookLine> {
-        let books = self.books.lock();
-        books
+    pub fn undelivered_credits(&self) -> Result<Vec<BookLine>, CallError> {
+        let books = self.books()?;
+        Ok(books
             .credits
             .iter()
             .filter(|line| line.kind == "credit" && !books.delivered.contains(&line.reference))
             .cloned()
-            .collect()
+            .collect())
     }
 
     /// Book an incoming remittance; returns its line (notification id in
@@ -295,8 +350,8 @@ impl SandboxBooks {
         amount: Money,
         payer_name: &str,
         payer_account_no: &str,
-    ) -> Result<BookLine, String> {
-        let mut books = self.books.lock();
+    ) -> Result<BookLine, CallError> {
+        let mut books = self.books()?;
         let serial = books.next_serial();
         let line = BookLine {
             kind: "credit".into(),
@@ -310,13 +365,13 @@ impl SandboxBooks {
             booked_at: crate::clock::format_ms(crate::clock::now_ms()),
             payer_name: Some(payer_name.into()),
         };
-        books.append(line.clone())?;
+        books.append(line.clone()).map_err(CallError::Unknown)?;
         Ok(line)
     }
 
     /// Note that the ledger accepted the notification of credit `reference`.
     pub fn mark_delivered(&self, reference: &str) -> Result<(), String> {
-        let mut books = self.books.lock();
+        let mut books = self.books().map_err(|error| error.to_string())?;
         if books.delivered.contains(reference) {
             return Ok(());
         }
@@ -358,7 +413,7 @@ impl SandboxBooks {
         if let Some(error) = fault {
             return Err(error);
         }
-        let mut books = self.books.lock();
+        let mut books = self.books()?;
         let answer = match books.by_reference.get(reference) {
             Some(answer) => answer.clone(),
             None => {
@@ -408,6 +463,28 @@ fn read_lines(path: &Path) -> Result<(Vec<BookLine>, u64, u64), String> {
 }
 
 impl Books {
+    /// Read every line of the books file (cutting off a torn last line).
+    fn load(path: &Path, mut file: File) -> Result<Books, String> {
+        let (lines, good_bytes, total_bytes) = read_lines(path)?;
+        if good_bytes < total_bytes {
+            tracing::warn!(path = %path.display(), offset = good_bytes, "sandbox books: cutting off a torn last line");
+            file.set_len(good_bytes).map_err(|error| error.to_string())?;
+            file.sync_all().map_err(|error| error.to_string())?;
+        }
+        file_flush(&mut file)?;
+        let mut books = Books {
+            file,
+            line_count: 0,
+            by_reference: HashMap::new(),
+            credits: Vec::new(),
+            delivered: Default::default(),
+        };
+        for line in lines {
+            books.remember(line);
+        }
+        Ok(books)
+    }
+
     fn next_serial(&self) -> String {
         format!("SB{:012}", self.line_count + 1)
     }
@@ -550,7 +627,7 @@ impl BankApi for SandboxBooks {
         if let Some(error) = fault {
             return Err(error);
         }
-        let mut guard = self.books.lock();
+        let mut guard = self.books()?;
         let books = &mut *guard;
         let mut answers = Vec::with_capacity(requests.len());
         // References booked by this batch, so that a failed write forgets
@@ -595,7 +672,7 @@ impl BankApi for SandboxBooks {
         if let (Some(error), _) = self.dice() {
             return Err(CallError::Transient(error.to_string()));
         }
-        let books = self.books.lock();
+        let books = self.books()?;
         Ok(references.iter().map(|reference| books.by_reference.get(&**reference).cloned()).collect())
     }
 
@@ -603,7 +680,7 @@ impl BankApi for SandboxBooks {
         if let (Some(error), _) = self.dice() {
             return Err(CallError::Transient(error.to_string()));
         }
-        let books = self.books.lock();
+        let books = self.books()?;
         Ok(books.by_reference.get(reference).cloned())
     }
 }
@@ -669,9 +746,57 @@ mod tests {
         file.write_all(b"{\"kind\":\"payo").unwrap();
         drop(file);
         let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
-        assert_eq!(books.line_count(), 2);
+        assert_eq!(books.line_count(), Some(2));
         assert_eq!(books.payout(&payout("w-1", "6222020000000001")).unwrap(), first);
-        assert_eq!(books.line_count(), 2, "no second payout");
+        assert_eq!(books.line_count(), Some(2), "no second payout");
+    }
+
+    /// Waits (up to 10 s) until the background read is done.
+    fn loaded(books: &SandboxBooks) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while books.is_loading() {
+            assert!(Instant::now() < deadline, "the books never finished loading");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn books_read_in_the_background_answer_as_before_once_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        let first = books.payout(&payout("w-1", "6222020000000001")).unwrap();
+        drop(books);
+        let books = SandboxBooks::open_in_background(config(0.0, 0.0), dir.path()).unwrap();
+        loaded(&books);
+        assert_eq!(books.line_count(), Some(1));
+        assert_eq!(books.query("w-1").unwrap(), Some(first.clone()));
+        assert_eq!(books.payout(&payout("w-1", "6222020000000001")).unwrap(), first, "the original answer");
+        assert_eq!(books.line_count(), Some(1), "no second payout");
+    }
+
+    #[test]
+    fn books_that_cannot_be_read_fail_every_call_transiently() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
+        books.payout(&payout("w-1", "6222020000000001")).unwrap();
+        books.payout(&payout("w-2", "6222020000000001")).unwrap();
+        drop(books);
+        // Damage in a middle line (not a torn tail): the books cannot be read.
+        let path = dir.path().join("sandbox/SIMBANK/books.jsonl");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[3] = b'#';
+        std::fs::write(&path, bytes).unwrap();
+        assert!(SandboxBooks::open(config(0.0, 0.0), dir.path()).is_err(), "a foreground open refuses");
+        let books = SandboxBooks::open_in_background(config(0.0, 0.0), dir.path()).unwrap();
+        loaded(&books);
+        assert_eq!(books.line_count(), None);
+        for answer in [books.query("w-1").map(|_| ()), books.payout(&payout("w-3", "1")).map(|_| ())] {
+            match answer {
+                Err(CallError::Transient(why)) => assert!(why.contains("cannot be read"), "{why}"),
+                other => panic!("a call to unreadable books: {other:?}"),
+            }
+        }
+        assert!(matches!(books.undelivered_credits(), Err(CallError::Transient(_))));
     }
 
     #[test]
@@ -687,7 +812,7 @@ mod tests {
         }
         assert!(!answers.is_empty());
         assert!(answers.windows(2).all(|pair| pair[0] == pair[1]));
-        assert_eq!(books.line_count(), 1);
+        assert_eq!(books.line_count(), Some(1));
     }
 
     #[test]
@@ -706,7 +831,7 @@ mod tests {
         assert_eq!(answers[0], first);
         assert_eq!(answers[1], answers[2]);
         assert_ne!(answers[1], first);
-        assert_eq!(books.line_count(), 2);
+        assert_eq!(books.line_count(), Some(2));
         let found = books.query_batch(&["t-2".into(), "t-3".into()]).unwrap();
         assert_eq!(found, vec![Some(answers[1].clone()), None]);
         // The batch's line reads back as the line serde writes, and its
@@ -718,11 +843,11 @@ mod tests {
         assert_eq!(last, instruction_line(&request("t-2"), serial, &last.booked_at));
         drop(books);
         let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
-        assert_eq!(books.line_count(), 2);
+        assert_eq!(books.line_count(), Some(2));
         let again = books.instruct_batch(&[request("t-2"), request("t-3")]).unwrap();
         assert_eq!(again[0], answers[1], "the original answer, not a second booking");
         assert_eq!(again[1], Ok("SB000000000003".into()));
-        assert_eq!(books.line_count(), 3);
+        assert_eq!(books.line_count(), Some(3));
     }
 
     #[test]
@@ -761,10 +886,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
         let credit = books.book_credit("310940100000001", Money(500), "n", "6222").unwrap();
-        assert_eq!(books.undelivered_credits(), vec![credit.clone()]);
+        assert_eq!(books.undelivered_credits().unwrap(), vec![credit.clone()]);
         books.mark_delivered(&credit.reference).unwrap();
         drop(books);
         let books = SandboxBooks::open(config(0.0, 0.0), dir.path()).unwrap();
-        assert!(books.undelivered_credits().is_empty());
+        assert!(books.undelivered_credits().unwrap().is_empty());
     }
 }
