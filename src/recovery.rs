@@ -295,6 +295,10 @@ impl Recovered {
                 withdrawals: image.withdrawals.into_iter().collect(),
                 last_lsn: image.last_lsn,
             };
+            // Refused, not asserted: the previous checkpoint is tried.
+            if let Some(violation) = account.book.invariant_violation(account.info.account_id) {
+                return Err(format!("checkpoint lsn {last_lsn}: {violation}"));
+            }
         }
         for (lsn, withdrawal) in &withdrawals {
             let account = self.account(withdrawal.account_id, *lsn)?;

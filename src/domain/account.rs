@@ -152,23 +152,32 @@ pub struct Context<'a> {
 
 impl AccountBook {
     pub fn assert_invariants(&self, account: AccountId) {
-        let Balance { available, frozen } = self.balance;
-        assert!(!available.is_negative(), "{account}: available {available} < 0");
-        assert!(!frozen.is_negative(), "{account}: frozen {frozen} < 0");
-        let held: i64 = self.holds.values().map(|hold| hold.remaining.0).sum();
-        assert_eq!(
-            frozen.0,
-            held + self.withdrawals_processing.0,
-            "{account}: frozen must equal open holds' remaining plus withdrawals processing"
-        );
-        let processing: i64 = self.withdrawals.values().map(|amount| amount.0).sum();
-        assert_eq!(processing, self.withdrawals_processing.0, "{account}: withdrawals processing out of step");
-        for (hold_id, hold) in &self.holds {
-            assert!(
-                hold.remaining.0 > 0 && hold.remaining <= hold.amount,
-                "{account}: hold {hold_id} remaining out of range"
-            );
+        if let Some(violation) = self.invariant_violation(account) {
+            panic!("{violation}");
         }
+    }
+
+    /// The first of the book's invariants it breaks, if any: no negative
+    /// balance, frozen = open holds' remaining + withdrawals processing,
+    /// each open hold's remaining in `1..=amount`. (For a book from outside,
+    /// such as a checkpoint, to be refused rather than asserted.)
+    pub fn invariant_violation(&self, account: AccountId) -> Option<String> {
+        let Balance { available, frozen } = self.balance;
+        if available.is_negative() || frozen.is_negative() {
+            return Some(format!("{account}: available {available} or frozen {frozen} < 0"));
+        }
+        let held: i64 = self.holds.values().map(|hold| hold.remaining.0).sum();
+        if frozen.0 != held + self.withdrawals_processing.0 {
+            return Some(format!("{account}: frozen must equal open holds' remaining plus withdrawals processing"));
+        }
+        let processing: i64 = self.withdrawals.values().map(|amount| amount.0).sum();
+        if processing != self.withdrawals_processing.0 {
+            return Some(format!("{account}: withdrawals processing out of step"));
+        }
+        self.holds
+            .iter()
+            .find(|(_, hold)| !(hold.remaining.0 > 0 && hold.remaining <= hold.amount))
+            .map(|(hold_id, _)| format!("{account}: hold {hold_id} remaining out of range"))
     }
 
     /// Judge a request whose owning account is this one (the payer, or the
@@ -585,5 +594,30 @@ mod tests {
         assert_eq!(book.judge(&request, &context), Err(Refusal::SameAccount));
         context.own_active = false;
         assert_eq!(book.judge(&request, &context), Err(Refusal::AccountNotActive));
+    }
+
+    #[test]
+    fn a_book_that_breaks_an_invariant_is_named_not_asserted() {
+        let mut book = AccountBook::default();
+        book.apply_deposit(AccountId(1), Money(1000), 1);
+        assert_eq!(book.invariant_violation(AccountId(1)), None);
+        let mut frozen_adrift = book.clone();
+        frozen_adrift.balance.frozen = Money(5);
+        let mut hold_overdrawn = book.clone();
+        hold_overdrawn.holds.insert("h".into(), Hold { amount: Money(5), remaining: Money(6) });
+        hold_overdrawn.balance = Balance { available: Money(994), frozen: Money(6) };
+        let mut negative = book.clone();
+        negative.balance.available = Money(-1);
+        let mut withdrawals_adrift = book;
+        withdrawals_adrift.withdrawals.insert("w".into(), Money(3));
+        for (what, book) in [
+            ("frozen must equal", frozen_adrift),
+            ("remaining out of range", hold_overdrawn),
+            ("< 0", negative),
+            ("withdrawals processing out of step", withdrawals_adrift),
+        ] {
+            let violation = book.invariant_violation(AccountId(1)).unwrap_or_default();
+            assert!(violation.contains(what), "{what}: {violation:?}");
+        }
     }
 }
