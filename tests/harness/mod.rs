@@ -1,7 +1,7 @@
 //! The reliability and security suites' own harness: like
 //! `tests/common`, it starts the real binary on a temporary data dir, but it
 //! writes configs with the keys these suites need (`rate_limit_per_s`,
-//! `wal.min_free_bytes`), passes environment variables (the debug build's
+//! `wal.min_free_bytes`, `token_sha256`, `notify_max_age_s`), passes environment variables (the debug build's
 //! fault hooks), does not insist on `/readyz` 200, and speaks raw TCP.
 
 #![allow(dead_code)]
@@ -21,8 +21,11 @@ use sha2::Sha256;
 pub const PLATFORM: &str = "dev-platform-token";
 pub const FINANCE: &str = "dev-finance-token";
 pub const RISK: &str = "dev-risk-token";
+pub const ADMIN: &str = "dev-admin-token";
 /// A second platform token, with the rate limit a test asks for.
 pub const LIMITED: &str = "limited-platform-token";
+/// A finance token the config names only by its SHA-256 (`token_sha256`).
+pub const HASHED: &str = "hashed-finance-token-7f3a";
 pub const BANK: &str = "SIMBANK";
 pub const BANK_SECRET: &str = "dev-simbank-secret";
 pub const SETTLEMENT_ACCOUNT_NO: &str = "6222020000000001";
@@ -40,6 +43,14 @@ pub struct Setup {
     pub min_free_bytes: Option<u64>,
     /// Environment for the server process (fault hooks).
     pub env: Vec<(String, String)>,
+    /// The bank's `notify_max_age_s` (0: no X-Timestamp check).
+    pub notify_max_age_s: u64,
+}
+
+/// Lowercase hex SHA-256 of `text` (what `token_sha256` holds).
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 fn config_toml(data_dir: &Path, setup: &Setup) -> String {
@@ -68,18 +79,29 @@ roles = ["finance"]
 token = "dev-risk-token"
 roles = ["risk"]
 
+[[tokens]]
+token_sha256 = "{hashed}"
+roles = ["finance"]
+
+[[tokens]]
+token = "dev-admin-token"
+roles = ["admin"]
+
 [[banks]]
 code = "SIMBANK"
 kind = "sandbox"
 notify_secret = "dev-simbank-secret"
 public_adjustment_account = "310940100000000"
 sign_delay_ms = 10
+notify_max_age_s = {max_age}
 
 [receipts]
 key = "dev-receipt-key"
 "#,
         data_dir = data_dir.display(),
         rate = setup.limited_rate_per_s,
+        hashed = sha256_hex(HASHED),
+        max_age = setup.notify_max_age_s,
     )
 }
 
@@ -189,6 +211,18 @@ impl Server {
         }
     }
 
+    /// Everything the server wrote to stdout and stderr, every start.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        for start in 1..=self.starts {
+            for stream in ["stdout", "stderr"] {
+                let path = self.dir.path().join(format!("{stream}.{start}.log"));
+                text.push_str(&fs::read_to_string(path).unwrap_or_default());
+            }
+        }
+        text
+    }
+
     pub fn stderr_tail(&self) -> String {
         let text = fs::read_to_string(&self.stderr_path).unwrap_or_default();
         let start = text.len().saturating_sub(4000);
@@ -286,6 +320,14 @@ impl Server {
 
     /// Opens an active account and credits it `amount`; returns its id.
     pub fn funded_account(&self, amount: &str) -> String {
+        let (account, name) = self.active_account();
+        let answer = self.notify(&credit_to(&account, &name, amount));
+        assert_eq!(answer.body["result"], "credited", "deposit: {answer:?}");
+        account
+    }
+
+    /// Opens an active account; returns its id and its holder's name.
+    pub fn active_account(&self) -> (String, String) {
         let name = uid("公司");
         let answer = self.post(
             "/v1/applications",
@@ -307,14 +349,7 @@ impl Server {
             assert!(Instant::now() < deadline, "not active: {answer:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let number: u64 = account[1..].parse().unwrap();
-        let answer = self.notify(&json!({
-            "notification_id": uid("N"), "kind": "credit", "bank_serial": uid("B"),
-            "to_account_no": format!("3109401{number:08}"), "amount": amount,
-            "payer_name": name, "payer_account_no": SETTLEMENT_ACCOUNT_NO, "booked_at": now_rfc3339(),
-        }));
-        assert_eq!(answer.body["result"], "credited", "deposit: {answer:?}");
-        account
+        (account, name)
     }
 
     /// (available, frozen) of an account in cents.
@@ -380,6 +415,17 @@ fn into_answer(response: Result<ureq::Response, ureq::Error>) -> Result<Answer, 
     response.into_reader().take(256 << 20).read_to_end(&mut bytes).map_err(|e| format!("reading a {status}: {e}"))?;
     let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     Ok(Answer { status, body, retry_after })
+}
+
+/// A bank notification crediting `amount` to `account`'s sub-account from
+/// its holder's own account.
+pub fn credit_to(account: &str, name: &str, amount: &str) -> Value {
+    let number: u64 = account[1..].parse().unwrap_or_else(|_| panic!("account id {account}"));
+    json!({
+        "notification_id": uid("N"), "kind": "credit", "bank_serial": uid("B"),
+        "to_account_no": format!("3109401{number:08}"), "amount": amount,
+        "payer_name": name, "payer_account_no": SETTLEMENT_ACCOUNT_NO, "booked_at": now_rfc3339(),
+    })
 }
 
 pub fn sign(key: &str, body: &[u8]) -> String {
