@@ -96,6 +96,12 @@ fn with_notify_max_age_s_a_notification_needs_a_fresh_timestamp_signed_with_its_
     );
     assert_eq!(server.balance_cents(&account), (0, 0), "nothing refused was credited");
 
+    // Signed as sent: a timestamp with a leading zero is still unix seconds.
+    let padded = format!("0{now}");
+    let padded_credit = serde_json::to_vec(&credit_to(&account, &name, "0.01")).expect("json");
+    let answer = notify_with(&server, &padded_credit, &sign_with_timestamp(&padded, &padded_credit), Some(&padded));
+    assert_eq!((answer.status, &answer.body["result"]), (200, &json!("credited")), "{answer:?}");
+
     let signature = sign_with_timestamp(&now, &body);
     let answer = notify_with(&server, &body, &signature, Some(&now));
     assert_eq!((answer.status, &answer.body["result"]), (200, &json!("credited")), "{answer:?}");
@@ -104,7 +110,7 @@ fn with_notify_max_age_s_a_notification_needs_a_fresh_timestamp_signed_with_its_
     let again = notify_with(&server, &body, &signature, Some(&now));
     assert_eq!(again.status, 200, "{again:?}");
     assert_eq!(again.body["lsn"], answer.body["lsn"], "the original answer: {again:?}");
-    assert_eq!(server.balance_cents(&account), (10_000, 0), "credited once");
+    assert_eq!(server.balance_cents(&account), (10_001, 0), "credited once");
 
     // The sandbox bank signs the notifications of its credits the same way.
     let number: u64 = account[1..].parse().expect("account number");
@@ -113,7 +119,7 @@ fn with_notify_max_age_s_a_notification_needs_a_fresh_timestamp_signed_with_its_
     let answer = server.post(&format!("/v1/sandbox/{BANK}/credits"), ADMIN, &credit);
     assert_eq!(answer.status, 202, "{answer:?}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while server.balance_cents(&account) != (10_500, 0) {
+    while server.balance_cents(&account) != (10_501, 0) {
         assert!(std::time::Instant::now() < deadline, "the sandbox's signed credit never arrived");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -42,16 +42,18 @@ pub fn verify_signature(bank: &BankConfig, headers: &HeaderMap, body: &[u8]) -> 
     let signature = hex::decode(signature.trim()).map_err(|_| unauthenticated("X-Signature must be lowercase hex"))?;
     let mut mac = Hmac::<Sha256>::new_from_slice(bank.notify_secret.as_bytes()).expect("HMAC takes any key length");
     if bank.notify_max_age_s > 0 {
-        let timestamp = headers
+        // Signed as sent (API.md: `<X-Timestamp>.<raw body>`), read as
+        // unix seconds.
+        let (text, timestamp) = headers
             .get("x-timestamp")
             .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.parse::<i64>().ok())
+            .and_then(|text| Some((text, text.parse::<i64>().ok()?)))
             .ok_or_else(|| unauthenticated("X-Timestamp (unix seconds) is required"))?;
-        let age_s = (crate::clock::now_ms() / 1000 - timestamp).unsigned_abs();
+        let age_s = (crate::clock::now_ms() / 1000).abs_diff(timestamp);
         if age_s > bank.notify_max_age_s {
             return Err(unauthenticated("X-Timestamp is too old or in the future"));
         }
-        mac.update(timestamp.to_string().as_bytes());
+        mac.update(text.as_bytes());
         mac.update(b".");
     }
     mac.update(body);
