@@ -111,9 +111,10 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     let archive =
         Archive::open(&config.data_dir).map_err(|error| format!("cannot open the history archive: {error}"))?;
     let indexed_through = archive.watermark();
-    // The banks' books (the sandbox's whole history) load while the log
-    // replays: both must be done before the first request, and on two cores
-    // start-up then takes the longer of the two, not their sum.
+    // The banks' books: their folders and files are opened here (off the
+    // runtime: it syncs directories) while the log replays; the sandbox
+    // then reads its whole history on a thread of its own, and start-up
+    // does not wait for it (`SandboxBooks::open_in_background`).
     let (books_configs, books_dir) = (config.banks.clone(), config.data_dir.clone());
     let books = tokio::task::spawn_blocking(move || OpenedBooks::open(&books_configs, &books_dir));
     let (wal, recovered, checkpoint_lsn) =

@@ -139,6 +139,11 @@ fn put<T: Encode>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
 
 fn put_part<T: Encode>(tag: u8, items: &[T], out: &mut Vec<u8>) -> Result<(), CodecError> {
     out.push(tag);
+    put_counted(items, out)
+}
+
+/// A count, then the items: what [`Reader::counted`] reads.
+fn put_counted<T: Encode>(items: &[T], out: &mut Vec<u8>) -> Result<(), CodecError> {
     put(&(items.len() as u64), out)?;
     items.iter().try_for_each(|item| put(item, out))
 }
@@ -154,10 +159,8 @@ pub fn encode_state(image: &StateImage) -> Result<Vec<u8>, CodecError> {
     put_part(PART_INSTRUCTIONS, &image.instructions, &mut out)?;
     out.push(PART_TOTALS);
     put(&image.totals, &mut out)?;
-    put(&(image.days.len() as u64), &mut out)?;
-    image.days.iter().try_for_each(|day| put(day, &mut out))?;
-    put(&(image.bank_sync_failures.len() as u64), &mut out)?;
-    image.bank_sync_failures.iter().try_for_each(|failure| put(failure, &mut out))?;
+    put_counted(&image.days, &mut out)?;
+    put_counted(&image.bank_sync_failures, &mut out)?;
     Ok(out)
 }
 
