@@ -28,11 +28,18 @@ pub const ACCOUNT_MAILBOX_MAX: usize = 1024;
 /// handled nothing during a whole period, with nothing on its way to it,
 /// gives its book back to the directory and stops (passivation, see
 /// `actors::directory`). So an idle account keeps its actor (about 1.3 KB
-/// more than its idle slot) for one to two periods. Short enough that a
-/// burst over a million accounts leaves no actors behind a few seconds
-/// later; long enough that an account busy in a run is activated once,
-/// not once per message.
-pub const ACCOUNT_IDLE_PASSIVATE_MS: u64 = 2000;
+/// more than its idle slot) for one to two periods.
+///
+/// Short, because an actor is now the slow path: a transfer whose payer is
+/// idle is applied in place by the sender (`Directory::send_transfers`),
+/// with no actor start, no two thread hand-offs and no stop, so the sooner
+/// a busy account goes idle again the more of its transfers skip the
+/// mailbox (batch, 10,000 accounts: 92-95k transfers/s with 2 s, 136-140k
+/// with 20 ms; docs/PERFORMANCE.md). Not shorter: deposits, withdrawals,
+/// snapshots and a payer that is busy right now still take the actor, and
+/// each activation costs a spawn; an idle check every few milliseconds
+/// per live actor would cost more than it saves.
+pub const ACCOUNT_IDLE_PASSIVATE_MS: u64 = 20;
 
 /// Unwritten log bytes the WAL accepts before new writes get 503
 /// OVERLOADED (each batch of 8190 items is ~2 MiB).

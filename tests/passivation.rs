@@ -1,6 +1,7 @@
-//! Idle accounts lose their actor (passivation, `limits::ACCOUNT_IDLE_PASSIVATE_MS`,
-//! 2 s: an account idle for two periods has certainly been passivated) and
-//! get a new one with their next message. From outside nothing may change:
+//! Idle accounts lose their actor (passivation, `limits::ACCOUNT_IDLE_PASSIVATE_MS`:
+//! an account idle for two periods has certainly been passivated) and get
+//! a new one with their next message, or none for a transfer (applied in
+//! place while idle). From outside nothing may change:
 //! an account idle long enough still answers `GET` with its balance, its
 //! holds still work, credits, deposits and transfers still land, and a
 //! restart (accounts come back idle) shows the same state.
@@ -13,7 +14,7 @@ use common::*;
 use serde_json::json;
 
 /// Two idle periods of the server and a margin.
-const IDLE: Duration = Duration::from_millis(2 * 2000 + 1000);
+const IDLE: Duration = Duration::from_millis(2 * fundledger::limits::ACCOUNT_IDLE_PASSIVATE_MS + 200);
 
 #[test]
 fn accounts_idle_long_enough_to_be_passivated_behave_as_before() {

@@ -28,7 +28,11 @@
 //! - Idempotency (5): each item carries its id's [`Claim`]; the actor
 //!   commits it after the append and the credits, or drops it on refusal.
 //!
-//! Lifetime (issue 5, target 5): the actor is virtual. It is started by
+//! Lifetime (issue 5, target 5): the actor is virtual. A transfer request
+//! for an idle account is not even given one: the sender runs the same
+//! judging and applying code ([`Owner`]) in place under the account's slot
+//! lock ([`Directory::send_transfers`]). Other messages, or any message
+//! while the actor is live, go to the actor. It is started by
 //! the directory when a message arrives for an idle account (activation,
 //! with the book the directory kept) and, after
 //! [`limits::ACCOUNT_IDLE_PASSIVATE_MS`] with no message handled, hands
@@ -89,6 +93,7 @@ impl AccountActor {
         log: LedgerLog,
         directory: Arc<Directory>,
         idle_period: Duration,
+        poisoned: bool,
     ) -> Self {
         Self {
             id,
@@ -97,7 +102,7 @@ impl AccountActor {
             log,
             directory,
             status_lsn: idle.status_lsn,
-            poisoned: false,
+            poisoned,
             busy: true,
             retries: 0,
             passivated: false,
@@ -135,13 +140,6 @@ impl AccountActor {
             return Err(LogError::Unavailable);
         }
         self.log.admit()
-    }
-
-    fn payee_active(&self, request: &TransferRequest) -> bool {
-        match request.payee {
-            Some(payee) if request.kind.has_payee() => self.directory.status(payee) == Some(AccountStatus::Active),
-            _ => true,
-        }
     }
 
     /// Append records that memory already reflects; a failure poisons.
@@ -248,19 +246,71 @@ impl AccountMessage for ApplyTransfers {
 
 impl AccountActor {
     fn apply_transfers(&mut self, message: ApplyTransfers) -> Vec<ItemOutcome> {
+        if self.poisoned {
+            return message.items.iter().map(|_| Err(ItemError::Log(LogError::Unavailable))).collect();
+        }
+        let owner = Owner { id: self.id, status: self.status, book: &mut self.book, log: &self.log };
+        let applied = owner.apply_transfers(message, &self.directory);
+        if applied.log_failed {
+            tracing::error!(account = %self.id, "append failed after a change in memory; account stops answering");
+            self.poisoned = true;
+        }
+        applied.finish(&self.directory)
+    }
+}
+
+/// What judging and applying a message needs of its account, whoever owns
+/// the book at that moment: its live actor, or, for an idle account, the
+/// sender in place under the account's slot lock
+/// ([`Directory::send_transfers`]). Either way exactly one owner, so the
+/// account's messages stay serialized.
+pub(super) struct Owner<'a> {
+    pub id: AccountId,
+    pub status: AccountStatus,
+    pub book: &'a mut AccountBook,
+    pub log: &'a LedgerLog,
+}
+
+/// [`ApplyTransfers`] judged, applied to the payer's book and appended;
+/// the payees' credits and the id claims are still to go out
+/// ([`Applied::finish`]), which the in-place path does after it released
+/// the payer's slot lock (a sender never holds two slot locks).
+pub(super) struct Applied {
+    committed: Vec<ItemOutcome>,
+    credits: HashMap<AccountId, Vec<(u64, Arc<Movement>)>>,
+    claims: Vec<Option<Claim>>,
+    /// The append failed after the book changed: the book is ahead of the
+    /// log, its owner must answer nothing from now on.
+    pub log_failed: bool,
+}
+
+impl Owner<'_> {
+    /// Judge each item in order, apply the payer's side, append one record
+    /// per accepted item (lsns assigned now: enqueue order is log order).
+    pub(super) fn apply_transfers(self, message: ApplyTransfers, directory: &Directory) -> Applied {
         let count = message.items.len();
-        if let Err(error) = self.admit() {
-            return (0..count).map(|_| Err(ItemError::Log(error))).collect();
+        let refused_all = |error: LogError| Applied {
+            committed: (0..count).map(|_| Err(ItemError::Log(error))).collect(),
+            credits: HashMap::new(),
+            claims: Vec::new(),
+            log_failed: false,
+        };
+        if let Err(error) = self.log.admit() {
+            return refused_all(error);
         }
         let now_ms = crate::clock::now_ms();
         let mut outcomes: Vec<Result<Arc<Movement>, Refusal>> = Vec::with_capacity(count);
         let mut records = Vec::with_capacity(count);
         let mut claims = Vec::with_capacity(count);
         for item in message.items {
+            let payee_active = match item.request.payee {
+                Some(payee) if item.request.kind.has_payee() => directory.status(payee) == Some(AccountStatus::Active),
+                _ => true,
+            };
             let context = RuleContext {
                 own: self.id,
                 own_active: self.status == AccountStatus::Active,
-                payee_active: self.payee_active(&item.request),
+                payee_active,
                 now_ms,
                 operator: &item.operator,
             };
@@ -278,28 +328,35 @@ impl AccountActor {
                 }
             }
         }
+        let mut applied =
+            Applied { committed: Vec::with_capacity(count), credits: HashMap::new(), claims, log_failed: false };
         if records.is_empty() {
-            return outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect();
+            applied.committed =
+                outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect();
+            return applied;
         }
-        let lsns = match self.append(records) {
-            Ok(lsns) => lsns,
+        let lsns = match self.log.append(records) {
+            Ok(lsns) => {
+                self.book.last_lsn = self.book.last_lsn.max(lsns.end - 1);
+                lsns
+            }
             Err(error) => {
-                return outcomes
+                applied.log_failed = true;
+                applied.committed = outcomes
                     .into_iter()
                     .map(|outcome| Err(outcome.map_or_else(ItemError::Refused, |_| ItemError::Log(error))))
-                    .collect()
+                    .collect();
+                return applied;
             }
         };
         let mut next_lsn = lsns.start;
-        let mut committed: Vec<ItemOutcome> = Vec::with_capacity(count);
-        let mut credits: HashMap<AccountId, Vec<(u64, Arc<Movement>)>> = HashMap::new();
         for outcome in outcomes {
-            committed.push(match outcome {
+            applied.committed.push(match outcome {
                 Ok(movement) => {
                     let lsn = next_lsn;
                     next_lsn += 1;
                     if let Some(payee) = movement.payee.filter(|_| movement.kind.has_payee()) {
-                        credits.entry(payee).or_default().push((lsn, Arc::clone(&movement)));
+                        applied.credits.entry(payee).or_default().push((lsn, Arc::clone(&movement)));
                     }
                     Ok(Committed::Movement { lsn, movement })
                 }
@@ -307,19 +364,26 @@ impl AccountActor {
             });
         }
         assert_eq!(next_lsn, lsns.end, "every appended record was handed an lsn");
-        // Credits go out before the claims commit: whoever finds the id
-        // committed (an unfreeze of a pay_freeze hold, say) reaches the
-        // payee's mailbox after the credit that opens the hold.
-        for (payee, entries) in credits {
-            let entry = self.directory.get(payee).expect("payees are checked to exist before they are judged");
-            self.directory.do_send(entry, Credit { entries });
+        applied
+    }
+}
+
+impl Applied {
+    /// Send the credits, then commit the claims; the answers. Called with
+    /// no slot lock held. Credits go out before the claims commit: whoever
+    /// finds the id committed (an unfreeze of a pay_freeze hold, say)
+    /// reaches the payee after the credit that opens the hold.
+    pub(super) fn finish(self, directory: &Arc<Directory>) -> Vec<ItemOutcome> {
+        for (payee, entries) in self.credits {
+            let entry = directory.get(payee).expect("payees are checked to exist before they are judged");
+            directory.do_send(entry, Credit { entries });
         }
-        for (claim, outcome) in claims.into_iter().zip(&committed) {
+        for (claim, outcome) in self.claims.into_iter().zip(&self.committed) {
             if let (Some(claim), Ok(done)) = (claim, outcome) {
                 claim.commit(done.clone());
             }
         }
-        committed
+        self.committed
     }
 }
 
@@ -658,17 +722,32 @@ mod tests {
         }
     }
 
+    /// How a test hands a transfer to its owning account.
+    #[derive(Clone, Copy)]
+    enum Path {
+        /// As the gateway does: in place if the account is idle
+        /// ([`Directory::send_transfers`]).
+        Gateway,
+        /// Always through the account's actor, activating it if idle.
+        Actor,
+    }
+
     /// Sends one item to `route` (its owning account) and returns its outcome.
     async fn apply(
         directory: &Arc<Directory>,
         ids: &Arc<IdIndex>,
         route: u64,
         request: TransferRequest,
+        path: Path,
     ) -> ItemOutcome {
         let claim = ids.claim(&request.id).await.unwrap_or_else(|_| panic!("fresh id {}", request.id));
-        let item = TransferItem { request, claim, operator: Arc::from("test") };
+        let message = ApplyTransfers { items: vec![TransferItem { request, claim, operator: Arc::from("test") }] };
         let entry = directory.get(AccountId(route)).expect("account exists");
-        let mut outcomes = directory.send(entry, ApplyTransfers { items: vec![item] }).await.expect("delivered");
+        let mut outcomes = match path {
+            Path::Gateway => directory.send_transfers(entry, message).await,
+            Path::Actor => directory.send(entry, message).await,
+        }
+        .expect("delivered");
         assert_eq!(outcomes.len(), 1);
         outcomes.remove(0)
     }
@@ -692,8 +771,8 @@ mod tests {
 
             // The passivated book is the one the next actor starts with.
             let ids = Arc::new(IdIndex::new());
-            let outcome =
-                apply(&directory, &ids, 1, request("t1".into(), TransferType::Transfer, 1, 2, None, 250)).await;
+            let transfer = request("t1".into(), TransferType::Transfer, 1, 2, None, 250);
+            let outcome = apply(&directory, &ids, 1, transfer, Path::Actor).await;
             assert!(outcome.is_ok(), "{outcome:?}");
             assert_eq!(snapshot(&directory, 1).await.book.available, Money(FUND - 250));
             assert_eq!(snapshot(&directory, 2).await.book.available, Money(FUND + 250));
@@ -701,6 +780,41 @@ mod tests {
             assert_eq!(directory.applied_idle_count(), 1, "the credit to idle account 2 needed no actor");
             wait_all_passivated(&directory).await;
             assert_eq!(snapshot(&directory, 2).await.book.available, Money(FUND + 250), "after passivating again");
+        });
+    }
+
+    /// The gateway's path: a transfer whose payer is idle is judged and
+    /// applied by the sender in place, its credit too, with no actor
+    /// started; the answer carries an lsn like an actor's; a `pay_freeze`
+    /// and the `unfreeze` of its hold right after it both work in place;
+    /// a live payer still gets the message in its mailbox.
+    #[test]
+    fn transfers_between_idle_accounts_need_no_actor() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        actix::System::new().block_on(async {
+            let directory = directory(dir.path(), 20, 2);
+            let ids = Arc::new(IdIndex::new());
+            let transfer = request("t1".into(), TransferType::Transfer, 1, 2, None, 250);
+            let first = apply(&directory, &ids, 1, transfer, Path::Gateway).await;
+            let Ok(Committed::Movement { lsn: first_lsn, .. }) = first else { panic!("committed: {first:?}") };
+            let pay_freeze = request("pf1".into(), TransferType::PayFreeze, 1, 2, None, 40);
+            let frozen = apply(&directory, &ids, 1, pay_freeze, Path::Gateway).await;
+            let Ok(Committed::Movement { lsn: frozen_lsn, .. }) = frozen else { panic!("committed: {frozen:?}") };
+            assert!(frozen_lsn > first_lsn, "lsns follow the order the payer applied them");
+            let unfreeze = request("uf1".into(), TransferType::Unfreeze, 0, 0, Some("pf1"), 40);
+            let released = apply(&directory, &ids, 2, unfreeze, Path::Gateway).await;
+            assert!(released.is_ok(), "the hold the in-place credit opened: {released:?}");
+            assert_eq!(directory.activation_count(), 0, "no actor was started");
+            assert_eq!(directory.applied_idle_count(), 5, "three transfers and two credits in place");
+
+            // A live payer (activated by a snapshot) takes it in its mailbox.
+            assert_eq!(snapshot(&directory, 1).await.book.available, Money(FUND - 290));
+            let again = request("t2".into(), TransferType::Transfer, 1, 2, None, 10);
+            assert!(apply(&directory, &ids, 1, again, Path::Gateway).await.is_ok());
+            assert_eq!(directory.applied_idle_count(), 6, "only the credit to idle account 2 was in place");
+            let payee = snapshot(&directory, 2).await.book;
+            assert_eq!((payee.available, payee.frozen), (Money(FUND + 300), Money(0)));
+            wait_all_passivated(&directory).await;
         });
     }
 
@@ -753,19 +867,22 @@ mod tests {
                         let fen = (round % 5 + 1) as i64;
                         let id = format!("t-{worker}-{round}");
                         let transfer = request(id, TransferType::Transfer, payer, payee, None, fen);
-                        if apply(&directory, &ids, payer, transfer).await.is_ok() {
+                        // Half through actors, half in place where idle,
+                        // so both paths race on the same accounts.
+                        let path = if (worker + round) % 2 == 0 { Path::Actor } else { Path::Gateway };
+                        if apply(&directory, &ids, payer, transfer, path).await.is_ok() {
                             net[payer as usize] -= fen;
                             net[payee as usize] += fen;
                         }
                         let hold = format!("pf-{worker}-{round}");
                         let pay_freeze = request(hold.clone(), TransferType::PayFreeze, payer, payee, None, fen);
-                        let frozen = apply(&directory, &ids, payer, pay_freeze).await;
+                        let frozen = apply(&directory, &ids, payer, pay_freeze, path).await;
                         assert!(frozen.is_ok(), "{frozen:?}");
                         net[payer as usize] -= fen;
                         // The hold lives on the payee; release it there at once.
                         let release = format!("uf-{worker}-{round}");
                         let unfreeze = request(release, TransferType::Unfreeze, 0, 0, Some(&hold), fen);
-                        let released = apply(&directory, &ids, payee, unfreeze).await;
+                        let released = apply(&directory, &ids, payee, unfreeze, Path::Gateway).await;
                         assert!(released.is_ok(), "unfreeze right after its pay_freeze: {released:?}");
                         net[payee as usize] += fen;
                         if round % 16 == 0 {
@@ -782,8 +899,9 @@ mod tests {
                 }
             }
             wait_all_passivated(&directory).await;
-            assert!(directory.activation_count() > ACCOUNTS * 4, "actors passivated and came back during the run");
-            assert!(directory.applied_idle_count() > 0, "some credits found their payee idle");
+            let (activations, in_place) = (directory.activation_count(), directory.applied_idle_count());
+            assert!(activations > ACCOUNTS * 2, "actors passivated and came back during the run: {activations}");
+            assert!(in_place > 0, "some messages found their account idle");
             let mut total = 0;
             for id in 1..=ACCOUNTS {
                 let seen = snapshot(&directory, id).await;

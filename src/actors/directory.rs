@@ -40,6 +40,13 @@
 //!   every earlier message was handled, so this is the order a mailbox
 //!   would give. Half the messages of a batch are credits, and at a
 //!   million accounts most payees are idle.
+//! - A transfer request to an idle payer ([`Directory::send_transfers`],
+//!   the gateway's path) is judged, applied and appended in place too,
+//!   under the lock, by the same code the actor runs ([`Owner`]); its
+//!   credits and id claims go out after the lock is released. So a burst of
+//!   transfers over many accounts starts no actor at all, and a busy
+//!   account's actor is only a queue for the moments it is contended; the
+//!   short passivation period lets it go back to the fast path soon.
 //!
 //! So one account's messages are still handled one at a time, in the
 //! order they entered its mailbox, by exactly one owner of its book at any
@@ -47,8 +54,9 @@
 //! activation and passivation. Locks are never nested (a sender holds only
 //! the target's slot lock, the actor only its own), so no deadlock.
 //!
-//! Must not hold balances outside a slot, nor judge or change a book: only
-//! the account actor does, the slot just keeps it while nobody does.
+//! Must not hold balances outside a slot, nor judge or change a book other
+//! than through [`Owner`] (the account actor's own rules) under the slot's
+//! lock: the slot keeps the book while no actor does.
 
 use hashbrown::HashMap;
 use std::future::Future;
@@ -58,7 +66,9 @@ use std::sync::{Arc, OnceLock};
 use actix::prelude::*;
 use parking_lot::{Mutex, RwLock};
 
-use super::account::{AccountActor, AccountMessage, Leased};
+use futures::future::Either;
+
+use super::account::{AccountActor, AccountMessage, ApplyTransfers, ItemOutcome, Leased, Owner};
 use super::spawner::Spawner;
 use crate::domain::account::{AccountBook, AccountStatus};
 use crate::domain::ids::{AccountId, ApplicationId};
@@ -258,7 +268,7 @@ impl Directory {
         if let Slot::Idle(_) = &*slot {
             let Slot::Idle(idle) = std::mem::replace(&mut *slot, Slot::Moving) else { unreachable!("just matched") };
             let spawner = self.spawner.get().expect("the actor system sets the spawner before accounts get messages");
-            let addr = spawner.activate(id, entry.status(), idle, Arc::clone(self));
+            let addr = spawner.activate(id, entry.status(), idle, Arc::clone(self), false);
             self.live.fetch_add(1, Ordering::Relaxed);
             self.activations.fetch_add(1, Ordering::Relaxed);
             *slot = Slot::Live(addr);
@@ -283,6 +293,45 @@ impl Directory {
     ) -> impl Future<Output = Result<M::Output, MailboxError>> {
         let (addr, leased) = self.lease(entry, message);
         addr.send(leased)
+    }
+
+    /// [`ApplyTransfers`] for the account (its payer side), answered. If
+    /// the account is idle the sender applies it in place, under the slot's
+    /// lock, with the same code its actor runs ([`Owner`]): the slot being
+    /// idle means every earlier message was handled, so this is the order
+    /// a mailbox would give, without an actor's start, two thread hand-offs
+    /// and its stop. The payees' credits and the id claims go out after the
+    /// lock is released ([`super::account::Applied::finish`]), so no sender ever holds two
+    /// slot locks. A live account gets the message in its mailbox.
+    ///
+    /// If the append fails after the book changed, the book is ahead of
+    /// the log: a poisoned actor takes it over, which answers nothing (as
+    /// a live actor does after such a failure).
+    pub fn send_transfers(
+        self: &Arc<Self>,
+        entry: &AccountEntry,
+        message: ApplyTransfers,
+    ) -> impl Future<Output = Result<Vec<ItemOutcome>, MailboxError>> {
+        let spawner = self.spawner.get().expect("the actor system sets the spawner before accounts get messages");
+        let id = entry.info.account_id;
+        let mut slot = entry.slot.lock();
+        let Slot::Idle(idle) = &mut *slot else {
+            drop(slot);
+            return Either::Right(self.send(entry, message));
+        };
+        let owner = Owner { id, status: entry.status(), book: &mut idle.book, log: spawner.log() };
+        let applied = owner.apply_transfers(message, self);
+        if applied.log_failed {
+            tracing::error!(account = %id, "append failed after a change in memory; account stops answering");
+            let Slot::Idle(idle) = std::mem::replace(&mut *slot, Slot::Moving) else { unreachable!("idle above") };
+            let addr = spawner.activate(id, entry.status(), idle, Arc::clone(self), true);
+            self.live.fetch_add(1, Ordering::Relaxed);
+            self.activations.fetch_add(1, Ordering::Relaxed);
+            *slot = Slot::Live(addr);
+        }
+        drop(slot);
+        self.applied_idle.fetch_add(1, Ordering::Relaxed);
+        Either::Left(std::future::ready(Ok(applied.finish(self))))
     }
 
     /// Send `message` to the account without waiting (nor the mailbox

@@ -41,21 +41,29 @@ impl Spawner {
         Self { arbiters, next: AtomicUsize::new(0), log, idle_period }
     }
 
+    /// The log account books are appended to, for messages applied in place.
+    pub fn log(&self) -> &LedgerLog {
+        &self.log
+    }
+
     /// Start an actor that owns `idle` (the account's book) from now on.
     /// Its address takes messages at once; they wait in its mailbox until
-    /// the arbiter has started it.
+    /// the arbiter has started it. `poisoned`: the book is ahead of the log
+    /// (an append failed in place), so the actor answers nothing and never
+    /// passivates.
     pub fn activate(
         &self,
         id: AccountId,
         status: AccountStatus,
         idle: IdleAccount,
         directory: Arc<Directory>,
+        poisoned: bool,
     ) -> Addr<AccountActor> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let log = self.log.clone();
         let idle_period = self.idle_period;
         AccountActor::start_in_arbiter(&self.arbiters[index], move |_| {
-            AccountActor::new(id, status, idle, log, directory, idle_period)
+            AccountActor::new(id, status, idle, log, directory, idle_period, poisoned)
         })
     }
 }

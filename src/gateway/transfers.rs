@@ -197,7 +197,7 @@ impl Transfers {
         }
         let sends = messages.into_iter().map(|(route, (indexes, items))| {
             let entry = self.directory.get(route).expect("routes are existing accounts");
-            let sent = self.directory.send(entry, ApplyTransfers { items });
+            let sent = self.directory.send_transfers(entry, ApplyTransfers { items });
             async move { (indexes, sent.await) }
         });
         for (indexes, answer) in join_all(sends).await {
