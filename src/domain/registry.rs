@@ -4,7 +4,7 @@
 //! registry actor and recovery both fold records through
 //! [`Applications::apply`]. Must not know about actors or the log.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use super::account::AccountStatus;

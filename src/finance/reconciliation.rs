@@ -21,7 +21,7 @@
 //!
 //! Must not touch balances, and must not know about actors, HTTP or I/O.
 
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::domain::ids::{AccountId, ApplicationId, DiscrepancyId, ReconciliationId};
