@@ -175,6 +175,20 @@ pub const CHECKPOINT_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
 /// How often the checkpointer looks at the durable lsn and the clock.
 pub const CHECKPOINT_POLL_MS: u64 = 200;
 
+/// The share of one core's wall-clock time the checkpointer may take: after
+/// a run that took `d` it rests `d * (100 - this) / this` (4 d) before the
+/// next. A run's cost grows with accounts (it decodes the base checkpoint:
+/// 4-10 s at a million accounts under load), so without a rest a loaded
+/// server with many accounts spent a third of its CPU re-checkpointing
+/// every `wal.checkpoint_every_records`. The price: a crash under such
+/// load also replays what was written during the rest (four runs' time of
+/// records past `checkpoint_every_records`: at a million accounts and full
+/// load about 45 s of records, some 7 million, 7 s of replay), bounded by
+/// the write rate, never by history. Not less: that replay grows as the
+/// share shrinks. At 10,000 accounts a run takes well under a second and
+/// the rest changes little.
+pub const CHECKPOINT_DUTY_PERCENT: u32 = 20;
+
 /// Records whose history index entries stay in memory before they are
 /// written to the archive (`history.memory_records`, default): about
 /// 150 bytes each, so 40 MiB, written every 2 s at 130,000 transfers/s.
