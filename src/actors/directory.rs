@@ -72,7 +72,7 @@ use super::account::{AccountActor, AccountMessage, ApplyTransfers, ItemOutcome, 
 use super::spawner::Spawner;
 use crate::domain::account::{AccountBook, AccountStatus};
 use crate::domain::ids::{AccountId, ApplicationId};
-use crate::domain::record::SettlementAccount;
+use crate::domain::record::{Application, SettlementAccount};
 use crate::limits;
 
 const CHUNK_ACCOUNTS: u64 = 4096;
@@ -81,12 +81,35 @@ const CHUNK_ACCOUNTS: u64 = 4096;
 #[derive(Debug)]
 pub struct AccountInfo {
     pub account_id: AccountId,
-    pub application_id: ApplicationId,
-    pub name: Box<str>,
-    pub credential_no: Box<str>,
-    pub bank: Box<str>,
-    pub settlement_account: SettlementAccount,
     pub created_at_ms: i64,
+    /// The application it was opened from, shared with the registry (not
+    /// copied: its strings are most of an idle account's memory, issue 5
+    /// target 5): the account's name, credential, bank and settlement
+    /// account are the application's.
+    pub application: Arc<Application>,
+}
+
+impl AccountInfo {
+    pub fn application_id(&self) -> ApplicationId {
+        self.application.application_id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.application.name
+    }
+
+    pub fn credential_no(&self) -> &str {
+        &self.application.credential_no
+    }
+
+    /// The bank code of its sub-account.
+    pub fn bank(&self) -> &str {
+        &self.application.bank
+    }
+
+    pub fn settlement_account(&self) -> &SettlementAccount {
+        &self.application.settlement_account
+    }
 }
 
 /// An account's state while no actor owns it.
@@ -422,8 +445,8 @@ mod tests {
     use super::*;
 
     /// What an idle account costs here: its entry (176 bytes on x86-64,
-    /// 192 with the `Arc`'s counts) and its fixed facts; the strings come
-    /// on top. A guard against the slot quietly growing back towards a
+    /// 192 with the `Arc`'s counts) and its fixed facts (24 bytes: the
+    /// strings are the application's, shared with the registry). A guard against the slot quietly growing back towards a
     /// live actor's size (`AccountActor` plus its context, about a KiB).
     #[test]
     fn an_idle_account_stays_small() {
@@ -436,6 +459,6 @@ mod tests {
             std::mem::size_of::<AccountActor>(),
         );
         assert!(entry <= 176, "AccountEntry grew to {entry} bytes");
-        assert!(std::mem::size_of::<AccountInfo>() <= 120);
+        assert!(std::mem::size_of::<AccountInfo>() <= 24, "AccountInfo holds no strings of its own");
     }
 }

@@ -236,7 +236,7 @@ fn route(
 ) {
     let bank = match (&instruction.bank, &instruction.from) {
         (Some(bank), _) => Some(&**bank),
-        (None, Party::Account(id)) => directory.get(*id).map(|entry| &*entry.info.bank),
+        (None, Party::Account(id)) => directory.get(*id).map(|entry| entry.info.bank()),
         (None, _) => None,
     };
     match bank.and_then(|bank| batchers.iter().find(|(code, _)| **code == *bank)) {

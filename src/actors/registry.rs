@@ -149,7 +149,7 @@ impl Handler<Decide> for RegistryActor {
 }
 
 impl RegistryActor {
-    fn open_account(&self, account_id: AccountId, application: &Application, created_at_ms: i64) {
+    fn open_account(&self, account_id: AccountId, application: &Arc<Application>, created_at_ms: i64) {
         let info = Arc::new(account_info(account_id, application, created_at_ms));
         self.directory.insert(Arc::clone(&info), AccountStatus::Signing, None, AccountBook::default());
         let entry = Arc::clone(self.directory.get(account_id).expect("just inserted"));
@@ -157,16 +157,8 @@ impl RegistryActor {
     }
 }
 
-pub fn account_info(account_id: AccountId, application: &Application, created_at_ms: i64) -> AccountInfo {
-    AccountInfo {
-        account_id,
-        application_id: application.application_id,
-        name: application.name.clone(),
-        credential_no: application.credential_no.clone(),
-        bank: application.bank.clone(),
-        settlement_account: application.settlement_account.clone(),
-        created_at_ms,
-    }
+pub fn account_info(account_id: AccountId, application: &Arc<Application>, created_at_ms: i64) -> AccountInfo {
+    AccountInfo { account_id, created_at_ms, application: Arc::clone(application) }
 }
 
 pub struct GetApplication(pub ApplicationId);

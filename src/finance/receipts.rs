@@ -155,7 +155,7 @@ fn account_party(directory: &Directory, account: AccountId) -> Party {
         account_id: Some(account.to_string()),
         // Accounts are never removed; a record naming one is only replayed
         // after its account was registered.
-        name: entry.map(|entry| entry.info.name.to_string()).unwrap_or_default(),
+        name: entry.map(|entry| entry.info.name().to_string()).unwrap_or_default(),
         sub_account_no: entry.and_then(|entry| entry.sub_account_no()).map(str::to_owned),
     }
 }

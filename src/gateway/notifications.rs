@@ -41,7 +41,7 @@ impl Desk {
             match account {
                 None => Some(SuspenseReason::UnknownAccount),
                 Some(entry)
-                    if *entry.info.name != *notification.payer_name || entry.status() != AccountStatus::Active =>
+                    if *entry.info.name() != *notification.payer_name || entry.status() != AccountStatus::Active =>
                 {
                     Some(SuspenseReason::NameMismatch)
                 }

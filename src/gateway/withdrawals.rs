@@ -64,8 +64,8 @@ pub async fn submit_withdrawal(
         account_id: request.account_id,
         amount: request.amount,
         memo: request.memo,
-        bank: entry.info.bank.clone(),
-        settlement_account: entry.info.settlement_account.clone(),
+        bank: entry.info.bank().into(),
+        settlement_account: entry.info.settlement_account().clone(),
         created_at_ms: crate::clock::now_ms(),
         operator: operator.into(),
     };

@@ -50,9 +50,9 @@ async fn account_view(state: &AppState, entry: &AccountEntry) -> ApiResult<serde
     let balance = snapshot.book;
     Ok(json!({
         "account_id": info.account_id,
-        "name": info.name,
+        "name": info.name(),
         "status": snapshot.status.as_str(),
-        "bank": info.bank,
+        "bank": info.bank(),
         "sub_account_no": entry.sub_account_no(),
         "balance": {"total": balance.total(), "available": balance.available, "frozen": balance.frozen},
         "created_at": crate::clock::format_ms(info.created_at_ms),

@@ -188,10 +188,10 @@ impl Banks {
     }
 
     pub fn start_signing(&self, info: &Arc<AccountInfo>, account: AccountRef) {
-        match self.banks.get(&*info.bank) {
+        match self.banks.get(info.bank()) {
             Some(bank) => bank.sign.do_send(Sign { info: Arc::clone(info), account }),
             None => {
-                tracing::error!(account = %info.account_id, bank = %info.bank, "bank no longer configured; account stays signing");
+                tracing::error!(account = %info.account_id, bank = %info.bank(), "bank no longer configured; account stays signing");
                 account.do_send(SignResult { outcome: Err("UNKNOWN_BANK".into()) });
             }
         }

@@ -130,7 +130,7 @@ impl SandboxBank {
     fn poll_sign_status(&mut self, request: Sign, wait_ms: u64, ctx: &mut Context<Self>) {
         ctx.run_later(Duration::from_millis(wait_ms), move |bank, ctx| {
             let account_number = request.info.account_id.0;
-            let outcome = match bank.sign_status(account_number, &request.info.credential_no) {
+            let outcome = match bank.sign_status(account_number, request.info.credential_no()) {
                 SignStatus::Pending => {
                     let next_ms = (wait_ms.max(SIGN_POLL_FIRST_MS) * 2).min(SIGN_POLL_MAX_MS);
                     return bank.poll_sign_status(request, next_ms, ctx);
