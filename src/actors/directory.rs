@@ -58,7 +58,6 @@
 //! than through [`Owner`] (the account actor's own rules) under the slot's
 //! lock: the slot keeps the book while no actor does.
 
-use hashbrown::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -72,6 +71,7 @@ use super::account::{AccountActor, AccountMessage, ApplyTransfers, ItemOutcome, 
 use super::spawner::Spawner;
 use crate::domain::account::{AccountBook, AccountStatus};
 use crate::domain::ids::{AccountId, ApplicationId};
+use crate::domain::keyed_ids::KeyedIds;
 use crate::domain::record::{Application, SettlementAccount};
 use crate::limits;
 
@@ -197,7 +197,8 @@ pub struct Directory {
     count: AtomicU64,
     /// Sub-account number -> account, for bank notifications (not a
     /// transfer's path).
-    by_sub_account: RwLock<HashMap<Box<str>, AccountId>>,
+    /// (the number itself is read from the account's entry, not copied).
+    by_sub_account: RwLock<KeyedIds<AccountId>>,
     /// Where activated actors run; set once the actor system is up.
     spawner: OnceLock<Spawner>,
     /// Accounts with a live actor, and activations ever (for tests and
@@ -221,7 +222,7 @@ impl Directory {
         Self {
             chunks,
             count: AtomicU64::new(0),
-            by_sub_account: RwLock::new(HashMap::new()),
+            by_sub_account: RwLock::new(KeyedIds::default()),
             spawner: OnceLock::new(),
             live: AtomicU64::new(0),
             activations: AtomicU64::new(0),
@@ -407,12 +408,12 @@ impl Directory {
         let Some(cell) = self.cell(id) else { return };
         let Some(entry) = cell.get() else { return };
         if entry.sub_account_no.set(Arc::from(&*sub_account_no)).is_ok() {
-            self.by_sub_account.write().insert(sub_account_no, id);
+            self.by_sub_account.write().insert(&sub_account_no, id, |id| self.get(id)?.sub_account_no());
         }
     }
 
     pub fn by_sub_account(&self, sub_account_no: &str) -> Option<&Arc<AccountEntry>> {
-        let id = *self.by_sub_account.read().get(sub_account_no)?;
+        let id = self.by_sub_account.read().get(sub_account_no, |id| self.get(id)?.sub_account_no())?;
         self.get(id)
     }
 

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod ids;
+pub mod keyed_ids;
 pub mod money;
 pub mod record;
 pub mod registry;

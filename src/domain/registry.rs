@@ -4,11 +4,11 @@
 //! registry actor and recovery both fold records through
 //! [`Applications::apply`]. Must not know about actors or the log.
 
-use hashbrown::HashMap;
 use std::sync::Arc;
 
 use super::account::AccountStatus;
 use super::ids::{AccountId, ApplicationId};
+use super::keyed_ids::KeyedIds;
 use super::record::{Application, ApplicationDecision, Record};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +43,9 @@ pub struct ApplicationState {
 pub struct Applications {
     /// Index = application number - 1.
     applications: Vec<ApplicationState>,
-    /// Credential -> its latest application.
-    latest_by_credential: HashMap<Box<str>, ApplicationId>,
+    /// Credential -> its latest application (the credential itself is
+    /// read from the application, not copied).
+    latest_by_credential: KeyedIds<ApplicationId>,
     accounts_opened: u64,
 }
 
@@ -64,7 +65,9 @@ impl Applications {
     /// A credential may apply unless it has an application pending review
     /// or an account that is signing or active (`status_of` reads it).
     pub fn is_duplicate(&self, credential_no: &str, status_of: impl Fn(AccountId) -> Option<AccountStatus>) -> bool {
-        let Some(latest) = self.latest_by_credential.get(credential_no).and_then(|id| self.get(*id)) else {
+        let credential_of = |id| self.get(id).map(|state| &*state.application.credential_no);
+        let Some(latest) = self.latest_by_credential.get(credential_no, credential_of).and_then(|id| self.get(id))
+        else {
             return false;
         };
         match latest.status {
@@ -81,12 +84,17 @@ impl Applications {
         match record {
             Record::ApplicationCreated(application) => {
                 assert_eq!(application.application_id, self.next_application_id(), "application ids are sequential");
-                self.latest_by_credential.insert(application.credential_no.clone(), application.application_id);
                 self.applications.push(ApplicationState {
                     application: Arc::clone(application),
                     status: ApplicationStatus::PendingReview,
                     decision: None,
                 });
+                let applications = &self.applications;
+                let credential_of = |id: ApplicationId| {
+                    let index = usize::try_from(id.0).ok()?.checked_sub(1)?;
+                    applications.get(index).map(|state| &*state.application.credential_no)
+                };
+                self.latest_by_credential.insert(&application.credential_no, application.application_id, credential_of);
             }
             Record::ApplicationApproved(decision) => {
                 let account_id = decision.account_id.expect("approvals open an account");

@@ -76,7 +76,9 @@ use crate::domain::record::StatementKind;
 
 pub struct SandboxBank {
     config: BankConfig,
-    /// The bank's side of signing: when each account was pre-signed.
+    /// The bank's side of signing: when each account still waiting for its
+    /// final answer was pre-signed (forgotten once answered, so it does
+    /// not grow with accounts).
     presigned: HashMap<u64, Instant>,
 }
 
@@ -104,7 +106,9 @@ impl SandboxBank {
     }
 
     /// The bank side of pre-signing (附属账户预签约): accepted at once; a
-    /// repeated pre-sign (after a crash) keeps the first one's time.
+    /// repeated pre-sign while the first waits keeps the first one's time.
+    /// One repeated after the final answer (the ledger crashed before it
+    /// recorded it) starts over and ends the same way.
     fn presign(&mut self, account_number: u64) {
         self.presigned.entry(account_number).or_insert_with(Instant::now);
     }
@@ -138,6 +142,7 @@ impl SandboxBank {
                 SignStatus::Signed(sub_account_no) => Ok(sub_account_no.into()),
                 SignStatus::Refused(reason) => Err(reason.into()),
             };
+            bank.presigned.remove(&account_number);
             request.account.do_send(SignResult { outcome });
         });
     }
