@@ -408,13 +408,20 @@ impl Directory {
         let Some(cell) = self.cell(id) else { return };
         let Some(entry) = cell.get() else { return };
         if entry.sub_account_no.set(Arc::from(&*sub_account_no)).is_ok() {
-            self.by_sub_account.write().insert(&sub_account_no, id, |id| self.get(id)?.sub_account_no());
+            self.by_sub_account.write().insert(&sub_account_no, id, |id| self.sub_account_of(id));
         }
     }
 
     pub fn by_sub_account(&self, sub_account_no: &str) -> Option<&Arc<AccountEntry>> {
-        let id = self.by_sub_account.read().get(sub_account_no, |id| self.get(id)?.sub_account_no())?;
+        let id = self.by_sub_account.read().get(sub_account_no, |id| self.sub_account_of(id))?;
         self.get(id)
+    }
+
+    /// The sub-account number the index reads back for `id`: from the cell
+    /// itself, since [`Directory::insert`] indexes a recovered account's
+    /// number before it raises `count` (which [`Directory::get`] checks).
+    fn sub_account_of(&self, id: AccountId) -> Option<&str> {
+        self.cell(id)?.get()?.sub_account_no()
     }
 
     pub fn count(&self) -> u64 {
@@ -447,8 +454,47 @@ mod tests {
 
     /// What an idle account costs here: its entry (176 bytes on x86-64,
     /// 192 with the `Arc`'s counts) and its fixed facts (24 bytes: the
-    /// strings are the application's, shared with the registry). A guard against the slot quietly growing back towards a
-    /// live actor's size (`AccountActor` plus its context, about a KiB).
+    /// strings are the application's, shared with the registry). A guard
+    /// against the slot quietly growing back towards a live actor's size
+    /// (`AccountActor` plus its context, about a KiB).
+    fn info(n: u64) -> Arc<AccountInfo> {
+        let application = crate::domain::record::Application {
+            application_id: ApplicationId(n),
+            name: format!("trader {n}").into(),
+            credential_no: format!("C{n}").into(),
+            bank: "SIMBANK".into(),
+            settlement_account: SettlementAccount {
+                bank_name: "bank".into(),
+                account_no: format!("6222{n:012}").into(),
+                account_name: format!("trader {n}").into(),
+            },
+            created_at_ms: 0,
+            operator: "test".into(),
+        };
+        Arc::new(AccountInfo { account_id: AccountId(n), created_at_ms: 0, application: Arc::new(application) })
+    }
+
+    /// Recovered accounts come with their sub-account number (indexed
+    /// while inserted), signed ones get it later; bank notifications find
+    /// both by it, and nothing else.
+    #[test]
+    fn accounts_are_found_by_their_sub_account_number() {
+        let directory = Directory::new();
+        for n in 1..=300 {
+            let sub = (n % 2 == 0).then(|| format!("31094010{n:07}").into());
+            directory.insert(info(n), AccountStatus::Active, sub, AccountBook::default());
+        }
+        for n in (1..=300).filter(|n| n % 2 == 1) {
+            directory.set_sub_account(AccountId(n), format!("31094010{n:07}").into());
+        }
+        for n in 1..=300 {
+            let found = directory.by_sub_account(&format!("31094010{n:07}")).map(|entry| entry.info.account_id);
+            assert_eq!(found, Some(AccountId(n)));
+        }
+        assert!(directory.by_sub_account("310940100000301").is_none());
+        assert!(directory.by_sub_account("").is_none());
+    }
+
     #[test]
     fn an_idle_account_stays_small() {
         let entry = std::mem::size_of::<AccountEntry>();
