@@ -68,7 +68,7 @@ pub struct CreateApplication {
     pub credential_no: Box<str>,
     pub bank: Box<str>,
     pub settlement_account: SettlementAccount,
-    pub operator: Box<str>,
+    pub operator: Arc<str>,
 }
 
 impl Message for CreateApplication {
@@ -108,7 +108,7 @@ pub struct Decide {
     pub application_id: ApplicationId,
     pub approve: bool,
     pub text: Option<Box<str>>,
-    pub operator: Box<str>,
+    pub operator: Arc<str>,
 }
 
 impl Message for Decide {

@@ -74,7 +74,9 @@ pub struct Application {
     pub bank: Box<str>,
     pub settlement_account: SettlementAccount,
     pub created_at_ms: i64,
-    pub operator: Box<str>,
+    /// Shared with the caller's token (encoded as a plain string): kept per
+    /// account for life, one allocation less each.
+    pub operator: Arc<str>,
 }
 
 /// Approval (which opens account `account_id` in status `signing`) or
@@ -87,7 +89,8 @@ pub struct ApplicationDecision {
     /// The approval's note or the rejection's reason.
     pub text: Option<Box<str>>,
     pub decided_at_ms: i64,
-    pub operator: Box<str>,
+    /// As [`Application::operator`].
+    pub operator: Arc<str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]

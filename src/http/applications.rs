@@ -3,6 +3,8 @@
 //! queue, which API.md does not list; the console's risk page reads it).
 //! Parses and renders; the registry actor decides.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -70,7 +72,7 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         account_name: settlement.required_text("account_name", TEXT_CHARS_MAX)?,
     };
     let request =
-        CreateApplication { name, credential_no, bank, settlement_account, operator: caller.operator.as_ref().into() };
+        CreateApplication { name, credential_no, bank, settlement_account, operator: Arc::clone(&caller.operator) };
     let (lsn, created) = state.registry.send(request).await??;
     state.log.wait_durable(lsn).await?;
     Ok(json_response(StatusCode::CREATED, &application_view(&created)))
@@ -139,7 +141,7 @@ async fn decide(state: AppState, headers: HeaderMap, body: Body, id: String, app
         text
     };
     let application_id = application_id(&id)?;
-    let request = Decide { application_id, approve, text, operator: caller.operator.as_ref().into() };
+    let request = Decide { application_id, approve, text, operator: Arc::clone(&caller.operator) };
     let (lsn, decided) = state.registry.send(request).await??;
     state.log.wait_durable(lsn).await?;
     Ok(json_response(StatusCode::OK, &application_view(&decided)))
