@@ -646,11 +646,10 @@ mod tests {
     use fundledger_wal::{RecoveryPolicy, Wal, WalConfig};
 
     use super::*;
-    use crate::actors::directory::AccountInfo;
+    use crate::actors::directory::test_info;
     use crate::actors::spawner::Spawner;
-    use crate::domain::ids::ApplicationId;
     use crate::domain::money::Money;
-    use crate::domain::record::{Application, SettlementAccount, TransferType};
+    use crate::domain::record::TransferType;
     use crate::gateway::idempotency::IdIndex;
 
     const FUND: i64 = 1_000_000;
@@ -669,23 +668,9 @@ mod tests {
         directory.set_spawner(Spawner::with_idle_period(arbiters, log, Duration::from_millis(idle_ms)));
         for n in 1..=accounts {
             let id = AccountId(n);
-            let application = Application {
-                application_id: ApplicationId(n),
-                name: format!("trader {n}").into(),
-                credential_no: format!("C{n}").into(),
-                bank: "SIMBANK".into(),
-                settlement_account: SettlementAccount {
-                    bank_name: "bank".into(),
-                    account_no: format!("6222{n:012}").into(),
-                    account_name: format!("trader {n}").into(),
-                },
-                created_at_ms: 0,
-                operator: "test".into(),
-            };
-            let info = AccountInfo { account_id: id, created_at_ms: 0, application: Arc::new(application) };
             let mut book = AccountBook::default();
             book.apply_deposit(id, Money(FUND), 0);
-            directory.insert(Arc::new(info), AccountStatus::Active, None, book);
+            directory.insert(test_info(n), AccountStatus::Active, None, book);
         }
         directory
     }

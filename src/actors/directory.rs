@@ -448,6 +448,25 @@ impl AccountRef {
     }
 }
 
+/// Account `n`'s facts for tests: trader n, credential Cn, bank SIMBANK.
+#[cfg(test)]
+pub(crate) fn test_info(n: u64) -> Arc<AccountInfo> {
+    let application = Application {
+        application_id: ApplicationId(n),
+        name: format!("trader {n}").into(),
+        credential_no: format!("C{n}").into(),
+        bank: "SIMBANK".into(),
+        settlement_account: SettlementAccount {
+            bank_name: "bank".into(),
+            account_no: format!("6222{n:012}").into(),
+            account_name: format!("trader {n}").into(),
+        },
+        created_at_ms: 0,
+        operator: "test".into(),
+    };
+    Arc::new(AccountInfo { account_id: AccountId(n), created_at_ms: 0, application: Arc::new(application) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,23 +476,6 @@ mod tests {
     /// strings are the application's, shared with the registry). A guard
     /// against the slot quietly growing back towards a live actor's size
     /// (`AccountActor` plus its context, about a KiB).
-    fn info(n: u64) -> Arc<AccountInfo> {
-        let application = crate::domain::record::Application {
-            application_id: ApplicationId(n),
-            name: format!("trader {n}").into(),
-            credential_no: format!("C{n}").into(),
-            bank: "SIMBANK".into(),
-            settlement_account: SettlementAccount {
-                bank_name: "bank".into(),
-                account_no: format!("6222{n:012}").into(),
-                account_name: format!("trader {n}").into(),
-            },
-            created_at_ms: 0,
-            operator: "test".into(),
-        };
-        Arc::new(AccountInfo { account_id: AccountId(n), created_at_ms: 0, application: Arc::new(application) })
-    }
-
     /// Recovered accounts come with their sub-account number (indexed
     /// while inserted), signed ones get it later; bank notifications find
     /// both by it, and nothing else.
@@ -482,7 +484,7 @@ mod tests {
         let directory = Directory::new();
         for n in 1..=300 {
             let sub = (n % 2 == 0).then(|| format!("31094010{n:07}").into());
-            directory.insert(info(n), AccountStatus::Active, sub, AccountBook::default());
+            directory.insert(test_info(n), AccountStatus::Active, sub, AccountBook::default());
         }
         for n in (1..=300).filter(|n| n % 2 == 1) {
             directory.set_sub_account(AccountId(n), format!("31094010{n:07}").into());
