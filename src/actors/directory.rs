@@ -70,7 +70,7 @@ use futures::future::Either;
 use super::account::{AccountActor, AccountMessage, ApplyTransfers, ItemOutcome, Leased, Owner};
 use super::spawner::Spawner;
 use crate::domain::account::{AccountBook, AccountStatus};
-use crate::domain::ids::{AccountId, ApplicationId};
+use crate::domain::ids::AccountId;
 use crate::domain::keyed_ids::KeyedIds;
 use crate::domain::record::{Application, SettlementAccount};
 use crate::limits;
@@ -90,10 +90,6 @@ pub struct AccountInfo {
 }
 
 impl AccountInfo {
-    pub fn application_id(&self) -> ApplicationId {
-        self.application.application_id
-    }
-
     pub fn name(&self) -> &str {
         &self.application.name
     }
@@ -196,8 +192,8 @@ pub struct Directory {
     /// Highest account number registered.
     count: AtomicU64,
     /// Sub-account number -> account, for bank notifications (not a
-    /// transfer's path).
-    /// (the number itself is read from the account's entry, not copied).
+    /// transfer's path); the number itself is read back from the account's
+    /// entry, not copied.
     by_sub_account: RwLock<KeyedIds<AccountId>>,
     /// Where activated actors run; set once the actor system is up.
     spawner: OnceLock<Spawner>,
@@ -452,7 +448,7 @@ impl AccountRef {
 #[cfg(test)]
 pub(crate) fn test_info(n: u64) -> Arc<AccountInfo> {
     let application = Application {
-        application_id: ApplicationId(n),
+        application_id: crate::domain::ids::ApplicationId(n),
         name: format!("trader {n}").into(),
         credential_no: format!("C{n}").into(),
         bank: "SIMBANK".into(),
@@ -471,11 +467,6 @@ pub(crate) fn test_info(n: u64) -> Arc<AccountInfo> {
 mod tests {
     use super::*;
 
-    /// What an idle account costs here: its entry (176 bytes on x86-64,
-    /// 192 with the `Arc`'s counts) and its fixed facts (24 bytes: the
-    /// strings are the application's, shared with the registry). A guard
-    /// against the slot quietly growing back towards a live actor's size
-    /// (`AccountActor` plus its context, about a KiB).
     /// Recovered accounts come with their sub-account number (indexed
     /// while inserted), signed ones get it later; bank notifications find
     /// both by it, and nothing else.
@@ -497,6 +488,11 @@ mod tests {
         assert!(directory.by_sub_account("").is_none());
     }
 
+    /// What an idle account costs here: its entry (176 bytes on x86-64,
+    /// 192 with the `Arc`'s counts) and its fixed facts (24 bytes: the
+    /// strings are the application's, shared with the registry). A guard
+    /// against the slot quietly growing back towards a live actor's size
+    /// (`AccountActor` plus its context, about a KiB).
     #[test]
     fn an_idle_account_stays_small() {
         let entry = std::mem::size_of::<AccountEntry>();

@@ -51,7 +51,7 @@ pub struct Applications {
 
 impl Applications {
     pub fn get(&self, id: ApplicationId) -> Option<&ApplicationState> {
-        self.applications.get(usize::try_from(id.0).ok()?.checked_sub(1)?)
+        state_of(&self.applications, id)
     }
 
     pub fn next_application_id(&self) -> ApplicationId {
@@ -65,9 +65,8 @@ impl Applications {
     /// A credential may apply unless it has an application pending review
     /// or an account that is signing or active (`status_of` reads it).
     pub fn is_duplicate(&self, credential_no: &str, status_of: impl Fn(AccountId) -> Option<AccountStatus>) -> bool {
-        let credential_of = |id| self.get(id).map(|state| &*state.application.credential_no);
-        let Some(latest) = self.latest_by_credential.get(credential_no, credential_of).and_then(|id| self.get(id))
-        else {
+        let latest = self.latest_by_credential.get(credential_no, credential_of(&self.applications));
+        let Some(latest) = latest.and_then(|id| self.get(id)) else {
             return false;
         };
         match latest.status {
@@ -89,11 +88,7 @@ impl Applications {
                     status: ApplicationStatus::PendingReview,
                     decision: None,
                 });
-                let applications = &self.applications;
-                let credential_of = |id: ApplicationId| {
-                    let index = usize::try_from(id.0).ok()?.checked_sub(1)?;
-                    applications.get(index).map(|state| &*state.application.credential_no)
-                };
+                let credential_of = credential_of(&self.applications);
                 self.latest_by_credential.insert(&application.credential_no, application.application_id, credential_of);
             }
             Record::ApplicationApproved(decision) => {
@@ -127,4 +122,14 @@ impl Applications {
     pub fn is_empty(&self) -> bool {
         self.applications.is_empty()
     }
+}
+
+/// Application `id`'s state (index = application number - 1).
+fn state_of(applications: &[ApplicationState], id: ApplicationId) -> Option<&ApplicationState> {
+    applications.get(usize::try_from(id.0).ok()?.checked_sub(1)?)
+}
+
+/// How the credential index reads an application's credential back.
+fn credential_of<'a>(applications: &'a [ApplicationState]) -> impl Fn(ApplicationId) -> Option<&'a str> {
+    move |id| state_of(applications, id).map(|state| &*state.application.credential_no)
 }
