@@ -286,12 +286,7 @@ impl Directory {
             self.get(id).filter(|found| std::ptr::eq(&***found, entry)).expect("entries come from this directory");
         let mut slot = entry.slot.lock();
         if let Slot::Idle(_) = &*slot {
-            let Slot::Idle(idle) = std::mem::replace(&mut *slot, Slot::Moving) else { unreachable!("just matched") };
-            let spawner = self.spawner.get().expect("the actor system sets the spawner before accounts get messages");
-            let addr = spawner.activate(id, entry.status(), idle, Arc::clone(self), false);
-            self.live.fetch_add(1, Ordering::Relaxed);
-            self.activations.fetch_add(1, Ordering::Relaxed);
-            *slot = Slot::Live(addr);
+            self.activate(entry, &mut slot, false);
         }
         let Slot::Live(addr) = &*slot else { unreachable!("a slot is idle or live outside its lock") };
         entry.pending.fetch_add(1, Ordering::AcqRel);
@@ -313,6 +308,17 @@ impl Directory {
     ) -> impl Future<Output = Result<M::Output, MailboxError>> {
         let (addr, leased) = self.lease(entry, message);
         addr.send(leased)
+    }
+
+    /// Under the slot's lock, an idle slot: move its book into a new actor
+    /// (`poisoned`: one that answers nothing, see [`Spawner::activate`]).
+    fn activate(self: &Arc<Self>, entry: &AccountEntry, slot: &mut Slot, poisoned: bool) {
+        let Slot::Idle(idle) = std::mem::replace(slot, Slot::Moving) else { unreachable!("only idle slots activate") };
+        let spawner = self.spawner.get().expect("the actor system sets the spawner before accounts get messages");
+        let addr = spawner.activate(entry.info.account_id, entry.status(), idle, Arc::clone(self), poisoned);
+        self.live.fetch_add(1, Ordering::Relaxed);
+        self.activations.fetch_add(1, Ordering::Relaxed);
+        *slot = Slot::Live(addr);
     }
 
     /// [`ApplyTransfers`] for the account (its payer side), answered. If
@@ -343,11 +349,7 @@ impl Directory {
         let applied = owner.apply_transfers(message, self);
         if applied.log_failed {
             tracing::error!(account = %id, "append failed after a change in memory; account stops answering");
-            let Slot::Idle(idle) = std::mem::replace(&mut *slot, Slot::Moving) else { unreachable!("idle above") };
-            let addr = spawner.activate(id, entry.status(), idle, Arc::clone(self), true);
-            self.live.fetch_add(1, Ordering::Relaxed);
-            self.activations.fetch_add(1, Ordering::Relaxed);
-            *slot = Slot::Live(addr);
+            self.activate(entry, &mut slot, true);
         }
         drop(slot);
         self.applied_idle.fetch_add(1, Ordering::Relaxed);
