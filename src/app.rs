@@ -42,8 +42,12 @@ pub struct RunOptions {
 }
 
 pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
+    // The request path's scheduling (crate::threads): this thread's is
+    // inherited by the WAL writer and the actix threads started from it.
+    crate::threads::serve_requests();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_start(crate::threads::serve_requests)
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;

@@ -102,6 +102,7 @@ impl Checkpointer {
     }
 
     fn run(mut self) {
+        crate::threads::run_in_background();
         let mut last_at = Instant::now();
         let mut rest_until = last_at;
         loop {

@@ -59,3 +59,4 @@ pub mod http;
 pub mod json_out;
 pub mod limits;
 pub mod recovery;
+pub mod threads;

@@ -189,6 +189,15 @@ pub const CHECKPOINT_POLL_MS: u64 = 200;
 /// the rest changes little.
 pub const CHECKPOINT_DUTY_PERCENT: u32 = 20;
 
+/// The nice value of the threads that only follow the log (archive
+/// writer, checkpointer; [`crate::threads`]): under load they get about a
+/// tenth of a core each against the request path, and every idle cycle.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// The scheduler slice of the request path's threads, in µs (Linux 6.12+
+/// custom slices; [`crate::threads`]). 100 µs is the kernel's minimum.
+pub const REQUEST_SLICE_US: u64 = 100;
+
 /// Records whose history index entries stay in memory before they are
 /// written to the archive (`history.memory_records`, default): about
 /// 150 bytes each, so 40 MiB, written every 2 s at 130,000 transfers/s.

@@ -494,7 +494,14 @@ async fn call<T: Send + 'static>(
 ) -> Result<T, CallError> {
     let _permit = in_flight.acquire().await.expect("the semaphore is never closed");
     let api = Arc::clone(api);
-    match tokio::time::timeout(CALL_TIMEOUT, tokio::task::spawn_blocking(move || f(&*api))).await {
+    // A bank call is background work: the sandbox bank's books run on
+    // this machine's cores (docs/PERFORMANCE.md), a real bank's answer is
+    // waited for; neither may delay a request.
+    let blocking = move || {
+        crate::threads::run_in_background();
+        f(&*api)
+    };
+    match tokio::time::timeout(CALL_TIMEOUT, tokio::task::spawn_blocking(blocking)).await {
         Ok(Ok(result)) => result,
         Ok(Err(join_error)) => Err(CallError::Unknown(format!("bank call panicked: {join_error}"))),
         Err(_) => Err(CallError::Unknown("bank call timed out".into())),

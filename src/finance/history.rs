@@ -1008,6 +1008,7 @@ impl ArchiveWriter {
         let shared = Arc::clone(&signal);
         std::thread::Builder::new().name("history-archive".into()).spawn(move || {
             let Some(archive) = history.archive.clone() else { return };
+            crate::threads::run_in_background();
             let (lock, condvar) = &*shared;
             loop {
                 {

@@ -1,0 +1,130 @@
+//! Thread scheduling: the request path (gateway workers, account actors,
+//! the WAL writer, the history indexer) before the background: the threads
+//! that only follow the log (history archive, checkpointer) and the bank
+//! calls of the outbox. The indexer is not background: appenders wait for
+//! it when its feed is full.
+//!
+//! On a 2-core machine every thread competes for the same two cores, and
+//! Linux's scheduler (EEVDF) lets a running thread finish its slice (about
+//! 3 ms) before a thread that wakes on the same core gets it, even when the
+//! one running is an archive merge and the one waking is a request whose
+//! fsync just finished: 5 ms waits behind the archive writer were the worst
+//! `single` latencies (`perf sched timehist`, docs/PERFORMANCE.md).
+//!
+//! - [`serve_requests`], once at start-up on the main thread and on each
+//!   gateway worker: a short custom slice ([`limits::REQUEST_SLICE_US`];
+//!   Linux 6.12 and later): a thread with a shorter slice has an earlier
+//!   deadline and so takes the core from a longer-sliced one when it wakes.
+//!   Threads inherit it, so the WAL writer and the actix arbiters (started
+//!   from those threads) have it too.
+//! - [`run_in_background`], on each background thread: the default slice
+//!   and a lower priority ([`limits::BACKGROUND_NICE`]). It still gets the
+//!   cores whenever the request path leaves them idle, and a share of them
+//!   (about a tenth at nice 10) when it does not, so it never starves.
+//!
+//! Both are hints: on an older kernel, or where the call is refused, an
+//! error is logged once per thread and the thread runs as it is.
+//!
+//! Must not: block, or fail the thread it runs on.
+
+use crate::limits;
+
+/// The short slice of the request path.
+pub fn serve_requests() {
+    set_fair_attributes(0, limits::REQUEST_SLICE_US * 1_000, "request path");
+}
+
+/// The default slice and [`limits::BACKGROUND_NICE`].
+pub fn run_in_background() {
+    set_fair_attributes(limits::BACKGROUND_NICE, 0, "background");
+}
+
+/// `struct sched_attr` of `sched_setattr(2)`, its first version (48 bytes).
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    /// For `SCHED_OTHER` (Linux 6.12+): the custom slice in ns, 0 for the
+    /// default.
+    runtime_ns: u64,
+    deadline_ns: u64,
+    period_ns: u64,
+}
+
+/// `SCHED_OTHER` with this nice value and slice (0: the default) for the
+/// calling thread.
+fn set_fair_attributes(nice: i32, slice_ns: u64, what: &str) {
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice,
+        priority: 0,
+        runtime_ns: slice_ns,
+        deadline_ns: 0,
+        period_ns: 0,
+    };
+    // SAFETY: `attr` is a valid `sched_attr` of the size it states and
+    // outlives the call; pid 0 is the calling thread; flags must be 0.
+    let result = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if result != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, what, "cannot set this thread's scheduling attributes; it runs as it is");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads back the calling thread's attributes.
+    fn current() -> SchedAttr {
+        let mut attr = SchedAttr {
+            size: 0,
+            policy: 0,
+            flags: 0,
+            nice: 0,
+            priority: 0,
+            runtime_ns: 0,
+            deadline_ns: 0,
+            period_ns: 0,
+        };
+        let size = std::mem::size_of::<SchedAttr>() as libc::c_uint;
+        // SAFETY: `attr` is writable for `size` bytes; pid 0 is this thread.
+        let result = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr as *mut SchedAttr, size, 0) };
+        assert_eq!(result, 0, "sched_getattr: {}", std::io::Error::last_os_error());
+        attr
+    }
+
+    #[test]
+    fn a_background_thread_runs_at_the_background_nice_value() {
+        std::thread::spawn(|| {
+            run_in_background();
+            let attr = current();
+            assert_eq!(attr.policy, libc::SCHED_OTHER as u32);
+            assert_eq!(attr.nice, limits::BACKGROUND_NICE);
+        })
+        .join()
+        .expect("the thread ends");
+    }
+
+    #[test]
+    fn request_threads_keep_normal_priority_and_pass_it_on() {
+        std::thread::spawn(|| {
+            serve_requests();
+            let child = std::thread::spawn(current).join().expect("the child ends");
+            assert_eq!(child.policy, libc::SCHED_OTHER as u32);
+            assert_eq!(child.nice, 0, "a request thread is not deprioritised");
+            // The custom slice is read back only on kernels that have it
+            // (6.12+); older ones report 0 or their own default.
+            if child.runtime_ns != 0 && child.runtime_ns < 1_000_000 {
+                assert_eq!(child.runtime_ns, limits::REQUEST_SLICE_US * 1_000, "inherited by a new thread");
+            }
+        })
+        .join()
+        .expect("the thread ends");
+    }
+}
