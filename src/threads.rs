@@ -29,17 +29,25 @@
 
 use crate::limits;
 
-/// The short slice of the request path.
+/// The short slice of the request path (its nice value is left as it is:
+/// raising it back would need a privilege).
 pub fn serve_requests() {
-    set_fair_attributes(0, limits::REQUEST_SLICE_US * 1_000, "request path");
+    adjust(|attr| attr.runtime_ns = limits::REQUEST_SLICE_US * 1_000, "request path");
 }
 
-/// The default slice and [`limits::BACKGROUND_NICE`].
+/// The default slice and at least [`limits::BACKGROUND_NICE`].
 pub fn run_in_background() {
-    set_fair_attributes(limits::BACKGROUND_NICE, 0, "background");
+    adjust(
+        |attr| {
+            attr.runtime_ns = 0;
+            attr.nice = attr.nice.max(limits::BACKGROUND_NICE);
+        },
+        "background",
+    );
 }
 
 /// `struct sched_attr` of `sched_setattr(2)`, its first version (48 bytes).
+#[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 struct SchedAttr {
     size: u32,
@@ -54,24 +62,38 @@ struct SchedAttr {
     period_ns: u64,
 }
 
-/// `SCHED_OTHER` with this nice value and slice (0: the default) for the
-/// calling thread.
-fn set_fair_attributes(nice: i32, slice_ns: u64, what: &str) {
-    let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
-        policy: libc::SCHED_OTHER as u32,
-        flags: 0,
-        nice,
-        priority: 0,
-        runtime_ns: slice_ns,
-        deadline_ns: 0,
-        period_ns: 0,
-    };
-    // SAFETY: `attr` is a valid `sched_attr` of the size it states and
-    // outlives the call; pid 0 is the calling thread; flags must be 0.
-    let result = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+/// The calling thread's attributes.
+fn current() -> std::io::Result<SchedAttr> {
+    let mut attr = SchedAttr::default();
+    let size = std::mem::size_of::<SchedAttr>() as libc::c_uint;
+    // SAFETY: `attr` is writable for `size` bytes and outlives the call;
+    // pid 0 is the calling thread; flags must be 0.
+    let result = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr as *mut SchedAttr, size, 0) };
     if result != 0 {
-        let error = std::io::Error::last_os_error();
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(attr)
+}
+
+/// Change the calling thread's attributes, if it runs under the normal
+/// (fair) policy; a thread an operator put under another policy keeps it.
+fn adjust(change: impl FnOnce(&mut SchedAttr), what: &str) {
+    let result = current().and_then(|mut attr| {
+        if attr.policy != libc::SCHED_OTHER as u32 {
+            return Ok(());
+        }
+        change(&mut attr);
+        attr.size = std::mem::size_of::<SchedAttr>() as u32;
+        attr.flags = 0;
+        // SAFETY: `attr` is a valid `sched_attr` of the size it states and
+        // outlives the call; pid 0 is the calling thread; flags must be 0.
+        let result = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+        if result != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
         tracing::warn!(%error, what, "cannot set this thread's scheduling attributes; it runs as it is");
     }
 }
@@ -80,47 +102,32 @@ fn set_fair_attributes(nice: i32, slice_ns: u64, what: &str) {
 mod tests {
     use super::*;
 
-    /// Reads back the calling thread's attributes.
-    fn current() -> SchedAttr {
-        let mut attr = SchedAttr {
-            size: 0,
-            policy: 0,
-            flags: 0,
-            nice: 0,
-            priority: 0,
-            runtime_ns: 0,
-            deadline_ns: 0,
-            period_ns: 0,
-        };
-        let size = std::mem::size_of::<SchedAttr>() as libc::c_uint;
-        // SAFETY: `attr` is writable for `size` bytes; pid 0 is this thread.
-        let result = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr as *mut SchedAttr, size, 0) };
-        assert_eq!(result, 0, "sched_getattr: {}", std::io::Error::last_os_error());
-        attr
-    }
-
     #[test]
     fn a_background_thread_runs_at_the_background_nice_value() {
         std::thread::spawn(|| {
+            // As the archive writer: started from a request thread.
+            serve_requests();
             run_in_background();
-            let attr = current();
+            let attr = current().expect("sched_getattr");
             assert_eq!(attr.policy, libc::SCHED_OTHER as u32);
-            assert_eq!(attr.nice, limits::BACKGROUND_NICE);
+            assert!(attr.nice >= limits::BACKGROUND_NICE, "nice {}", attr.nice);
+            assert_ne!(attr.runtime_ns, limits::REQUEST_SLICE_US * 1_000, "the short slice is given back");
         })
         .join()
         .expect("the thread ends");
     }
 
     #[test]
-    fn request_threads_keep_normal_priority_and_pass_it_on() {
+    fn request_threads_keep_their_priority_and_pass_their_slice_on() {
         std::thread::spawn(|| {
+            let before = current().expect("sched_getattr");
             serve_requests();
-            let child = std::thread::spawn(current).join().expect("the child ends");
-            assert_eq!(child.policy, libc::SCHED_OTHER as u32);
-            assert_eq!(child.nice, 0, "a request thread is not deprioritised");
-            // The custom slice is read back only on kernels that have it
-            // (6.12+); older ones report 0 or their own default.
-            if child.runtime_ns != 0 && child.runtime_ns < 1_000_000 {
+            let child = std::thread::spawn(current).join().expect("the child ends").expect("sched_getattr");
+            assert_eq!(child.policy, before.policy);
+            assert_eq!(child.nice, before.nice, "a request thread is not deprioritised");
+            // Kernels without custom slices (before 6.12) report their own
+            // default, of a millisecond or more.
+            if child.runtime_ns < 1_000_000 {
                 assert_eq!(child.runtime_ns, limits::REQUEST_SLICE_US * 1_000, "inherited by a new thread");
             }
         })
