@@ -194,6 +194,15 @@ pub const CHECKPOINT_DUTY_PERCENT: u32 = 20;
 /// tenth of a core each against the request path, and every idle cycle.
 pub const BACKGROUND_NICE: i32 = 10;
 
+/// How long the history indexer lets appends gather before each pass
+/// while they keep coming, in µs ([`crate::finance::history`]): one wake-up
+/// per pass instead of one per append. A journal read of one's own write
+/// waits up to this much longer; nothing on the answer path waits for it.
+pub const HISTORY_GATHER_US: u64 = 1_000;
+
+/// Appends the history indexer takes from its feed for one pass at most.
+pub const HISTORY_GATHER_BATCHES_MAX: usize = 4_096;
+
 /// The scheduler slice of the request path's threads, in µs (Linux 6.12+
 /// custom slices; [`crate::threads`]). 100 µs is the kernel's minimum.
 pub const REQUEST_SLICE_US: u64 = 100;

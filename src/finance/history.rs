@@ -901,46 +901,77 @@ impl History {
         };
         let mut waiting: BTreeMap<u64, Vec<Record>> = BTreeMap::new();
         let mut next = self.applied_lsn() + 1;
-        while let Ok(appended) = feed.recv() {
-            waiting.insert(appended.first_lsn, appended.records);
-            while let Some(records) = waiting.remove(&next) {
-                let last = next + records.len() as u64 - 1;
-                if wal.wait_durable_blocking(last).is_err() {
-                    tracing::error!(lsn = last, "history indexer stops: the log failed");
+        let gather = std::time::Duration::from_micros(crate::limits::HISTORY_GATHER_US);
+        // Idle: block until an appender sends. Busy: let appends gather for
+        // a moment before each pass, so that one wake-up of this thread, and
+        // of the outbox and the bank after it, serves all of them (at
+        // `single` rates a pass per append cost more in thread switches
+        // than in indexing; docs/PERFORMANCE.md).
+        while let Ok(first) = feed.recv() {
+            waiting.insert(first.first_lsn, first.records);
+            loop {
+                std::thread::sleep(gather);
+                for appended in feed.try_iter().take(crate::limits::HISTORY_GATHER_BATCHES_MAX) {
+                    waiting.insert(appended.first_lsn, appended.records);
+                }
+                if !waiting.contains_key(&next) {
+                    break;
+                }
+                if !self.index_ready(&mut waiting, &mut next, &wal, writer.as_ref()) {
                     return;
                 }
-                let mut state = self.state.write();
-                let mut work = Vec::new();
-                for (offset, record) in records.iter().enumerate() {
-                    state.apply(next + offset as u64, record);
-                    work.extend(Self::bank_work(&state, record));
-                }
-                let flush = writer
-                    .as_ref()
-                    .is_some_and(|_| state.recent.records() >= self.memory_records && state.flushing.records() == 0);
-                if flush {
-                    state.flushing = Arc::new(std::mem::take(&mut state.recent));
-                }
-                let backlog = state.recent.records();
-                let in_memory = backlog + state.flushing.records();
-                drop(state);
-                metrics::gauge!("fundledger_history_memory_records").set(in_memory as f64);
-                self.applied.send_replace(last);
-                for work in work {
-                    self.to_outbox(work);
-                }
-                if let Some(writer) = writer.as_ref() {
-                    if flush {
-                        writer.wake();
-                    } else if backlog >= 2 * self.memory_records {
-                        // The writer is behind (a slow disk, a long merge):
-                        // wait for it rather than let memory grow.
-                        writer.wait_idle();
-                    }
-                }
-                next = last + 1;
             }
         }
+    }
+
+    /// Index every record of `waiting` from `next` on that is in order,
+    /// once it is durable. False when the log failed (the indexer stops).
+    fn index_ready(
+        &self,
+        waiting: &mut BTreeMap<u64, Vec<Record>>,
+        next: &mut u64,
+        wal: &fundledger_wal::Wal,
+        writer: Option<&ArchiveWriter>,
+    ) -> bool {
+        while let Some(records) = waiting.remove(next) {
+            let last = *next + records.len() as u64 - 1;
+            if wal.wait_durable_blocking(last).is_err() {
+                tracing::error!(lsn = last, "history indexer stops: the log failed");
+                return false;
+            }
+            let next_lsn = *next;
+            let mut state = self.state.write();
+            let mut work = Vec::new();
+            for (offset, record) in records.iter().enumerate() {
+                state.apply(next_lsn + offset as u64, record);
+                work.extend(Self::bank_work(&state, record));
+            }
+            let flush = writer
+                .as_ref()
+                .is_some_and(|_| state.recent.records() >= self.memory_records && state.flushing.records() == 0);
+            if flush {
+                state.flushing = Arc::new(std::mem::take(&mut state.recent));
+            }
+            let backlog = state.recent.records();
+            let in_memory = backlog + state.flushing.records();
+            drop(state);
+            metrics::gauge!("fundledger_history_memory_records").set(in_memory as f64);
+            self.applied.send_replace(last);
+            for work in work {
+                self.to_outbox(work);
+            }
+            if let Some(writer) = writer {
+                if flush {
+                    writer.wake();
+                } else if backlog >= 2 * self.memory_records {
+                    // The writer is behind (a slow disk, a long merge):
+                    // wait for it rather than let memory grow.
+                    writer.wait_idle();
+                }
+            }
+            *next = last + 1;
+        }
+        true
     }
 
     /// The writer's step: write what is flushing, publish it, forget it.
