@@ -9,6 +9,8 @@
 
 pub mod checkpoint;
 
+use std::sync::Arc;
+
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 
 use crate::domain::record::{Record, RECORD_SCHEMA_VERSION};
@@ -48,12 +50,26 @@ pub fn decode(payload: &[u8]) -> Result<Record, CodecError> {
     if version != RECORD_SCHEMA_VERSION {
         return Err(CodecError::UnknownSchema(version));
     }
-    let (record, used) =
+    let (mut record, used) =
         bincode::decode_from_slice::<Record, _>(body, CONFIG).map_err(|error| CodecError::Decode(error.to_string()))?;
     if used != body.len() {
         return Err(CodecError::Trailing(body.len() - used));
     }
+    share_names(&mut record);
     Ok(record)
+}
+
+/// A decoded application's settlement account shares its name's
+/// allocation, as one created through the API does (the encoding writes
+/// both): a recovered million accounts keep a million strings less.
+fn share_names(record: &mut Record) {
+    if let Record::ApplicationCreated(application) = record {
+        if let Some(application) = Arc::get_mut(application) {
+            if application.settlement_account.account_name == application.name {
+                application.settlement_account.account_name = Arc::clone(&application.name);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +143,43 @@ mod tests {
     #[test]
     fn unknown_schema_is_refused() {
         assert!(matches!(decode(&[9, 0]), Err(CodecError::UnknownSchema(9))));
+    }
+
+    fn application(name: &str, holder: &str) -> Record {
+        use crate::domain::ids::ApplicationId;
+        use crate::domain::record::{Application, SettlementAccount};
+        Record::ApplicationCreated(Arc::new(Application {
+            application_id: ApplicationId(1),
+            name: name.into(),
+            credential_no: "91310000X".into(),
+            bank: "SIMBANK".into(),
+            settlement_account: SettlementAccount {
+                bank_name: "工商银行".into(),
+                account_no: "6222".into(),
+                account_name: holder.into(),
+            },
+            created_at_ms: 1_764_000_000_000,
+            operator: "platform".into(),
+        }))
+    }
+
+    fn decoded_application(record: &Record) -> Arc<crate::domain::record::Application> {
+        let mut bytes = Vec::new();
+        encode_into(record, &mut bytes).expect("encode");
+        let decoded = decode(&bytes).expect("decode");
+        assert_eq!(&decoded, record, "the same record back");
+        match decoded {
+            Record::ApplicationCreated(application) => application,
+            other => panic!("decoded {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_decoded_application_shares_its_name_with_its_settlement_account() {
+        let same = decoded_application(&application("甲公司", "甲公司"));
+        assert!(Arc::ptr_eq(&same.name, &same.settlement_account.account_name));
+        // Not the API's rule to judge here: a differing holder stays as written.
+        let other = decoded_application(&application("甲公司", "乙"));
+        assert_eq!(&*other.settlement_account.account_name, "乙");
     }
 }

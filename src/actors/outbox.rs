@@ -423,7 +423,7 @@ async fn run(work: BankWork, banks: &Banks, directory: &Arc<Directory>, in_fligh
                 reference: withdrawal.id.clone(),
                 from_account_no: account.sub_account_no().unwrap_or_default().into(),
                 to_account_no: withdrawal.settlement_account.account_no.clone(),
-                to_account_name: withdrawal.settlement_account.account_name.clone(),
+                to_account_name: (*withdrawal.settlement_account.account_name).into(),
                 amount: withdrawal.amount,
             };
             let api = Arc::clone(&bank.api);

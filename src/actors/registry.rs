@@ -64,7 +64,7 @@ impl From<LogError> for RegistryError {
 pub type Answer = Result<(u64, ApplicationState), RegistryError>;
 
 pub struct CreateApplication {
-    pub name: Box<str>,
+    pub name: Arc<str>,
     pub credential_no: Box<str>,
     pub bank: Box<str>,
     pub settlement_account: SettlementAccount,
@@ -89,12 +89,15 @@ impl Handler<CreateApplication> for RegistryActor {
         if self.banks.get(&request.bank).is_none() {
             return Err(RegistryError::UnknownBank);
         }
+        let mut settlement_account = request.settlement_account;
+        // The same name: one allocation for both, kept for the account's life.
+        settlement_account.account_name = Arc::clone(&request.name);
         let application = Arc::new(Application {
             application_id: self.applications.next_application_id(),
             name: request.name,
             credential_no: request.credential_no,
             bank: request.bank,
-            settlement_account: request.settlement_account,
+            settlement_account,
             created_at_ms: crate::clock::now_ms(),
             operator: request.operator,
         });
@@ -120,7 +123,7 @@ impl Handler<Decide> for RegistryActor {
 
     fn handle(&mut self, request: Decide, _: &mut Self::Context) -> Answer {
         let state = self.applications.get(request.application_id).ok_or(RegistryError::NotFound)?;
-        if state.status != crate::domain::registry::ApplicationStatus::PendingReview {
+        if state.status() != crate::domain::registry::ApplicationStatus::PendingReview {
             return Err(RegistryError::InvalidState);
         }
         let application = Arc::clone(&state.application);
@@ -199,7 +202,7 @@ impl Handler<ListApplications> for RegistryActor {
         let all = self.applications.all();
         let start = usize::try_from(request.after).unwrap_or(usize::MAX).min(all.len());
         let mut matching =
-            all[start..].iter().filter(|state| request.status.is_none_or(|status| state.status == status));
+            all[start..].iter().filter(|state| request.status.is_none_or(|status| state.status() == status));
         let items: Vec<ApplicationState> = matching.by_ref().take(request.limit).cloned().collect();
         let more = matching.next().is_some();
         MessageResult(ApplicationPage { items, more })

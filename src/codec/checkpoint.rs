@@ -173,7 +173,10 @@ pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
     reader.part(PART_META, "meta")?;
     let last_lsn: u64 = reader.value("last lsn")?;
     let banks = reader.items(PART_BANKS, "bank")?;
-    let entities: Vec<(u64, Record)> = reader.items(PART_ENTITIES, "entity record")?;
+    let mut entities: Vec<(u64, Record)> = reader.items(PART_ENTITIES, "entity record")?;
+    for (_, record) in &mut entities {
+        super::share_names(record);
+    }
     let books = reader.items(PART_BOOKS, "book")?;
     let withdrawals: Vec<(u64, Arc<Withdrawal>)> = reader.items(PART_WITHDRAWALS, "withdrawal")?;
     let instructions: Vec<InstructionImage> = reader.items(PART_INSTRUCTIONS, "instruction")?;
@@ -328,7 +331,8 @@ pub fn decode(
         if lsn != expected {
             return Err(CodecError::Decode(format!("checkpoint record lsn {lsn} where {expected} belongs")));
         }
-        let record: Record = reader.value("record")?;
+        let mut record: Record = reader.value("record")?;
+        super::share_names(&mut record);
         visit(lsn, record).map_err(|error| CodecError::Decode(format!("checkpoint lsn {lsn}: {error}")))?;
     }
     if !reader.bytes.is_empty() {

@@ -63,13 +63,17 @@ pub enum Record {
 pub struct SettlementAccount {
     pub bank_name: Box<str>,
     pub account_no: Box<str>,
-    pub account_name: Box<str>,
+    /// The holder: an application's own name (same-name accounts), shared
+    /// with [`Application::name`] (encoded as a plain string).
+    pub account_name: Arc<str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Application {
     pub application_id: ApplicationId,
-    pub name: Box<str>,
+    /// Shared with its settlement account's holder name (encoded as a
+    /// plain string): kept per account for life, one allocation less each.
+    pub name: Arc<str>,
     pub credential_no: Box<str>,
     pub bank: Box<str>,
     pub settlement_account: SettlementAccount,

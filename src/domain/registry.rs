@@ -35,8 +35,20 @@ impl ApplicationStatus {
 #[derive(Clone, Debug)]
 pub struct ApplicationState {
     pub application: Arc<Application>,
-    pub status: ApplicationStatus,
+    /// The approval or rejection; `None` while pending review.
     pub decision: Option<ApplicationDecision>,
+}
+
+impl ApplicationState {
+    /// Read from the decision (an approval names the account it opened),
+    /// not kept beside it: 8 bytes less per application, a million kept.
+    pub fn status(&self) -> ApplicationStatus {
+        match &self.decision {
+            None => ApplicationStatus::PendingReview,
+            Some(decision) if decision.account_id.is_some() => ApplicationStatus::Approved,
+            Some(_) => ApplicationStatus::Rejected,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -69,7 +81,7 @@ impl Applications {
         let Some(latest) = latest.and_then(|id| self.get(id)) else {
             return false;
         };
-        match latest.status {
+        match latest.status() {
             ApplicationStatus::PendingReview => true,
             ApplicationStatus::Rejected => false,
             ApplicationStatus::Approved => {
@@ -83,11 +95,7 @@ impl Applications {
         match record {
             Record::ApplicationCreated(application) => {
                 assert_eq!(application.application_id, self.next_application_id(), "application ids are sequential");
-                self.applications.push(ApplicationState {
-                    application: Arc::clone(application),
-                    status: ApplicationStatus::PendingReview,
-                    decision: None,
-                });
+                self.applications.push(ApplicationState { application: Arc::clone(application), decision: None });
                 let credential_of = credential_of(&self.applications);
                 self.latest_by_credential.insert(&application.credential_no, application.application_id, credential_of);
             }
@@ -95,18 +103,20 @@ impl Applications {
                 let account_id = decision.account_id.expect("approvals open an account");
                 assert_eq!(account_id, self.next_account_id(), "account ids are sequential");
                 self.accounts_opened += 1;
-                self.decide(decision, ApplicationStatus::Approved);
+                self.decide(decision);
             }
-            Record::ApplicationRejected(decision) => self.decide(decision, ApplicationStatus::Rejected),
+            Record::ApplicationRejected(decision) => {
+                assert!(decision.account_id.is_none(), "rejections open no account");
+                self.decide(decision);
+            }
             _ => {}
         }
     }
 
-    fn decide(&mut self, decision: &ApplicationDecision, status: ApplicationStatus) {
+    fn decide(&mut self, decision: &ApplicationDecision) {
         let index = (decision.application_id.0 - 1) as usize;
         let state = self.applications.get_mut(index).expect("decided applications exist");
-        assert_eq!(state.status, ApplicationStatus::PendingReview, "only pending applications are decided");
-        state.status = status;
+        assert_eq!(state.status(), ApplicationStatus::PendingReview, "only pending applications are decided");
         state.decision = Some(decision.clone());
     }
 

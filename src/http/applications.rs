@@ -39,18 +39,18 @@ pub fn application_view(state: &ApplicationState) -> serde_json::Value {
     let text = decision.and_then(|decision| decision.text.as_deref());
     json!({
         "application_id": application.application_id,
-        "status": state.status.as_str(),
-        "name": application.name,
+        "status": state.status().as_str(),
+        "name": &*application.name,
         "credential_no": application.credential_no,
         "bank": application.bank,
         "settlement_account": {
             "bank_name": settlement.bank_name,
             "account_no": settlement.account_no,
-            "account_name": settlement.account_name,
+            "account_name": &*settlement.account_name,
         },
         "account_id": decision.and_then(|decision| decision.account_id),
-        "note": if state.status == ApplicationStatus::Approved { text } else { None },
-        "reason": if state.status == ApplicationStatus::Rejected { text } else { None },
+        "note": if state.status() == ApplicationStatus::Approved { text } else { None },
+        "reason": if state.status() == ApplicationStatus::Rejected { text } else { None },
         "created_at": crate::clock::format_ms(application.created_at_ms),
         "decided_at": decision.map(|decision| crate::clock::format_ms(decision.decided_at_ms)),
     })
@@ -69,10 +69,15 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     let settlement_account = SettlementAccount {
         bank_name: settlement.required_text("bank_name", TEXT_CHARS_MAX)?,
         account_no: settlement.required_text("account_no", TEXT_CHARS_MAX)?,
-        account_name: settlement.required_text("account_name", TEXT_CHARS_MAX)?,
+        account_name: settlement.required_text("account_name", TEXT_CHARS_MAX)?.into(),
     };
-    let request =
-        CreateApplication { name, credential_no, bank, settlement_account, operator: Arc::clone(&caller.operator) };
+    let request = CreateApplication {
+        name: name.into(),
+        credential_no,
+        bank,
+        settlement_account,
+        operator: Arc::clone(&caller.operator),
+    };
     let (lsn, created) = state.registry.send(request).await??;
     state.log.wait_durable(lsn).await?;
     Ok(json_response(StatusCode::CREATED, &application_view(&created)))

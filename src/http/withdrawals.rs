@@ -57,7 +57,7 @@ pub fn withdrawal_view(lsn: u64, withdrawal: &Withdrawal, finished: Option<&With
         "settlement_account": {
             "bank_name": settlement.bank_name,
             "account_no": settlement.account_no,
-            "account_name": settlement.account_name,
+            "account_name": &*settlement.account_name,
         },
         "lsn": lsn,
         "created_at": crate::clock::format_ms(withdrawal.created_at_ms),
