@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 
 use crate::bloom::Bloom;
 use crate::error::IndexError;
-use crate::format::{Footer, HeaderFields, Layout, FOOTER_BYTES, HEADER_FIXED_BYTES, INDEX_CRC_BYTES, META_CRC_AT};
+use crate::format::{
+    prefix_hash, Footer, HeaderFields, Layout, FOOTER_BYTES, HEADER_FIXED_BYTES, INDEX_CRC_BYTES, META_CRC_AT,
+};
 use crate::writer::RunSpec;
 
 /// One key and its value, copied out of a block.
@@ -204,12 +206,29 @@ impl Run {
     /// `false` only when no key of this run starts with `prefix`. Uses the
     /// Bloom filter when `prefix` has at least P bytes, the min/max keys always.
     pub fn may_contain_prefix(&self, prefix: &[u8]) -> bool {
+        self.may_contain_prefix_with(prefix, &mut None)
+    }
+
+    /// [`Run::may_contain_prefix`], with the Bloom hash of the prefix's
+    /// first P bytes kept in `hashed` (`(P, hash)`) for the next run that
+    /// checks the same prefix: a set checks every run, and its runs share P.
+    pub(crate) fn may_contain_prefix_with(&self, prefix: &[u8], hashed: &mut Option<(usize, u64)>) -> bool {
         if self.fields.entry_count == 0 || prefix.len() > self.fields.key_bytes {
             return false;
         }
         let prefix_bytes = self.fields.prefix_bytes;
-        if prefix_bytes > 0 && prefix.len() >= prefix_bytes && !self.bloom.may_contain(&prefix[..prefix_bytes]) {
-            return false;
+        if prefix_bytes > 0 && prefix.len() >= prefix_bytes {
+            let hash = match *hashed {
+                Some((bytes, hash)) if bytes == prefix_bytes => hash,
+                _ => {
+                    let hash = prefix_hash(&prefix[..prefix_bytes]);
+                    *hashed = Some((prefix_bytes, hash));
+                    hash
+                }
+            };
+            if !self.bloom.may_contain_hash(hash) {
+                return false;
+            }
         }
         let length = prefix.len();
         prefix >= &self.min_key[..length] && prefix <= &self.max_key[..length]

@@ -343,7 +343,8 @@ impl Snapshot {
     /// Whether some run's Bloom filter admits `prefix` (at least P bytes):
     /// `false` means no run holds a key with this prefix.
     pub fn may_contain_prefix(&self, prefix: &[u8]) -> bool {
-        self.members.iter().any(|member| member.run.may_contain_prefix(prefix))
+        let mut hashed = None;
+        self.members.iter().any(|member| member.run.may_contain_prefix_with(prefix, &mut hashed))
     }
 
     /// [`RunSet::get_prefix`] on this view.
