@@ -270,7 +270,9 @@ impl Batcher {
     async fn run(self, mut receiver: mpsc::UnboundedReceiver<InstructionWork>) {
         let mut batch = Vec::with_capacity(INSTRUCTION_BATCH_MAX);
         while receiver.recv_many(&mut batch, INSTRUCTION_BATCH_MAX).await > 0 {
-            let work = std::mem::take(&mut batch);
+            // A full-sized buffer for the next batch: one taken empty would
+            // grow (and copy) its way up to the batch size each time.
+            let work = std::mem::replace(&mut batch, Vec::with_capacity(INSTRUCTION_BATCH_MAX));
             self.send(work).await;
         }
     }
