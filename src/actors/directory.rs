@@ -128,6 +128,11 @@ pub enum Slot {
 pub struct AccountEntry {
     pub info: Arc<AccountInfo>,
     status: AtomicU8,
+    /// The index of its bank's code in [`Directory::bank_codes`] (or
+    /// [`BANK_UNINDEXED`]): routing a bank instruction reads this byte,
+    /// not the application's string three pointers away (cache misses
+    /// over a million accounts).
+    bank: u8,
     /// Shared, so that each bank instruction naming it takes a reference
     /// rather than a copy.
     sub_account_no: OnceLock<Arc<str>>,
@@ -137,7 +142,16 @@ pub struct AccountEntry {
     pending: AtomicU32,
 }
 
+/// [`AccountEntry::bank_index`] of an account whose bank code did not fit
+/// in the table (more than 255 codes): look it up by name.
+pub const BANK_UNINDEXED: u8 = u8::MAX;
+
 impl AccountEntry {
+    /// Its bank's index in [`Directory::bank_codes`], or [`BANK_UNINDEXED`].
+    pub fn bank_index(&self) -> u8 {
+        self.bank
+    }
+
     pub fn status(&self) -> AccountStatus {
         AccountStatus::from_u8(self.status.load(Ordering::Acquire))
     }
@@ -195,6 +209,9 @@ pub struct Directory {
     /// transfer's path); the number itself is read back from the account's
     /// entry, not copied.
     by_sub_account: RwLock<KeyedIds<AccountId>>,
+    /// Bank codes of registered accounts, in order of first use: what an
+    /// entry's `bank` byte indexes. Only grows (a few banks).
+    bank_codes: RwLock<Vec<Box<str>>>,
     /// Where activated actors run; set once the actor system is up.
     spawner: OnceLock<Spawner>,
     /// Accounts with a live actor, and activations ever (for tests and
@@ -219,6 +236,7 @@ impl Directory {
             chunks,
             count: AtomicU64::new(0),
             by_sub_account: RwLock::new(KeyedIds::default()),
+            bank_codes: RwLock::new(Vec::new()),
             spawner: OnceLock::new(),
             live: AtomicU64::new(0),
             activations: AtomicU64::new(0),
@@ -259,9 +277,11 @@ impl Directory {
         let id = info.account_id;
         assert!(id.0 <= limits::ACCOUNTS_MAX, "account limit is checked before approval");
         book.assert_invariants(id);
+        let bank = self.bank_index(info.bank());
         let entry = Arc::new(AccountEntry {
             info,
             status: AtomicU8::new(status.as_u8()),
+            bank,
             sub_account_no: OnceLock::new(),
             slot: Mutex::new(Slot::Idle(IdleAccount { book, status_lsn: 0 })),
             pending: AtomicU32::new(0),
@@ -272,6 +292,29 @@ impl Directory {
             self.set_sub_account(id, sub);
         }
         self.count.fetch_max(id.0, Ordering::AcqRel);
+    }
+
+    /// `code`'s index in [`Directory::bank_codes`], added if new; past 255
+    /// codes, [`BANK_UNINDEXED`].
+    fn bank_index(&self, code: &str) -> u8 {
+        let position = |codes: &[Box<str>]| codes.iter().position(|known| **known == *code);
+        if let Some(index) = position(&self.bank_codes.read()) {
+            return index as u8;
+        }
+        let mut codes = self.bank_codes.write();
+        if let Some(index) = position(&codes) {
+            return index as u8;
+        }
+        if codes.len() >= usize::from(BANK_UNINDEXED) {
+            return BANK_UNINDEXED;
+        }
+        codes.push(code.into());
+        (codes.len() - 1) as u8
+    }
+
+    /// The bank codes entries' [`AccountEntry::bank_index`] points into.
+    pub fn bank_codes(&self) -> Vec<Box<str>> {
+        self.bank_codes.read().clone()
     }
 
     /// The account's live actor, activated if it was idle, with `message`
@@ -449,11 +492,17 @@ impl AccountRef {
 /// Account `n`'s facts for tests: trader n, credential Cn, bank SIMBANK.
 #[cfg(test)]
 pub(crate) fn test_info(n: u64) -> Arc<AccountInfo> {
+    test_info_at(n, "SIMBANK")
+}
+
+/// [`test_info`] at another bank.
+#[cfg(test)]
+pub(crate) fn test_info_at(n: u64, bank: &str) -> Arc<AccountInfo> {
     let application = Application {
         application_id: crate::domain::ids::ApplicationId(n),
         name: format!("trader {n}").into(),
         credential_no: format!("C{n}").into(),
-        bank: "SIMBANK".into(),
+        bank: bank.into(),
         settlement_account: SettlementAccount {
             bank_name: "bank".into(),
             account_no: format!("6222{n:012}").into(),
@@ -468,6 +517,22 @@ pub(crate) fn test_info(n: u64) -> Arc<AccountInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each entry keeps its bank as an index into the directory's codes,
+    /// one index per code, in order of first use.
+    #[test]
+    fn entries_index_their_bank_code() {
+        let directory = Directory::new();
+        for (n, bank) in [(1, "SIMBANK"), (2, "OTHER"), (3, "SIMBANK")] {
+            directory.insert(test_info_at(n, bank), AccountStatus::Active, None, AccountBook::default());
+        }
+        let codes = directory.bank_codes();
+        assert_eq!(codes, vec!["SIMBANK".into(), "OTHER".into()]);
+        for n in 1..=3 {
+            let entry = directory.get(AccountId(n)).expect("registered");
+            assert_eq!(&*codes[usize::from(entry.bank_index())], entry.info.bank(), "account {n}");
+        }
+    }
 
     /// Recovered accounts come with their sub-account number (indexed
     /// while inserted), signed ones get it later; bank notifications find

@@ -179,9 +179,7 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
         metrics::counter!("fundledger_bank_work_answered_total", "kind" => kind).increment(0);
     }
     let in_flight = Arc::new(Semaphore::new(BANK_CALLS_IN_FLIGHT_MAX));
-    // Few banks: a linear search by code finds a batcher without hashing or
-    // allocating a key per instruction.
-    let mut batchers: Vec<(Box<str>, mpsc::UnboundedSender<InstructionWork>)> = Vec::new();
+    let mut batchers = Router { batchers: Vec::new(), by_bank_index: Vec::new() };
     for config in banks.configs() {
         let (batch_sender, batch_receiver) = mpsc::unbounded_channel::<InstructionWork>();
         let context = Batcher {
@@ -193,7 +191,7 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
             answered: metrics::counter!("fundledger_bank_work_answered_total", "kind" => "instruction"),
         };
         actix::spawn(context.run(batch_receiver));
-        batchers.push((config.code.as_str().into(), batch_sender));
+        batchers.batchers.push((config.code.as_str().into(), batch_sender));
     }
     // The handles, looked up once: a labelled lookup per item cost more
     // than the routing (callgrind, docs/PERFORMANCE.md).
@@ -209,7 +207,7 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
                 match work {
                     BankWork::Instruction(instruction) => {
                         instructions += 1;
-                        route(&batchers, &directory, instruction);
+                        batchers.route(&directory, instruction);
                     }
                     payout => {
                         payouts += 1;
@@ -227,26 +225,54 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
     sender
 }
 
-/// Hand an instruction to its bank's batcher: the bank named in it, or
-/// else that of its `from` account.
-fn route(
-    batchers: &[(Box<str>, mpsc::UnboundedSender<InstructionWork>)],
-    directory: &Directory,
-    instruction: InstructionWork,
-) {
-    let bank = match (&instruction.bank, &instruction.from) {
-        (Some(bank), _) => Some(&**bank),
-        (None, Party::Account(id)) => directory.get(*id).map(|entry| entry.info.bank()),
-        (None, _) => None,
-    };
-    match bank.and_then(|bank| batchers.iter().find(|(code, _)| **code == *bank)) {
-        Some((_, batcher)) => {
-            let _ = batcher.send(instruction);
+/// Finds each instruction's bank batcher.
+struct Router {
+    /// Few banks: a linear search by code finds a batcher without hashing
+    /// or allocating a key per instruction.
+    batchers: Vec<(Box<str>, mpsc::UnboundedSender<InstructionWork>)>,
+    /// Batcher (position in `batchers`) by [`Directory::bank_codes`] index,
+    /// `None` for a code with no bank configured; refreshed when an account
+    /// names an index past its end.
+    by_bank_index: Vec<Option<usize>>,
+}
+
+impl Router {
+    /// Hand an instruction to its bank's batcher: the bank named in it, or
+    /// else that of its `from` account.
+    fn route(&mut self, directory: &Directory, instruction: InstructionWork) {
+        let batcher = match (&instruction.bank, &instruction.from) {
+            (Some(bank), _) => self.by_code(bank),
+            (None, Party::Account(id)) => self.by_account(directory, *id),
+            (None, _) => None,
+        };
+        match batcher {
+            Some(batcher) => {
+                let _ = self.batchers[batcher].1.send(instruction);
+            }
+            None => {
+                release_instructions(1);
+                tracing::error!(reference = %instruction.reference, "no bank for an instruction");
+            }
         }
-        None => {
-            release_instructions(1);
-            tracing::error!(reference = %instruction.reference, "no bank for an instruction");
+    }
+
+    fn by_code(&self, code: &str) -> Option<usize> {
+        self.batchers.iter().position(|(known, _)| **known == *code)
+    }
+
+    /// The batcher of the account's bank, from the byte its directory entry
+    /// keeps (a million accounts' application strings are cache misses).
+    fn by_account(&mut self, directory: &Directory, id: AccountId) -> Option<usize> {
+        let entry = directory.get(id)?;
+        let index = entry.bank_index();
+        if index == super::directory::BANK_UNINDEXED {
+            return self.by_code(entry.info.bank());
         }
+        let index = usize::from(index);
+        if index >= self.by_bank_index.len() {
+            self.by_bank_index = directory.bank_codes().iter().map(|code| self.by_code(code)).collect();
+        }
+        self.by_bank_index.get(index).copied().flatten()
     }
 }
 
@@ -514,8 +540,51 @@ async fn call<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    /// The instruction queue's count is one per process: tests that take
+    /// places in it run one at a time.
+    static QUEUE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn instruction(reference: &str, from: u64) -> InstructionWork {
+        InstructionWork {
+            reference: reference.into(),
+            kind: InstructionKind::ForcedTransfer,
+            bank: None,
+            from: Party::Account(AccountId(from)),
+            to: Party::Account(AccountId(from)),
+            amount: Money(1),
+            resumed: false,
+        }
+    }
+
+    /// A movement goes to the batcher of its payer's bank, found through
+    /// the directory's bank index (refreshed as new codes appear); an
+    /// account whose bank is not configured, or an unknown one, gets none.
+    #[test]
+    fn instructions_go_to_their_payers_bank() {
+        let _queue = QUEUE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        use crate::actors::directory::test_info_at;
+        use crate::domain::account::{AccountBook, AccountStatus};
+        let directory = Directory::new();
+        let (sim, mut sim_rx) = mpsc::unbounded_channel();
+        let (other, mut other_rx) = mpsc::unbounded_channel();
+        let mut router =
+            Router { batchers: vec![("OTHER".into(), other), ("SIMBANK".into(), sim)], by_bank_index: Vec::new() };
+        for (n, bank) in [(1, "SIMBANK"), (2, "GONE"), (3, "OTHER")] {
+            directory.insert(test_info_at(n, bank), AccountStatus::Active, None, AccountBook::default());
+            assert!(reserve_instruction());
+            router.route(&directory, instruction(&format!("m{n}"), n));
+        }
+        assert!(reserve_instruction());
+        router.route(&directory, instruction("unknown", 9));
+        assert_eq!(sim_rx.try_recv().map(|work| work.reference).ok().as_deref(), Some("m1"));
+        assert_eq!(other_rx.try_recv().map(|work| work.reference).ok().as_deref(), Some("m3"));
+        assert!(sim_rx.try_recv().is_err() && other_rx.try_recv().is_err(), "nothing else was routed");
+        release_instructions(2); // the two routed; the others were released by the router
+    }
+
     #[test]
     fn the_instruction_queue_is_bounded() {
+        let _queue = QUEUE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut taken = 0;
         while reserve_instruction() {
             taken += 1;
