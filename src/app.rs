@@ -162,9 +162,10 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     {
         let history = Arc::clone(&history);
         let wal = wal.clone();
+        let backlog = log.feed_backlog();
         std::thread::Builder::new()
             .name("history-indexer".into())
-            .spawn(move || history.run_indexer(feed_rx, wal))
+            .spawn(move || history.run_indexer(feed_rx, backlog, wal))
             .map_err(|error| error.to_string())?;
     }
 

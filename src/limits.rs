@@ -194,6 +194,11 @@ pub const CHECKPOINT_DUTY_PERCENT: u32 = 20;
 /// tenth of a core each against the request path, and every idle cycle.
 pub const BACKGROUND_NICE: i32 = 10;
 
+/// Records appended and not yet folded by the history indexer at which
+/// the log turns changes away (`503 OVERLOADED`; [`crate::actors::log`]):
+/// a few hundred bytes each in memory, so about 100 MB.
+pub const HISTORY_FEED_RECORDS_MAX: usize = 262_144;
+
 /// How long the history indexer lets appends gather before each pass
 /// while they keep coming, in µs ([`crate::finance::history`]): one wake-up
 /// per pass instead of one per append. A journal read of one's own write

@@ -8,18 +8,29 @@
 //!
 //! The blocking work (write, fdatasync) runs on the WAL crate's own writer
 //! thread; appending is a memcpy under the WAL's short lock, so account
-//! actors never block an arbiter on I/O (the history feed is bounded; a
-//! full feed makes an appender wait for the indexer, which waits only for
-//! the disk, so there is no cycle).
+//! actors never block an arbiter on I/O.
+//!
+//! The history feed is bounded in records: appended records count in a
+//! backlog until the indexer has folded them, and [`LedgerLog::admit`]
+//! turns changes away (`Overloaded`, a 503 with `Retry-After`) while it
+//! holds [`limits::HISTORY_FEED_RECORDS_MAX`] or more, so an indexer that
+//! falls behind (a slow archive) costs answers, never unbounded memory.
+//! (Admitted appends may pass the bound by what they carry: at most one
+//! request's records per concurrent appender.) The channel is also bounded
+//! in batches; a full one makes an appender wait for the indexer, which
+//! always keeps receiving, so there is no cycle.
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
 
 use fundledger_wal::{AppendError, FrameBatch, Wal};
 
 use crate::codec;
 use crate::domain::record::Record;
+use crate::limits;
 
 /// Records handed to the history indexer, with the first one's lsn.
 pub struct Appended {
@@ -51,6 +62,27 @@ impl From<AppendError> for LogError {
 pub struct LedgerLog {
     wal: Wal,
     feed: SyncSender<Appended>,
+    backlog: FeedBacklog,
+}
+
+/// Records appended and not yet folded by the history indexer.
+#[derive(Clone, Debug, Default)]
+pub struct FeedBacklog(Arc<AtomicUsize>);
+
+impl FeedBacklog {
+    pub fn records(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// The indexer folded `records` of them.
+    pub fn indexed(&self, records: usize) {
+        let before = self.0.fetch_sub(records, Ordering::AcqRel);
+        debug_assert!(before >= records, "indexed {records} of a backlog of {before}");
+    }
+
+    fn appended(&self, records: usize) {
+        self.0.fetch_add(records, Ordering::AcqRel);
+    }
 }
 
 thread_local! {
@@ -60,7 +92,12 @@ thread_local! {
 
 impl LedgerLog {
     pub fn new(wal: Wal, feed: SyncSender<Appended>) -> Self {
-        Self { wal, feed }
+        Self { wal, feed, backlog: FeedBacklog::default() }
+    }
+
+    /// What the history indexer reports folded records to.
+    pub fn feed_backlog(&self) -> FeedBacklog {
+        self.backlog.clone()
     }
 
     pub fn wal(&self) -> &Wal {
@@ -70,6 +107,9 @@ impl LedgerLog {
     /// Whether a change may start now (log healthy, disk above the floor,
     /// backlog under its bound). Callers check before changing memory.
     pub fn admit(&self) -> Result<(), LogError> {
+        if self.backlog.records() >= limits::HISTORY_FEED_RECORDS_MAX {
+            return Err(LogError::Overloaded);
+        }
         self.wal.admit().map_err(LogError::from)
     }
 
@@ -86,6 +126,7 @@ impl LedgerLog {
         })?;
         assert_eq!(lsns.end - lsns.start, records.len() as u64, "one lsn per record");
         let first_lsn = lsns.start;
+        self.backlog.appended(records.len());
         // The indexer only stops when the process stops; a send error then
         // means nobody will read history again, so it is safe to ignore.
         let _ = self.feed.send(Appended { first_lsn, records });

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use crate::actors::log::Appended;
+use crate::actors::log::{Appended, FeedBacklog};
 use crate::actors::outbox::{instruction_for, BankWork, OutboxSender};
 use crate::domain::account::Balance;
 use crate::domain::ids::AccountId;
@@ -883,7 +883,7 @@ impl History {
     /// fold it; hand full batches of index entries to the archive's
     /// writer. Runs on its own thread until the feed closes or the log
     /// fails.
-    pub fn run_indexer(self: Arc<Self>, feed: Receiver<Appended>, wal: fundledger_wal::Wal) {
+    pub fn run_indexer(self: Arc<Self>, feed: Receiver<Appended>, backlog: FeedBacklog, wal: fundledger_wal::Wal) {
         let writer = match &self.archive {
             Some(archive) => {
                 archive.set_wal(wal.clone());
@@ -917,7 +917,7 @@ impl History {
                 if !waiting.contains_key(&next) {
                     break;
                 }
-                if !self.index_ready(&mut waiting, &mut next, &wal, writer.as_ref()) {
+                if !self.index_ready(&mut waiting, &mut next, &backlog, &wal, writer.as_ref()) {
                     return;
                 }
             }
@@ -930,6 +930,7 @@ impl History {
         &self,
         waiting: &mut BTreeMap<u64, Vec<Record>>,
         next: &mut u64,
+        feed_backlog: &FeedBacklog,
         wal: &fundledger_wal::Wal,
         writer: Option<&ArchiveWriter>,
     ) -> bool {
@@ -957,6 +958,7 @@ impl History {
             drop(state);
             metrics::gauge!("fundledger_history_memory_records").set(in_memory as f64);
             self.applied.send_replace(last);
+            feed_backlog.indexed(records.len());
             for work in work {
                 self.to_outbox(work);
             }
