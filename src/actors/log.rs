@@ -144,3 +144,44 @@ impl LedgerLog {
         self.wal.durable_lsn()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::sync_channel;
+
+    use fundledger_wal::{RecoveryPolicy, WalConfig};
+
+    use super::*;
+    use crate::domain::ids::AccountId;
+
+    fn signed(n: u64) -> Record {
+        Record::AccountSigned { account_id: AccountId(n), sub_account_no: format!("S{n}").into(), at_ms: 0 }
+    }
+
+    /// Appended records count until the indexer says it folded them; at
+    /// the bound the log turns changes away, and takes them again below it.
+    #[test]
+    fn an_indexer_that_falls_behind_turns_changes_away() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) =
+            Wal::open(
+                WalConfig::new(dir.path().join("wal")),
+                RecoveryPolicy::default(),
+                1,
+                |_, _| Ok::<(), String>(()),
+            )
+            .expect("a fresh log opens");
+        let (feed, indexer) = sync_channel(16);
+        let log = LedgerLog::new(wal, feed);
+        let backlog = log.feed_backlog();
+        log.append(vec![signed(1), signed(2)]).expect("appended");
+        assert_eq!(backlog.records(), 2);
+        assert_eq!(log.admit(), Ok(()));
+        backlog.appended(limits::HISTORY_FEED_RECORDS_MAX - 2);
+        assert_eq!(log.admit(), Err(LogError::Overloaded), "at the bound");
+        backlog.indexed(1);
+        assert_eq!(log.admit(), Ok(()), "one folded: below the bound again");
+        let appended = indexer.recv().expect("fed");
+        assert_eq!((appended.first_lsn, appended.records.len()), (1, 2));
+    }
+}
