@@ -189,9 +189,9 @@ pub const CHECKPOINT_POLL_MS: u64 = 200;
 /// the rest changes little.
 pub const CHECKPOINT_DUTY_PERCENT: u32 = 20;
 
-/// The nice value of the threads that only follow the log (archive
-/// writer, checkpointer; [`crate::threads`]): under load they get about a
-/// tenth of a core each against the request path, and every idle cycle.
+/// The nice value of the background (the checkpointer, the outbox's bank
+/// calls; [`crate::threads`]): under load they get about a tenth of a core
+/// each against the request path, and every idle cycle.
 pub const BACKGROUND_NICE: i32 = 10;
 
 /// Records appended and not yet folded by the history indexer at which

@@ -1,8 +1,11 @@
 //! Thread scheduling: the request path (gateway workers, account actors,
-//! the WAL writer, the history indexer) before the background: the threads
-//! that only follow the log (history archive, checkpointer) and the bank
-//! calls of the outbox. The indexer is not background: appenders wait for
-//! it when its feed is full.
+//! the WAL writer, the history indexer and archive writer) before the
+//! background: the checkpointer and the outbox's bank calls. The indexer
+//! and the archive writer are not background although they only follow
+//! the log: appenders wait for the indexer when it falls behind
+//! (`HISTORY_FEED_RECORDS_MAX`) and the indexer waits for the archive
+//! writer, so slowing either slows every change (at nice 10 the archive
+//! writer halved `hot` and turned half its transfers away with 503s).
 //!
 //! On a 2-core machine every thread competes for the same two cores, and
 //! Linux's scheduler (EEVDF) lets a running thread finish its slice (about
@@ -22,8 +25,8 @@
 //!   cores whenever the request path leaves them idle, and a share of them
 //!   (about a tenth at nice 10) when it does not, so it never starves.
 //!
-//! Both are hints: on an older kernel, or where the call is refused, an
-//! error is logged once per thread and the thread runs as it is.
+//! Both are hints: on an older kernel, or where the call is refused, a
+//! warning is logged and the thread runs as it is.
 //!
 //! Must not: block, or fail the thread it runs on.
 
@@ -105,7 +108,7 @@ mod tests {
     #[test]
     fn a_background_thread_runs_at_the_background_nice_value() {
         std::thread::spawn(|| {
-            // As the archive writer: started from a request thread.
+            // As the checkpointer: started from a request thread.
             serve_requests();
             run_in_background();
             let attr = current().expect("sched_getattr");

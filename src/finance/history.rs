@@ -1041,7 +1041,8 @@ impl ArchiveWriter {
         let shared = Arc::clone(&signal);
         std::thread::Builder::new().name("history-archive".into()).spawn(move || {
             let Some(archive) = history.archive.clone() else { return };
-            crate::threads::run_in_background();
+            // Not background (crate::threads): the indexer waits for it
+            // when it falls behind, and appenders for the indexer.
             let (lock, condvar) = &*shared;
             loop {
                 {
