@@ -407,14 +407,23 @@ mod run_tests {
     use super::*;
     use crate::workload::Workload;
 
+    /// Where the echo server listens, its task, and the accounts to load.
+    type Echo = (std::net::SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>, Arc<[Box<str>]>);
+
+    /// An in-process echo server, and ten account numbers to load it with.
+    async fn echo_with_accounts() -> anyhow::Result<Echo> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(crate::echo::serve(listener));
+        let accounts = (1..=10).map(|i| format!("F{i:06}").into_boxed_str()).collect();
+        Ok((addr, server, accounts))
+    }
+
     /// The whole load loop against an in-process echo server: every batch
     /// item of every request comes back accepted, and the count is exact.
     #[tokio::test]
     async fn closed_loop_against_echo_counts_every_transfer() -> anyhow::Result<()> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(crate::echo::serve(listener));
-        let accounts: Arc<[Box<str>]> = (1..=10).map(|i| format!("F{i:06}").into_boxed_str()).collect();
+        let (addr, server, accounts) = echo_with_accounts().await?;
         for (scenario, batch_size, jobs) in
             [(Scenario::Single, 1, 50), (Scenario::Mixed, 60, 7), (Scenario::Hot, 100, 5)]
         {
@@ -443,10 +452,7 @@ mod run_tests {
     /// each is sent and answered once.
     #[tokio::test]
     async fn open_loop_sends_every_job_at_its_time() -> anyhow::Result<()> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(crate::echo::serve(listener));
-        let accounts: Arc<[Box<str>]> = (1..=10).map(|i| format!("F{i:06}").into_boxed_str()).collect();
+        let (addr, server, accounts) = echo_with_accounts().await?;
         let workload = Arc::new(Workload::new(Scenario::Single, accounts, "test", 1, "0.01"));
         let (rate, jobs) = (400.0, 100);
         let result = run(RunSpec {
