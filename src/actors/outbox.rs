@@ -179,7 +179,7 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
         metrics::counter!("fundledger_bank_work_answered_total", "kind" => kind).increment(0);
     }
     let in_flight = Arc::new(Semaphore::new(BANK_CALLS_IN_FLIGHT_MAX));
-    let mut batchers = Router { batchers: Vec::new(), by_bank_index: Vec::new() };
+    let mut router = Router { batchers: Vec::new(), by_bank_index: Vec::new() };
     for config in banks.configs() {
         let (batch_sender, batch_receiver) = mpsc::unbounded_channel::<InstructionWork>();
         let context = Batcher {
@@ -191,7 +191,7 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
             answered: metrics::counter!("fundledger_bank_work_answered_total", "kind" => "instruction"),
         };
         actix::spawn(context.run(batch_receiver));
-        batchers.batchers.push((config.code.as_str().into(), batch_sender));
+        router.batchers.push((config.code.as_str().into(), batch_sender));
     }
     // The handles, looked up once: a labelled lookup per item cost more
     // than the routing (callgrind, docs/PERFORMANCE.md).
@@ -207,7 +207,7 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
                 match work {
                     BankWork::Instruction(instruction) => {
                         instructions += 1;
-                        batchers.route(&directory, instruction);
+                        router.route(&directory, instruction);
                     }
                     payout => {
                         payouts += 1;
