@@ -41,7 +41,7 @@ impl Bloom {
         if self.bits.is_empty() {
             return;
         }
-        for bit in probes(prefix, self.hashes, self.bits.len() as u64) {
+        for bit in probes_of(prefix_hash(prefix), self.hashes, self.bits.len() as u64) {
             self.bits[(bit / 8) as usize] |= 1 << (bit % 8);
         }
     }
@@ -62,14 +62,10 @@ impl Bloom {
     }
 }
 
-/// Bit positions for `prefix`, all in one 512-bit line: the line from the
-/// first hash (multiply-shift onto the line count, no division), each
-/// probe's bit in it from the next 9 bits of the second hash.
-fn probes(prefix: &[u8], hashes: u32, bloom_bytes: u64) -> impl Iterator<Item = u64> {
-    probes_of(prefix_hash(prefix), hashes, bloom_bytes)
-}
-
-/// [`probes`] from the prefix's first hash.
+/// Bit positions for the prefix whose [`prefix_hash`] is `first`, all in
+/// one 512-bit line: the line from the first hash (multiply-shift onto the
+/// line count, no division), each probe's bit in it from the next 9 bits
+/// of the second hash.
 fn probes_of(first: u64, hashes: u32, bloom_bytes: u64) -> impl Iterator<Item = u64> {
     let second = fmix64(first ^ 0x9e37_79b9_7f4a_7c15);
     let line_bits = BLOOM_LINE_BYTES * 8;
