@@ -164,6 +164,15 @@ pub const STATEMENT_FETCH_ATTEMPTS_MAX: u32 = 5;
 /// `503 BANK_UNAVAILABLE` (with Retry-After).
 pub const SANDBOX_BOOKS_WAIT_MS: u64 = 5_000;
 
+/// References whose answers the sandbox bank keeps in memory; older ones
+/// are found through its on-disk index ([`crate::actors::bank::references`]).
+/// About 120 bytes each, so about 30 MB.
+pub const SANDBOX_RECENT_REFERENCES: usize = 262_144;
+
+/// Longest line of the sandbox's books file (longer: the books are damaged).
+/// Its lines are a few hundred bytes; a credit's payer name is the longest field.
+pub const SANDBOX_BOOK_LINE_BYTES_MAX: usize = 64 * 1024;
+
 /// Largest checkpoint file start-up and the checkpointer read (it is read
 /// whole into memory, then folded). A checkpoint holds every record so far
 /// (about 150 bytes per transfer) while the history lives in memory, so

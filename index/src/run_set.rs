@@ -270,6 +270,25 @@ impl RunSet {
         sync_directory(&self.directory)
     }
 
+    /// Where the newest `fanout` runs start, if they all share one size
+    /// tier (tier: floor(log_fanout of entries)): the next merge of
+    /// size-tiered merging, under which a run is rewritten about
+    /// log_fanout(history / flush) times and a set holds at most about
+    /// `fanout - 1` runs per tier.
+    pub fn full_tier(&self, fanout: usize) -> Option<usize> {
+        let start = self.members.len().checked_sub(fanout.max(2))?;
+        let tier = |entries: u64| entries.max(1).ilog(fanout.max(2) as u64);
+        let first = tier(self.members[start].run.entry_count());
+        self.members[start..].iter().all(|member| tier(member.run.entry_count()) == first).then_some(start)
+    }
+
+    /// Whether some run's Bloom filter admits `prefix` (at least P bytes):
+    /// `false` means no run holds a key with this prefix (one hash for all
+    /// runs, no allocation).
+    pub fn may_contain_prefix(&self, prefix: &[u8]) -> bool {
+        may_contain_prefix_in(&self.members, prefix)
+    }
+
     /// Every entry whose key starts with `prefix`, across all runs, in key order.
     pub fn get_prefix(&self, prefix: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
         get_prefix_in(&self.members, &self.spec, prefix, direction)
@@ -343,8 +362,7 @@ impl Snapshot {
     /// Whether some run's Bloom filter admits `prefix` (at least P bytes):
     /// `false` means no run holds a key with this prefix.
     pub fn may_contain_prefix(&self, prefix: &[u8]) -> bool {
-        let mut hashed = None;
-        self.members.iter().any(|member| member.run.may_contain_prefix_with(prefix, &mut hashed))
+        may_contain_prefix_in(&self.members, prefix)
     }
 
     /// [`RunSet::get_prefix`] on this view.
@@ -366,6 +384,11 @@ impl Snapshot {
     pub fn memory_bytes(&self) -> usize {
         self.members.iter().map(|member| member.run.memory_bytes()).sum()
     }
+}
+
+fn may_contain_prefix_in(members: &[Member], prefix: &[u8]) -> bool {
+    let mut hashed = None;
+    members.iter().any(|member| member.run.may_contain_prefix_with(prefix, &mut hashed))
 }
 
 fn get_prefix_in<'a>(

@@ -431,7 +431,7 @@ impl Archive {
             let tables = self.tables.lock();
             let mut jobs = Vec::new();
             for (is_journal, set) in [(true, &tables.journal), (false, &tables.lookup)] {
-                if let Some(start) = full_tier(set) {
+                if let Some(start) = set.full_tier(MERGE_FANOUT) {
                     jobs.push((is_journal, set.prepare_merge(start, MERGE_FANOUT)?));
                 }
             }
@@ -467,16 +467,6 @@ impl Archive {
         let memory = runs.journal.memory_bytes() + runs.lookup.memory_bytes();
         metrics::gauge!("fundledger_history_archive_memory_bytes").set(memory as f64);
     }
-}
-
-/// Where the newest [`MERGE_FANOUT`] runs of `set` start, if they share a
-/// size tier (tier: floor(log4 of entries)).
-fn full_tier(set: &RunSet) -> Option<usize> {
-    let members = set.runs();
-    let start = members.len().checked_sub(MERGE_FANOUT)?;
-    let tier = |entries: u64| entries.max(1).ilog(MERGE_FANOUT as u64);
-    let tiers: Vec<u32> = members[start..].iter().map(|member| tier(member.run.entry_count())).collect();
-    tiers.iter().all(|&t| t == tiers[0]).then_some(start)
 }
 
 #[cfg(test)]

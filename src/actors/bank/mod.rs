@@ -23,6 +23,7 @@
 //! balances: adaptors send messages to account actors like anyone else.
 
 mod book_json;
+pub mod references;
 pub mod sandbox;
 
 use std::collections::HashMap;

@@ -26,9 +26,14 @@
 //! last line (a crash in mid-write, never answered) is cut off at start-up;
 //! any other bad line stops start-up.
 //!
-//! Loading: the books grow with every call the bank ever answered (the
-//! file, and one answer per reference in memory), so reading them takes
-//! time proportional to the bank's whole history. The ledger does not wait
+//! Memory: the answers of the newest lines are in memory, older ones are
+//! found through an index on disk ([`super::references`]), so memory does
+//! not grow with the bank's history. Undelivered credits are kept whole.
+//!
+//! Loading: the books file grows with every call the bank ever answered,
+//! and start-up reads it through (lines the reference index covers are
+//! only counted, except credits and deliveries), so it takes time
+//! proportional to the bank's whole history. The ledger does not wait
 //! for it: [`SandboxBooks::open_in_background`] reads them on a thread of
 //! their own while the server starts and serves, as a real bank's books are
 //! not the ledger's to load. Until they are read every call is answered
@@ -68,11 +73,13 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::book_json;
+use super::references::References;
 use super::{BankAnswer, BankApi, CallError, InstructionRequest, PayoutRequest, Sign, StatementLine};
 use crate::actors::account::SignResult;
 use crate::config::BankConfig;
 use crate::domain::money::Money;
 use crate::domain::record::StatementKind;
+use crate::limits::{SANDBOX_BOOK_LINE_BYTES_MAX, SANDBOX_RECENT_REFERENCES};
 
 pub struct SandboxBank {
     config: BankConfig,
@@ -181,7 +188,7 @@ pub struct BookLine {
 }
 
 impl BookLine {
-    fn answer(&self) -> BankAnswer {
+    pub(super) fn answer(&self) -> BankAnswer {
         match (&self.bank_serial, &self.failure_reason) {
             (Some(serial), _) if self.result == "succeeded" => Ok(serial.as_str().into()),
             (_, Some(reason)) => Err(reason.as_str().into()),
@@ -192,14 +199,17 @@ impl BookLine {
 
 struct Books {
     file: File,
+    /// Bytes of whole lines in the file: where the next line starts.
+    bytes: u64,
     /// Lines booked (the next bank serial is one more).
     line_count: u64,
-    /// Every reference's answer: all a repeated call needs (memory grows
-    /// with the references booked, one small entry each).
-    by_reference: HashMap<Box<str>, BankAnswer>,
-    /// Incoming remittances, kept whole for delivery (few).
+    /// Every reference's answer: all a repeated call needs (the newest in
+    /// memory, the rest found on disk; [`References`]).
+    references: References,
+    /// Incoming remittances whose notification the ledger has not yet
+    /// accepted, kept whole for delivery, in booking order (few: each is
+    /// delivered right after it is booked).
     credits: Vec<BookLine>,
-    delivered: hashbrown::HashSet<String>,
 }
 
 /// The books while they are read, once read, or why they could not be.
@@ -241,8 +251,14 @@ impl SandboxBooks {
     /// Open (or create) `data_dir/sandbox/<code>/books.jsonl` and read it
     /// before returning.
     pub fn open(config: BankConfig, data_dir: &Path) -> Result<Self, String> {
+        Self::open_with(config, data_dir, SANDBOX_RECENT_REFERENCES)
+    }
+
+    /// [`SandboxBooks::open`], with at most `recent_references` answers in
+    /// memory (tests reach the on-disk index with a few).
+    fn open_with(config: BankConfig, data_dir: &Path, recent_references: usize) -> Result<Self, String> {
         let (path, file) = Self::create(&config, data_dir)?;
-        let books = Books::load(&path, file)?;
+        let books = Books::load(&path, file, recent_references)?;
         Ok(Self { config, path, books: Mutex::new(Opening::Open(books)) })
     }
 
@@ -257,7 +273,7 @@ impl SandboxBooks {
             .name(format!("sandbox-books-{}", books.config.code))
             .spawn(move || {
                 let started = Instant::now();
-                let opened = match Books::load(&loading.path, file) {
+                let opened = match Books::load(&loading.path, file, SANDBOX_RECENT_REFERENCES) {
                     Ok(books) => {
                         tracing::info!(bank = %loading.config.code, lines = books.line_count,
                             ms = started.elapsed().as_millis() as u64, "sandbox books loaded");
@@ -338,13 +354,7 @@ impl SandboxBooks {
 
     /// Credits booked whose notification the ledger has not yet accepted.
     pub fn undelivered_credits(&self) -> Result<Vec<BookLine>, CallError> {
-        let books = self.books()?;
-        Ok(books
-            .credits
-            .iter()
-            .filter(|line| line.kind == "credit" && !books.delivered.contains(&line.reference))
-            .cloned()
-            .collect())
+        Ok(self.books()?.credits.clone())
     }
 
     /// Book an incoming remittance; returns its line (notification id in
@@ -377,7 +387,8 @@ impl SandboxBooks {
     /// Note that the ledger accepted the notification of credit `reference`.
     pub fn mark_delivered(&self, reference: &str) -> Result<(), String> {
         let mut books = self.books().map_err(|error| error.to_string())?;
-        if books.delivered.contains(reference) {
+        if !books.credits.iter().any(|credit| credit.reference == reference) {
+            // Delivered before (or never booked): nothing to note.
             return Ok(());
         }
         let line = BookLine {
@@ -419,8 +430,8 @@ impl SandboxBooks {
             return Err(error);
         }
         let mut books = self.books()?;
-        let answer = match books.by_reference.get(reference) {
-            Some(answer) => answer.clone(),
+        let answer = match books.references.get(reference, &books.file).map_err(CallError::Transient)? {
+            Some(answer) => answer,
             None => {
                 let line = make(books.next_serial());
                 let answer = line.answer();
@@ -439,54 +450,66 @@ fn file_flush(file: &mut File) -> Result<(), String> {
     file.flush().map_err(|error| error.to_string())
 }
 
-/// Parse the books; returns the lines, the bytes they cover, and the file
-/// length. Only a bad last line without a newline is a torn tail.
-fn read_lines(path: &Path) -> Result<(Vec<BookLine>, u64, u64), String> {
-    let file = File::open(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let total = file.metadata().map_err(|error| error.to_string())?.len();
-    let mut reader = BufReader::new(file);
-    let mut lines = Vec::new();
-    let mut good: u64 = 0;
-    let mut buffer = Vec::new();
-    loop {
-        buffer.clear();
-        let read = reader.read_until(b'\n', &mut buffer).map_err(|error| error.to_string())?;
-        if read == 0 {
-            break;
-        }
-        let complete = buffer.ends_with(b"\n");
-        match serde_json::from_slice::<BookLine>(&buffer) {
-            Ok(line) if complete => {
-                lines.push(line);
-                good += read as u64;
-            }
-            _ if !complete => break,
-            _ => return Err(format!("{}: bad line at offset {good}", path.display())),
-        }
-    }
-    Ok((lines, good, total))
+/// The kind of a books line from its first bytes (every line starts with
+/// `{"kind":"`, as [`book_json::write_line`] and serde write it), or
+/// `None` for a line that does not.
+fn line_kind(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b"{\"kind\":\"")?;
+    let end = rest.iter().position(|&byte| byte == b'"')?;
+    Some(&rest[..end])
 }
 
 impl Books {
-    /// Read every line of the books file (cutting off a torn last line).
-    fn load(path: &Path, mut file: File) -> Result<Books, String> {
-        let (lines, good_bytes, total_bytes) = read_lines(path)?;
-        if good_bytes < total_bytes {
-            tracing::warn!(path = %path.display(), offset = good_bytes, "sandbox books: cutting off a torn last line");
-            file.set_len(good_bytes).map_err(|error| error.to_string())?;
-            file.sync_all().map_err(|error| error.to_string())?;
+    /// Read the books file (cutting off a torn last line) into what a call
+    /// needs: the lines above the reference index's watermark are parsed
+    /// and remembered again; those below are only counted, except credits
+    /// and deliveries, which are parsed wherever they are (so an old
+    /// undelivered credit is still delivered).
+    fn load(path: &Path, file: File, recent_references: usize) -> Result<Books, String> {
+        let total_bytes = file.metadata().map_err(|error| error.to_string())?.len();
+        let references_dir = path.with_file_name("references");
+        let references = References::open_with(&references_dir, total_bytes, recent_references)?;
+        let watermark = references.watermark();
+        let reader = File::open(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let mut reader = BufReader::with_capacity(1 << 20, reader);
+        let mut books = Books { file, bytes: 0, line_count: 0, references, credits: Vec::new() };
+        let mut buffer = Vec::new();
+        loop {
+            buffer.clear();
+            let limit = SANDBOX_BOOK_LINE_BYTES_MAX as u64 + 1;
+            let read = std::io::Read::take(&mut reader, limit)
+                .read_until(b'\n', &mut buffer)
+                .map_err(|error| error.to_string())?;
+            if read == 0 {
+                break;
+            }
+            if !buffer.ends_with(b"\n") {
+                if read as u64 == limit {
+                    return Err(format!(
+                        "{}: a line longer than {SANDBOX_BOOK_LINE_BYTES_MAX} bytes at offset {}",
+                        path.display(),
+                        books.bytes
+                    ));
+                }
+                break; // a torn last line
+            }
+            let position = books.bytes + 1;
+            let parse = position > watermark
+                || !matches!(line_kind(&buffer), Some(kind) if kind != b"credit" && kind != b"delivered");
+            if parse {
+                let line: BookLine = serde_json::from_slice(&buffer)
+                    .map_err(|_| format!("{}: bad line at offset {}", path.display(), books.bytes))?;
+                books.remember(line, position, position > watermark);
+            }
+            books.line_count += 1;
+            books.bytes += read as u64;
         }
-        file_flush(&mut file)?;
-        let mut books = Books {
-            file,
-            line_count: 0,
-            by_reference: HashMap::new(),
-            credits: Vec::new(),
-            delivered: Default::default(),
-        };
-        for line in lines {
-            books.remember(line);
+        if books.bytes < total_bytes {
+            tracing::warn!(path = %path.display(), offset = books.bytes, "sandbox books: cutting off a torn last line");
+            books.file.set_len(books.bytes).map_err(|error| error.to_string())?;
+            books.file.sync_all().map_err(|error| error.to_string())?;
         }
+        file_flush(&mut books.file)?;
         Ok(books)
     }
 
@@ -494,16 +517,20 @@ impl Books {
         format!("SB{:012}", self.line_count + 1)
     }
 
-    fn remember(&mut self, line: BookLine) {
+    /// Take in `line`, booked at `position` (its offset + 1); `index` it
+    /// unless the reference index has it already.
+    fn remember(&mut self, line: BookLine, position: u64, index: bool) {
         if line.kind == "delivered" {
-            self.delivered.insert(line.reference.clone());
-        } else {
-            self.by_reference.insert(line.reference.as_str().into(), line.answer());
-            if line.kind == "credit" {
-                self.credits.push(line);
-            }
+            self.credits.retain(|credit| credit.reference != line.reference);
+            return;
         }
-        self.line_count += 1;
+        if index {
+            self.references.insert(&line.reference, position, line.answer());
+            self.flush_references();
+        }
+        if line.kind == "credit" {
+            self.credits.push(line);
+        }
     }
 
     /// Write one line and fdatasync it before anyone hears of it.
@@ -517,21 +544,44 @@ impl Books {
             return Ok(());
         }
         let mut bytes = Vec::with_capacity(lines.len() * 256);
+        let mut positions = Vec::with_capacity(lines.len());
         for line in &lines {
+            positions.push(self.bytes + bytes.len() as u64 + 1);
             book_json::write_line(&mut bytes, line);
             bytes.push(b'\n');
         }
         self.write_synced(&bytes)?;
-        for line in lines {
-            self.remember(line);
+        for (line, position) in lines.into_iter().zip(positions) {
+            self.remember(line, position, true);
+            self.line_count += 1;
         }
         Ok(())
     }
 
-    /// Write whole lines with one write and one fdatasync.
+    /// Write whole lines with one write and one fdatasync. On an error,
+    /// what may have been written is cut off again (best effort; start-up
+    /// cuts a torn tail too).
     fn write_synced(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.file.write_all(bytes).map_err(|error| format!("sandbox books: {error}"))?;
-        self.file.sync_data().map_err(|error| format!("sandbox books: {error}"))
+        let written = self.file.write_all(bytes).and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.bytes += bytes.len() as u64;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = self.file.set_len(self.bytes);
+                Err(format!("sandbox books: {error}"))
+            }
+        }
+    }
+
+    /// Write the reference index's memory to disk once it holds its bound.
+    /// A failure is logged and the answers stay in memory (the next call
+    /// tries again): the lines themselves are booked already.
+    fn flush_references(&mut self) {
+        if let Err(error) = self.references.flush_if_full() {
+            tracing::error!(%error, "sandbox: cannot write the reference index; answers stay in memory until it can");
+        }
     }
 }
 
@@ -637,35 +687,41 @@ impl BankApi for SandboxBooks {
         let mut answers = Vec::with_capacity(requests.len());
         // References booked by this batch, so that a failed write forgets
         // them again (a repeat within the batch finds the first one's answer
-        // in `by_reference` meanwhile).
+        // in `references` meanwhile).
+        let mark = books.references.mark();
         let mut booked: Vec<&str> = Vec::new();
         let mut bytes = Vec::with_capacity(requests.len() * 320);
         // One time for the whole batch: it is booked by one sync.
         let booked_at = book_json::Quoted::new(&crate::clock::format_ms(crate::clock::now_ms()));
         for request in requests {
-            let answer = match books.by_reference.entry_ref(&*request.reference) {
-                hashbrown::hash_map::EntryRef::Occupied(known) => known.get().clone(),
-                hashbrown::hash_map::EntryRef::Vacant(vacant) => {
+            let known = books.references.get(&request.reference, &books.file).map_err(CallError::Transient);
+            let answer = match known {
+                Ok(Some(answer)) => answer,
+                Ok(None) => {
                     let serial_number = books.line_count + booked.len() as u64 + 1;
                     let serial = book_json::serial(serial_number);
+                    let position = books.bytes + bytes.len() as u64 + 1;
                     book_json::write_instruction_line(&mut bytes, request, &serial, &booked_at);
                     bytes.push(b'\n');
                     let answer: BankAnswer = Ok(serial.into());
-                    vacant.insert(answer.clone());
+                    books.references.insert(&request.reference, position, answer.clone());
                     booked.push(&request.reference);
                     answer
+                }
+                Err(error) => {
+                    books.references.forget_since(mark, &booked);
+                    return Err(error);
                 }
             };
             answers.push(answer);
         }
         if !booked.is_empty() {
             if let Err(error) = books.write_synced(&bytes) {
-                for reference in booked {
-                    books.by_reference.remove(reference);
-                }
+                books.references.forget_since(mark, &booked);
                 return Err(CallError::Unknown(error));
             }
             books.line_count += booked.len() as u64;
+            books.flush_references();
         }
         if lose_answer {
             return Err(CallError::Unknown("sandbox: simulated timeout after booking".into()));
@@ -678,7 +734,10 @@ impl BankApi for SandboxBooks {
             return Err(CallError::Transient(error.to_string()));
         }
         let books = self.books()?;
-        Ok(references.iter().map(|reference| books.by_reference.get(&**reference).cloned()).collect())
+        references
+            .iter()
+            .map(|reference| books.references.get(reference, &books.file).map_err(CallError::Transient))
+            .collect()
     }
 
     fn query(&self, reference: &str) -> Result<Option<BankAnswer>, CallError> {
@@ -686,7 +745,7 @@ impl BankApi for SandboxBooks {
             return Err(CallError::Transient(error.to_string()));
         }
         let books = self.books()?;
-        Ok(books.by_reference.get(reference).cloned())
+        books.references.get(reference, &books.file).map_err(CallError::Transient)
     }
 }
 
@@ -853,6 +912,96 @@ mod tests {
         assert_eq!(again[0], answers[1], "the original answer, not a second booking");
         assert_eq!(again[1], Ok("SB000000000003".into()));
         assert_eq!(books.line_count(), Some(3));
+    }
+
+    fn forced(reference: &str) -> InstructionRequest {
+        InstructionRequest {
+            reference: reference.into(),
+            kind: crate::domain::record::InstructionKind::ForcedTransfer,
+            from_account_no: "1".into(),
+            to_account_no: "2".into(),
+            amount: Money(5),
+        }
+    }
+
+    /// Waits for a merge of the reference index in progress.
+    fn settled(books: &SandboxBooks) {
+        match &mut *books.books.lock() {
+            Opening::Open(books) => books.references.settle().unwrap(),
+            _ => panic!("the books are not open"),
+        }
+    }
+
+    #[test]
+    fn old_references_answer_from_disk_and_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        // Three answers in memory at most: the rest go to runs on disk.
+        let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 3).unwrap();
+        let credit = books.book_credit("310940100000001", Money(100), "Payer", "6222").unwrap();
+        let mut answers = Vec::new();
+        for batch in 0..10 {
+            let requests: Vec<_> = (0..5).map(|i| forced(&format!("t-{batch}-{i}"))).collect();
+            answers.extend(books.instruct_batch(&requests).unwrap());
+        }
+        settled(&books);
+        let payout_answer = books.payout(&payout("w-1", "6222020000000001")).unwrap();
+        {
+            let guard = books.books().unwrap();
+            assert!(guard.references.recent_len() <= 3, "memory holds its bound");
+            assert!(guard.references.run_count() >= 1, "older answers went to disk");
+            assert!(guard.references.run_count() < 10, "runs of a full tier are merged");
+        }
+        let check = |books: &SandboxBooks| {
+            for (n, answer) in answers.iter().enumerate() {
+                let reference = format!("t-{}-{}", n / 5, n % 5);
+                assert_eq!(books.query(&reference).unwrap().as_ref(), Some(answer), "{reference}");
+            }
+            assert_eq!(books.query("t-none").unwrap(), None);
+            // Repeats get the original answers and book nothing.
+            let lines = books.line_count();
+            assert_eq!(
+                books.instruct_batch(&[forced("t-0-0"), forced("t-9-4")]).unwrap(),
+                [answers[0].clone(), answers[49].clone()]
+            );
+            assert_eq!(books.instruct(&forced("t-3-2")).unwrap(), answers[17]);
+            assert_eq!(books.payout(&payout("w-1", "6222020000000001")).unwrap(), payout_answer);
+            assert_eq!(books.line_count(), lines);
+        };
+        check(&books);
+        assert_eq!(books.undelivered_credits().unwrap(), vec![credit.clone()]);
+        drop(books);
+        // After a restart: lines below the runs' watermark are not parsed
+        // again, yet an old undelivered credit is still found.
+        let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 3).unwrap();
+        assert_eq!(books.line_count(), Some(52));
+        check(&books);
+        assert_eq!(books.undelivered_credits().unwrap(), vec![credit.clone()]);
+        books.mark_delivered(&credit.reference).unwrap();
+        drop(books);
+        let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 3).unwrap();
+        assert!(books.undelivered_credits().unwrap().is_empty());
+        assert_eq!(books.line_count(), Some(53));
+        // New references after all that: booked once, with the next serial.
+        assert_eq!(books.instruct(&forced("t-new")).unwrap(), Ok("SB000000000054".into()));
+    }
+
+    #[test]
+    fn an_index_beyond_its_books_is_built_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 2).unwrap();
+        let requests: Vec<_> = (0..6).map(|i| forced(&format!("t-{i}"))).collect();
+        let answers = books.instruct_batch(&requests).unwrap();
+        let path = books.path().to_path_buf();
+        drop(books);
+        // Someone cuts the books back to their first two lines: the runs
+        // point past the end, so they go, and the two lines are read again.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let two: usize = text.split_inclusive('\n').take(2).map(str::len).sum();
+        std::fs::write(&path, &text[..two]).unwrap();
+        let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 2).unwrap();
+        assert_eq!(books.line_count(), Some(2));
+        assert_eq!(books.query("t-1").unwrap(), Some(answers[1].clone()));
+        assert_eq!(books.query("t-2").unwrap(), None, "its line is gone");
     }
 
     #[test]
