@@ -8,6 +8,9 @@
 //! - `crash-drill`: kill -9 under load, restart, check that nothing
 //!   acknowledged was lost and that money is conserved.
 //! - `recovery`: time a restart over a log of N transfers.
+//! - `history`: write N transfers (default 100,000,000), compare the
+//!   server's RSS with its RSS after the first 1,000,000, and check that the
+//!   oldest transfer still answers (by id, to a retry, in the journal).
 //! - `reconcile`: upload a statement of N lines (default 1,000,000) to
 //!   `POST /v1/reconciliations`, report its time and the server's RSS.
 //!
@@ -21,6 +24,7 @@ mod binary;
 mod client;
 mod drill;
 mod echo;
+mod history;
 mod metrics;
 mod reconcile;
 mod recovery;
@@ -54,6 +58,8 @@ enum Command {
     CrashDrill(drill::DrillArgs),
     /// Time a restart over a log of N transfers.
     Recovery(recovery::RecoveryArgs),
+    /// Write N transfers, compare server RSS at the end with RSS after a baseline, check old ids still answer.
+    History(history::HistoryArgs),
     /// Upload a statement of N lines for reconciliation; time it, sample server RSS.
     Reconcile(reconcile::ReconcileArgs),
 }
@@ -88,6 +94,7 @@ async fn run(command: Command, threads: usize) -> Result<()> {
         Command::Bench(args) => bench::bench(args, threads).await,
         Command::CrashDrill(args) => drill::crash_drill(args).await,
         Command::Recovery(args) => recovery::recovery(args, threads).await,
+        Command::History(args) => history::history(args, threads).await,
         Command::Reconcile(args) => reconcile::reconcile(args).await,
         Command::Echo(args) => {
             if !args.listen.ip().is_loopback() {

@@ -7,7 +7,7 @@ use crate::client::Conn;
 use crate::runner::{self, RunSpec};
 use crate::server::{Server, Tokens};
 use crate::setup::onboard_many;
-use crate::util::{cores, cpu_model, load_average, run_tag, thousands};
+use crate::util::{cores, cpu_model, dir_bytes, load_average, run_tag, thousands};
 use crate::workload::{Scenario, Workload, BATCH_SIZE_MAX};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -80,18 +80,6 @@ struct RecoveryReport {
     /// 1-minute load average just before the restart.
     load_average_before_restart: Option<f64>,
     command: String,
-}
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 async fn readyz_lsn(conn: &mut Conn) -> Result<u64> {

@@ -112,6 +112,29 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Bytes of the files under `path`, recursively (0 for what cannot be read).
+pub fn dir_bytes(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Bytes free for an unprivileged user on the file system that holds `path`.
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs reads the NUL-terminated path and writes only into the zeroed struct we pass.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    (rc == 0).then(|| (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
 /// CPU seconds (user + system) this process has used so far.
 pub fn own_cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we pass and nothing else.
@@ -140,6 +163,19 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
 /// The 1-minute load average: how busy the machine was besides this run.
 pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Percent-encodes a query value (cursors are opaque).
+pub fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// `1234567` -> `1,234,567`, for the human report.
@@ -178,6 +214,12 @@ mod tests {
     fn timestamps() {
         assert_eq!(rfc3339_from_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_from_millis(1_795_509_541_123), "2026-11-24T08:39:01.123Z");
+    }
+
+    #[test]
+    fn cursors_are_escaped() {
+        assert_eq!(query_escape("abc-1_2.3~"), "abc-1_2.3~");
+        assert_eq!(query_escape("a b/c=d+e"), "a%20b%2Fc%3Dd%2Be");
     }
 
     #[test]

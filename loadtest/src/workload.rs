@@ -187,6 +187,15 @@ impl Workload {
         }
     }
 
+    /// The JSON body of transfer `transfer_no` as `POST /v1/transfers`
+    /// takes it: the same item a `single`, `batch` or `hot` job sends for
+    /// that number (to retry it, or to look it up).
+    pub fn transfer_body(&self, transfer_no: u64) -> String {
+        let mut body = String::new();
+        self.write_transfer(&mut body, transfer_no);
+        body
+    }
+
     fn write_transfer(&self, out: &mut String, transfer_no: u64) {
         let (payer, payee) = self.pick(transfer_no);
         let _ = write!(
@@ -335,6 +344,17 @@ mod tests {
         w.build(0, &mut out, &mut buf);
         assert_eq!(out.len(), CHAIN_ITEMS);
         assert_eq!(w.transfers_per_job(), CHAIN_ITEMS as u64);
+    }
+
+    #[test]
+    fn transfer_body_is_the_batch_item() {
+        let w = Workload::new(Scenario::Batch, accounts(7), "abc", 4, "0.01");
+        let (mut out, mut buf) = (Vec::new(), String::new());
+        w.build(2, &mut out, &mut buf);
+        let v: serde_json::Value = serde_json::from_slice(&out[0].body).unwrap();
+        let item: serde_json::Value = serde_json::from_str(&w.transfer_body(9)).unwrap();
+        assert_eq!(v["transfers"][1], item);
+        assert_eq!(item["id"], "lt-abc-9");
     }
 
     /// The binary body's items, read back as JSON items (the document's

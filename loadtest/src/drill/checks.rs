@@ -1,5 +1,6 @@
 //! What the drill checks after each restart.
 
+use crate::util::query_escape;
 use std::collections::HashSet;
 
 use super::*;
@@ -64,19 +65,6 @@ fn cents_field(value: &Value, name: &str) -> Result<i64> {
     let text =
         value.get(name).and_then(Value::as_str).with_context(|| format!("no string field {name:?} in {value}"))?;
     parse_cents(text)
-}
-
-/// Percent-encodes a query value (cursors are opaque).
-fn query_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// Checks everything after a restart; turns unanswered movements into
@@ -529,16 +517,5 @@ async fn retry_acknowledged(
                 op.id
             ));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_are_escaped() {
-        assert_eq!(query_escape("abc-1_2.3~"), "abc-1_2.3~");
-        assert_eq!(query_escape("a b/c=d+e"), "a%20b%2Fc%3Dd%2Be");
     }
 }
