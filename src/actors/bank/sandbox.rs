@@ -216,7 +216,7 @@ struct Books {
 enum Opening {
     Loading,
     Failed(String),
-    Open(Books),
+    Open(Box<Books>),
 }
 
 pub struct SandboxBooks {
@@ -259,7 +259,7 @@ impl SandboxBooks {
     fn open_with(config: BankConfig, data_dir: &Path, recent_references: usize) -> Result<Self, String> {
         let (path, file) = Self::create(&config, data_dir)?;
         let books = Books::load(&path, file, recent_references)?;
-        Ok(Self { config, path, books: Mutex::new(Opening::Open(books)) })
+        Ok(Self { config, path, books: Mutex::new(Opening::Open(Box::new(books))) })
     }
 
     /// Create the books' folder and file at once (a configuration error
@@ -277,7 +277,7 @@ impl SandboxBooks {
                     Ok(books) => {
                         tracing::info!(bank = %loading.config.code, lines = books.line_count,
                             ms = started.elapsed().as_millis() as u64, "sandbox books loaded");
-                        Opening::Open(books)
+                        Opening::Open(Box::new(books))
                     }
                     Err(error) => {
                         tracing::error!(bank = %loading.config.code, %error, "sandbox books cannot be read; every call to this bank fails");
@@ -316,7 +316,7 @@ impl SandboxBooks {
     /// good if they could not be).
     fn books(&self) -> Result<MappedMutexGuard<'_, Books>, CallError> {
         MutexGuard::try_map(self.books.lock(), |opening| match opening {
-            Opening::Open(books) => Some(books),
+            Opening::Open(books) => Some(&mut **books),
             Opening::Loading | Opening::Failed(_) => None,
         })
         .map_err(|opening| match &*opening {
