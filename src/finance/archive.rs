@@ -50,6 +50,8 @@ use crate::finance::history::JournalKind;
 const JOURNAL_KEY_BYTES: usize = 16;
 const JOURNAL_VALUE_BYTES: usize = 41;
 const LOOKUP_KEY_BYTES: usize = 17;
+/// A lookup key's prefix: tag and hash (what its Bloom filter holds).
+const LOOKUP_PREFIX_BYTES: usize = 9;
 /// Runs of one size tier merged at once (size-tiered merging: a run is
 /// rewritten about log4(history / flush) times, and a table holds at most
 /// about 3 runs per tier).
@@ -93,8 +95,8 @@ fn lookup_key(tag: Tag, hash: u64, lsn: u64) -> [u8; LOOKUP_KEY_BYTES] {
     key
 }
 
-fn lookup_prefix(tag: Tag, hash: u64) -> [u8; 9] {
-    let mut prefix = [0u8; 9];
+fn lookup_prefix(tag: Tag, hash: u64) -> [u8; LOOKUP_PREFIX_BYTES] {
+    let mut prefix = [0u8; LOOKUP_PREFIX_BYTES];
     prefix[0] = tag as u8;
     prefix[1..].copy_from_slice(&hash.to_be_bytes());
     prefix
@@ -300,7 +302,7 @@ fn journal_spec() -> RunSpec {
 }
 
 fn lookup_spec() -> RunSpec {
-    RunSpec::new(LOOKUP_KEY_BYTES, 0, 9)
+    RunSpec::new(LOOKUP_KEY_BYTES, 0, LOOKUP_PREFIX_BYTES)
 }
 
 impl Archive {
@@ -377,13 +379,19 @@ impl Archive {
         let mut lookup = recent.lookup.clone();
         lookup.sort_unstable();
         lookup.dedup();
+        // The Bloom filter holds prefixes (tag ‖ hash), not keys: a bank
+        // day's key, for one, repeats its prefix for every record of the day.
+        let names = 1 + lookup
+            .windows(2)
+            .filter(|pair| pair[0][..LOOKUP_PREFIX_BYTES] != pair[1][..LOOKUP_PREFIX_BYTES])
+            .count() as u64;
         let accounts = recent.journal.len() as u64;
         let mut tables = self.tables.lock();
         // Lookup first: `open` trims whichever table is ahead. A table
         // already at `last` got its run in an attempt that failed on the
         // other one: it is not written twice.
         if tables.lookup.watermark() < last {
-            tables.lookup.write_run(first, last, lookup.len() as u64, lookup.iter().map(|key| (key, [0u8; 0])))?;
+            tables.lookup.write_run(first, last, names, lookup.iter().map(|key| (key, [0u8; 0])))?;
         }
         if tables.journal.watermark() < last {
             tables.journal.write_run(first, last, accounts, journal.iter().map(|(key, value)| (key, value)))?;
