@@ -98,8 +98,8 @@ struct Sample {
     chunk_transfers_per_s: f64,
     rss_bytes: Option<u64>,
     data_bytes: u64,
-    /// Bank instructions enqueued and not yet answered (`/metrics`).
-    bank_backlog: Option<u64>,
+    #[serde(flatten)]
+    gauges: Gauges,
     /// Errors so far (every kind, `not_sent` included).
     errors: u64,
 }
@@ -133,7 +133,8 @@ struct HistoryReport {
     samples: Vec<Sample>,
     data_bytes_end: u64,
     data_bytes_per_transfer: Option<f64>,
-    bank_backlog_end: Option<u64>,
+    gauges_baseline: Gauges,
+    gauges_end: Gauges,
     old_transfer_id: String,
     old_transfer_lsn: Option<u64>,
     checks: Vec<Check>,
@@ -294,16 +295,44 @@ impl Writer {
 }
 
 /// Bank instructions enqueued and not yet answered, from `/metrics`.
-async fn bank_backlog(endpoint: &Endpoint) -> Option<u64> {
+/// What the server's `/metrics` says about where memory may go with
+/// history: the bank side's backlog, and what the on-disk indexes keep in
+/// memory (Bloom filters, sparse indexes).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+struct Gauges {
+    /// Bank instructions enqueued and not yet answered.
+    bank_backlog: Option<u64>,
+    /// Instructions past the outbox's bound, left in the log for the next
+    /// start-up (`fundledger_bank_work_deferred_total`).
+    bank_deferred: Option<u64>,
+    /// `fundledger_history_archive_memory_bytes`.
+    history_index_bytes: Option<u64>,
+    /// `fundledger_sandbox_reference_memory_bytes`, every sandbox bank.
+    sandbox_index_bytes: Option<u64>,
+}
+
+async fn gauges(endpoint: &Endpoint) -> Gauges {
     let mut conn = Conn::new(endpoint.clone());
-    let answer = conn.get("/metrics", None).await.ok()?;
+    let Ok(answer) = conn.get("/metrics", None).await else { return Gauges::default() };
     if !answer.status.is_success() {
-        return None;
+        return Gauges::default();
     }
     let text = String::from_utf8_lossy(&answer.body);
-    let enqueued = metric_sum(&text, "fundledger_bank_work_enqueued_total")?;
-    let answered = metric_sum(&text, "fundledger_bank_work_answered_total")?;
-    Some((enqueued - answered).max(0.0) as u64)
+    let read = |name: &str| metric_sum(&text, name).map(|value| value.max(0.0) as u64);
+    let backlog = match (read("fundledger_bank_work_enqueued_total"), read("fundledger_bank_work_answered_total")) {
+        (Some(enqueued), Some(answered)) => Some(enqueued.saturating_sub(answered)),
+        _ => None,
+    };
+    Gauges {
+        bank_backlog: backlog,
+        bank_deferred: read("fundledger_bank_work_deferred_total"),
+        history_index_bytes: read("fundledger_history_archive_memory_bytes"),
+        sandbox_index_bytes: read("fundledger_sandbox_reference_memory_bytes"),
+    }
+}
+
+fn count(value: Option<u64>) -> String {
+    value.map(thousands).unwrap_or_else(|| "n/a".to_string())
 }
 
 fn mib(bytes: Option<u64>) -> String {
@@ -365,6 +394,7 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut samples = Vec::with_capacity(ends.len());
     let (mut rss_baseline, mut baseline_written) = (None, 0);
+    let mut gauges_baseline = Gauges::default();
     let mut planned_so_far = 0;
     for (i, &end) in ends.iter().enumerate() {
         let chunk_no = i + 1;
@@ -389,18 +419,21 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
             chunk_transfers_per_s: chunk.accepted as f64 / chunk.elapsed.as_secs_f64().max(1e-9),
             rss_bytes: server.rss_bytes(),
             data_bytes: dir_bytes(&work.data_dir()),
-            bank_backlog: bank_backlog(&server.endpoint).await,
+            gauges: gauges(&server.endpoint).await,
             errors: errors.values().sum(),
         };
         eprintln!(
             "history: {} transfers (chunk {chunk_no}/{}: {} /s), server RSS {}, data {:.1} MiB, bank backlog {}, \
-             errors {} (this chunk: {})",
+             deferred {}, index memory {} + sandbox {}, errors {} (this chunk: {})",
             thousands(sample.transfers),
             ends.len(),
             thousands(sample.chunk_transfers_per_s as u64),
             mib(sample.rss_bytes),
             sample.data_bytes as f64 / MIB,
-            sample.bank_backlog.map(thousands).unwrap_or_else(|| "n/a".to_string()),
+            count(sample.gauges.bank_backlog),
+            count(sample.gauges.bank_deferred),
+            mib(sample.gauges.history_index_bytes),
+            mib(sample.gauges.sandbox_index_bytes),
             thousands(sample.errors),
             if chunk.error_count() == 0 { "none".to_string() } else { error_text(&chunk.errors) },
         );
@@ -408,6 +441,7 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
         if end == args.baseline_transfers {
             settle(args.settle_s, "after the baseline").await;
             rss_baseline = server.rss_bytes();
+            gauges_baseline = gauges(&server.endpoint).await;
             baseline_written = written;
             eprintln!("history: baseline {} transfers, server RSS {}", thousands(written), mib(rss_baseline));
         }
@@ -417,7 +451,7 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
     let rss_end = server.rss_bytes();
     let wall_seconds = started.elapsed().as_secs_f64();
     let data_bytes_end = dir_bytes(&work.data_dir());
-    let bank_backlog_end = bank_backlog(&server.endpoint).await;
+    let gauges_end = gauges(&server.endpoint).await;
     eprintln!("history: end {} transfers, server RSS {}", thousands(written), mib(rss_end));
 
     let old = old.context("no chunk was written")?;
@@ -454,7 +488,8 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
         samples,
         data_bytes_end,
         data_bytes_per_transfer: (written > 0).then(|| data_bytes_end as f64 / written as f64),
-        bank_backlog_end,
+        gauges_baseline,
+        gauges_end,
         old_transfer_id: old.id.clone(),
         old_transfer_lsn: old_lsn,
         checks,
@@ -519,19 +554,42 @@ fn print_report(report: &HistoryReport, old: &OldTransfer) {
             )
         }
     );
+    for (when, gauges) in [("baseline", &report.gauges_baseline), ("end", &report.gauges_end)] {
+        println!(
+            "in memory at the {when}: history index {}, sandbox bank's reference index {}; \
+             bank instructions deferred to the next start-up so far {}",
+            mib(gauges.history_index_bytes),
+            mib(gauges.sandbox_index_bytes),
+            count(gauges.bank_deferred)
+        );
+    }
     println!(
-        "{:>15} {:>9} {:>10} {:>10} {:>11} {:>13} {:>9}",
-        "transfers", "seconds", "chunk /s", "RSS MiB", "data MiB", "bank backlog", "errors"
+        "{:>15} {:>9} {:>10} {:>10} {:>11} {:>13} {:>13} {:>10} {:>10} {:>9}",
+        "transfers",
+        "seconds",
+        "chunk /s",
+        "RSS MiB",
+        "data MiB",
+        "bank backlog",
+        "deferred",
+        "index MiB",
+        "sandbox",
+        "errors"
     );
+    let mib_column =
+        |bytes: Option<u64>| bytes.map(|b| format!("{:.1}", b as f64 / MIB)).unwrap_or_else(|| "n/a".into());
     for s in &report.samples {
         println!(
-            "{:>15} {:>9.1} {:>10} {:>10} {:>11.1} {:>13} {:>9}",
+            "{:>15} {:>9.1} {:>10} {:>10} {:>11.1} {:>13} {:>13} {:>10} {:>10} {:>9}",
             thousands(s.transfers),
             s.seconds,
             thousands(s.chunk_transfers_per_s as u64),
-            s.rss_bytes.map(|b| format!("{:.1}", b as f64 / MIB)).unwrap_or_else(|| "n/a".to_string()),
+            mib_column(s.rss_bytes),
             s.data_bytes as f64 / MIB,
-            s.bank_backlog.map(thousands).unwrap_or_else(|| "n/a".to_string()),
+            count(s.gauges.bank_backlog),
+            count(s.gauges.bank_deferred),
+            mib_column(s.gauges.history_index_bytes),
+            mib_column(s.gauges.sandbox_index_bytes),
             thousands(s.errors)
         );
     }
@@ -539,7 +597,7 @@ fn print_report(report: &HistoryReport, old: &OldTransfer) {
         "data at the end: {:.1} MiB ({} bytes per transfer written); bank backlog at the end {}",
         report.data_bytes_end as f64 / MIB,
         report.data_bytes_per_transfer.map(|b| format!("{b:.0}")).unwrap_or_else(|| "n/a".to_string()),
-        report.bank_backlog_end.map(thousands).unwrap_or_else(|| "n/a".to_string())
+        count(report.gauges_end.bank_backlog)
     );
     println!(
         "old transfer {} (payer {}, lsn {}):",
