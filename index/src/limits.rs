@@ -10,8 +10,10 @@ pub const VALUE_BYTES_MAX: usize = 4096;
 /// A block holds this many bytes of entries or fewer (at least one entry):
 /// one pread of about a page per block read.
 pub const BLOCK_BYTES_TARGET: usize = 4096;
-/// Largest block a reader accepts (one entry of maximal key and value fits).
-pub const BLOCK_BYTES_MAX: usize = KEY_BYTES_MAX + VALUE_BYTES_MAX;
+/// Largest block a reader accepts: one entry of maximal key and value fits,
+/// and a table may ask for larger blocks than [`BLOCK_BYTES_TARGET`]
+/// (`RunSpec::with_block_bytes`) up to this.
+pub const BLOCK_BYTES_MAX: usize = 64 * 1024;
 /// Most entries in one run (2^40: far beyond any memtable or merge).
 pub const ENTRIES_MAX: u64 = 1 << 40;
 /// Largest sparse index (first key and CRC of every block) a reader loads:
@@ -43,4 +45,4 @@ pub const RUN_SET_RUNS_MAX: usize = 1024;
 const _: () = assert!(BLOOM_HASHES >= 1 && BLOOM_HASHES <= BLOOM_HASHES_MAX && 9 * BLOOM_HASHES_MAX <= 64);
 const _: () = assert!(BLOOM_LINE_BYTES * 8 == 512 && BLOOM_BYTES_MAX % BLOOM_LINE_BYTES == 0);
 // The default block holds at least one entry of any allowed shape.
-const _: () = assert!(BLOCK_BYTES_TARGET <= BLOCK_BYTES_MAX);
+const _: () = assert!(BLOCK_BYTES_TARGET <= BLOCK_BYTES_MAX && KEY_BYTES_MAX + VALUE_BYTES_MAX <= BLOCK_BYTES_MAX);

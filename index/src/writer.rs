@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::bloom::Bloom;
 use crate::error::{hex, IndexError};
 use crate::format::{Footer, HeaderFields};
-use crate::limits::{BLOCK_BYTES_TARGET, BLOOM_HASHES, ENTRIES_MAX};
+use crate::limits::{BLOCK_BYTES_MAX, BLOCK_BYTES_TARGET, BLOOM_HASHES, ENTRIES_MAX};
 use crate::run::Run;
 
 /// The shape of a run's entries.
@@ -33,6 +33,14 @@ impl RunSpec {
     pub fn new(key_bytes: usize, value_bytes: usize, prefix_bytes: usize) -> Self {
         let entries_per_block = (BLOCK_BYTES_TARGET / (key_bytes + value_bytes).max(1)).max(1);
         RunSpec { key_bytes, value_bytes, prefix_bytes, entries_per_block }
+    }
+
+    /// The same shape with blocks of about `bytes` (at most
+    /// [`BLOCK_BYTES_MAX`]): fewer blocks keep a smaller sparse index in
+    /// memory, and each block read is larger.
+    pub fn with_block_bytes(self, bytes: usize) -> Self {
+        let entries_per_block = (bytes.min(BLOCK_BYTES_MAX) / (self.key_bytes + self.value_bytes).max(1)).max(1);
+        RunSpec { entries_per_block, ..self }
     }
 
     pub(crate) fn check(&self) -> Result<(), IndexError> {

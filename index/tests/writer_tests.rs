@@ -127,3 +127,27 @@ fn a_missing_directory_is_an_io_error() {
     let path = directory.path().join("absent").join("x.run");
     assert!(matches!(RunWriter::create(&path, spec(), 1, 1), Err(IndexError::Io { .. })));
 }
+
+#[test]
+fn larger_blocks_mean_fewer_index_entries_and_the_same_reads() {
+    let directory = tempfile::tempdir().unwrap();
+    let write = |spec: RunSpec, name: &str| {
+        let mut writer = RunWriter::create(&directory.path().join(name), spec, 1, 1000).unwrap();
+        for n in 0..5000u32 {
+            writer.push(&n.to_be_bytes(), &[7u8; 53]).unwrap();
+        }
+        writer.finish().unwrap()
+    };
+    let small = write(RunSpec::new(4, 53, 2), "small.run");
+    let large = write(RunSpec::new(4, 53, 2).with_block_bytes(16 * 1024), "large.run");
+    assert_eq!(large.spec().entries_per_block, 16 * 1024 / 57);
+    assert!(large.block_count() * 3 < small.block_count(), "{} vs {}", large.block_count(), small.block_count());
+    assert!(large.memory_bytes() < small.memory_bytes());
+    let reopened = Run::open(large.path()).unwrap();
+    let found = collect(reopened.get_prefix(&[0, 0, 0x12], Direction::Forward).unwrap()).unwrap();
+    assert_eq!(found.len(), 256);
+    assert_eq!(found[0].0, 0x1200u32.to_be_bytes());
+    // Past the reader's bound a spec is refused.
+    let huge = RunSpec { entries_per_block: 2 * 1024 * 1024 / 57, ..RunSpec::new(4, 53, 2) };
+    assert!(matches!(RunWriter::create(&directory.path().join("huge.run"), huge, 1, 10), Err(IndexError::Invalid(_))));
+}
