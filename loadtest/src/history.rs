@@ -126,6 +126,10 @@ struct HistoryReport {
     rss_bytes_baseline: Option<u64>,
     rss_bytes_end: Option<u64>,
     rss_ratio_end_to_baseline: Option<f64>,
+    /// The highest RSS read at a sample (right after its chunk, without
+    /// settling: it includes work in flight, and a checkpoint being
+    /// folded), and after how many transfers.
+    rss_bytes_sample_max: Option<(u64, u64)>,
     target_ratio_max: f64,
     target_met: Option<bool>,
     /// Whether the run was at target 7's scale (100 M after 1 M).
@@ -331,6 +335,42 @@ async fn gauges(endpoint: &Endpoint) -> Gauges {
     }
 }
 
+/// The column names of [`sample_row`].
+fn sample_header() -> String {
+    format!(
+        "{:>15} {:>9} {:>10} {:>10} {:>11} {:>13} {:>13} {:>10} {:>10} {:>9}",
+        "transfers",
+        "seconds",
+        "chunk /s",
+        "RSS MiB",
+        "data MiB",
+        "bank backlog",
+        "deferred",
+        "index MiB",
+        "sandbox",
+        "errors"
+    )
+}
+
+/// One sample as a table row: the progress line and the report's table.
+fn sample_row(sample: &Sample) -> String {
+    let mib_column =
+        |bytes: Option<u64>| bytes.map(|b| format!("{:.1}", b as f64 / MIB)).unwrap_or_else(|| "n/a".into());
+    format!(
+        "{:>15} {:>9.1} {:>10} {:>10} {:>11.1} {:>13} {:>13} {:>10} {:>10} {:>9}",
+        thousands(sample.transfers),
+        sample.seconds,
+        thousands(sample.chunk_transfers_per_s as u64),
+        mib_column(sample.rss_bytes),
+        sample.data_bytes as f64 / MIB,
+        count(sample.gauges.bank_backlog),
+        count(sample.gauges.bank_deferred),
+        mib_column(sample.gauges.history_index_bytes),
+        mib_column(sample.gauges.sandbox_index_bytes),
+        thousands(sample.errors)
+    )
+}
+
 fn count(value: Option<u64>) -> String {
     value.map(thousands).unwrap_or_else(|| "n/a".to_string())
 }
@@ -422,19 +462,11 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
             gauges: gauges(&server.endpoint).await,
             errors: errors.values().sum(),
         };
+        eprintln!("history: chunk {chunk_no}/{}", ends.len());
+        eprintln!("{}", sample_header());
         eprintln!(
-            "history: {} transfers (chunk {chunk_no}/{}: {} /s), server RSS {}, data {:.1} MiB, bank backlog {}, \
-             deferred {}, index memory {} + sandbox {}, errors {} (this chunk: {})",
-            thousands(sample.transfers),
-            ends.len(),
-            thousands(sample.chunk_transfers_per_s as u64),
-            mib(sample.rss_bytes),
-            sample.data_bytes as f64 / MIB,
-            count(sample.gauges.bank_backlog),
-            count(sample.gauges.bank_deferred),
-            mib(sample.gauges.history_index_bytes),
-            mib(sample.gauges.sandbox_index_bytes),
-            thousands(sample.errors),
+            "{} (this chunk's errors: {})",
+            sample_row(&sample),
             if chunk.error_count() == 0 { "none".to_string() } else { error_text(&chunk.errors) },
         );
         samples.push(sample);
@@ -482,6 +514,10 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
         rss_bytes_baseline: rss_baseline,
         rss_bytes_end: rss_end,
         rss_ratio_end_to_baseline: ratio,
+        rss_bytes_sample_max: samples
+            .iter()
+            .filter_map(|sample| sample.rss_bytes.map(|rss| (rss, sample.transfers)))
+            .max_by_key(|&(rss, _)| rss),
         target_ratio_max: TARGET_RATIO,
         target_met: ratio.map(|r| r <= TARGET_RATIO),
         at_target_scale: args.transfers >= TARGET_TRANSFERS && args.baseline_transfers == TARGET_BASELINE,
@@ -537,6 +573,13 @@ fn print_report(report: &HistoryReport, old: &OldTransfer) {
         report.settle_s,
         report.rss_ratio_end_to_baseline.map(|r| format!("{r:.2}")).unwrap_or_else(|| "n/a".to_string())
     );
+    if let Some((rss, transfers)) = report.rss_bytes_sample_max {
+        println!(
+            "highest RSS at a sample (right after a chunk, not settled): {} after {} transfers",
+            mib(Some(rss)),
+            thousands(transfers)
+        );
+    }
     let verdict = match report.target_met {
         Some(true) => "met",
         Some(false) => "NOT met",
@@ -563,35 +606,9 @@ fn print_report(report: &HistoryReport, old: &OldTransfer) {
             count(gauges.bank_deferred)
         );
     }
-    println!(
-        "{:>15} {:>9} {:>10} {:>10} {:>11} {:>13} {:>13} {:>10} {:>10} {:>9}",
-        "transfers",
-        "seconds",
-        "chunk /s",
-        "RSS MiB",
-        "data MiB",
-        "bank backlog",
-        "deferred",
-        "index MiB",
-        "sandbox",
-        "errors"
-    );
-    let mib_column =
-        |bytes: Option<u64>| bytes.map(|b| format!("{:.1}", b as f64 / MIB)).unwrap_or_else(|| "n/a".into());
-    for s in &report.samples {
-        println!(
-            "{:>15} {:>9.1} {:>10} {:>10} {:>11.1} {:>13} {:>13} {:>10} {:>10} {:>9}",
-            thousands(s.transfers),
-            s.seconds,
-            thousands(s.chunk_transfers_per_s as u64),
-            mib_column(s.rss_bytes),
-            s.data_bytes as f64 / MIB,
-            count(s.gauges.bank_backlog),
-            count(s.gauges.bank_deferred),
-            mib_column(s.gauges.history_index_bytes),
-            mib_column(s.gauges.sandbox_index_bytes),
-            thousands(s.errors)
-        );
+    println!("{}", sample_header());
+    for sample in &report.samples {
+        println!("{}", sample_row(sample));
     }
     println!(
         "data at the end: {:.1} MiB ({} bytes per transfer written); bank backlog at the end {}",
