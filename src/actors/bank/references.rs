@@ -90,7 +90,8 @@ impl References {
     /// Opens (or creates) the runs in `dir` for a books file whose whole
     /// lines end at byte `books_bytes`. Runs that reach beyond it (the books
     /// were cut under them, which the sandbox itself never does) are
-    /// dropped, and the caller reads those lines again.
+    /// dropped, and the caller reads those lines again; runs that cannot be
+    /// opened (damaged) are all dropped the same way.
     pub fn open(dir: &Path, books_bytes: u64) -> Result<Self, String> {
         Self::open_with(dir, books_bytes, SANDBOX_RECENT_REFERENCES)
     }
@@ -98,12 +99,20 @@ impl References {
     /// [`References::open`], holding at most `recent_max` answers in memory.
     pub fn open_with(dir: &Path, books_bytes: u64, recent_max: usize) -> Result<Self, String> {
         let spec = RunSpec::new(KEY_BYTES, 0, PREFIX_BYTES);
-        let mut runs = RunSet::open(dir, spec).map_err(index_error)?;
-        if runs.watermark() > books_bytes && runs.remove_runs_above(books_bytes).is_err() {
-            // A run straddles the end of the books: start the index afresh.
-            drop(runs);
+        let afresh = |why: String| -> Result<RunSet, String> {
+            // The index is derived from the books: the caller reads every
+            // line again and the runs are written anew.
+            tracing::warn!(dir = %dir.display(), %why, "sandbox references: building the index again from the books");
             std::fs::remove_dir_all(dir).map_err(|error| format!("cannot remove {}: {error}", dir.display()))?;
-            runs = RunSet::open(dir, spec).map_err(index_error)?;
+            RunSet::open(dir, spec).map_err(index_error)
+        };
+        let mut runs = match RunSet::open(dir, spec) {
+            Ok(runs) => runs,
+            Err(error) => afresh(index_error(error))?,
+        };
+        if runs.watermark() > books_bytes && runs.remove_runs_above(books_bytes).is_err() {
+            drop(runs);
+            runs = afresh(format!("a run reaches past the books' end at byte {books_bytes}"))?;
         }
         let last_position = runs.watermark();
         let references = Self {

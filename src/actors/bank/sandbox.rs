@@ -986,7 +986,7 @@ mod tests {
     }
 
     #[test]
-    fn an_index_beyond_its_books_is_built_again() {
+    fn an_index_beyond_its_books_or_damaged_is_built_again() {
         let dir = tempfile::tempdir().unwrap();
         let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 2).unwrap();
         let requests: Vec<_> = (0..6).map(|i| forced(&format!("t-{i}"))).collect();
@@ -1002,6 +1002,19 @@ mod tests {
         assert_eq!(books.line_count(), Some(2));
         assert_eq!(books.query("t-1").unwrap(), Some(answers[1].clone()));
         assert_eq!(books.query("t-2").unwrap(), None, "its line is gone");
+        drop(books);
+        // A damaged run: the index is built again from the books.
+        let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 1).unwrap();
+        assert_eq!(books.instruct(&forced("t-9")).unwrap(), Ok("SB000000000003".into()));
+        drop(books);
+        let runs = dir.path().join("sandbox/SIMBANK/references");
+        let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+        std::fs::write(&run, b"not a run").unwrap();
+        let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 1).unwrap();
+        assert_eq!(books.line_count(), Some(3));
+        assert_eq!(books.query("t-1").unwrap(), Some(answers[1].clone()));
+        assert_eq!(books.query("t-9").unwrap(), Some(Ok("SB000000000003".into())));
+        assert_eq!(books.instruct(&forced("t-9")).unwrap(), Ok("SB000000000003".into()), "booked once");
     }
 
     #[test]
