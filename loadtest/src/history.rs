@@ -16,7 +16,7 @@
 //! the runner numbers jobs from 0 on every call: ids never repeat.
 
 use crate::bench::ServerArgs;
-use crate::client::{Conn, Endpoint};
+use crate::client::{Bearer, Conn, Endpoint};
 use crate::metrics::metric_sum;
 use crate::runner::{self, RunSpec};
 use crate::server::{Server, Tokens};
@@ -652,6 +652,18 @@ fn ms_since(started: Instant) -> f64 {
 
 /// The old transfer still answers: by id, to an idempotent retry, and in
 /// its payer's journal. Each check is pushed to `checks` as it passes.
+/// `GET path`, which must answer 200 with JSON; the JSON and the
+/// milliseconds it took.
+async fn get_ok(conn: &mut Conn, path: &str, auth: Option<&Bearer>) -> Result<(Value, f64)> {
+    let started = Instant::now();
+    let answer = send_retrying(conn, Method::GET, path, auth, None, None, true).await?;
+    let ms = ms_since(started);
+    if answer.status.as_u16() != 200 {
+        bail!("GET {path} answered {}: {}", answer.status, answer.body_text());
+    }
+    Ok((answer.json()?, ms))
+}
+
 async fn check_old_history(
     endpoint: &Endpoint,
     tokens: &Tokens,
@@ -664,13 +676,7 @@ async fn check_old_history(
 
     // a. GET /v1/transfers/{id}.
     let path = format!("/v1/transfers/{}", old.id);
-    let started = Instant::now();
-    let answer = send_retrying(&mut conn, Method::GET, &path, auth, None, None, true).await?;
-    let ms = ms_since(started);
-    if answer.status.as_u16() != 200 {
-        bail!("GET {path} answered {}: {}", answer.status, answer.body_text());
-    }
-    let value = answer.json()?;
+    let (value, ms) = get_ok(&mut conn, &path, auth).await?;
     if value.get("id").and_then(Value::as_str) != Some(old.id.as_str()) {
         bail!("GET {path} answered another id: {value}");
     }
@@ -697,13 +703,7 @@ async fn check_old_history(
     // c. The payer's journal: its first entries, then paged to the old entry.
     let journal = format!("/v1/accounts/{}/journal", old.payer);
     let path = format!("{journal}?limit=5");
-    let started = Instant::now();
-    let answer = send_retrying(&mut conn, Method::GET, &path, auth, None, None, true).await?;
-    let ms = ms_since(started);
-    if answer.status.as_u16() != 200 {
-        bail!("GET {path} answered {}: {}", answer.status, answer.body_text());
-    }
-    let value = answer.json()?;
+    let (value, ms) = get_ok(&mut conn, &path, auth).await?;
     let items = value.get("items").and_then(Value::as_array).with_context(|| format!("GET {path}: no items"))?;
     if items.is_empty() {
         bail!("GET {path}: no entries");
@@ -726,11 +726,7 @@ async fn check_old_history(
             Some(c) => format!("{journal}?limit={JOURNAL_PAGE_LIMIT}&cursor={}", query_escape(c)),
             None => format!("{journal}?limit={JOURNAL_PAGE_LIMIT}"),
         };
-        let answer = send_retrying(&mut conn, Method::GET, &path, auth, None, None, true).await?;
-        if answer.status.as_u16() != 200 {
-            bail!("GET {path} answered {}: {}", answer.status, answer.body_text());
-        }
-        let value = answer.json()?;
+        let (value, _) = get_ok(&mut conn, &path, auth).await?;
         let items = value.get("items").and_then(Value::as_array).with_context(|| format!("GET {path}: no items"))?;
         for item in items {
             read += 1;
