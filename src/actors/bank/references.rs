@@ -134,6 +134,7 @@ impl References {
     }
 
     /// Answers held in memory.
+    #[cfg(test)]
     pub fn recent_len(&self) -> usize {
         self.recent.len()
     }
@@ -266,9 +267,14 @@ impl References {
 
     /// Installs a merge that has finished (does not wait for one).
     fn finish_merge(&mut self) -> Result<(), String> {
-        if !self.merging.as_ref().is_some_and(JoinHandle::is_finished) {
-            return Ok(());
+        if self.merging.as_ref().is_some_and(JoinHandle::is_finished) {
+            self.install_merge()?;
         }
+        Ok(())
+    }
+
+    /// Waits for the merge in progress, if any, and installs it.
+    fn install_merge(&mut self) -> Result<(), String> {
         let Some(handle) = self.merging.take() else { return Ok(()) };
         let (job, output) = handle
             .join()
@@ -279,16 +285,10 @@ impl References {
         Ok(())
     }
 
-    /// Waits for a merge in progress and installs it (tests; shutdown).
+    /// Waits for a merge in progress and installs it (tests).
+    #[cfg(test)]
     pub fn settle(&mut self) -> Result<(), String> {
-        if let Some(handle) = self.merging.take() {
-            let (job, output) = handle
-                .join()
-                .map_err(|_| "sandbox references: the merge thread panicked".to_string())?
-                .map_err(index_error)?;
-            self.runs.finish_merge(job, output).map_err(index_error)?;
-        }
-        Ok(())
+        self.install_merge()
     }
 }
 
