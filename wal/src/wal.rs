@@ -179,6 +179,21 @@ impl Wal {
         lock(&self.inner.reader).read_into(lsn, payload)
     }
 
+    /// [`SegmentReader::read_run`] over the durable records
+    /// `from_lsn ..= to_lsn` (`NotDurable` if `to_lsn` is not).
+    pub fn read_run(
+        &self,
+        from_lsn: u64,
+        to_lsn: u64,
+        visit: impl FnMut(u64, &[u8]) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), ReadError> {
+        let durable_lsn = self.durable_lsn();
+        if to_lsn > durable_lsn {
+            return Err(ReadError::NotDurable { lsn: to_lsn, durable_lsn });
+        }
+        lock(&self.inner.reader).read_run(from_lsn, to_lsn, visit)
+    }
+
     /// Retention through the log: [`crate::remove_segments_covered`] on this
     /// log's folder, then the reader forgets what it knew of the segments.
     pub fn remove_segments_covered(

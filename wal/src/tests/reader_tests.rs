@@ -512,6 +512,41 @@ fn read_records_through_the_reader_matches_read_records() {
     }
 }
 
+#[test]
+fn a_run_reads_the_same_records_as_one_by_one_across_segments_and_damage() {
+    let fs = SimFs::new();
+    let cfg = sim_config(SEGMENT_BYTES);
+    let payloads = payloads(60, 150);
+    write_log(&fs, &cfg, &payloads);
+    let run = |from: u64, to: u64, stop_after: usize| {
+        let mut records = Vec::new();
+        reader(&fs)
+            .read_run(from, to, |lsn, payload| {
+                records.push((lsn, payload.to_vec()));
+                if records.len() == stop_after {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })
+            .map(|()| records)
+    };
+    for (from, to) in [(1, 60), (1, 1), (2, 17), (17, 59), (33, 33), (5, 4)] {
+        for damage in [None, Some(Damage::Garbage), Some(Damage::Deleted)] {
+            if let Some(damage) = damage {
+                for segment in segment_paths(&fs, &sim_dir()) {
+                    damage_sidecar(&fs, &segment, damage, from);
+                }
+            }
+            let expected: Vec<_> = (from..=to).map(|lsn| (lsn, payloads[lsn as usize - 1].clone())).collect();
+            assert_eq!(run(from, to, usize::MAX).expect("run"), expected, "{from}..={to}, {damage:?}");
+        }
+    }
+    assert_eq!(run(10, 60, 3).expect("run").len(), 3, "visit stops the run");
+    assert!(matches!(run(59, 61, usize::MAX), Err(ReadError::PastEnd { .. })), "past the end is an error");
+    assert!(matches!(run(0, 2, usize::MAX), Err(ReadError::Removed { .. })), "lsn 0 is never a record");
+}
+
 /// What a proptest case does to one segment's sidecar.
 fn any_damage() -> impl Strategy<Value = Option<Damage>> {
     prop_oneof![
