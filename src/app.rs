@@ -153,6 +153,8 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     let auth = Auth::new(&config.tokens)?;
     let ids = Arc::clone(&recovered.ids);
     let notifications = Arc::clone(&recovered.notifications);
+    let recovered_through = recovered.last_lsn;
+    let bank_queue_instructions = config.limits.bank_queue_instructions;
     let Recovered { applications, accounts, suspense, history, withdrawals_pending, instructions_pending, .. } =
         recovered;
     // The finance actor judges with its own copy of the reconciliation book.
@@ -219,23 +221,21 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
                 ));
                 // Bank work follows the durable log; what the log left
                 // pending is asked about again, oldest first.
-                let outbox = outbox::start(Arc::clone(&banks), Arc::clone(&system_directory), system_log.clone());
-                let mut pending: Vec<_> = withdrawals_pending
-                    .into_values()
-                    .map(|(lsn, withdrawal)| (lsn, outbox::BankWork::Payout { withdrawal, resumed: true }))
-                    .chain(
-                        instructions_pending
-                            .into_values()
-                            .map(|(lsn, work)| (lsn, outbox::BankWork::Instruction(work))),
-                    )
-                    .collect();
-                pending.sort_by_key(|(lsn, _)| *lsn);
-                for (_, work) in pending {
-                    if matches!(work, outbox::BankWork::Payout { .. }) || outbox::reserve_instruction() {
-                        let _ = outbox.send(work);
-                    }
+                let queue = outbox::InstructionQueue::new(bank_queue_instructions);
+                let outbox = outbox::start(
+                    Arc::clone(&banks),
+                    Arc::clone(&system_directory),
+                    system_log.clone(),
+                    Arc::clone(&queue),
+                );
+                let mut payouts: Vec<_> = withdrawals_pending.into_values().collect();
+                payouts.sort_by_key(|(lsn, _)| *lsn);
+                for (_, withdrawal) in payouts {
+                    let _ = outbox.send(outbox::BankWork::Payout { withdrawal, resumed: true });
                 }
-                system_history.set_outbox(outbox);
+                // Instructions are read back from the log as the queue has
+                // room, before any new one.
+                system_history.set_outbox(outbox, queue, instructions_pending.into_lsns(), recovered_through);
                 let finance = actix::Actor::start(FinanceActor::new(reconciliation_book, system_log.clone()));
                 let _ = actors_tx.send((registry, suspense, finance, banks, actix::System::current()));
             });
@@ -291,8 +291,7 @@ fn recover(
     let checkpoint_ms = started.elapsed().as_millis() as u64;
     let dir = wal_config.dir.clone();
     let (wal, report) = Wal::open_with_fs(Arc::clone(&fs), wal_config, policy, checkpoint_lsn + 1, |lsn, payload| {
-        let record = crate::codec::decode(payload).map_err(|error| format!("lsn {lsn}: {error}"))?;
-        recovered.apply(lsn, &record)
+        recovered.apply_payload(lsn, payload).map_err(|error| format!("lsn {lsn}: {error}"))
     })
     .map_err(|error| format!("cannot recover the log: {error}"))?;
     assert_eq!(recovered.last_lsn + 1, report.next_lsn, "recovery folded every record the log holds");

@@ -28,7 +28,9 @@
 //! Files: it keeps exactly two checkpoints, the new one and the one it was
 //! built from (checked when read), so a corrupt newest always falls back to a
 //! valid one. Retention removes only segments whose records are all at or
-//! below the *older* kept checkpoint, so the fallback also has its log.
+//! below the *older* kept checkpoint, so the fallback also has its log, and
+//! below the oldest bank instruction still pending, whose record the outbox
+//! reads back to send it.
 //!
 //! A failure (I/O, a record that does not decode) is logged and retried at the
 //! next trigger; it never affects the log or the answers.
@@ -147,14 +149,15 @@ impl Checkpointer {
         }
         let started = Instant::now();
         let dir = self.settings.dir.clone();
-        let (bytes, records_read) = self.build(target)?;
+        let (bytes, records_read, oldest_pending) = self.build(target)?;
         fundledger_wal::write_checkpoint_with_fs(&*self.fs, &dir, target, &bytes)
             .map_err(|error| format!("writing checkpoint {target}: {error}"))?;
         let covered = self.base_lsn;
         fundledger_wal::prune_checkpoints(&*self.fs, &dir, &[target, covered])
             .map_err(|error| format!("pruning checkpoints: {error}"))?;
         self.base_lsn = target;
-        let segments_removed = self.retention(covered)?;
+        // A pending instruction's record is read back when it is sent.
+        let segments_removed = self.retention(oldest_pending.map_or(covered, |lsn| covered.min(lsn - 1)))?;
         Ok(Written {
             lsn: target,
             records_read,
@@ -165,8 +168,9 @@ impl Checkpointer {
     }
 
     /// The state at `target`: the base checkpoint loaded, the durable
-    /// records after it folded, the result encoded.
-    fn build(&self, target: u64) -> Result<(Vec<u8>, u64), String> {
+    /// records after it folded, the result encoded; with the records read
+    /// and the oldest lsn of an instruction still pending.
+    fn build(&self, target: u64) -> Result<(Vec<u8>, u64, Option<u64>), String> {
         let dir = &self.settings.dir;
         let mut state = Recovered::for_checkpoint(target);
         if self.base_lsn > 0 {
@@ -184,9 +188,7 @@ impl Checkpointer {
                 return std::ops::ControlFlow::Break(());
             }
             records_read += 1;
-            let folded = crate::codec::decode(payload)
-                .map_err(|error| error.to_string())
-                .and_then(|record| state.apply(lsn, &record));
+            let folded = state.apply_payload(lsn, payload);
             match folded {
                 Ok(()) => std::ops::ControlFlow::Continue(()),
                 Err(error) => {
@@ -205,7 +207,7 @@ impl Checkpointer {
         let image = state.image()?;
         drop(state);
         let bytes = checkpoint::encode_state(&image).map_err(|error| error.to_string())?;
-        Ok((bytes, records_read))
+        Ok((bytes, records_read, image.pending.lsns().min()))
     }
 
     /// Removes archived segments covered by the older kept checkpoint and

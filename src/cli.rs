@@ -150,9 +150,7 @@ fn compare_with_log(
             problem = Some(format!("the log starts at lsn {lsn}"));
             return std::ops::ControlFlow::Break(());
         }
-        let applied = crate::codec::decode(payload)
-            .map_err(|error| error.to_string())
-            .and_then(|record| folded.apply(lsn, &record));
+        let applied = folded.apply_payload(lsn, payload);
         if let Err(error) = applied {
             problem = Some(format!("the log does not fold at lsn {lsn}: {error}"));
             return std::ops::ControlFlow::Break(());

@@ -2,7 +2,9 @@
 //! configuration, behind this module so that nothing else names bincode.
 //!
 //! Payload layout: one byte [`RECORD_SCHEMA_VERSION`], then the bincode
-//! encoding of [`Record`] (little endian, variable-length integers). Decoding
+//! encoding of [`Record`] (little endian, variable-length integers). Every
+//! version from [`RECORD_SCHEMA_OLDEST`] on is read (the version is the
+//! decoder's context, [`RecordSchema`]); a newer one is refused. Decoding
 //! is bounded by [`limits::RECORD_BYTES_MAX`], so a corrupt length inside a
 //! payload can never make the decoder allocate more than that.
 //! [`checkpoint`] lays out checkpoints with the same configuration.
@@ -13,7 +15,7 @@ use std::sync::Arc;
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 
-use crate::domain::record::{Record, RECORD_SCHEMA_VERSION};
+use crate::domain::record::{Record, RecordSchema, RECORD_SCHEMA_OLDEST, RECORD_SCHEMA_VERSION};
 use crate::limits;
 
 type Config = Configuration<LittleEndian, Varint, Limit<{ limits::RECORD_BYTES_MAX }>>;
@@ -27,7 +29,7 @@ const CONFIG: Config = bincode::config::standard()
 pub enum CodecError {
     #[error("empty record payload")]
     Empty,
-    #[error("record schema version {0} is not known to this build (knows {RECORD_SCHEMA_VERSION})")]
+    #[error("record schema version {0} is not known to this build (knows {RECORD_SCHEMA_OLDEST} to {RECORD_SCHEMA_VERSION})")]
     UnknownSchema(u8),
     #[error("record does not decode: {0}")]
     Decode(String),
@@ -46,17 +48,29 @@ pub fn encode_into(record: &Record, out: &mut Vec<u8>) -> Result<(), CodecError>
 }
 
 pub fn decode(payload: &[u8]) -> Result<Record, CodecError> {
+    decode_with_schema(payload).map(|(record, _)| record)
+}
+
+/// [`decode`], and the schema version the payload was written in (the
+/// recovery fold treats answers of schema 1, which name no lsn, apart).
+pub fn decode_with_schema(payload: &[u8]) -> Result<(Record, RecordSchema), CodecError> {
     let (&version, body) = payload.split_first().ok_or(CodecError::Empty)?;
-    if version != RECORD_SCHEMA_VERSION {
-        return Err(CodecError::UnknownSchema(version));
-    }
-    let (mut record, used) =
-        bincode::decode_from_slice::<Record, _>(body, CONFIG).map_err(|error| CodecError::Decode(error.to_string()))?;
+    let schema = known_schema(version)?;
+    let (mut record, used) = bincode::decode_from_slice_with_context::<_, Record, _>(body, CONFIG, schema)
+        .map_err(|error| CodecError::Decode(error.to_string()))?;
     if used != body.len() {
         return Err(CodecError::Trailing(body.len() - used));
     }
     share_names(&mut record);
-    Ok(record)
+    Ok((record, schema))
+}
+
+/// `version` as a decoding context, if this build reads it.
+pub fn known_schema(version: u8) -> Result<RecordSchema, CodecError> {
+    if !(RECORD_SCHEMA_OLDEST..=RECORD_SCHEMA_VERSION).contains(&version) {
+        return Err(CodecError::UnknownSchema(version));
+    }
+    Ok(RecordSchema(version))
 }
 
 /// A decoded application's settlement account shares its name's
@@ -143,6 +157,44 @@ mod tests {
     #[test]
     fn unknown_schema_is_refused() {
         assert!(matches!(decode(&[9, 0]), Err(CodecError::UnknownSchema(9))));
+        assert!(matches!(decode(&[0, 0]), Err(CodecError::UnknownSchema(0))));
+        assert!(matches!(decode(&[RECORD_SCHEMA_VERSION + 1, 0]), Err(CodecError::UnknownSchema(_))));
+    }
+
+    fn answer(lsn: u64) -> Record {
+        use crate::domain::record::{BankSync, InstructionKind};
+        Record::BankSynced(Arc::new(BankSync {
+            reference: "t-1".into(),
+            bank: "SIMBANK".into(),
+            kind: InstructionKind::ForcedTransfer,
+            outcome: Ok("SB1".into()),
+            at_ms: 1_764_000_000_000,
+            lsn,
+        }))
+    }
+
+    #[test]
+    fn a_bank_answer_keeps_its_lsn_and_one_of_schema_1_reads_as_lsn_0() {
+        let record = answer(300);
+        let mut bytes = Vec::new();
+        encode_into(&record, &mut bytes).expect("encode");
+        assert_eq!(decode_with_schema(&bytes).expect("decode"), (record, RecordSchema(2)));
+        // Schema 1 wrote the same fields without the lsn (300 is a
+        // three-byte varint: 251, then two bytes little endian).
+        let mut old = bytes[..bytes.len() - 3].to_vec();
+        old[0] = 1;
+        assert_eq!(decode_with_schema(&old).expect("decode schema 1"), (answer(0), RecordSchema(1)));
+        // A schema-2 answer cut before its lsn is refused, not read as 0.
+        assert!(decode(&bytes[..bytes.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn a_record_unchanged_since_schema_1_reads_the_same_under_both() {
+        let record = application("甲公司", "甲公司");
+        let mut bytes = Vec::new();
+        encode_into(&record, &mut bytes).expect("encode");
+        bytes[0] = 1;
+        assert_eq!(decode_with_schema(&bytes).expect("decode"), (record, RecordSchema(1)));
     }
 
     fn application(name: &str, holder: &str) -> Record {

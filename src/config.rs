@@ -46,11 +46,18 @@ pub struct Config {
 pub struct LimitsConfig {
     pub max_body_bytes: usize,
     pub max_statement_bytes: u64,
+    /// Bank instructions waiting in memory for their bank; past it they
+    /// wait in the log (`actors::outbox`).
+    pub bank_queue_instructions: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 16 * 1024 * 1024, max_statement_bytes: 512 * 1024 * 1024 }
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_statement_bytes: 512 * 1024 * 1024,
+            bank_queue_instructions: 1_000_000,
+        }
     }
 }
 
@@ -257,6 +264,9 @@ impl Config {
         // fit), checked here so that a config the log would refuse is
         // refused before anything starts.
         self.wal_config().validate().map_err(|error| format!("wal: {error}"))?;
+        if self.limits.bank_queue_instructions == 0 {
+            return Err("limits.bank_queue_instructions must be at least 1".into());
+        }
         if self.limits.max_body_bytes < 1024 {
             return Err("limits.max_body_bytes must be at least 1024".into());
         }

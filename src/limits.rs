@@ -217,6 +217,19 @@ pub const HISTORY_GATHER_US: u64 = 1_000;
 /// Appends the history indexer takes from its feed for one pass at most.
 pub const HISTORY_GATHER_BATCHES_MAX: usize = 4_096;
 
+/// Deferred bank instructions the history indexer reads back from the log
+/// and hands to the outbox in one step at most (`actors::outbox`,
+/// `Deferred`): its pass, and the log reader's lock, stay short.
+pub const BANK_REFILL_RECORDS_MAX: usize = 4_096;
+
+/// How often the idle history indexer looks for room for deferred bank
+/// instructions, in ms.
+pub const BANK_REFILL_POLL_MS: u64 = 10;
+
+/// How often it looks while none are deferred, in ms: the most start-up's
+/// pending instructions wait before the first is read back.
+pub const BANK_REFILL_IDLE_POLL_MS: u64 = 100;
+
 /// The scheduler slice of the request path's threads, in µs (Linux 6.12+
 /// custom slices; [`crate::threads`]). 100 µs is the kernel's minimum.
 pub const REQUEST_SLICE_US: u64 = 100;

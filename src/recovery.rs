@@ -21,14 +21,15 @@ use hashbrown::HashMap;
 use std::sync::Arc;
 
 use crate::actors::directory::AccountInfo;
-use crate::actors::outbox::{instruction_for, InstructionWork, Party};
+use crate::actors::outbox::instruction_reference;
 use crate::actors::registry::account_info;
-use crate::codec::checkpoint::{self, BookImage, InstructionImage, PartyImage, StateImage, TotalsImage};
+use crate::codec::checkpoint::{self, BookImage, StateImage, TotalsImage};
 use crate::domain::account::Hold;
 use crate::domain::account::{AccountBook, AccountStatus, Balance};
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
-use crate::domain::record::{Notification, PayoutOutcome, Record, Withdrawal};
+use crate::domain::pending::PendingInstructions;
+use crate::domain::record::{Notification, PayoutOutcome, Record, RecordSchema, Withdrawal, RECORD_SCHEMA_VERSION};
 use crate::domain::registry::Applications;
 use crate::domain::suspense::SuspenseBook;
 use crate::finance::history::HistoryState;
@@ -53,8 +54,8 @@ pub struct Recovered {
     /// payouts may or may not have been made before the crash).
     pub withdrawals_pending: HashMap<Box<str>, (u64, Arc<Withdrawal>)>,
     /// Bank instructions (forced transfers, adjustments, returns) without
-    /// the bank's answer in the log, by reference, with their lsn.
-    pub instructions_pending: HashMap<Box<str>, (u64, InstructionWork)>,
+    /// the bank's answer in the log: the lsns of their records.
+    pub instructions_pending: PendingInstructions,
     pub history: HistoryState,
     pub last_lsn: u64,
     /// Whether the read models (id and notification indexes, history) are
@@ -145,7 +146,7 @@ impl Recovered {
             notifications: Arc::new(IdIndex::new()),
             suspense: SuspenseBook::default(),
             withdrawals_pending: HashMap::new(),
-            instructions_pending: HashMap::new(),
+            instructions_pending: PendingInstructions::default(),
             history: HistoryState::default(),
             last_lsn: 0,
             read_models: true,
@@ -186,7 +187,7 @@ impl Recovered {
                 self.restore(image)?;
             }
             _ => {
-                checkpoint::decode(payload, |lsn, record| self.apply(lsn, &record))
+                checkpoint::decode(payload, |lsn, record, schema| self.apply_of_schema(lsn, &record, schema))
                     .map_err(|error| error.to_string())?;
             }
         }
@@ -221,20 +222,6 @@ impl Recovered {
         let mut withdrawals: Vec<_> =
             self.withdrawals_pending.values().map(|(lsn, withdrawal)| (*lsn, Arc::clone(withdrawal))).collect();
         withdrawals.sort_unstable_by_key(|(lsn, _)| *lsn);
-        let mut instructions: Vec<_> = self
-            .instructions_pending
-            .values()
-            .map(|(lsn, work)| InstructionImage {
-                lsn: *lsn,
-                reference: work.reference.clone(),
-                kind: work.kind,
-                bank: work.bank.clone(),
-                from: party_image(&work.from),
-                to: party_image(&work.to),
-                amount: work.amount,
-            })
-            .collect();
-        instructions.sort_unstable_by_key(|instruction| instruction.lsn);
         let finance = self.history.finance();
         Ok(StateImage {
             last_lsn: self.last_lsn,
@@ -242,7 +229,7 @@ impl Recovered {
             entities,
             books,
             withdrawals,
-            instructions,
+            pending: self.instructions_pending.clone(),
             totals: TotalsImage { balances: finance.books.balances(), records_posted: finance.books.records_posted() },
             days: self.history.days().iter().map(|(day, figures)| (*day, *figures)).collect(),
             bank_sync_failures: self.history.bank_sync_failures().to_vec(),
@@ -252,17 +239,8 @@ impl Recovered {
     /// Restore a state checkpoint's image into this empty state. Its ids
     /// and journals are in the history archive, which must reach its lsn.
     fn restore(&mut self, image: StateImage) -> Result<(), String> {
-        let StateImage {
-            last_lsn,
-            banks,
-            entities,
-            books,
-            withdrawals,
-            instructions,
-            totals,
-            days,
-            bank_sync_failures,
-        } = image;
+        let StateImage { last_lsn, banks, entities, books, withdrawals, pending, totals, days, bank_sync_failures } =
+            image;
         if self.read_models && self.indexed_through < last_lsn {
             return Err(format!(
                 "the history archive indexes records up to lsn {}, short of the checkpoint's lsn {last_lsn} \
@@ -307,18 +285,7 @@ impl Recovered {
             }
             self.withdrawals_pending.insert(withdrawal.id.clone(), (*lsn, Arc::clone(withdrawal)));
         }
-        for instruction in instructions {
-            let work = InstructionWork {
-                reference: instruction.reference,
-                kind: instruction.kind,
-                bank: instruction.bank,
-                from: party(instruction.from),
-                to: party(instruction.to),
-                amount: instruction.amount,
-                resumed: true,
-            };
-            self.instructions_pending.insert(work.reference.clone(), (instruction.lsn, work));
-        }
+        self.instructions_pending = pending;
         let balances = self.accounts.iter().map(|account| (account.info.account_id, account.book.balance));
         let books = TrialBalance::from_balances(totals.balances, totals.records_posted);
         self.history.restored(last_lsn, balances, withdrawals, books, days, bank_sync_failures);
@@ -336,8 +303,19 @@ impl Recovered {
             .ok_or_else(|| format!("lsn {lsn}: record names account {id}, which no earlier record opened"))
     }
 
-    /// Apply one record, in lsn order.
+    /// Apply one record of this build's schema, in lsn order.
     pub fn apply(&mut self, lsn: u64, record: &Record) -> Result<(), String> {
+        self.apply_of_schema(lsn, record, RecordSchema(RECORD_SCHEMA_VERSION))
+    }
+
+    /// Decode a payload from the log and apply it, in lsn order.
+    pub fn apply_payload(&mut self, lsn: u64, payload: &[u8]) -> Result<(), String> {
+        let (record, schema) = crate::codec::decode_with_schema(payload).map_err(|error| error.to_string())?;
+        self.apply_of_schema(lsn, &record, schema)
+    }
+
+    /// Apply one record written in `schema`, in lsn order.
+    pub fn apply_of_schema(&mut self, lsn: u64, record: &Record, schema: RecordSchema) -> Result<(), String> {
         if lsn != self.last_lsn + 1 {
             return Err(format!("lsn {lsn} follows {}: the log has a gap", self.last_lsn));
         }
@@ -405,14 +383,12 @@ impl Recovered {
                 }
                 self.suspense.apply(record);
             }
-            Record::BankSynced(sync) => {
-                self.instructions_pending.remove(&sync.reference);
-            }
+            Record::BankSynced(sync) => self.instructions_pending.answered(sync),
             // Finance's records: only the history's read models fold them.
             Record::ReconciliationRecorded(_) | Record::DiscrepancyProposed(_) | Record::DiscrepancyResolved(_) => {}
         }
-        if let Some(work) = instruction_for(record, &self.suspense, true) {
-            self.instructions_pending.insert(work.reference.clone(), (lsn, work));
+        if let Some(reference) = instruction_reference(record, &self.suspense) {
+            self.instructions_pending.requested(lsn, reference, schema);
         }
         if let Some(entities) = self.entities.as_mut().filter(|_| is_entity(record)) {
             entities.push((lsn, record.clone()));
@@ -486,21 +462,5 @@ impl Recovered {
                 assert_eq!(self.history.balance(id), account.book.balance, "{id}: journal does not sum to the balance");
             }
         }
-    }
-}
-
-fn party_image(party: &Party) -> PartyImage {
-    match party {
-        Party::Account(id) => PartyImage::Account(*id),
-        Party::PublicAdjustment => PartyImage::PublicAdjustment,
-        Party::AccountNo(no) => PartyImage::AccountNo(no.clone()),
-    }
-}
-
-fn party(image: PartyImage) -> Party {
-    match image {
-        PartyImage::Account(id) => Party::Account(id),
-        PartyImage::PublicAdjustment => Party::PublicAdjustment,
-        PartyImage::AccountNo(no) => Party::AccountNo(no),
     }
 }

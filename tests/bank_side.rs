@@ -627,6 +627,89 @@ fn every_movement_is_mirrored_at_the_bank_once_across_faults_and_kill_9() {
     server.assert_consistent(&b);
 }
 
+/// The references of the sandbox's instruction lines, in booking order.
+fn instruction_order(server: &Server) -> Vec<String> {
+    let booked = instructions(server);
+    let mut lines: Vec<_> = sandbox_books(server)
+        .into_iter()
+        .filter_map(|line| line["reference"].as_str().filter(|r| booked.contains_key(*r)).map(String::from))
+        .collect();
+    lines.dedup();
+    lines
+}
+
+/// A metric's value on `/metrics` (0 when absent).
+fn metric(server: &Server, name: &str) -> f64 {
+    let (status, body) = server.get("/metrics", NO_TOKEN);
+    assert_eq!(status, 200);
+    let text = body.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `count` transfers of 0.01 from `a` to `b` in one batch; their ids.
+fn transfer_batch(server: &Server, a: &str, b: &str, count: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..count).map(|_| uid("q")).collect();
+    let items: Vec<Value> =
+        ids.iter().map(|id| json!({"id": id, "type": "transfer", "payer": a, "payee": b, "amount": "0.01"})).collect();
+    let (status, body) = server.batch(&items);
+    assert_eq!(status, 200, "{}", short(&body));
+    ids
+}
+
+/// With room for three instructions in memory, the rest of a batch's wait
+/// in the log (as the lsns of their records) and reach the bank without a
+/// restart, in log order, each once; across a checkpoint taken while they
+/// wait and a kill -9, too.
+#[test]
+fn instructions_past_the_queue_wait_in_the_log_and_reach_the_bank_in_order_once() {
+    let mut server = Server::start_with(Options {
+        bank_queue_instructions: Some(3),
+        checkpoint_every_records: 1000,
+        ..Options::default()
+    });
+    let (a, a_sub) = server.open_account("上海子化工有限公司");
+    let (b, _) = server.open_account("上海丑钢铁有限公司");
+    server.deposit(&a_sub, "上海子化工有限公司", "1000.00");
+    let mut ids = transfer_batch(&server, &a, &b, 300);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while instructions(&server).len() < ids.len() {
+        assert!(Instant::now() < deadline, "deferred instructions never reached the bank");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(metric(&server, "fundledger_bank_work_deferred_total") >= 250.0, "most of the batch was deferred");
+    assert_eq!(instruction_order(&server), ids, "the bank got them in log order");
+    for id in &ids {
+        assert_eq!(wait_bank_sync(&server, id)["bank_sync"]["status"], "confirmed");
+    }
+    assert_eq!(metric(&server, "fundledger_bank_work_deferred"), 0.0, "none waits any more");
+
+    // A bank that fails nine calls in ten: a checkpoint is written while
+    // most of the next batch still waits, then kill -9.
+    set_bank_faults(&mut server, 0.9, 0.0);
+    let more = transfer_batch(&server, &a, &b, 1200);
+    let last = more.last().expect("a batch");
+    let lsn = server.get_ok(&format!("/v1/transfers/{last}"), FINANCE)["lsn"].as_u64().expect("lsn");
+    server.wait_for_checkpoint(lsn.saturating_sub(200));
+    assert_eq!(server.get_ok(&format!("/v1/transfers/{last}"), FINANCE)["bank_sync"]["status"], "pending");
+    assert!(metric(&server, "fundledger_bank_work_deferred") > 0.0, "{}", server.stderr_tail());
+    server.kill9();
+    set_bank_faults(&mut server, 0.0, 0.0);
+    ids.extend(more);
+    for id in &ids {
+        assert_eq!(wait_bank_sync(&server, id)["bank_sync"]["status"], "confirmed");
+    }
+    assert_eq!(instructions(&server).len(), ids.len(), "one instruction per transfer");
+    assert_eq!(instruction_order(&server), ids, "the bank got them in log order");
+    server.assert_consistent(&a);
+    server.assert_consistent(&b);
+    server.stop();
+    let (ok, report) = server.wal_verify();
+    assert!(ok, "{report}");
+}
+
 /// Waits until the server process has died (its crash point fired).
 fn wait_dead(server: &Server) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -4,7 +4,7 @@
 //! value (not always the same bytes: bincode's varints accept non-minimal
 //! forms).
 //! - schema 1 (records): `decode` / `encode`;
-//! - schema 2 (the state image): `decode_state` / `encode_state`.
+//! - schemas 2 and 3 (the state image): `decode_state` / `encode_state`.
 //!
 //! (Restoring a decoded image into the ledger is recovery's job and is not
 //! fuzzed here: a payload that decodes but breaks an invariant is refused
@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut records = Vec::new();
-    let decoded = decode(data, |lsn, record| {
+    let decoded = decode(data, |lsn, record, _| {
         records.push((lsn, record));
         Ok(())
     });
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         let again = encode(meta.last_lsn, meta.records, records.iter().map(|(lsn, record)| (*lsn, record)))
             .expect("decoded records encode");
         let mut back = Vec::new();
-        let meta_again = decode(&again, |lsn, record| {
+        let meta_again = decode(&again, |lsn, record, _| {
             back.push((lsn, record));
             Ok(())
         })

@@ -306,8 +306,8 @@ impl Writer {
 struct Gauges {
     /// Bank instructions enqueued and not yet answered.
     bank_backlog: Option<u64>,
-    /// Instructions past the outbox's bound, left in the log for the next
-    /// start-up (`fundledger_bank_work_deferred_total`).
+    /// Instructions past the outbox's bound, waiting in the log now
+    /// (`fundledger_bank_work_deferred`).
     bank_deferred: Option<u64>,
     /// `fundledger_history_archive_memory_bytes`.
     history_index_bytes: Option<u64>,
@@ -329,7 +329,7 @@ async fn gauges(endpoint: &Endpoint) -> Gauges {
     };
     Gauges {
         bank_backlog: backlog,
-        bank_deferred: read("fundledger_bank_work_deferred_total"),
+        bank_deferred: read("fundledger_bank_work_deferred"),
         history_index_bytes: read("fundledger_history_archive_memory_bytes"),
         sandbox_index_bytes: read("fundledger_sandbox_reference_memory_bytes"),
     }
@@ -600,7 +600,7 @@ fn print_report(report: &HistoryReport, old: &OldTransfer) {
     for (when, gauges) in [("baseline", &report.gauges_baseline), ("end", &report.gauges_end)] {
         println!(
             "in memory at the {when}: history index {}, sandbox bank's reference index {}; \
-             bank instructions deferred to the next start-up so far {}",
+             bank instructions waiting in the log {}",
             mib(gauges.history_index_bytes),
             mib(gauges.sandbox_index_bytes),
             count(gauges.bank_deferred)

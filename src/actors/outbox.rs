@@ -25,13 +25,21 @@
 //! pool, at most [`BANK_CALLS_IN_FLIGHT_MAX`] at once; the queue never
 //! blocks a transfer (the indexer only enqueues).
 //!
-//! Bounded: at most [`INSTRUCTIONS_QUEUED_MAX`] instructions wait in
-//! memory. Past that (the bank is slower than the ledger for long), new
-//! ones are deferred: they stay in the log without a `BankSynced` record,
-//! so their `bank_sync` shows `pending` and the next start-up sends them
-//! (`fundledger_bank_work_deferred_total` counts them). The ledger never
-//! slows down for the bank. Payouts are never deferred (each holds money
-//! frozen; there are as many as withdrawals in processing).
+//! Bounded: at most `limits.bank_queue_instructions` instructions wait in
+//! memory ([`InstructionQueue`]). Past that (the bank is slower than the
+//! ledger for long), new ones are deferred ([`Deferred`]): only the lsns of
+//! their records are kept (a compressed bitmap, about a bit each), and as
+//! places free up the history indexer reads those records back from the
+//! log (in runs, [`fundledger_wal::Wal::read_run`]) and hands their
+//! instructions over, oldest first. While any are deferred, new ones queue
+//! behind them, so each bank still gets its instructions in lsn order.
+//! Their `bank_sync` shows `pending` meanwhile. The ledger never slows down
+//! for the bank. Payouts are never deferred (each holds money frozen; there
+//! are as many as withdrawals in processing). What the log left pending at
+//! start-up is deferred the same way, marked resumed (asked about first).
+//!
+//! Metrics: `fundledger_bank_work_deferred_total` counts deferrals,
+//! `fundledger_bank_work_deferred` is how many wait in the log now.
 //!
 //! Metrics: `fundledger_bank_work_enqueued_total` and
 //! `fundledger_bank_work_answered_total` (by `kind`, `payout` or
@@ -40,9 +48,11 @@
 //! Must not change balances: it sends messages to account actors and
 //! appends only `BankSynced` facts.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use roaring::RoaringTreemap;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::account::FinishWithdrawal;
@@ -66,25 +76,112 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Instructions sent to one bank in one call.
 pub const INSTRUCTION_BATCH_MAX: usize = 4096;
 
-/// Instructions waiting in memory, over every bank (about 150 bytes each).
-pub const INSTRUCTIONS_QUEUED_MAX: usize = 1_000_000;
-
-static INSTRUCTIONS_QUEUED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Take a place in the instruction queue; `false` when it is full (the
-/// instruction is deferred to the next start-up).
-pub fn reserve_instruction() -> bool {
-    use std::sync::atomic::Ordering;
-    if INSTRUCTIONS_QUEUED.fetch_add(1, Ordering::AcqRel) >= INSTRUCTIONS_QUEUED_MAX {
-        INSTRUCTIONS_QUEUED.fetch_sub(1, Ordering::AcqRel);
-        metrics::counter!("fundledger_bank_work_deferred_total").increment(1);
-        return false;
-    }
-    true
+/// Places for instructions waiting in memory for their bank, over every
+/// bank (`limits.bank_queue_instructions`; about 150 bytes each). The
+/// history indexer takes one per instruction it hands over; the batchers
+/// give them back once the bank answered (or the instruction is dropped).
+#[derive(Debug)]
+pub struct InstructionQueue {
+    queued: AtomicUsize,
+    max: usize,
 }
 
-fn release_instructions(count: usize) {
-    INSTRUCTIONS_QUEUED.fetch_sub(count, std::sync::atomic::Ordering::AcqRel);
+impl InstructionQueue {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { queued: AtomicUsize::new(0), max })
+    }
+
+    /// Take a place; `false` when the queue is full.
+    pub fn reserve(&self) -> bool {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Places free now (only the indexer takes them, so they stay free
+    /// until it does).
+    pub fn room(&self) -> usize {
+        self.max.saturating_sub(self.queued.load(Ordering::Acquire))
+    }
+
+    fn release(&self, count: usize) {
+        let before = self.queued.fetch_sub(count, Ordering::AcqRel);
+        debug_assert!(before >= count, "released {count} of {before} places taken");
+    }
+}
+
+/// Deferred instructions: the lsns of the durable records that ask for
+/// them, waiting in the log for room in the [`InstructionQueue`]. Owned by
+/// the history indexer, which reads them back ([`Deferred::next_runs`]).
+#[derive(Debug, Default)]
+pub struct Deferred {
+    lsns: RoaringTreemap,
+    /// Records up to here were folded at start-up: their instructions may
+    /// have reached the bank before a crash, so they are asked about first.
+    resumed_through: u64,
+}
+
+/// Lsns at most this far apart are read as one run: the records between
+/// are read and skipped, cheaper than finding the next one anew.
+const RUN_GAP_MAX: u64 = 64;
+
+impl Deferred {
+    /// What start-up found pending (the records up to `resumed_through`).
+    pub fn resume(&mut self, pending: RoaringTreemap, resumed_through: u64) {
+        self.lsns |= pending;
+        self.resumed_through = resumed_through;
+        self.report();
+    }
+
+    pub fn defer(&mut self, lsn: u64) {
+        self.lsns.insert(lsn);
+        metrics::counter!("fundledger_bank_work_deferred_total").increment(1);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lsns.is_empty()
+    }
+
+    pub fn is_resumed(&self, lsn: u64) -> bool {
+        lsn <= self.resumed_through
+    }
+
+    /// The oldest `count` lsns (at most), as runs `(first, last)` to read,
+    /// and the lsns themselves, oldest first. They stay deferred until
+    /// [`Self::sent`].
+    pub fn next_runs(&self, count: usize) -> (Vec<(u64, u64)>, Vec<u64>) {
+        let lsns: Vec<u64> = self.lsns.iter().take(count).collect();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for &lsn in &lsns {
+            match runs.last_mut() {
+                Some((_, last)) if lsn - *last <= RUN_GAP_MAX => *last = lsn,
+                _ => runs.push((lsn, lsn)),
+            }
+        }
+        (runs, lsns)
+    }
+
+    pub fn contains(&self, lsn: u64) -> bool {
+        self.lsns.contains(lsn)
+    }
+
+    /// These lsns left the log for the queue (or cannot be sent at all).
+    pub fn sent(&mut self, lsns: impl IntoIterator<Item = u64>) {
+        for lsn in lsns {
+            self.lsns.remove(lsn);
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.lsns.len()
+    }
+
+    /// Sets `fundledger_bank_work_deferred`.
+    pub fn report(&self) {
+        metrics::gauge!("fundledger_bank_work_deferred").set(self.lsns.len() as f64);
+    }
 }
 
 /// One piece of bank work.
@@ -111,6 +208,8 @@ pub enum Party {
 
 #[derive(Clone, Debug)]
 pub struct InstructionWork {
+    /// The lsn of the record that asks for it, named in the bank's answer.
+    pub lsn: u64,
     pub reference: Box<str>,
     pub kind: InstructionKind,
     /// The bank; `None` for movements: the bank of the `from` account.
@@ -122,13 +221,25 @@ pub struct InstructionWork {
     pub resumed: bool,
 }
 
-/// The instruction a durable record asks the bank for, if any. `suspense`
-/// must already include `record` (a return names its entry).
-pub fn instruction_for(record: &Record, suspense: &SuspenseBook, resumed: bool) -> Option<InstructionWork> {
+/// The reference of the instruction a durable record asks the bank for,
+/// if any: what [`instruction_for`] would build, without building it.
+pub fn instruction_reference<'a>(record: &'a Record, suspense: &SuspenseBook) -> Option<&'a str> {
+    match record {
+        Record::Movement(movement) => Some(&movement.id),
+        Record::AdjustmentDeposit(adjustment) => suspense.get(adjustment.suspense_id).map(|_| &*adjustment.id),
+        Record::SuspenseReturned(returned) => suspense.get(returned.suspense_id).map(|_| &*returned.id),
+        _ => None,
+    }
+}
+
+/// The instruction the durable record at `lsn` asks the bank for, if any.
+/// `suspense` must already include `record` (a return names its entry).
+pub fn instruction_for(lsn: u64, record: &Record, suspense: &SuspenseBook, resumed: bool) -> Option<InstructionWork> {
     Some(match record {
         Record::Movement(movement) => {
             let payee = movement.payee.filter(|_| movement.kind.has_payee()).unwrap_or(movement.payer);
             InstructionWork {
+                lsn,
                 reference: movement.id.clone(),
                 kind: InstructionKind::ForcedTransfer,
                 bank: None,
@@ -141,6 +252,7 @@ pub fn instruction_for(record: &Record, suspense: &SuspenseBook, resumed: bool) 
         Record::AdjustmentDeposit(adjustment) => {
             let entry = &suspense.get(adjustment.suspense_id)?.entry;
             InstructionWork {
+                lsn,
                 reference: adjustment.id.clone(),
                 kind: InstructionKind::Adjustment,
                 bank: Some(entry.notification.bank.clone()),
@@ -153,6 +265,7 @@ pub fn instruction_for(record: &Record, suspense: &SuspenseBook, resumed: bool) 
         Record::SuspenseReturned(returned) => {
             let notification = &suspense.get(returned.suspense_id)?.entry.notification;
             InstructionWork {
+                lsn,
                 reference: returned.id.clone(),
                 kind: InstructionKind::Return,
                 bank: Some(notification.bank.clone()),
@@ -169,17 +282,23 @@ pub fn instruction_for(record: &Record, suspense: &SuspenseBook, resumed: bool) 
 pub type OutboxSender = mpsc::UnboundedSender<BankWork>;
 
 /// Start the outbox on the current (actix) runtime.
-pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> OutboxSender {
+pub fn start(
+    banks: Arc<Banks>,
+    directory: Arc<Directory>,
+    log: LedgerLog,
+    queue: Arc<InstructionQueue>,
+) -> OutboxSender {
     let (sender, mut receiver) = mpsc::unbounded_channel::<BankWork>();
     // Every series exists from start-up, at zero, so a dashboard (and a
     // scrape right after a restart with nothing left to send) sees them.
     metrics::counter!("fundledger_bank_work_deferred_total").increment(0);
+    metrics::gauge!("fundledger_bank_work_deferred").set(0.0);
     for kind in ["payout", "instruction"] {
         metrics::counter!("fundledger_bank_work_enqueued_total", "kind" => kind).increment(0);
         metrics::counter!("fundledger_bank_work_answered_total", "kind" => kind).increment(0);
     }
     let in_flight = Arc::new(Semaphore::new(BANK_CALLS_IN_FLIGHT_MAX));
-    let mut router = Router { batchers: Vec::new(), by_bank_index: Vec::new() };
+    let mut router = Router { batchers: Vec::new(), by_bank_index: Vec::new(), queue: Arc::clone(&queue) };
     for config in banks.configs() {
         let (batch_sender, batch_receiver) = mpsc::unbounded_channel::<InstructionWork>();
         let context = Batcher {
@@ -188,6 +307,7 @@ pub fn start(banks: Arc<Banks>, directory: Arc<Directory>, log: LedgerLog) -> Ou
             directory: Arc::clone(&directory),
             log: log.clone(),
             in_flight: Arc::clone(&in_flight),
+            queue: Arc::clone(&queue),
             answered: metrics::counter!("fundledger_bank_work_answered_total", "kind" => "instruction"),
         };
         actix::spawn(context.run(batch_receiver));
@@ -234,6 +354,7 @@ struct Router {
     /// `None` for a code with no bank configured; refreshed when an account
     /// names an index past its end.
     by_bank_index: Vec<Option<usize>>,
+    queue: Arc<InstructionQueue>,
 }
 
 impl Router {
@@ -250,7 +371,7 @@ impl Router {
                 let _ = self.batchers[batcher].1.send(instruction);
             }
             None => {
-                release_instructions(1);
+                self.queue.release(1);
                 tracing::error!(reference = %instruction.reference, "no bank for an instruction");
             }
         }
@@ -284,6 +405,7 @@ struct Batcher {
     directory: Arc<Directory>,
     log: LedgerLog,
     in_flight: Arc<Semaphore>,
+    queue: Arc<InstructionQueue>,
     answered: metrics::Counter,
 }
 
@@ -321,11 +443,12 @@ impl Batcher {
 
     async fn send(&self, work: Vec<InstructionWork>) {
         let Some(bank) = self.banks.get(&self.code) else {
-            release_instructions(work.len());
+            self.queue.release(work.len());
             return;
         };
         let count = work.len();
         let query_first = work.iter().any(|item| item.resumed);
+        let lsns: Vec<u64> = work.iter().map(|item| item.lsn).collect();
         // The references move into the requests and from there into the
         // records: no copy per instruction.
         let requests: Vec<InstructionRequest> = work
@@ -340,18 +463,20 @@ impl Batcher {
             .collect();
         let (requests, answers) = batch_until_final(&bank.api, &self.in_flight, requests, query_first).await;
         self.answered.increment(count as u64);
-        release_instructions(count);
+        self.queue.release(count);
         let at_ms = crate::clock::now_ms();
         let records: Vec<Record> = requests
             .into_iter()
             .zip(answers)
-            .map(|(request, outcome)| {
+            .zip(lsns)
+            .map(|((request, outcome), lsn)| {
                 Record::BankSynced(Arc::new(BankSync {
                     reference: request.reference,
                     bank: self.code.clone(),
                     kind: request.kind,
                     outcome,
                     at_ms,
+                    lsn,
                 }))
             })
             .collect();
@@ -540,12 +665,9 @@ async fn call<T: Send + 'static>(
 mod tests {
     use super::*;
 
-    /// The instruction queue's count is one per process: tests that take
-    /// places in it run one at a time.
-    static QUEUE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     fn instruction(reference: &str, from: u64) -> InstructionWork {
         InstructionWork {
+            lsn: from,
             reference: reference.into(),
             kind: InstructionKind::ForcedTransfer,
             bank: None,
@@ -561,38 +683,58 @@ mod tests {
     /// account whose bank is not configured, or an unknown one, gets none.
     #[test]
     fn instructions_go_to_their_payers_bank() {
-        let _queue = QUEUE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         use crate::actors::directory::test_info_at;
         use crate::domain::account::{AccountBook, AccountStatus};
         let directory = Directory::new();
         let (sim, mut sim_rx) = mpsc::unbounded_channel();
         let (other, mut other_rx) = mpsc::unbounded_channel();
-        let mut router =
-            Router { batchers: vec![("OTHER".into(), other), ("SIMBANK".into(), sim)], by_bank_index: Vec::new() };
+        let queue = InstructionQueue::new(10);
+        let mut router = Router {
+            batchers: vec![("OTHER".into(), other), ("SIMBANK".into(), sim)],
+            by_bank_index: Vec::new(),
+            queue: Arc::clone(&queue),
+        };
         for (n, bank) in [(1, "SIMBANK"), (2, "GONE"), (3, "OTHER")] {
             directory.insert(test_info_at(n, bank), AccountStatus::Active, None, AccountBook::default());
-            assert!(reserve_instruction());
+            assert!(queue.reserve());
             router.route(&directory, instruction(&format!("m{n}"), n));
         }
-        assert!(reserve_instruction());
+        assert!(queue.reserve());
         router.route(&directory, instruction("unknown", 9));
         assert_eq!(sim_rx.try_recv().map(|work| work.reference).ok().as_deref(), Some("m1"));
         assert_eq!(other_rx.try_recv().map(|work| work.reference).ok().as_deref(), Some("m3"));
         assert!(sim_rx.try_recv().is_err() && other_rx.try_recv().is_err(), "nothing else was routed");
-        release_instructions(2); // the two routed; the others were released by the router
+        assert_eq!(queue.room(), 8, "the two routed hold places; the router released the others");
     }
 
     #[test]
     fn the_instruction_queue_is_bounded() {
-        let _queue = QUEUE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let queue = InstructionQueue::new(1000);
         let mut taken = 0;
-        while reserve_instruction() {
+        while queue.reserve() {
             taken += 1;
-            assert!(taken <= INSTRUCTIONS_QUEUED_MAX, "the bound holds");
+            assert!(taken <= 1000, "the bound holds");
         }
-        assert!(!reserve_instruction(), "still full");
-        release_instructions(taken);
-        assert!(reserve_instruction(), "a released place can be taken again");
-        release_instructions(1);
+        assert_eq!((taken, queue.room()), (1000, 0));
+        assert!(!queue.reserve(), "still full");
+        queue.release(taken);
+        assert_eq!(queue.room(), 1000);
+        assert!(queue.reserve(), "a released place can be taken again");
+    }
+
+    #[test]
+    fn deferred_lsns_come_back_oldest_first_in_runs() {
+        let mut deferred = Deferred::default();
+        deferred.resume([3, 5].into_iter().collect(), 5);
+        for lsn in [6, 70, 71, 200, 1_000_000] {
+            deferred.defer(lsn);
+        }
+        let (runs, lsns) = deferred.next_runs(6);
+        assert_eq!(lsns, vec![3, 5, 6, 70, 71, 200]);
+        assert_eq!(runs, vec![(3, 71), (200, 200)], "gaps of at most RUN_GAP_MAX join a run");
+        assert!(deferred.is_resumed(5) && !deferred.is_resumed(6));
+        deferred.sent([3, 5, 6]);
+        assert_eq!(deferred.next_runs(10).1, vec![70, 71, 200, 1_000_000]);
+        assert_eq!(deferred.len(), 4);
     }
 }

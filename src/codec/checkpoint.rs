@@ -4,7 +4,11 @@
 //!
 //! **Schema 2, the state** (what the checkpointer writes since 2026-12-04):
 //! the ledger folded up to `last_lsn`, so that start-up reads the state and
-//! replays only the records after it, however long the log is.
+//! replays only the records after it, however long the log is. Schema 3
+//! ([`STATE_SCHEMA`], written since 2026-12-06) differs from schema 2
+//! ([`STATE_SCHEMA_2`], still read) in one part: the instructions without
+//! the bank's answer are the lsns of their records ([`PendingInstructions`])
+//! instead of the instructions themselves.
 //!
 //! | bytes | what |
 //! |---|---|
@@ -15,7 +19,8 @@
 //! | part `ENTITIES` | tag, count, (`lsn`, [`Record`]) of every application, account signing, suspense and reconciliation record, in lsn order |
 //! | part `BOOKS` | tag, count, one [`BookImage`] per account, by account id |
 //! | part `WITHDRAWALS` | tag, count, (`lsn`, [`Withdrawal`]) still processing, in lsn order |
-//! | part `INSTRUCTIONS` | tag, count, [`InstructionImage`]s without the bank's answer, in lsn order |
+//! | part `PENDING` (schema 3) | tag, byte length, the lsns' portable roaring bitmap; count, (`lsn`, reference) of the schema-1 ones, in lsn order |
+//! | part `INSTRUCTIONS` (schema 2) | tag, count, [`InstructionImage`]s without the bank's answer, in lsn order |
 //! | part `TOTALS` | tag, the trial balance's books, then count × (day, [`DayFigures`]), then count × (`lsn`, [`BankSync`]) refusals |
 //!
 //! What grows with the number of transfers is not in it: journals, ids and
@@ -44,13 +49,16 @@ use bincode::{Decode, Encode};
 use super::{CodecError, CONFIG};
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
-use crate::domain::record::{BankSync, InstructionKind, Record, Withdrawal, RECORD_SCHEMA_VERSION};
+use crate::domain::pending::PendingInstructions;
+use crate::domain::record::{BankSync, InstructionKind, Record, RecordSchema, Withdrawal, RECORD_SCHEMA_VERSION};
 use crate::finance::day::DayFigures;
 
 /// Schema 1: every record up to the checkpoint's lsn.
 pub const RECORDS_SCHEMA: u8 = 1;
-/// Schema 2: the folded state at the checkpoint's lsn.
-pub const STATE_SCHEMA: u8 = 2;
+/// Schema 2: the folded state, with pending instructions in full.
+pub const STATE_SCHEMA_2: u8 = 2;
+/// Schema 3: the folded state at the checkpoint's lsn.
+pub const STATE_SCHEMA: u8 = 3;
 
 const PART_META: u8 = 1;
 const PART_RECORDS: u8 = 2;
@@ -60,6 +68,7 @@ const PART_BOOKS: u8 = 5;
 const PART_WITHDRAWALS: u8 = 6;
 const PART_INSTRUCTIONS: u8 = 7;
 const PART_TOTALS: u8 = 8;
+const PART_PENDING: u8 = 9;
 
 /// Smallest encoding of one item of any part (an lsn or length and one
 /// more byte): what a count is checked against before anything is
@@ -78,7 +87,7 @@ pub fn schema(payload: &[u8]) -> Option<u8> {
     payload.first().copied()
 }
 
-/// The ledger's state at `last_lsn` (schema 2), as plain data.
+/// The ledger's state at `last_lsn` (schema 3), as plain data.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StateImage {
     pub last_lsn: u64,
@@ -86,7 +95,9 @@ pub struct StateImage {
     pub entities: Vec<(u64, Record)>,
     pub books: Vec<BookImage>,
     pub withdrawals: Vec<(u64, Arc<Withdrawal>)>,
-    pub instructions: Vec<InstructionImage>,
+    /// Read from a schema-2 checkpoint: its instructions' lsns, and their
+    /// references as schema-1 ones (an old build wrote them).
+    pub pending: PendingInstructions,
     pub totals: TotalsImage,
     pub days: Vec<(i64, DayFigures)>,
     pub bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
@@ -105,7 +116,8 @@ pub struct BookImage {
     pub last_lsn: u64,
 }
 
-/// A bank instruction the bank has not answered yet.
+/// A bank instruction the bank has not answered yet (schema 2: read, no
+/// longer written).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct InstructionImage {
     pub lsn: u64,
@@ -148,7 +160,7 @@ fn put_counted<T: Encode>(items: &[T], out: &mut Vec<u8>) -> Result<(), CodecErr
     items.iter().try_for_each(|item| put(item, out))
 }
 
-/// Encodes a state checkpoint (schema 2).
+/// Encodes a state checkpoint (schema 3).
 pub fn encode_state(image: &StateImage) -> Result<Vec<u8>, CodecError> {
     let mut out = vec![STATE_SCHEMA, RECORD_SCHEMA_VERSION, PART_META];
     put(&image.last_lsn, &mut out)?;
@@ -156,7 +168,11 @@ pub fn encode_state(image: &StateImage) -> Result<Vec<u8>, CodecError> {
     put_part(PART_ENTITIES, &image.entities, &mut out)?;
     put_part(PART_BOOKS, &image.books, &mut out)?;
     put_part(PART_WITHDRAWALS, &image.withdrawals, &mut out)?;
-    put_part(PART_INSTRUCTIONS, &image.instructions, &mut out)?;
+    out.push(PART_PENDING);
+    let lsns = image.pending.lsns();
+    put(&(lsns.serialized_size() as u64), &mut out)?;
+    lsns.serialize_into(&mut out).map_err(|error| CodecError::Encode(error.to_string()))?;
+    put_counted(&image.pending.legacy(), &mut out)?;
     out.push(PART_TOTALS);
     put(&image.totals, &mut out)?;
     put_counted(&image.days, &mut out)?;
@@ -164,12 +180,13 @@ pub fn encode_state(image: &StateImage) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
-/// Decodes a state checkpoint (schema 2). Checks the layout, the lsn order
-/// of the parts that have one, and that nothing is past `last_lsn`; the
-/// state's own rules are checked by restoring it.
+/// Decodes a state checkpoint (schema 3, or 2). Checks the layout, the lsn
+/// order of the parts that have one, and that nothing is past `last_lsn`;
+/// the state's own rules are checked by restoring it.
 pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
-    let mut reader = Reader { bytes: payload };
-    reader.versions(STATE_SCHEMA)?;
+    let mut reader = Reader { bytes: payload, schema: RecordSchema(RECORD_SCHEMA_VERSION) };
+    let state_schema = if schema(payload) == Some(STATE_SCHEMA_2) { STATE_SCHEMA_2 } else { STATE_SCHEMA };
+    reader.versions(state_schema)?;
     reader.part(PART_META, "meta")?;
     let last_lsn: u64 = reader.value("last lsn")?;
     let banks = reader.items(PART_BANKS, "bank")?;
@@ -179,7 +196,30 @@ pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
     }
     let books = reader.items(PART_BOOKS, "book")?;
     let withdrawals: Vec<(u64, Arc<Withdrawal>)> = reader.items(PART_WITHDRAWALS, "withdrawal")?;
-    let instructions: Vec<InstructionImage> = reader.items(PART_INSTRUCTIONS, "instruction")?;
+    let pending = if state_schema == STATE_SCHEMA_2 {
+        let instructions: Vec<InstructionImage> = reader.items(PART_INSTRUCTIONS, "instruction")?;
+        ascending(instructions.iter().map(|instruction| instruction.lsn), last_lsn, "instruction")?;
+        let lsns = instructions.iter().map(|instruction| instruction.lsn);
+        let lsns = roaring::RoaringTreemap::from_sorted_iter(lsns)
+            .map_err(|error| CodecError::Decode(format!("checkpoint instructions: {error}")))?;
+        PendingInstructions::new(
+            lsns,
+            instructions.into_iter().map(|instruction| (instruction.lsn, instruction.reference)),
+        )
+    } else {
+        reader.part(PART_PENDING, "pending instructions")?;
+        let lsns = reader.roaring("pending instruction lsns")?;
+        if lsns.max().is_some_and(|lsn| lsn > last_lsn) || lsns.contains(0) {
+            return Err(CodecError::Decode(format!("checkpoint pending instruction past lsn {last_lsn} or at 0")));
+        }
+        let legacy: Vec<(u64, Box<str>)> = reader.counted("schema-1 instruction")?;
+        ascending(legacy.iter().map(|(lsn, _)| *lsn), last_lsn, "schema-1 instruction")?;
+        let pending = PendingInstructions::new(lsns, legacy);
+        if let Some(violation) = pending.invariant_violation() {
+            return Err(CodecError::Decode(format!("checkpoint: {violation}")));
+        }
+        pending
+    };
     reader.part(PART_TOTALS, "totals")?;
     let totals = reader.value("trial balance")?;
     let days = reader.counted("day")?;
@@ -189,9 +229,8 @@ pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
     }
     ascending(entities.iter().map(|(lsn, _)| *lsn), last_lsn, "entity record")?;
     ascending(withdrawals.iter().map(|(lsn, _)| *lsn), last_lsn, "withdrawal")?;
-    ascending(instructions.iter().map(|instruction| instruction.lsn), last_lsn, "instruction")?;
     ascending(bank_sync_failures.iter().map(|(lsn, _)| *lsn), last_lsn, "bank refusal")?;
-    Ok(StateImage { last_lsn, banks, entities, books, withdrawals, instructions, totals, days, bank_sync_failures })
+    Ok(StateImage { last_lsn, banks, entities, books, withdrawals, pending, totals, days, bank_sync_failures })
 }
 
 /// Lsns strictly ascending, from 1, none past `last_lsn`.
@@ -237,14 +276,34 @@ pub fn encode<'a>(
 /// Reads values off the front of a byte slice.
 struct Reader<'a> {
     bytes: &'a [u8],
+    /// The records' schema, from the header ([`Reader::versions`]).
+    schema: RecordSchema,
 }
 
 impl Reader<'_> {
-    fn value<T: Decode<()>>(&mut self, what: &str) -> Result<T, CodecError> {
-        let (value, used) = bincode::decode_from_slice::<T, _>(self.bytes, CONFIG)
+    fn value<T: Decode<RecordSchema>>(&mut self, what: &str) -> Result<T, CodecError> {
+        let (value, used) = bincode::decode_from_slice_with_context::<_, T, _>(self.bytes, CONFIG, self.schema)
             .map_err(|error| CodecError::Decode(format!("checkpoint {what}: {error}")))?;
         self.bytes = &self.bytes[used..];
         Ok(value)
+    }
+
+    /// A byte length, then a portable roaring bitmap of exactly that many
+    /// bytes (bounded by the bytes left, not by the codec's record limit).
+    fn roaring(&mut self, what: &str) -> Result<roaring::RoaringTreemap, CodecError> {
+        let length: u64 = self.value(what)?;
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|&length| length <= self.bytes.len())
+            .ok_or_else(|| CodecError::Decode(format!("checkpoint {what}: {length} bytes do not fit")))?;
+        let (mut bitmap, rest) = self.bytes.split_at(length);
+        let lsns = roaring::RoaringTreemap::deserialize_from(&mut bitmap)
+            .map_err(|error| CodecError::Decode(format!("checkpoint {what}: {error}")))?;
+        if !bitmap.is_empty() {
+            return Err(CodecError::Decode(format!("checkpoint {what}: {} bytes left over", bitmap.len())));
+        }
+        self.bytes = rest;
+        Ok(lsns)
     }
 
     fn byte(&mut self, what: &str) -> Result<u8, CodecError> {
@@ -262,19 +321,17 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// The checkpoint and record schema bytes.
+    /// The checkpoint and record schema bytes (every record schema this
+    /// build reads).
     fn versions(&mut self, checkpoint_schema: u8) -> Result<(), CodecError> {
         let version = self.byte("schema version")?;
         if version != checkpoint_schema {
             return Err(CodecError::Decode(format!(
                 "checkpoint schema version {version} where {checkpoint_schema} was expected \
-                 (this build knows {RECORDS_SCHEMA} and {STATE_SCHEMA})"
+                 (this build knows {RECORDS_SCHEMA} to {STATE_SCHEMA})"
             )));
         }
-        let record_version = self.byte("record schema version")?;
-        if record_version != RECORD_SCHEMA_VERSION {
-            return Err(CodecError::UnknownSchema(record_version));
-        }
+        self.schema = super::known_schema(self.byte("record schema version")?)?;
         Ok(())
     }
 
@@ -292,27 +349,27 @@ impl Reader<'_> {
 
     /// A count, then that many items, each decoded on its own (so each is
     /// bounded by the codec's limit and the count by the bytes left).
-    fn counted<T: Decode<()>>(&mut self, what: &str) -> Result<Vec<T>, CodecError> {
+    fn counted<T: Decode<RecordSchema>>(&mut self, what: &str) -> Result<Vec<T>, CodecError> {
         let count = self.count(what)?;
         (0..count).map(|_| self.value(what)).collect()
     }
 
     /// A part: its tag, then [`Self::counted`] items.
-    fn items<T: Decode<()>>(&mut self, tag: u8, what: &str) -> Result<Vec<T>, CodecError> {
+    fn items<T: Decode<RecordSchema>>(&mut self, tag: u8, what: &str) -> Result<Vec<T>, CodecError> {
         self.part(tag, what)?;
         self.counted(what)
     }
 }
 
-/// Decodes a records checkpoint (schema 1), handing each record to `visit`
-/// in lsn order (so the caller folds as it goes and the records are never
-/// all in memory twice). `visit`'s error stops decoding and is returned as
-/// a decode error.
+/// Decodes a records checkpoint (schema 1), handing each record and its
+/// schema to `visit` in lsn order (so the caller folds as it goes and the
+/// records are never all in memory twice). `visit`'s error stops decoding
+/// and is returned as a decode error.
 pub fn decode(
     payload: &[u8],
-    mut visit: impl FnMut(u64, Record) -> Result<(), String>,
+    mut visit: impl FnMut(u64, Record, RecordSchema) -> Result<(), String>,
 ) -> Result<CheckpointMeta, CodecError> {
-    let mut reader = Reader { bytes: payload };
+    let mut reader = Reader { bytes: payload, schema: RecordSchema(RECORD_SCHEMA_VERSION) };
     reader.versions(RECORDS_SCHEMA)?;
     reader.part(PART_META, "meta")?;
     let last_lsn = reader.value("last lsn")?;
@@ -333,7 +390,8 @@ pub fn decode(
         }
         let mut record: Record = reader.value("record")?;
         super::share_names(&mut record);
-        visit(lsn, record).map_err(|error| CodecError::Decode(format!("checkpoint lsn {lsn}: {error}")))?;
+        visit(lsn, record, reader.schema)
+            .map_err(|error| CodecError::Decode(format!("checkpoint lsn {lsn}: {error}")))?;
     }
     if !reader.bytes.is_empty() {
         return Err(CodecError::Trailing(reader.bytes.len()));
@@ -360,6 +418,7 @@ mod tests {
                         kind: InstructionKind::ForcedTransfer,
                         outcome: Ok("SB1".into()),
                         at_ms: lsn as i64,
+                        lsn: lsn - 1,
                     }))
                 } else {
                     Record::Movement(Arc::new(Movement {
@@ -391,7 +450,7 @@ mod tests {
 
     fn decoded(payload: &[u8]) -> Result<(CheckpointMeta, Vec<(u64, Record)>), CodecError> {
         let mut seen = Vec::new();
-        let meta = decode(payload, |lsn, record| {
+        let meta = decode(payload, |lsn, record, _| {
             seen.push((lsn, record));
             Ok(())
         })?;
@@ -476,15 +535,10 @@ mod tests {
                 },
             ],
             withdrawals: vec![(4, withdrawal)],
-            instructions: vec![InstructionImage {
-                lsn: last_lsn,
-                reference: "t-9".into(),
-                kind: InstructionKind::ForcedTransfer,
-                bank: None,
-                from: PartyImage::Account(AccountId(1)),
-                to: PartyImage::AccountNo("6222".into()),
-                amount: Money(7),
-            }],
+            pending: PendingInstructions::new(
+                (1..=last_lsn).filter(|lsn| lsn % 3 != 0).collect(),
+                [(2, "t-2".into()), (last_lsn, "t-9".into())],
+            ),
             totals: TotalsImage { balances: [1, -2, 3, i128::MAX, i128::MIN], records_posted: 40 },
             days: vec![(20_000, DayFigures { money_in_fen: 5, money_in_count: 1, ..DayFigures::default() })],
             bank_sync_failures: records
@@ -517,6 +571,51 @@ mod tests {
         assert!(decoded(&bytes).is_err(), "a state is not a records checkpoint");
     }
 
+    /// What a build before 2026-12-06 wrote: state schema 2, record schema
+    /// 1, the pending instructions in full.
+    fn encode_state_2(image: &StateImage, instructions: &[InstructionImage]) -> Vec<u8> {
+        assert!(image.bank_sync_failures.is_empty(), "schema 1 answers are not what this encoder writes");
+        let mut out = vec![STATE_SCHEMA_2, 1, PART_META];
+        put(&image.last_lsn, &mut out).expect("lsn");
+        put_part(PART_BANKS, &image.banks, &mut out).expect("banks");
+        put_part(PART_ENTITIES, &image.entities, &mut out).expect("entities");
+        put_part(PART_BOOKS, &image.books, &mut out).expect("books");
+        put_part(PART_WITHDRAWALS, &image.withdrawals, &mut out).expect("withdrawals");
+        put_part(PART_INSTRUCTIONS, instructions, &mut out).expect("instructions");
+        out.push(PART_TOTALS);
+        put(&image.totals, &mut out).expect("totals");
+        put_counted(&image.days, &mut out).expect("days");
+        put_counted(&image.bank_sync_failures, &mut out).expect("refusals");
+        out
+    }
+
+    #[test]
+    fn a_schema_2_state_reads_its_instructions_as_pending_schema_1_references() {
+        let mut old = image(40);
+        old.entities.retain(|(_, record)| !matches!(record, Record::BankSynced(_)));
+        old.bank_sync_failures.clear();
+        let instruction = |lsn: u64| InstructionImage {
+            lsn,
+            reference: format!("t-{lsn}").into(),
+            kind: InstructionKind::ForcedTransfer,
+            bank: None,
+            from: PartyImage::Account(AccountId(1)),
+            to: PartyImage::AccountNo("6222".into()),
+            amount: Money(7),
+        };
+        let instructions = [instruction(7), instruction(40)];
+        let decoded = decode_state(&encode_state_2(&old, &instructions)).expect("decode");
+        let expected =
+            PendingInstructions::new([7, 40].into_iter().collect(), [(7, "t-7".into()), (40, "t-40".into())]);
+        assert_eq!(decoded, StateImage { pending: expected.clone(), ..old.clone() });
+        // Written again, it is schema 3 and the same state.
+        let again = encode_state(&decoded).expect("encode");
+        assert_eq!(schema(&again), Some(STATE_SCHEMA));
+        assert_eq!(decode_state(&again).expect("decode").pending, expected);
+        let out_of_order = encode_state_2(&old, &[instruction(40), instruction(7)]);
+        assert!(decode_state(&out_of_order).is_err());
+    }
+
     #[test]
     fn a_state_with_lsns_out_of_order_or_past_its_own_is_refused() {
         let mut past = image(40);
@@ -535,7 +634,8 @@ mod tests {
 
     #[test]
     fn the_callers_refusal_stops_decoding() {
-        let error = decode(&encoded(5), |lsn, _| if lsn == 4 { Err("no".into()) } else { Ok(()) }).expect_err("stop");
+        let error =
+            decode(&encoded(5), |lsn, _, _| if lsn == 4 { Err("no".into()) } else { Ok(()) }).expect_err("stop");
         assert!(error.to_string().contains("lsn 4"), "{error}");
     }
 

@@ -6,6 +6,7 @@ pub mod account;
 pub mod ids;
 pub mod keyed_ids;
 pub mod money;
+pub mod pending;
 pub mod record;
 pub mod registry;
 pub mod suspense;

@@ -7,7 +7,14 @@
 //!
 //! Schema evolution: variants are only ever appended; the codec prefixes
 //! every payload with [`RECORD_SCHEMA_VERSION`], and a reader refuses a
-//! version it does not know rather than guess.
+//! version it does not know rather than guess. A type whose fields changed
+//! between versions decodes by the payload's version ([`RecordSchema`], the
+//! decoder's context).
+//!
+//! | version | change |
+//! |---|---|
+//! | 1 | the first |
+//! | 2 | [`BankSync::lsn`]: a bank's answer names the lsn of the record it answers |
 
 use std::sync::Arc;
 
@@ -16,9 +23,18 @@ use bincode::{Decode, Encode};
 use super::ids::{AccountId, ApplicationId, DiscrepancyId, ReconciliationId, SuspenseId};
 use super::money::Money;
 
-pub const RECORD_SCHEMA_VERSION: u8 = 1;
+/// The version this build writes.
+pub const RECORD_SCHEMA_VERSION: u8 = 2;
+/// The oldest version this build still reads.
+pub const RECORD_SCHEMA_OLDEST: u8 = 1;
+
+/// The schema version of the payload being decoded: the context of every
+/// record decode, so that a type can read what an older version wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordSchema(pub u8);
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[bincode(decode_context = "RecordSchema")]
 pub enum Record {
     ApplicationCreated(Arc<Application>),
     ApplicationApproved(ApplicationDecision),
@@ -295,7 +311,7 @@ impl InstructionKind {
 }
 
 /// The bank's final answer to one outbox instruction.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode)]
 pub struct BankSync {
     pub reference: Box<str>,
     pub bank: Box<str>,
@@ -303,7 +319,29 @@ pub struct BankSync {
     /// `Ok(bank_serial)` when confirmed, `Err(reason)` on a definitive refusal.
     pub outcome: Result<Box<str>, Box<str>>,
     pub at_ms: i64,
+    /// The lsn of the record whose instruction this answers (schema 2 on),
+    /// so that pending work is kept as a set of lsns, not of references;
+    /// 0 in an answer recorded under schema 1, which names only the
+    /// reference.
+    pub lsn: u64,
 }
+
+impl Decode<RecordSchema> for BankSync {
+    fn decode<D: bincode::de::Decoder<Context = RecordSchema>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let schema = *decoder.context();
+        Ok(Self {
+            reference: Decode::decode(decoder)?,
+            bank: Decode::decode(decoder)?,
+            kind: Decode::decode(decoder)?,
+            outcome: Decode::decode(decoder)?,
+            at_ms: Decode::decode(decoder)?,
+            lsn: if schema.0 >= 2 { Decode::decode(decoder)? } else { 0 },
+        })
+    }
+}
+bincode::impl_borrow_decode_with_context!(BankSync, RecordSchema);
 
 /// What a bank statement line is (API.md, Reconciliation: `kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]

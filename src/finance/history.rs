@@ -35,11 +35,13 @@ use hashbrown::HashMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::actors::log::{Appended, FeedBacklog};
-use crate::actors::outbox::{instruction_for, BankWork, OutboxSender};
+use crate::actors::outbox::{
+    instruction_for, instruction_reference, BankWork, Deferred, InstructionQueue, OutboxSender,
+};
 use crate::domain::account::Balance;
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
@@ -536,9 +538,12 @@ fn payee(movement: &Movement) -> AccountId {
 pub struct History {
     state: RwLock<HistoryState>,
     applied: watch::Sender<u64>,
-    /// Where durable records that the bank must act on go (set once the
-    /// outbox runs; before that nothing is appended).
-    outbox: std::sync::OnceLock<OutboxSender>,
+    /// Where durable records that the bank must act on go, and the places
+    /// of its instruction queue (set once the outbox runs).
+    outbox: std::sync::OnceLock<(OutboxSender, Arc<InstructionQueue>)>,
+    /// Instructions that wait in the log for room in the queue (only the
+    /// indexer takes this lock, and `set_outbox` once).
+    deferred: Mutex<Deferred>,
     /// Where history older than [`HistoryState::recent`] lives; `None` in
     /// tests that keep everything in memory.
     archive: Option<Arc<Archive>>,
@@ -562,6 +567,7 @@ impl History {
             state: RwLock::new(state),
             applied,
             outbox: std::sync::OnceLock::new(),
+            deferred: Mutex::new(Deferred::default()),
             archive,
             id_indexes: std::sync::OnceLock::new(),
             memory_records: memory_records.max(1),
@@ -569,9 +575,19 @@ impl History {
     }
 
     /// Connect the outbox: from now on every durable record the bank must
-    /// act on is handed to it, in lsn order.
-    pub fn set_outbox(&self, outbox: OutboxSender) {
-        let _ = self.outbox.set(outbox);
+    /// act on is handed to it, in lsn order, after the instructions start-up
+    /// found `pending` (the lsns of their records, all at or below
+    /// `resumed_through`), which are read back from the log as the queue
+    /// has room.
+    pub fn set_outbox(
+        &self,
+        outbox: OutboxSender,
+        queue: Arc<InstructionQueue>,
+        pending: roaring::RoaringTreemap,
+        resumed_through: u64,
+    ) {
+        self.deferred.lock().resume(pending, resumed_through);
+        let _ = self.outbox.set((outbox, queue));
     }
 
     /// Connect the gateway's id indexes (client ids, notifications): they
@@ -584,28 +600,87 @@ impl History {
         let _ = self.id_indexes.set([ids, notifications]);
     }
 
-    /// The bank work a durable record asks for (`state` already holds it).
-    fn bank_work(state: &HistoryState, record: &Record) -> Option<BankWork> {
-        match record {
-            Record::WithdrawalRequested(withdrawal) => {
-                Some(BankWork::Payout { withdrawal: Arc::clone(withdrawal), resumed: false })
-            }
-            // Past the outbox's bound the instruction waits in the log for
-            // the next start-up (see `actors::outbox`).
-            _ => instruction_for(record, &state.suspense, false)
-                .filter(|_| crate::actors::outbox::reserve_instruction())
-                .map(BankWork::Instruction),
+    /// The bank work the durable record at `lsn` asks for (`state` already
+    /// holds it). An instruction that finds no place in the queue, or
+    /// others deferred before it, is deferred (see `actors::outbox`).
+    fn bank_work(&self, state: &HistoryState, deferred: &mut Deferred, lsn: u64, record: &Record) -> Option<BankWork> {
+        if let Record::WithdrawalRequested(withdrawal) = record {
+            return Some(BankWork::Payout { withdrawal: Arc::clone(withdrawal), resumed: false });
         }
+        instruction_reference(record, &state.suspense)?;
+        let queued = deferred.is_empty() && self.outbox.get().is_some_and(|(_, queue)| queue.reserve());
+        if !queued {
+            deferred.defer(lsn);
+            return None;
+        }
+        instruction_for(lsn, record, &state.suspense, false).map(BankWork::Instruction)
     }
 
     fn to_outbox(&self, work: BankWork) {
         match self.outbox.get() {
             // A send error means the actor system stopped: shutting down.
-            Some(outbox) => {
+            Some((outbox, _)) => {
                 let _ = outbox.send(work);
             }
             None => tracing::error!(?work, "bank work before the outbox runs; it is sent after a restart"),
         }
+    }
+
+    /// Hand deferred instructions to the outbox while its queue has room,
+    /// oldest first, read back from the log in runs: at most
+    /// [`crate::limits::BANK_REFILL_RECORDS_MAX`] per call. A record that
+    /// cannot be read or decoded is logged and left to the next start-up
+    /// (it is still pending in the log), so that it cannot stall the rest.
+    fn refill(&self, wal: &fundledger_wal::Wal) {
+        let Some((outbox, queue)) = self.outbox.get() else {
+            return;
+        };
+        let mut deferred = self.deferred.lock();
+        let room = queue.room().min(crate::limits::BANK_REFILL_RECORDS_MAX);
+        if room == 0 || deferred.is_empty() {
+            deferred.report();
+            return;
+        }
+        let (runs, lsns) = deferred.next_runs(room);
+        let mut records = Vec::with_capacity(lsns.len());
+        for (first, last) in runs {
+            let read = wal.read_run(first, last, |lsn, payload| {
+                if deferred.contains(lsn) {
+                    match crate::codec::decode(payload) {
+                        Ok(record) => records.push((lsn, record)),
+                        Err(error) => {
+                            tracing::error!(lsn, %error, "a deferred bank instruction's record does not decode")
+                        }
+                    }
+                }
+                std::ops::ControlFlow::Continue(())
+            });
+            if let Err(error) = read {
+                tracing::error!(first, last, %error, "deferred bank instructions cannot be read; the next start-up tries again");
+            }
+        }
+        let state = self.state.read();
+        let mut stopped_at = None;
+        for (lsn, record) in records {
+            let resumed = deferred.is_resumed(lsn);
+            match instruction_for(lsn, &record, &state.suspense, resumed) {
+                Some(work) if queue.reserve() => {
+                    let _ = outbox.send(BankWork::Instruction(work));
+                }
+                // Only this thread takes places, so the room is still
+                // there; should it not be, the rest waits.
+                Some(_) => {
+                    stopped_at = Some(lsn);
+                    break;
+                }
+                None => tracing::error!(lsn, "a deferred record asks for no bank instruction"),
+            }
+        }
+        drop(state);
+        // Everything before a stop was handed over, or cannot be read (and
+        // is left to the next start-up).
+        deferred.sent(lsns.into_iter().filter(|lsn| stopped_at.is_none_or(|stop| *lsn < stop)));
+        deferred.report();
     }
 
     /// Wait until every record up to `lsn` is indexed, then read.
@@ -907,7 +982,22 @@ impl History {
         // of the outbox and the bank after it, serves all of them (at
         // `single` rates a pass per append cost more in thread switches
         // than in indexing; docs/PERFORMANCE.md).
-        while let Ok(first) = feed.recv() {
+        loop {
+            // Idle: look for room for deferred instructions now and then
+            // (start-up's come with `set_outbox`, while this thread waits).
+            let poll_ms = if self.deferred.lock().is_empty() {
+                crate::limits::BANK_REFILL_IDLE_POLL_MS
+            } else {
+                crate::limits::BANK_REFILL_POLL_MS
+            };
+            let first = match feed.recv_timeout(std::time::Duration::from_millis(poll_ms)) {
+                Ok(first) => first,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.refill(&wal);
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             waiting.insert(first.first_lsn, first.records);
             loop {
                 std::thread::sleep(gather);
@@ -942,11 +1032,14 @@ impl History {
             }
             let next_lsn = *next;
             let mut state = self.state.write();
+            let mut deferred = self.deferred.lock();
             let mut work = Vec::new();
             for (offset, record) in records.iter().enumerate() {
-                state.apply(next_lsn + offset as u64, record);
-                work.extend(Self::bank_work(&state, record));
+                let lsn = next_lsn + offset as u64;
+                state.apply(lsn, record);
+                work.extend(self.bank_work(&state, &mut deferred, lsn, record));
             }
+            drop(deferred);
             let flush = writer
                 .as_ref()
                 .is_some_and(|_| state.recent.records() >= self.memory_records && state.flushing.records() == 0);
@@ -973,6 +1066,7 @@ impl History {
             }
             *next = last + 1;
         }
+        self.refill(wal);
         true
     }
 
@@ -1128,6 +1222,7 @@ mod tests {
             kind: InstructionKind::ForcedTransfer,
             outcome: outcome.map(Into::into).map_err(Into::into),
             at_ms: 0,
+            lsn: 0,
         }))
     }
 

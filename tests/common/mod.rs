@@ -242,6 +242,8 @@ pub struct Options {
     pub max_body_bytes: Option<u64>,
     /// `limits.max_statement_bytes` (uploaded reconciliation statements).
     pub max_statement_bytes: Option<u64>,
+    /// `limits.bank_queue_instructions` (instructions waiting in memory).
+    pub bank_queue_instructions: Option<u64>,
     pub sign_delay_ms: u64,
     pub segment_bytes: u64,
     /// `wal.checkpoint_every_records` (API.md's default unless a test lowers it).
@@ -260,6 +262,7 @@ impl Default for Options {
         Options {
             max_body_bytes: None,
             max_statement_bytes: None,
+            bank_queue_instructions: None,
             sign_delay_ms: 20,
             segment_bytes: 1_048_576,
             checkpoint_every_records: 1_000_000,
@@ -272,8 +275,12 @@ impl Default for Options {
 
 fn config_toml(data_dir: &Path, options: &Options) -> String {
     let mut limits = String::new();
-    if options.max_body_bytes.is_some() || options.max_statement_bytes.is_some() {
+    let limited = [options.max_body_bytes, options.max_statement_bytes, options.bank_queue_instructions];
+    if limited.iter().any(Option::is_some) {
         limits.push_str("\n[limits]\n");
+    }
+    if let Some(max) = options.bank_queue_instructions {
+        limits.push_str(&format!("bank_queue_instructions = {max}\n"));
     }
     if let Some(max) = options.max_body_bytes {
         limits.push_str(&format!("max_body_bytes = {max}\n"));
