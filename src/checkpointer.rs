@@ -8,7 +8,7 @@
 //! the state at lsn N+1 from checkpoint N (or from lsn 1) plus the
 //! *durable* records after it, read back from the segments, folded by
 //! recovery's own code ([`Recovered::for_checkpoint`]), and writes that
-//! state (schema 2, [`crate::codec::checkpoint`]); so a checkpoint only
+//! state (schema 3, [`crate::codec::checkpoint`]); so a checkpoint only
 //! ever reflects records that were acknowledged-durable, and every run
 //! exercises the start-up path.
 //!

@@ -56,7 +56,7 @@ impl Default for LimitsConfig {
         Self {
             max_body_bytes: 16 * 1024 * 1024,
             max_statement_bytes: 512 * 1024 * 1024,
-            bank_queue_instructions: 1_000_000,
+            bank_queue_instructions: 65_536,
         }
     }
 }

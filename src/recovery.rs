@@ -8,7 +8,7 @@
 //! books exactly.
 //!
 //! A checkpoint is loaded here too ([`Recovered::load_checkpoint`]): a
-//! state checkpoint ([`crate::codec::checkpoint`], schema 2) is restored
+//! state checkpoint ([`crate::codec::checkpoint`], schema 3 or 2) is restored
 //! from its image ([`Recovered::image`] is the other direction: the
 //! checkpointer folds the log with this same code and writes the image);
 //! an old records checkpoint (schema 1) is folded like the log.
@@ -182,7 +182,7 @@ impl Recovered {
             return Err("a checkpoint is loaded into an empty state".into());
         }
         match checkpoint::schema(payload) {
-            Some(checkpoint::STATE_SCHEMA) => {
+            Some(checkpoint::STATE_SCHEMA | checkpoint::STATE_SCHEMA_2) => {
                 let image = checkpoint::decode_state(payload).map_err(|error| error.to_string())?;
                 self.restore(image)?;
             }

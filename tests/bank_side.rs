@@ -649,14 +649,23 @@ fn metric(server: &Server, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `count` transfers of 0.01 from `a` to `b` in one batch; their ids.
-fn transfer_batch(server: &Server, a: &str, b: &str, count: usize) -> Vec<String> {
+/// `count` transfers of 0.01 from `a` to `b` in one batch; their ids and
+/// lsns.
+fn transfer_batch(server: &Server, a: &str, b: &str, count: usize) -> Vec<(String, u64)> {
     let ids: Vec<String> = (0..count).map(|_| uid("q")).collect();
     let items: Vec<Value> =
         ids.iter().map(|id| json!({"id": id, "type": "transfer", "payer": a, "payee": b, "amount": "0.01"})).collect();
     let (status, body) = server.batch(&items);
     assert_eq!(status, 200, "{}", short(&body));
-    ids
+    let results = body["results"].as_array().expect("results");
+    ids.into_iter()
+        .zip(results)
+        .map(|(id, result)| {
+            assert_eq!(result["status"], 201, "{result}");
+            let lsn = result["body"]["lsn"].as_u64().unwrap_or_else(|| panic!("no lsn: {result}"));
+            (id, lsn)
+        })
+        .collect()
 }
 
 /// With room for three instructions in memory, the rest of a batch's wait
@@ -673,7 +682,7 @@ fn instructions_past_the_queue_wait_in_the_log_and_reach_the_bank_in_order_once(
     let (a, a_sub) = server.open_account("上海子化工有限公司");
     let (b, _) = server.open_account("上海丑钢铁有限公司");
     server.deposit(&a_sub, "上海子化工有限公司", "1000.00");
-    let mut ids = transfer_batch(&server, &a, &b, 300);
+    let mut ids: Vec<String> = transfer_batch(&server, &a, &b, 300).into_iter().map(|(id, _)| id).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     while instructions(&server).len() < ids.len() {
         assert!(Instant::now() < deadline, "deferred instructions never reached the bank");
@@ -690,8 +699,8 @@ fn instructions_past_the_queue_wait_in_the_log_and_reach_the_bank_in_order_once(
     // most of the next batch still waits, then kill -9.
     set_bank_faults(&mut server, 0.9, 0.0);
     let more = transfer_batch(&server, &a, &b, 1200);
-    let last = more.last().expect("a batch");
-    let lsn = server.get_ok(&format!("/v1/transfers/{last}"), FINANCE)["lsn"].as_u64().expect("lsn");
+    let (last, lsn) = more.last().cloned().expect("a batch");
+    let more: Vec<String> = more.into_iter().map(|(id, _)| id).collect();
     server.wait_for_checkpoint(lsn.saturating_sub(200));
     assert_eq!(server.get_ok(&format!("/v1/transfers/{last}"), FINANCE)["bank_sync"]["status"], "pending");
     assert!(metric(&server, "fundledger_bank_work_deferred") > 0.0, "{}", server.stderr_tail());
@@ -708,6 +717,57 @@ fn instructions_past_the_queue_wait_in_the_log_and_reach_the_bank_in_order_once(
     server.stop();
     let (ok, report) = server.wal_verify();
     assert!(ok, "{report}");
+}
+
+/// A state checkpoint of schema 2 (what builds before 2026-12-06 wrote:
+/// the pending instructions in full, record schema 1) still starts the
+/// server, and each instruction it lists reaches the bank once.
+#[test]
+fn a_server_starts_from_a_schema_2_checkpoint_and_sends_what_it_lists_as_pending() {
+    use fundledger::codec::checkpoint::{decode_state, encode_state_2, InstructionImage, PartyImage};
+    use fundledger::domain::{ids::AccountId, money::Money, record::InstructionKind};
+
+    let mut server = Server::start_with(Options { checkpoint_every_records: 1000, ..Options::default() });
+    let (a, a_sub) = server.open_account("上海寅化工有限公司");
+    let (b, _) = server.open_account("上海卯钢铁有限公司");
+    server.deposit(&a_sub, "上海寅化工有限公司", "100.00");
+    // Every bank call fails: nothing is answered, everything stays pending.
+    set_bank_faults(&mut server, 1.0, 0.0);
+    let sent = transfer_batch(&server, &a, &b, 1100);
+    let at = server.wait_for_checkpoint(1000);
+    server.stop();
+    let wal_dir = server.data_dir.join("wal");
+    let (lsn, payload) = fundledger_wal::load_latest_checkpoint(&wal_dir, 1 << 30).expect("read").expect("one");
+    assert_eq!(lsn, at);
+    let image = decode_state(&payload).expect("a state checkpoint");
+    let covered: Vec<&(String, u64)> = sent.iter().filter(|(_, lsn)| *lsn <= at).collect();
+    assert!(covered.len() >= 900, "the checkpoint holds most of the batch");
+    let pending: Vec<u64> = image.pending.lsns().iter().collect();
+    assert_eq!(pending, covered.iter().map(|(_, lsn)| *lsn).collect::<Vec<_>>(), "each unanswered, by lsn");
+    let number = |id: &str| AccountId(id.trim_start_matches('F').parse().expect("account number"));
+    let listed: Vec<InstructionImage> = covered
+        .iter()
+        .map(|(id, lsn)| InstructionImage {
+            lsn: *lsn,
+            reference: id.as_str().into(),
+            kind: InstructionKind::ForcedTransfer,
+            bank: None,
+            from: PartyImage::Account(number(&a)),
+            to: PartyImage::Account(number(&b)),
+            amount: Money(1),
+        })
+        .collect();
+    let old = encode_state_2(&image, &listed).expect("encode schema 2");
+    fundledger_wal::write_checkpoint(&wal_dir, at, &old).expect("write");
+    set_bank_faults(&mut server, 0.0, 0.0);
+    assert_eq!(server.loaded_checkpoint(), at, "the schema-2 checkpoint was used: {}", server.stdout());
+    for (id, _) in &sent {
+        assert_eq!(wait_bank_sync(&server, id)["bank_sync"]["status"], "confirmed");
+    }
+    let booked = instructions(&server);
+    assert_eq!(booked.len(), sent.len(), "each instruction once");
+    server.assert_consistent(&a);
+    server.assert_consistent(&b);
 }
 
 /// Waits until the server process has died (its crash point fired).

@@ -233,6 +233,34 @@ pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
     Ok(StateImage { last_lsn, banks, entities, books, withdrawals, pending, totals, days, bank_sync_failures })
 }
 
+/// Encodes `image` as a build before 2026-12-06 wrote it: state schema 2,
+/// record schema 1, with `instructions` in full in place of
+/// `image.pending`. The server no longer writes these; tests do, to check
+/// that an upgraded server still starts from one.
+pub fn encode_state_2(image: &StateImage, instructions: &[InstructionImage]) -> Result<Vec<u8>, CodecError> {
+    let schema_1 = |record: &Record| !matches!(record, Record::BankSynced(_));
+    if !image.entities.iter().all(|(_, record)| schema_1(record)) {
+        return Err(CodecError::Encode("an entity record that schema 1 wrote differently".into()));
+    }
+    let mut out = vec![STATE_SCHEMA_2, 1, PART_META];
+    put(&image.last_lsn, &mut out)?;
+    put_part(PART_BANKS, &image.banks, &mut out)?;
+    put_part(PART_ENTITIES, &image.entities, &mut out)?;
+    put_part(PART_BOOKS, &image.books, &mut out)?;
+    put_part(PART_WITHDRAWALS, &image.withdrawals, &mut out)?;
+    put_part(PART_INSTRUCTIONS, instructions, &mut out)?;
+    out.push(PART_TOTALS);
+    put(&image.totals, &mut out)?;
+    put_counted(&image.days, &mut out)?;
+    // A schema-1 answer: the same fields without the lsn.
+    put(&(image.bank_sync_failures.len() as u64), &mut out)?;
+    for (lsn, sync) in &image.bank_sync_failures {
+        put(lsn, &mut out)?;
+        put(&(&sync.reference, &sync.bank, &sync.kind, &sync.outcome, &sync.at_ms), &mut out)?;
+    }
+    Ok(out)
+}
+
 /// Lsns strictly ascending, from 1, none past `last_lsn`.
 fn ascending(lsns: impl Iterator<Item = u64>, last_lsn: u64, what: &str) -> Result<(), CodecError> {
     let mut previous = 0;
@@ -571,29 +599,11 @@ mod tests {
         assert!(decoded(&bytes).is_err(), "a state is not a records checkpoint");
     }
 
-    /// What a build before 2026-12-06 wrote: state schema 2, record schema
-    /// 1, the pending instructions in full.
-    fn encode_state_2(image: &StateImage, instructions: &[InstructionImage]) -> Vec<u8> {
-        assert!(image.bank_sync_failures.is_empty(), "schema 1 answers are not what this encoder writes");
-        let mut out = vec![STATE_SCHEMA_2, 1, PART_META];
-        put(&image.last_lsn, &mut out).expect("lsn");
-        put_part(PART_BANKS, &image.banks, &mut out).expect("banks");
-        put_part(PART_ENTITIES, &image.entities, &mut out).expect("entities");
-        put_part(PART_BOOKS, &image.books, &mut out).expect("books");
-        put_part(PART_WITHDRAWALS, &image.withdrawals, &mut out).expect("withdrawals");
-        put_part(PART_INSTRUCTIONS, instructions, &mut out).expect("instructions");
-        out.push(PART_TOTALS);
-        put(&image.totals, &mut out).expect("totals");
-        put_counted(&image.days, &mut out).expect("days");
-        put_counted(&image.bank_sync_failures, &mut out).expect("refusals");
-        out
-    }
-
     #[test]
     fn a_schema_2_state_reads_its_instructions_as_pending_schema_1_references() {
         let mut old = image(40);
+        // Not entities in any real state; schema 1 wrote them differently.
         old.entities.retain(|(_, record)| !matches!(record, Record::BankSynced(_)));
-        old.bank_sync_failures.clear();
         let instruction = |lsn: u64| InstructionImage {
             lsn,
             reference: format!("t-{lsn}").into(),
@@ -604,15 +614,22 @@ mod tests {
             amount: Money(7),
         };
         let instructions = [instruction(7), instruction(40)];
-        let decoded = decode_state(&encode_state_2(&old, &instructions)).expect("decode");
+        let decoded = decode_state(&encode_state_2(&old, &instructions).expect("encode")).expect("decode");
         let expected =
             PendingInstructions::new([7, 40].into_iter().collect(), [(7, "t-7".into()), (40, "t-40".into())]);
-        assert_eq!(decoded, StateImage { pending: expected.clone(), ..old.clone() });
+        // Schema 1 answers name no lsn: they read back as lsn 0.
+        let failures = old
+            .bank_sync_failures
+            .iter()
+            .map(|(lsn, sync)| (*lsn, Arc::new(BankSync { lsn: 0, ..(**sync).clone() })))
+            .collect();
+        assert!(old.bank_sync_failures.iter().all(|(_, sync)| sync.lsn != 0), "the test has answers with lsns");
+        assert_eq!(decoded, StateImage { pending: expected.clone(), bank_sync_failures: failures, ..old.clone() });
         // Written again, it is schema 3 and the same state.
         let again = encode_state(&decoded).expect("encode");
         assert_eq!(schema(&again), Some(STATE_SCHEMA));
         assert_eq!(decode_state(&again).expect("decode").pending, expected);
-        let out_of_order = encode_state_2(&old, &[instruction(40), instruction(7)]);
+        let out_of_order = encode_state_2(&old, &[instruction(40), instruction(7)]).expect("encode");
         assert!(decode_state(&out_of_order).is_err());
     }
 
