@@ -38,12 +38,11 @@
 //! are as many as withdrawals in processing). What the log left pending at
 //! start-up is deferred the same way, marked resumed (asked about first).
 //!
-//! Metrics: `fundledger_bank_work_deferred_total` counts deferrals,
-//! `fundledger_bank_work_deferred` is how many wait in the log now.
-//!
 //! Metrics: `fundledger_bank_work_enqueued_total` and
 //! `fundledger_bank_work_answered_total` (by `kind`, `payout` or
-//! `instruction`); their difference is the work waiting for the bank.
+//! `instruction`); their difference is the work waiting for the bank in
+//! memory. `fundledger_bank_work_deferred_total` counts deferrals, and
+//! `fundledger_bank_work_deferred` is how many wait in the log now.
 //!
 //! Must not change balances: it sends messages to account actors and
 //! appends only `BankSynced` facts.
@@ -115,12 +114,25 @@ impl InstructionQueue {
 /// Deferred instructions: the lsns of the durable records that ask for
 /// them, waiting in the log for room in the [`InstructionQueue`]. Owned by
 /// the history indexer, which reads them back ([`Deferred::next_runs`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Deferred {
     lsns: RoaringTreemap,
     /// Records up to here were folded at start-up: their instructions may
     /// have reached the bank before a crash, so they are asked about first.
     resumed_through: u64,
+    /// `fundledger_bank_work_deferred_total`, looked up once: a deferral
+    /// happens per instruction while the bank is behind.
+    deferrals: metrics::Counter,
+}
+
+impl Default for Deferred {
+    fn default() -> Self {
+        Self {
+            lsns: RoaringTreemap::new(),
+            resumed_through: 0,
+            deferrals: metrics::counter!("fundledger_bank_work_deferred_total"),
+        }
+    }
 }
 
 /// Lsns at most this far apart are read as one run: the records between
@@ -137,7 +149,7 @@ impl Deferred {
 
     pub fn defer(&mut self, lsn: u64) {
         self.lsns.insert(lsn);
-        metrics::counter!("fundledger_bank_work_deferred_total").increment(1);
+        self.deferrals.increment(1);
     }
 
     pub fn is_empty(&self) -> bool {
