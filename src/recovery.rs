@@ -29,7 +29,7 @@ use crate::domain::account::{AccountBook, AccountStatus, Balance};
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::pending::PendingInstructions;
-use crate::domain::record::{Notification, PayoutOutcome, Record, RecordSchema, Withdrawal, RECORD_SCHEMA_VERSION};
+use crate::domain::record::{Notification, PayoutOutcome, Record, RecordSchema, Withdrawal};
 use crate::domain::registry::Applications;
 use crate::domain::suspense::SuspenseBook;
 use crate::finance::history::HistoryState;
@@ -301,11 +301,6 @@ impl Recovered {
         index
             .and_then(|index| self.accounts.get_mut(index))
             .ok_or_else(|| format!("lsn {lsn}: record names account {id}, which no earlier record opened"))
-    }
-
-    /// Apply one record of this build's schema, in lsn order.
-    pub fn apply(&mut self, lsn: u64, record: &Record) -> Result<(), String> {
-        self.apply_of_schema(lsn, record, RecordSchema(RECORD_SCHEMA_VERSION))
     }
 
     /// Decode a payload from the log and apply it, in lsn order.

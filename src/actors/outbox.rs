@@ -192,7 +192,7 @@ impl Deferred {
 
     /// Sets `fundledger_bank_work_deferred`.
     pub fn report(&self) {
-        metrics::gauge!("fundledger_bank_work_deferred").set(self.lsns.len() as f64);
+        metrics::gauge!("fundledger_bank_work_deferred").set(self.len() as f64);
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! An answer names the lsn it answers ([`BankSync::lsn`], record schema 2).
 //! One recorded under schema 1 names only the reference, so the references
-//! of instructions asked for under schema 1 are kept too ([`Self::legacy`])
+//! of instructions asked for under schema 1 are kept too
+//! ([`PendingInstructions::legacy`])
 //! until answered: a log written before the upgrade is folded exactly, and
 //! that map never grows after it (no new record is of schema 1).
 //!
@@ -83,10 +84,6 @@ impl PendingInstructions {
 
     pub fn is_empty(&self) -> bool {
         self.lsns.is_empty()
-    }
-
-    pub fn contains(&self, lsn: u64) -> bool {
-        self.lsns.contains(lsn)
     }
 
     /// Every legacy reference names a pending lsn.
