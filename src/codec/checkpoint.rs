@@ -95,8 +95,9 @@ pub struct StateImage {
     pub entities: Vec<(u64, Record)>,
     pub books: Vec<BookImage>,
     pub withdrawals: Vec<(u64, Arc<Withdrawal>)>,
-    /// Read from a schema-2 checkpoint: its instructions' lsns, and their
-    /// references as schema-1 ones (an old build wrote them).
+    /// Instructions without the bank's answer, by the lsns of their
+    /// records. From a schema-2 checkpoint their references are kept too,
+    /// as schema-1 ones (an old build wrote them).
     pub pending: PendingInstructions,
     pub totals: TotalsImage,
     pub days: Vec<(i64, DayFigures)>,
