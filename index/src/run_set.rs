@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use crate::error::{hex, IndexError};
 use crate::limits::RUN_SET_RUNS_MAX;
-use crate::merge::merge;
+use crate::merge::merge_as;
 use crate::run::{Direction, Entry, Run, RunRange};
 use crate::writer::{sync_directory, RunSpec, RunWriter};
 
@@ -243,7 +243,7 @@ impl RunSet {
         let first = inputs[0].first;
         let watermark = inputs[count - 1].last();
         let path = self.directory.join(run_file_name(first, watermark));
-        Ok(MergeJob { first, watermark, inputs, path })
+        Ok(MergeJob { first, watermark, inputs, path, spec: self.spec })
     }
 
     /// Replaces a merge's inputs by its output and deletes their files. The
@@ -270,16 +270,21 @@ impl RunSet {
         sync_directory(&self.directory)
     }
 
-    /// Where the newest `fanout` runs start, if they all share one size
-    /// tier (tier: floor(log_fanout of entries)): the next merge of
+    /// Where the newest `fanout` neighbouring runs that share one size tier
+    /// start (tier: floor(log_fanout of entries)), if any: the next merge of
     /// size-tiered merging, under which a run is rewritten about
     /// log_fanout(history / flush) times and a set holds at most about
-    /// `fanout - 1` runs per tier.
+    /// `fanout - 1` runs per tier. Not only the newest runs: runs written
+    /// while a merge ran sit above its output, and the output's tier must
+    /// still fill and merge.
     pub fn full_tier(&self, fanout: usize) -> Option<usize> {
-        let start = self.members.len().checked_sub(fanout.max(2))?;
-        let tier = |entries: u64| entries.max(1).ilog(fanout.max(2) as u64);
-        let first = tier(self.members[start].run.entry_count());
-        self.members[start..].iter().all(|member| tier(member.run.entry_count()) == first).then_some(start)
+        let fanout = fanout.max(2);
+        let tier = |member: &Member| member.run.entry_count().max(1).ilog(fanout as u64);
+        let last_start = self.members.len().checked_sub(fanout)?;
+        (0..=last_start).rev().find(|&start| {
+            let window = &self.members[start..start + fanout];
+            window.iter().all(|member| tier(member) == tier(&window[0]))
+        })
     }
 
     /// Whether some run's Bloom filter admits `prefix` (at least P bytes):
@@ -322,6 +327,8 @@ pub struct MergeJob {
     watermark: u64,
     inputs: Vec<Member>,
     path: PathBuf,
+    /// The set's: the output takes its block size.
+    spec: RunSpec,
 }
 
 impl MergeJob {
@@ -333,7 +340,7 @@ impl MergeJob {
     /// Writes the merged run (temporary file, fsync, rename, directory fsync).
     pub fn run(&self) -> Result<Run, IndexError> {
         let runs: Vec<&Run> = self.inputs.iter().map(|member| member.run.as_ref()).collect();
-        merge(&runs, &self.path, self.watermark)
+        merge_as(&runs, self.spec, &self.path, self.watermark)
     }
 }
 

@@ -229,3 +229,43 @@ fn a_merge_runs_beside_new_writes_and_old_snapshots_keep_reading() {
     let output = stale.run();
     assert!(output.is_err() || set.finish_merge(stale, output.unwrap()).is_err());
 }
+
+/// Entries `[0, lsn, 0]` for lsns `first ..= last`: `last - first + 1` of them.
+fn write_sized(set: &mut RunSet, first: u8, last: u8) {
+    let model: Model = (first..=last).map(|lsn| (vec![0, lsn, 0], vec![lsn])).collect();
+    set.write_run(u64::from(first), u64::from(last), 1, &model).unwrap();
+}
+
+#[test]
+fn a_full_tier_below_newer_runs_is_found_and_merged() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    // Four runs of 4 entries (tier 1 of fanout 4), then one of 1 (tier 0) on top:
+    // as when a flush lands while the merge that made them ran.
+    for first in [1u8, 5, 9, 13] {
+        write_sized(&mut set, first, first + 3);
+    }
+    write_sized(&mut set, 17, 17);
+    assert_eq!(set.full_tier(4), Some(0));
+    set.merge_runs(0, 4).unwrap();
+    assert_eq!(set.runs().len(), 2);
+    assert_eq!(set.full_tier(4), None);
+    assert_eq!(everything(&set).len(), 17);
+}
+
+#[test]
+fn a_merge_writes_at_the_sets_block_size() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    write_sized(&mut set, 1, 8);
+    write_sized(&mut set, 9, 16);
+    assert_eq!(set.runs()[0].run.block_count(), 4, "2 entries a block");
+    drop(set);
+    // The same table opened with larger blocks: old runs read as they are.
+    let larger = RunSpec { entries_per_block: 8, ..spec() };
+    let mut set = RunSet::open(directory.path(), larger).unwrap();
+    assert_eq!(everything(&set).len(), 16);
+    set.merge_runs(0, 2).unwrap();
+    assert_eq!(set.runs()[0].run.block_count(), 2, "16 entries, 8 a block");
+    assert_eq!(everything(&set).len(), 16);
+}

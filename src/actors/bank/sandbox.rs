@@ -986,6 +986,29 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_index_merges_tier_after_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        // One answer in memory: every call writes a run of one.
+        let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 1).unwrap();
+        for n in 0..64 {
+            books.instruct(&forced(&format!("t-{n}"))).unwrap().unwrap();
+            // Each merge done before the next call: its output must still
+            // merge once its tier fills, below the newer runs.
+            settled(&books);
+        }
+        let sizes = books.books().unwrap().references.run_sizes();
+        // 64 runs of one merge 4 at a time into runs of 4, 16, 64; a merge
+        // waits for the next call, so a tier may hold 4 runs, never more.
+        for size in [1, 4, 16] {
+            let in_tier = sizes.iter().filter(|&&entries| entries == size).count();
+            assert!(in_tier <= 4, "{in_tier} runs of {size} entries: {sizes:?}");
+        }
+        assert_eq!(sizes.iter().sum::<u64>(), 64);
+        assert_eq!(books.query("t-0").unwrap(), Some(Ok("SB000000000001".into())));
+        assert_eq!(books.instruct(&forced("t-17")).unwrap(), Ok("SB000000000018".into()), "booked once");
+    }
+
+    #[test]
     fn an_index_beyond_its_books_or_damaged_is_built_again() {
         let dir = tempfile::tempdir().unwrap();
         let books = SandboxBooks::open_with(config(0.0, 0.0), dir.path(), 2).unwrap();
