@@ -1,8 +1,27 @@
 //! The Bloom filter over key prefixes (layout and probe rule in
 //! [`crate::format`]). Owns the bit array only; it never reads a file.
+//!
+//! # Folding
+//!
+//! A prefix's line is `(hash × lines) >> 64`, and its bits within the line
+//! come from a second hash that does not depend on `lines`. So for a
+//! factor `f` that divides `lines`, the filter of `lines / f` lines built
+//! from the same prefixes is exactly the OR of every `f` neighbouring
+//! lines: `floor(floor(x) / f) = floor(x / f)` maps line `l` to `l / f`
+//! ([`Bloom::fold`]). Folding never loses a prefix; it only raises the
+//! false-positive rate, as a filter built that small would have.
+//!
+//! Two uses: a writer sizes its filter for the prefixes it expects (a merge
+//! expects the sum of its inputs'), then folds it down to what it found
+//! ([`Bloom::fold_to_fit`]: a prefix in two inputs is counted once); and
+//! an open run with a large filter keeps only its fold by 2 in memory,
+//! checking a "maybe" against the line on disk ([`crate::run`]).
 
 use crate::format::{fmix64, prefix_hash};
-use crate::limits::{BLOOM_BITS_PER_PREFIX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_HASHES, BLOOM_LINE_BYTES};
+use crate::limits::{
+    BLOOM_BITS_PER_PREFIX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_FOLD_GRAIN_LINES, BLOOM_FOLD_MAX, BLOOM_HASHES,
+    BLOOM_LINE_BYTES,
+};
 
 #[derive(Debug, Clone)]
 pub struct Bloom {
@@ -12,12 +31,57 @@ pub struct Bloom {
 
 impl Bloom {
     /// A filter for about `prefixes_expected` distinct prefixes, clamped to
-    /// [`BLOOM_BYTES_MIN`] ..= [`BLOOM_BYTES_MAX`].
+    /// [`BLOOM_BYTES_MIN`] ..= [`BLOOM_BYTES_MAX`]. A large one gets a line
+    /// count that is a multiple of [`BLOOM_FOLD_GRAIN_LINES`], so that it
+    /// can be folded by every factor up to [`BLOOM_FOLD_MAX`] and still by 2
+    /// after that (at most 6% more lines than asked for); a smaller one a
+    /// multiple of [`BLOOM_FOLD_MAX`] lines (folds by 2, 4 and 8).
     pub fn sized_for(prefixes_expected: u64) -> Self {
-        let bytes = prefixes_expected.saturating_mul(BLOOM_BITS_PER_PREFIX).div_ceil(8);
-        let bytes = bytes.div_ceil(BLOOM_LINE_BYTES).saturating_mul(BLOOM_LINE_BYTES);
-        let bytes = bytes.clamp(BLOOM_BYTES_MIN, BLOOM_BYTES_MAX);
+        let lines = prefixes_expected.saturating_mul(BLOOM_BITS_PER_PREFIX).div_ceil(LINE_BITS);
+        let grain = if lines >= 16 * BLOOM_FOLD_GRAIN_LINES { BLOOM_FOLD_GRAIN_LINES } else { BLOOM_FOLD_MAX };
+        let lines = lines.div_ceil(grain).saturating_mul(grain);
+        let bytes = lines.saturating_mul(BLOOM_LINE_BYTES).clamp(BLOOM_BYTES_MIN, BLOOM_BYTES_MAX);
         Bloom { bits: vec![0; bytes as usize], hashes: BLOOM_HASHES }
+    }
+
+    /// Lines of 512 bits.
+    pub fn lines(&self) -> u64 {
+        self.bits.len() as u64 / BLOOM_LINE_BYTES
+    }
+
+    /// The same prefixes in `lines / factor` lines (module doc, Folding).
+    /// `factor` must divide the line count.
+    pub fn fold(&self, factor: u64) -> Bloom {
+        assert!(factor >= 1 && self.lines() % factor == 0, "fold of {} lines by {factor}", self.lines());
+        let line_bytes = BLOOM_LINE_BYTES as usize;
+        let mut bits = vec![0u8; self.bits.len() / factor as usize];
+        for (folded, group) in
+            bits.chunks_exact_mut(line_bytes).zip(self.bits.chunks_exact(line_bytes * factor as usize))
+        {
+            for line in group.chunks_exact(line_bytes) {
+                for (to, from) in folded.iter_mut().zip(line) {
+                    *to |= from;
+                }
+            }
+        }
+        Bloom { bits, hashes: self.hashes }
+    }
+
+    /// Folds by the largest factor up to [`BLOOM_FOLD_MAX`] that divides
+    /// the line count and leaves at least [`BLOOM_BITS_PER_PREFIX`] bits per
+    /// prefix for `prefixes` distinct prefixes (and at least one line).
+    pub fn fold_to_fit(&mut self, prefixes: u64) {
+        let lines = self.lines();
+        let needed = prefixes.saturating_mul(BLOOM_BITS_PER_PREFIX).div_ceil(LINE_BITS).max(1);
+        let factor = (2..=BLOOM_FOLD_MAX).rev().find(|&factor| lines % factor == 0 && lines / factor >= needed);
+        if let Some(factor) = factor {
+            *self = self.fold(factor);
+        }
+    }
+
+    /// A filter of exactly `lines` lines (tests of folding).
+    pub fn with_lines(lines: u64) -> Self {
+        Bloom { bits: vec![0; (lines * BLOOM_LINE_BYTES) as usize], hashes: BLOOM_HASHES }
     }
 
     /// No filter: every lookup answers "maybe".
@@ -41,9 +105,10 @@ impl Bloom {
         if self.bits.is_empty() {
             return;
         }
-        for bit in probes_of(prefix_hash(prefix), self.hashes, self.bits.len() as u64) {
-            self.bits[(bit / 8) as usize] |= 1 << (bit % 8);
-        }
+        let hash = prefix_hash(prefix);
+        let line = line_of(hash, self.lines()) as usize;
+        let line_bytes = BLOOM_LINE_BYTES as usize;
+        set_bits(&mut self.bits[line * line_bytes..][..line_bytes], hash, self.hashes);
     }
 
     /// False only when no key with this prefix was inserted.
@@ -57,20 +122,43 @@ impl Bloom {
         if self.bits.is_empty() {
             return true;
         }
-        probes_of(hash, self.hashes, self.bits.len() as u64)
-            .all(|bit| self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+        let line = line_of(hash, self.lines()) as usize;
+        let line_bytes = BLOOM_LINE_BYTES as usize;
+        line_admits(&self.bits[line * line_bytes..][..line_bytes], hash, self.hashes)
+    }
+
+    /// The bytes of line `line`.
+    pub fn line(&self, line: u64) -> &[u8] {
+        &self.bits[(line * BLOOM_LINE_BYTES) as usize..][..BLOOM_LINE_BYTES as usize]
     }
 }
 
-/// Bit positions for the prefix whose [`prefix_hash`] is `first`, all in
-/// one 512-bit line: the line from the first hash (multiply-shift onto the
-/// line count, no division), each probe's bit in it from the next 9 bits
-/// of the second hash.
-fn probes_of(first: u64, hashes: u32, bloom_bytes: u64) -> impl Iterator<Item = u64> {
-    let second = fmix64(first ^ 0x9e37_79b9_7f4a_7c15);
-    let line_bits = BLOOM_LINE_BYTES * 8;
-    let line = ((u128::from(first) * u128::from(bloom_bytes / BLOOM_LINE_BYTES)) >> 64) as u64;
-    (0..u64::from(hashes)).map(move |probe| line * line_bits + ((second >> (9 * probe)) & (line_bits - 1)))
+const LINE_BITS: u64 = BLOOM_LINE_BYTES * 8;
+
+/// The line (of `lines`) that holds the bits of the prefix whose
+/// [`prefix_hash`] is `hash`: multiply-shift, no division.
+pub fn line_of(hash: u64, lines: u64) -> u64 {
+    ((u128::from(hash) * u128::from(lines)) >> 64) as u64
+}
+
+/// Whether `line` (the 64 bytes of the prefix's line) has every bit of the
+/// prefix whose [`prefix_hash`] is `hash`: probe `i` is the next 9 bits of
+/// a second hash.
+pub fn line_admits(line: &[u8], hash: u64, hashes: u32) -> bool {
+    debug_assert_eq!(line.len() as u64, BLOOM_LINE_BYTES);
+    let second = fmix64(hash ^ 0x9e37_79b9_7f4a_7c15);
+    (0..u64::from(hashes)).all(|probe| {
+        let bit = (second >> (9 * probe)) & (LINE_BITS - 1);
+        line[(bit / 8) as usize] & (1 << (bit % 8)) != 0
+    })
+}
+
+fn set_bits(line: &mut [u8], hash: u64, hashes: u32) {
+    let second = fmix64(hash ^ 0x9e37_79b9_7f4a_7c15);
+    for probe in 0..u64::from(hashes) {
+        let bit = (second >> (9 * probe)) & (LINE_BITS - 1);
+        line[(bit / 8) as usize] |= 1 << (bit % 8);
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +186,51 @@ mod tests {
         for id in 0u64..2_000 {
             let prefix = id.to_be_bytes();
             assert_eq!(bloom.may_contain_hash(prefix_hash(&prefix)), bloom.may_contain(&prefix), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_large_filter_has_a_line_count_every_fold_divides() {
+        for prefixes in [2_000_000u64, 2_150_401, 9_999_999] {
+            let lines = Bloom::sized_for(prefixes).lines();
+            assert!(lines * 512 >= prefixes * 10 && lines * 512 < prefixes * 10 * 106 / 100 + 512 * 1680);
+            assert!((1..=8).all(|factor| lines % factor == 0 && (lines / factor) % 2 == 0), "{lines}");
+        }
+    }
+
+    #[test]
+    fn a_filter_sized_for_twice_its_prefixes_folds_by_two_and_keeps_them() {
+        let mut bloom = Bloom::sized_for(2 * 300_000);
+        for id in 0u64..300_000 {
+            bloom.insert(&id.to_be_bytes());
+        }
+        let lines = bloom.lines();
+        bloom.fold_to_fit(300_000);
+        assert_eq!(bloom.lines(), lines / 2);
+        assert!((0u64..300_000).all(|id| bloom.may_contain(&id.to_be_bytes())));
+        // Folding further would leave fewer than 10 bits per prefix.
+        let before = bloom.lines();
+        bloom.fold_to_fit(300_000);
+        assert_eq!(bloom.lines(), before);
+    }
+
+    proptest::proptest! {
+        /// Folding is exact: the fold of a filter is the filter the same
+        /// prefixes make at the smaller size.
+        #[test]
+        fn a_fold_is_the_filter_built_small(
+            prefixes in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..400),
+            small_lines in 1u64..40,
+            factor in 1u64..=8,
+        ) {
+            let mut large = Bloom::with_lines(small_lines * factor);
+            let mut small = Bloom::with_lines(small_lines);
+            for prefix in &prefixes {
+                large.insert(&prefix.to_be_bytes());
+                small.insert(&prefix.to_be_bytes());
+            }
+            let folded = large.fold(factor);
+            proptest::prop_assert_eq!(folded.bytes(), small.bytes());
         }
     }
 

@@ -44,7 +44,7 @@ pub mod run_set;
 pub mod writer;
 
 pub use error::IndexError;
-pub use merge::merge;
+pub use merge::{merge, merge_as};
 pub use run::{Direction, Entry, Run, RunRange};
 pub use run_set::{run_file_name, LsnRange, Member, MergeJob, RunSet, SetRange, Snapshot};
 pub use writer::{RunSpec, RunWriter};

@@ -7,27 +7,36 @@ use std::path::Path;
 use crate::error::IndexError;
 use crate::limits::MERGE_RUNS_MAX;
 use crate::run::{Block, Run};
-use crate::writer::RunWriter;
+use crate::writer::{RunSpec, RunWriter};
 
 /// Merges `runs` (same K, V and P; at most [`MERGE_RUNS_MAX`]) into a new run
 /// at `out_path` with `watermark`, and opens it. A key present in two inputs
 /// is an error ([`IndexError::Duplicate`]): keys are unique by construction,
 /// so a duplicate means a bug or a run merged twice. The output keeps the
 /// block size of the first input; its Bloom filter is sized for the sum of
-/// the inputs' distinct prefixes.
+/// the inputs' distinct prefixes, then folded to what it holds.
 pub fn merge(runs: &[&Run], out_path: &Path, watermark: u64) -> Result<Run, IndexError> {
+    let Some(first) = runs.first() else {
+        return Err(IndexError::Invalid("merge of no runs".into()));
+    };
+    merge_as(runs, first.spec(), out_path, watermark)
+}
+
+/// [`merge()`] into a run of `spec`: the inputs' shape, and perhaps another
+/// block size (a set whose block size changed rewrites old runs at the new
+/// one as it merges them).
+pub fn merge_as(runs: &[&Run], spec: RunSpec, out_path: &Path, watermark: u64) -> Result<Run, IndexError> {
     let Some(first) = runs.first() else {
         return Err(IndexError::Invalid("merge of no runs".into()));
     };
     if runs.len() > MERGE_RUNS_MAX {
         return Err(IndexError::Invalid(format!("merge of {} runs, at most {MERGE_RUNS_MAX}", runs.len())));
     }
-    let spec = first.spec();
     if let Some(other) = runs.iter().find(|run| !run.spec().same_shape(&spec)) {
         return Err(IndexError::Invalid(format!(
-            "merge of runs of different shapes: {} is {:?}, {} is {:?}",
+            "merge into {spec:?} of runs of other shapes: {} is {:?}, {} is {:?}",
             first.path().display(),
-            spec,
+            first.spec(),
             other.path().display(),
             other.spec()
         )));

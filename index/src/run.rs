@@ -8,6 +8,9 @@
 //! and its Bloom filter (10 bits per distinct prefix). For the journal shape
 //! (K = 16, V = 40: 73 entries per 4 KiB block) that is 0.27 bytes per entry,
 //! plus 1.25 bytes per distinct prefix when P > 0 (rounded up to 64 bytes).
+//! A filter above [`BLOOM_RESIDENT_BYTES_MAX`] stays in memory only as its
+//! fold by 2 (0.625 bytes per prefix, [`crate::bloom`]); a prefix the fold
+//! admits is checked against its two lines on disk ([`DiskLines`]).
 //!
 //! # Reads
 //!
@@ -24,11 +27,12 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::bloom::Bloom;
+use crate::bloom::{line_admits, line_of, Bloom};
 use crate::error::IndexError;
 use crate::format::{
     prefix_hash, Footer, HeaderFields, Layout, FOOTER_BYTES, HEADER_FIXED_BYTES, INDEX_CRC_BYTES, META_CRC_AT,
 };
+use crate::limits::{BLOOM_LINE_BYTES, BLOOM_RESIDENT_BYTES_MAX};
 use crate::writer::RunSpec;
 
 /// One key and its value, copied out of a block.
@@ -57,7 +61,21 @@ pub struct Run {
     /// First key of every block, back to back.
     index_keys: Vec<u8>,
     block_crcs: Vec<u32>,
+    /// The whole filter, or its fold by 2 when `disk_lines` is set.
     bloom: Bloom,
+    disk_lines: Option<DiskLines>,
+}
+
+/// Where the whole filter of a run that keeps only its fold in memory lies
+/// in the file, and how often it was read.
+#[derive(Debug)]
+struct DiskLines {
+    offset: u64,
+    lines: u64,
+    reads: std::sync::atomic::AtomicU64,
+    /// Reads that failed, or whose two lines did not OR to the fold
+    /// (answered "maybe").
+    mismatches: std::sync::atomic::AtomicU64,
 }
 
 impl Run {
@@ -65,6 +83,12 @@ impl Run {
     /// filter (their CRC, every bound, the offsets, the order of the index
     /// keys). Data blocks are checked when read.
     pub fn open(path: &Path) -> Result<Run, IndexError> {
+        Run::open_keeping(path, BLOOM_RESIDENT_BYTES_MAX)
+    }
+
+    /// [`Run::open`], keeping a filter whole in memory only up to
+    /// `bloom_resident_bytes_max` bytes (tests use a small bound).
+    pub fn open_keeping(path: &Path, bloom_resident_bytes_max: u64) -> Result<Run, IndexError> {
         let file = File::open(path).map_err(|error| IndexError::io(path, error))?;
         let file_bytes = file.metadata().map_err(|error| IndexError::io(path, error))?.len();
         let corrupt = |offset: u64, reason: String| IndexError::corrupt(path, offset, reason);
@@ -117,7 +141,7 @@ impl Run {
             crc.copy_from_slice(&slot[key_bytes..]);
             block_crcs.push(u32::from_le_bytes(crc));
         }
-        let run = Run {
+        let mut run = Run {
             path: path.to_path_buf(),
             file,
             fields,
@@ -127,7 +151,19 @@ impl Run {
             index_keys,
             block_crcs,
             bloom: Bloom::from_bytes(bloom, fields.bloom_hashes),
+            disk_lines: None,
         };
+        let lines = run.bloom.lines();
+        if layout.bloom_bytes > bloom_resident_bytes_max && lines % 2 == 0 {
+            // Checked whole above; memory keeps the fold (module doc).
+            run.bloom = run.bloom.fold(2);
+            run.disk_lines = Some(DiskLines {
+                offset: layout.bloom_offset,
+                lines,
+                reads: std::sync::atomic::AtomicU64::new(0),
+                mismatches: std::sync::atomic::AtomicU64::new(0),
+            });
+        }
         run.check_index_order().map_err(|reason| corrupt(layout.index_offset, reason))?;
         Ok(run)
     }
@@ -226,12 +262,44 @@ impl Run {
                     hash
                 }
             };
-            if !self.bloom.may_contain_hash(hash) {
+            if !self.bloom.may_contain_hash(hash) || !self.disk_lines_admit(hash) {
                 return false;
             }
         }
         let length = prefix.len();
         prefix >= &self.min_key[..length] && prefix <= &self.max_key[..length]
+    }
+
+    /// For a run that keeps only the fold of its filter: whether the whole
+    /// filter's line admits `hash` (which the fold admitted). Reads the two
+    /// lines the fold's line came from; when they do not OR to it (the file
+    /// changed under the run) or cannot be read, the answer is "maybe": the
+    /// data block read that follows checks its CRC.
+    fn disk_lines_admit(&self, hash: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(disk) = &self.disk_lines else { return true };
+        disk.reads.fetch_add(1, Relaxed);
+        let line = line_of(hash, disk.lines);
+        let pair = line & !1;
+        let line_bytes = BLOOM_LINE_BYTES as usize;
+        let mut bytes = [0u8; 2 * BLOOM_LINE_BYTES as usize];
+        let folded = self.bloom.line(pair / 2);
+        let read = self.file.read_exact_at(&mut bytes, disk.offset + pair * BLOOM_LINE_BYTES);
+        let (low, high) = bytes.split_at(line_bytes);
+        let matches = read.is_ok() && low.iter().zip(high).zip(folded).all(|((a, b), f)| a | b == *f);
+        if !matches {
+            disk.mismatches.fetch_add(1, Relaxed);
+            return true;
+        }
+        line_admits(if line == pair { low } else { high }, hash, self.fields.bloom_hashes)
+    }
+
+    /// Reads of the filter's lines on disk so far (0 for a run whose filter
+    /// is whole in memory), and how many of them answered "maybe" because
+    /// the lines could not be read or did not match.
+    pub fn disk_filter_reads(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.disk_lines.as_ref().map_or((0, 0), |disk| (disk.reads.load(Relaxed), disk.mismatches.load(Relaxed)))
     }
 
     /// Every entry whose key starts with `prefix` (0 ..= K bytes), lazily.

@@ -91,7 +91,8 @@ impl RunWriter {
     /// Starts `<path>.tmp` (replacing a leftover one). `prefixes_expected`
     /// sizes the Bloom filter: the number of distinct P-byte prefixes the
     /// caller will push (the entry count is always a safe answer); more only
-    /// raises the false-positive rate.
+    /// raises the false-positive rate. `finish` folds a filter sized for
+    /// many more prefixes than were pushed down to fit (`Bloom::fold_to_fit`).
     pub fn create(path: &Path, spec: RunSpec, watermark: u64, prefixes_expected: u64) -> Result<Self, IndexError> {
         spec.check()?;
         let temporary = temporary_path(path);
@@ -203,6 +204,9 @@ impl RunWriter {
         self.flush_block()?;
         if self.entry_count == 0 {
             self.bloom = Bloom::empty();
+        } else if self.spec.prefix_bytes > 0 {
+            // Sized for what the caller expected; a merge's inputs may share prefixes.
+            self.bloom.fold_to_fit(self.prefix_count);
         }
         let max_key = if self.entry_count == 0 { vec![0; self.spec.key_bytes] } else { self.previous_key.clone() };
         let fields = self.spec.fields(self.entry_count, self.prefix_count, self.watermark);
