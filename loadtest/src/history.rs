@@ -76,6 +76,13 @@ pub struct HistoryArgs {
     /// the RSS, so that background indexing (and the bank side) catch up.
     #[arg(long, default_value_t = 10)]
     pub settle_s: u64,
+    /// Before each settle, wait up to this many seconds for the bank side to
+    /// catch up (no instruction enqueued and unanswered, none waiting in the
+    /// log), so that the baseline and the end are read in the same state: a
+    /// bank far behind keeps its full queue, and the work of reading it
+    /// back from the log, in memory. 0: do not wait.
+    #[arg(long, default_value_t = 0)]
+    pub bank_drain_s: u64,
     /// wal.checkpoint_every_records of the spawned server.
     #[arg(long, default_value_t = 1_000_000)]
     pub checkpoint_every_records: u64,
@@ -126,6 +133,11 @@ struct HistoryReport {
     rss_bytes_baseline: Option<u64>,
     rss_bytes_end: Option<u64>,
     rss_ratio_end_to_baseline: Option<f64>,
+    /// Seconds waited for the bank side before settling (`--bank-drain-s`),
+    /// at the baseline and at the end, and whether it caught up each time.
+    bank_drain_s: u64,
+    bank_drain_baseline: Option<Drain>,
+    bank_drain_end: Option<Drain>,
     /// The highest RSS read at a sample (right after its chunk, without
     /// settling: it includes work in flight, and a checkpoint being
     /// folded), and after how many transfers.
@@ -386,6 +398,38 @@ fn error_text(errors: &BTreeMap<String, u64>) -> String {
     errors.iter().map(|(key, n)| format!("{key}: {}", thousands(*n))).collect::<Vec<_>>().join(", ")
 }
 
+/// How long the bank side took to catch up (`--bank-drain-s`).
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Drain {
+    seconds: f64,
+    caught_up: bool,
+}
+
+/// Waits up to `limit_s` seconds until the bank side has nothing enqueued
+/// and unanswered and nothing waiting in the log (polled once a second).
+async fn drain_bank(endpoint: &Endpoint, limit_s: u64, what: &str) -> Option<Drain> {
+    if limit_s == 0 {
+        return None;
+    }
+    eprintln!("history: waiting up to {limit_s} s for the bank side to catch up {what}");
+    let started = Instant::now();
+    loop {
+        let now = gauges(endpoint).await;
+        let caught_up = now.bank_backlog == Some(0) && now.bank_deferred.unwrap_or(0) == 0;
+        let seconds = started.elapsed().as_secs_f64();
+        if caught_up || seconds >= limit_s as f64 {
+            eprintln!(
+                "history: bank side {} after {seconds:.0} s (backlog {}, waiting in the log {})",
+                if caught_up { "caught up" } else { "NOT caught up" },
+                count(now.bank_backlog),
+                count(now.bank_deferred)
+            );
+            return Some(Drain { seconds, caught_up });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 async fn settle(seconds: u64, what: &str) {
     if seconds > 0 {
         eprintln!("history: settling {seconds} s {what}");
@@ -435,6 +479,7 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
     let mut samples = Vec::with_capacity(ends.len());
     let (mut rss_baseline, mut baseline_written) = (None, 0);
     let mut gauges_baseline = Gauges::default();
+    let mut bank_drain_baseline = None;
     let mut planned_so_far = 0;
     for (i, &end) in ends.iter().enumerate() {
         let chunk_no = i + 1;
@@ -471,6 +516,7 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
         );
         samples.push(sample);
         if end == args.baseline_transfers {
+            bank_drain_baseline = drain_bank(&server.endpoint, args.bank_drain_s, "after the baseline").await;
             settle(args.settle_s, "after the baseline").await;
             rss_baseline = server.rss_bytes();
             gauges_baseline = gauges(&server.endpoint).await;
@@ -478,6 +524,7 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
             eprintln!("history: baseline {} transfers, server RSS {}", thousands(written), mib(rss_baseline));
         }
     }
+    let bank_drain_end = drain_bank(&server.endpoint, args.bank_drain_s, "after the last chunk").await;
     settle(args.settle_s, "after the last chunk").await;
     server.check_alive().context("after settling")?;
     let rss_end = server.rss_bytes();
@@ -514,6 +561,9 @@ pub async fn history(args: HistoryArgs, threads: usize) -> Result<()> {
         rss_bytes_baseline: rss_baseline,
         rss_bytes_end: rss_end,
         rss_ratio_end_to_baseline: ratio,
+        bank_drain_s: args.bank_drain_s,
+        bank_drain_baseline,
+        bank_drain_end,
         rss_bytes_sample_max: samples
             .iter()
             .filter_map(|sample| sample.rss_bytes.map(|rss| (rss, sample.transfers)))
@@ -573,6 +623,16 @@ fn print_report(report: &HistoryReport, old: &OldTransfer) {
         report.settle_s,
         report.rss_ratio_end_to_baseline.map(|r| format!("{r:.2}")).unwrap_or_else(|| "n/a".to_string())
     );
+    for (when, drain) in [("baseline", report.bank_drain_baseline), ("end", report.bank_drain_end)] {
+        if let Some(drain) = drain {
+            println!(
+                "before settling at the {when}, the bank side {} in {:.0} s (--bank-drain-s {})",
+                if drain.caught_up { "caught up" } else { "had NOT caught up" },
+                drain.seconds,
+                report.bank_drain_s
+            );
+        }
+    }
     if let Some((rss, transfers)) = report.rss_bytes_sample_max {
         println!(
             "highest RSS at a sample (right after a chunk, not settled): {} after {} transfers",
