@@ -204,7 +204,7 @@ fn old_history_is_read_from_the_archive_before_and_after_kill_9() {
     for account in [&a, &b, &c] {
         server.assert_consistent(account);
     }
-    // Every transfer's bank mirror is found by reference (archived answers).
+    // Every transfer's bank mirror is found by the lsn it answers (archived answers).
     for d in &done {
         let id = d.body["id"].as_str().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);

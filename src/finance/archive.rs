@@ -11,9 +11,17 @@
 //! - `lookup`: key `tag u8 ‖ hash u64 BE ‖ lsn u64 BE`, no value: the lsns
 //!   of the records that carry a string key (a client id, an order id, a
 //!   hold id, ...; [`Tag`]). A hash may collide: readers compare the key
-//!   in the record itself. The bank's answer to an instruction is written
-//!   under its client id's tag ([`Tag::on_disk`]), so readers of either
-//!   also compare the record's kind.
+//!   in the record itself. A schema-1 bank answer (it names only a
+//!   reference) is written under its client id's tag ([`Tag::on_disk`]),
+//!   so readers of either also compare the record's kind.
+//! - `answers`: key `answered lsn u64 BE ‖ lsn u64 BE`, no value, no Bloom
+//!   filter: the bank's answers (schema 2 names the lsn of the record it
+//!   answers). An answer follows its record closely in the log, so each
+//!   run covers a narrow range of answered lsns and its min and max keys
+//!   rule it out for almost every lookup. Before this table (2026-12-06)
+//!   answers were looked up by reference in `lookup`, where an answer
+//!   written in a later run than its movement (a bank far behind) cost a
+//!   filter entry of its own.
 //!
 //! Memory: each open run keeps its Bloom filter (10 bits per distinct
 //! prefix: about 1.25 bytes per client id, the one per-record cost left;
@@ -61,6 +69,7 @@ const JOURNAL_VALUE_BYTES: usize = 41;
 const LOOKUP_KEY_BYTES: usize = 17;
 /// A lookup key's prefix: tag and hash (what its Bloom filter holds).
 const LOOKUP_PREFIX_BYTES: usize = 9;
+const ANSWER_KEY_BYTES: usize = 16;
 /// Runs of one size tier merged at once (size-tiered merging: a run is
 /// rewritten about log4(history / flush) times, and a table holds at most
 /// about 3 runs per tier).
@@ -117,6 +126,13 @@ fn lookup_key(tag: Tag, hash: u64, lsn: u64) -> [u8; LOOKUP_KEY_BYTES] {
     key[0] = tag as u8;
     key[1..9].copy_from_slice(&hash.to_be_bytes());
     key[9..].copy_from_slice(&lsn.to_be_bytes());
+    key
+}
+
+fn answer_key(answered: u64, lsn: u64) -> [u8; ANSWER_KEY_BYTES] {
+    let mut key = [0u8; ANSWER_KEY_BYTES];
+    key[..8].copy_from_slice(&answered.to_be_bytes());
+    key[8..].copy_from_slice(&lsn.to_be_bytes());
     key
 }
 
@@ -199,6 +215,10 @@ pub struct Recent {
     /// Lsns by (tag, hash) for the tags read through the history (not
     /// client ids and notifications, which the id indexes serve).
     pub named: HashMap<(Tag, u64), Vec<u64>>,
+    /// Every answers key (`answered ‖ lsn`), for the run.
+    pub answers: Vec<[u8; ANSWER_KEY_BYTES]>,
+    /// Lsns of the bank's answers by the lsn they answer.
+    pub answered: HashMap<u64, Vec<u64>>,
 }
 
 impl Recent {
@@ -229,6 +249,17 @@ impl Recent {
         }
     }
 
+    /// The bank's answer at `lsn` to the record at `answered`.
+    pub fn answer(&mut self, answered: u64, lsn: u64) {
+        self.answers.push(answer_key(answered, lsn));
+        self.answered.entry(answered).or_default().push(lsn);
+    }
+
+    /// Lsns of the answers in memory to the record at `answered`.
+    pub fn answers_to(&self, answered: u64) -> &[u64] {
+        self.answered.get(&answered).map_or(&[], Vec::as_slice)
+    }
+
     pub fn journal(&self, account: AccountId) -> &[JournalIndexEntry] {
         self.journal.get(&account).map_or(&[], Vec::as_slice)
     }
@@ -243,6 +274,7 @@ impl Recent {
 pub struct ArchiveRuns {
     pub journal: Snapshot,
     pub lookup: Snapshot,
+    pub answers: Snapshot,
 }
 
 impl ArchiveRuns {
@@ -284,6 +316,18 @@ impl ArchiveRuns {
         Ok(lsns)
     }
 
+    /// The lsns of the bank's answers to the record at `answered` (schema
+    /// 2 answers; a schema-1 one is found by reference, [`Self::named`]),
+    /// in lsn order.
+    pub fn answers_to(&self, answered: u64) -> Result<Vec<u64>, ArchiveError> {
+        let (low, high) = (answer_key(answered, 0), answer_key(answered, u64::MAX));
+        let mut lsns = Vec::new();
+        for entry in self.answers.range(&low, &high, Direction::Forward)? {
+            lsns.push(key_lsn(&entry?.key));
+        }
+        Ok(lsns)
+    }
+
     fn named_under(&self, tag: Tag, hash: u64) -> Result<Vec<u64>, ArchiveError> {
         let prefix = lookup_prefix(tag, hash);
         if !self.lookup.may_contain_prefix(&prefix) {
@@ -321,6 +365,21 @@ impl ArchiveError {
 struct Tables {
     journal: RunSet,
     lookup: RunSet,
+    answers: RunSet,
+}
+
+impl Tables {
+    fn snapshot(&self) -> ArchiveRuns {
+        ArchiveRuns {
+            journal: self.journal.snapshot(),
+            lookup: self.lookup.snapshot(),
+            answers: self.answers.snapshot(),
+        }
+    }
+
+    fn sets(&mut self) -> [&mut RunSet; 3] {
+        [&mut self.lookup, &mut self.answers, &mut self.journal]
+    }
 }
 
 /// The archive's files and the log it reads records from.
@@ -353,23 +412,36 @@ fn lookup_spec() -> RunSpec {
     RunSpec::new(LOOKUP_KEY_BYTES, 0, LOOKUP_PREFIX_BYTES).with_block_bytes(LOOKUP_BLOCK_BYTES)
 }
 
+/// No filter (prefix 0): min and max keys rule runs out (module doc).
+fn answers_spec() -> RunSpec {
+    RunSpec::new(ANSWER_KEY_BYTES, 0, 0).with_block_bytes(LOOKUP_BLOCK_BYTES)
+}
+
 impl Archive {
     /// Opens (or creates) `<data_dir>/history`. When one table is ahead of
     /// the other (a crash between their writes), its extra runs go.
     pub fn open(data_dir: &Path) -> Result<Arc<Archive>, ArchiveError> {
         let dir = data_dir.join("history");
-        let mut journal = RunSet::open(&dir.join("journal"), journal_spec())?;
-        let mut lookup = RunSet::open(&dir.join("lookup"), lookup_spec())?;
-        let watermark = journal.watermark().min(lookup.watermark());
-        for set in [&mut journal, &mut lookup] {
+        let journal = RunSet::open(&dir.join("journal"), journal_spec())?;
+        let lookup = RunSet::open(&dir.join("lookup"), lookup_spec())?;
+        let mut answers = RunSet::open(&dir.join("answers"), answers_spec())?;
+        let older = journal.watermark().min(lookup.watermark());
+        if answers.runs().is_empty() && older > 0 {
+            // An archive written before the answers table: its answers are
+            // in `lookup`. One empty run brings the table level with it.
+            answers.write_run(1, older, 0, std::iter::empty::<([u8; ANSWER_KEY_BYTES], [u8; 0])>())?;
+        }
+        let mut tables = Tables { journal, lookup, answers };
+        let watermark = tables.sets().iter().map(|set| set.watermark()).min().unwrap_or(0);
+        for set in tables.sets() {
             if set.watermark() > watermark {
                 set.remove_runs_above(watermark)?;
             }
         }
-        let runs = ArchiveRuns { journal: journal.snapshot(), lookup: lookup.snapshot() };
+        let runs = tables.snapshot();
         Ok(Arc::new(Archive {
             dir,
-            tables: Mutex::new(Tables { journal, lookup }),
+            tables: Mutex::new(tables),
             runs: RwLock::new(runs),
             version: std::sync::atomic::AtomicU64::new(0),
             wal: std::sync::OnceLock::new(),
@@ -434,17 +506,22 @@ impl Archive {
             .filter(|pair| pair[0][..LOOKUP_PREFIX_BYTES] != pair[1][..LOOKUP_PREFIX_BYTES])
             .count() as u64;
         let accounts = recent.journal.len() as u64;
+        let mut answers = recent.answers.clone();
+        answers.sort_unstable();
         let mut tables = self.tables.lock();
-        // Lookup first: `open` trims whichever table is ahead. A table
-        // already at `last` got its run in an attempt that failed on the
-        // other one: it is not written twice.
+        // `open` trims whichever table is ahead. A table already at `last`
+        // got its run in an attempt that failed on another one: it is not
+        // written twice.
         if tables.lookup.watermark() < last {
             tables.lookup.write_run(first, last, names, lookup.iter().map(|key| (key, [0u8; 0])))?;
+        }
+        if tables.answers.watermark() < last {
+            tables.answers.write_run(first, last, 0, answers.iter().map(|key| (key, [0u8; 0])))?;
         }
         if tables.journal.watermark() < last {
             tables.journal.write_run(first, last, accounts, journal.iter().map(|(key, value)| (key, value)))?;
         }
-        Ok(ArchiveRuns { journal: tables.journal.snapshot(), lookup: tables.lookup.snapshot() })
+        Ok(tables.snapshot())
     }
 
     /// Makes `runs` what readers see. Called under the history's write
@@ -483,12 +560,12 @@ impl Archive {
     /// of a table all in one size tier. The merge itself runs without the
     /// tables' lock. Returns whether it merged (call again until `false`).
     pub fn merge_step(&self) -> Result<bool, ArchiveError> {
-        let jobs: Vec<(bool, MergeJob)> = {
-            let tables = self.tables.lock();
+        let jobs: Vec<(usize, MergeJob)> = {
+            let mut tables = self.tables.lock();
             let mut jobs = Vec::new();
-            for (is_journal, set) in [(true, &tables.journal), (false, &tables.lookup)] {
+            for (table, set) in tables.sets().into_iter().enumerate() {
                 if let Some(start) = set.full_tier(MERGE_FANOUT) {
-                    jobs.push((is_journal, set.prepare_merge(start, MERGE_FANOUT)?));
+                    jobs.push((table, set.prepare_merge(start, MERGE_FANOUT)?));
                 }
             }
             jobs
@@ -496,14 +573,12 @@ impl Archive {
         if jobs.is_empty() {
             return Ok(false);
         }
-        for (is_journal, job) in jobs {
+        for (table, job) in jobs {
             let output = job.run()?;
             let mut tables = self.tables.lock();
-            let set = if is_journal { &mut tables.journal } else { &mut tables.lookup };
-            set.finish_merge(job, output)?;
-            let runs = ArchiveRuns { journal: tables.journal.snapshot(), lookup: tables.lookup.snapshot() };
+            tables.sets()[table].finish_merge(job, output)?;
             // Same entries, fewer runs: no memory changes hands.
-            self.publish(runs);
+            self.publish(tables.snapshot());
         }
         Ok(true)
     }
@@ -511,7 +586,7 @@ impl Archive {
     /// Bytes the runs keep in memory (sparse indexes, Bloom filters).
     pub fn memory_bytes(&self) -> usize {
         let runs = self.runs.read();
-        runs.journal.memory_bytes() + runs.lookup.memory_bytes()
+        runs.journal.memory_bytes() + runs.lookup.memory_bytes() + runs.answers.memory_bytes()
     }
 
     /// `/metrics`: how far the archive reaches, its runs and their memory.
@@ -520,7 +595,8 @@ impl Archive {
         metrics::gauge!("fundledger_history_archive_lsn").set(runs.watermark() as f64);
         metrics::gauge!("fundledger_history_archive_runs", "table" => "journal").set(runs.journal.runs().len() as f64);
         metrics::gauge!("fundledger_history_archive_runs", "table" => "lookup").set(runs.lookup.runs().len() as f64);
-        let memory = runs.journal.memory_bytes() + runs.lookup.memory_bytes();
+        metrics::gauge!("fundledger_history_archive_runs", "table" => "answers").set(runs.answers.runs().len() as f64);
+        let memory = runs.journal.memory_bytes() + runs.lookup.memory_bytes() + runs.answers.memory_bytes();
         metrics::gauge!("fundledger_history_archive_memory_bytes").set(memory as f64);
     }
 }
@@ -606,6 +682,59 @@ mod tests {
         assert_eq!(runs.named(Tag::ClientId, "t-1").unwrap(), vec![3, 4]);
         assert_eq!(runs.named(Tag::Reference, "t-0").unwrap(), vec![2], "an old run's reference");
         assert!(runs.named(Tag::Reference, "t-3").unwrap().is_empty());
+    }
+
+    #[test]
+    fn answers_are_found_by_the_lsn_they_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path()).unwrap();
+        for (first, last) in [(1u64, 4u64), (5, 8)] {
+            let mut recent = Recent::default();
+            for lsn in first..=last {
+                recent.note_lsn(lsn);
+            }
+            // Each run answers the records two before its own.
+            recent.answer(first - 1, first + 1);
+            recent.answer(first + 1, first + 3);
+            archive.publish(archive.write(&recent).unwrap());
+        }
+        let runs = archive.runs();
+        assert_eq!(runs.answers.runs().len(), 2);
+        assert_eq!(runs.answers_to(0).unwrap(), vec![2]);
+        assert_eq!(runs.answers_to(4).unwrap(), vec![6]);
+        assert_eq!(runs.answers_to(6).unwrap(), vec![8]);
+        assert!(runs.answers_to(5).unwrap().is_empty());
+        assert_eq!(runs.lookup.runs()[0].run.entry_count(), 0, "answers take no lookup (filter) entry");
+    }
+
+    #[test]
+    fn an_archive_from_before_the_answers_table_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open(dir.path()).unwrap();
+        let mut recent = Recent::default();
+        recent.note_lsn(1);
+        recent.name(Tag::ClientId, "t-1", 1);
+        recent.note_lsn(2);
+        recent.name(Tag::Reference, "t-1", 2);
+        archive.publish(archive.write(&recent).unwrap());
+        drop(archive);
+        // As written before the table existed.
+        std::fs::remove_dir_all(dir.path().join("history/answers")).unwrap();
+        let archive = Archive::open(dir.path()).unwrap();
+        assert_eq!(archive.watermark(), 2, "nothing trimmed");
+        let runs = archive.runs();
+        assert_eq!(runs.answers.watermark(), 2);
+        assert_eq!(runs.named(Tag::Reference, "t-1").unwrap(), vec![1, 2], "old answers by reference");
+        assert!(runs.answers_to(1).unwrap().is_empty());
+        // And it goes on from there.
+        let mut next = Recent::default();
+        next.note_lsn(3);
+        next.answer(1, 3);
+        archive.publish(archive.write(&next).unwrap());
+        drop(archive);
+        let archive = Archive::open(dir.path()).unwrap();
+        assert_eq!(archive.watermark(), 3);
+        assert_eq!(archive.runs().answers_to(1).unwrap(), vec![3]);
     }
 
     #[test]

@@ -377,7 +377,12 @@ impl HistoryState {
                     self.bank_sync_failures.push((lsn, Arc::clone(sync)));
                 }
                 if index {
-                    self.recent.name(Tag::Reference, &sync.reference, lsn);
+                    if sync.lsn > 0 {
+                        self.recent.answer(sync.lsn, lsn);
+                    } else {
+                        // Schema 1: the answer names only a reference.
+                        self.recent.name(Tag::Reference, &sync.reference, lsn);
+                    }
                 }
             }
             _ => {}
@@ -514,6 +519,13 @@ impl HistoryState {
             entries.extend(all[start..].iter().take_while(|entry| entry.lsn <= hi));
         }
         entries
+    }
+
+    /// Lsns in memory of the bank's answers to the record at `answered`.
+    fn recent_answers_to(&self, answered: u64) -> Vec<u64> {
+        let mut lsns = self.flushing.answers_to(answered).to_vec();
+        lsns.extend_from_slice(self.recent.answers_to(answered));
+        lsns
     }
 
     /// Lsns in memory named `key` under `tag`, oldest first.
@@ -808,18 +820,29 @@ impl History {
                 None => Vec::new(),
             };
             lsns.extend(recent);
-            let mut found = Vec::new();
-            for lsn in lsns.into_iter().filter(|&lsn| lsn <= upto) {
-                match history.record(lsn) {
-                    Ok(record) if matches(&record) => found.push((lsn, record)),
-                    Ok(_) => {}
-                    Err(error) if error.is_removed() => {}
-                    Err(error) => return Err(error),
-                }
-            }
-            Ok(found)
+            history.records_matching(lsns, upto, matches)
         })
         .await
+    }
+
+    /// The records at `lsns` (oldest first, none above `upto`) that
+    /// `matches` accepts; a record removed by retention is skipped.
+    fn records_matching(
+        &self,
+        lsns: Vec<u64>,
+        upto: u64,
+        matches: impl Fn(&Record) -> bool,
+    ) -> Result<Vec<(u64, Record)>, ArchiveError> {
+        let mut found = Vec::new();
+        for lsn in lsns.into_iter().filter(|&lsn| lsn <= upto) {
+            match self.record(lsn) {
+                Ok(record) if matches(&record) => found.push((lsn, record)),
+                Ok(_) => {}
+                Err(error) if error.is_removed() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(found)
     }
 
     /// A hold's life, from the movements that name it.
@@ -896,21 +919,37 @@ impl History {
         Ok(shown)
     }
 
-    /// The bank's latest answer to the instruction with this reference.
+    /// The bank's latest answer to the instruction with this reference,
+    /// which mirrors the record at `answered`: found by that lsn (schema-2
+    /// answers); when none is, by reference (an answer of schema 1, or
+    /// indexed before the answers table).
     pub async fn bank_sync(
         self: &Arc<Self>,
         reference: &str,
+        answered: u64,
         upto: u64,
     ) -> Result<Option<Arc<BankSync>>, ArchiveError> {
         let wanted: Box<str> = reference.into();
-        let found = self
-            .named(
-                Tag::Reference,
-                reference,
-                upto,
-                move |record| matches!(record, Record::BankSynced(sync) if sync.reference == wanted),
-            )
-            .await?;
+        let is_answer = move |record: &Record| matches!(record, Record::BankSynced(sync) if sync.reference == wanted);
+        let (recent, runs) = self
+            .read_at(upto, |state| {
+                (state.recent_answers_to(answered), self.archive.as_ref().map(|archive| archive.runs()))
+            })
+            .await;
+        let history = Arc::clone(self);
+        let matches = is_answer.clone();
+        let mut found = blocking(move || {
+            let mut lsns = match &runs {
+                Some(runs) => runs.answers_to(answered)?,
+                None => Vec::new(),
+            };
+            lsns.extend(recent);
+            history.records_matching(lsns, upto, matches)
+        })
+        .await?;
+        if found.is_empty() {
+            found = self.named(Tag::Reference, reference, upto, is_answer).await?;
+        }
         // The latest answer wins (one asked again after a restart).
         Ok(found.into_iter().rev().find_map(|(_, record)| match record {
             Record::BankSynced(sync) => Some(sync),
@@ -1237,6 +1276,25 @@ mod tests {
         assert!(history.recent_named(Tag::Reference, "t-3").is_empty());
         let failures: Vec<u64> = history.bank_sync_failures().iter().map(|(lsn, _)| *lsn).collect();
         assert_eq!(failures, vec![1]);
+    }
+
+    #[test]
+    fn a_schema_2_answer_is_found_by_the_lsn_it_answers_not_by_reference() {
+        let mut history = HistoryState::default();
+        let answer = |answered: u64| {
+            let Record::BankSynced(sync) = synced("t-1", Ok("SB1")) else { unreachable!() };
+            Record::BankSynced(Arc::new(BankSync { lsn: answered, ..(*sync).clone() }))
+        };
+        history.apply(5, &answer(2));
+        history.apply(6, &answer(2));
+        history.apply(7, &answer(4));
+        assert_eq!(history.recent_answers_to(2), vec![5, 6]);
+        assert_eq!(history.recent_answers_to(4), vec![7]);
+        assert!(history.recent_answers_to(3).is_empty());
+        assert!(history.recent_named(Tag::Reference, "t-1").is_empty(), "no filter entry by reference");
+        let keys = &history.recent().answers;
+        assert_eq!(keys.len(), 3);
+        assert!(history.recent().lookup.is_empty());
     }
 
     #[test]

@@ -296,9 +296,9 @@ struct TransferRecordView<'a> {
 
 /// Where the bank's mirror of a movement stands: `pending` until the
 /// outbox records the bank's answer (a `BankSynced` record, durable).
-async fn bank_sync_view(state: &AppState, reference: &str) -> ApiResult<BankSyncView> {
+async fn bank_sync_view(state: &AppState, reference: &str, lsn: u64) -> ApiResult<BankSyncView> {
     let durable = state.log.durable_lsn();
-    let sync = state.history.bank_sync(reference, durable).await?;
+    let sync = state.history.bank_sync(reference, lsn, durable).await?;
     Ok(match sync.as_ref().map(|sync| &sync.outcome) {
         None => BankSyncView { status: "pending", bank_serial: None, failure_reason: None },
         Some(Ok(serial)) => {
@@ -317,8 +317,10 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<
         state.transfers.ids.get(&id).await.map(Committed::readable).transpose()?.flatten().ok_or_else(not_found)?;
     let Committed::Movement { lsn, movement } = &committed else { return Err(not_found()) };
     state.log.wait_durable(*lsn).await?;
-    let view =
-        TransferRecordView { movement: movement_view(*lsn, movement), bank_sync: bank_sync_view(&state, &id).await? };
+    let view = TransferRecordView {
+        movement: movement_view(*lsn, movement),
+        bank_sync: bank_sync_view(&state, &id, *lsn).await?,
+    };
     Ok(json_response(StatusCode::OK, &view))
 }
 
