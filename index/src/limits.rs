@@ -56,11 +56,16 @@ pub const BLOOM_RESIDENT_BYTES_MAX: u64 = 16 << 20;
 pub const MERGE_RUNS_MAX: usize = 64;
 /// Most runs a [`crate::RunSet`] opens.
 pub const RUN_SET_RUNS_MAX: usize = 1024;
+/// Above this many runs, `RunSet::full_tier` merges the cheapest window of
+/// neighbours when no window shares a size tier (runs that straddle a
+/// tier's bound), so the count stays far below [`RUN_SET_RUNS_MAX`].
+pub const MERGE_ANY_ABOVE_RUNS: usize = 24;
 
 // A probe takes 9 bits (a bit of a 512-bit line) of one 64-bit hash.
 const _: () = assert!(BLOOM_HASHES >= 1 && BLOOM_HASHES <= BLOOM_HASHES_MAX && 9 * BLOOM_HASHES_MAX <= 64);
 const _: () = assert!(BLOOM_LINE_BYTES * 8 == 512 && BLOOM_BYTES_MAX % BLOOM_LINE_BYTES == 0);
 // Every fold up to the maximum divides the grain and leaves it even.
 const _: () = assert!(BLOOM_FOLD_GRAIN_LINES % (840 * 2) == 0 && BLOOM_FOLD_MAX <= 8);
+const _: () = assert!(MERGE_ANY_ABOVE_RUNS < RUN_SET_RUNS_MAX);
 // The default block holds at least one entry of any allowed shape.
 const _: () = assert!(BLOCK_BYTES_TARGET <= BLOCK_BYTES_MAX && KEY_BYTES_MAX + VALUE_BYTES_MAX <= BLOCK_BYTES_MAX);

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{hex, IndexError};
-use crate::limits::RUN_SET_RUNS_MAX;
+use crate::limits::{MERGE_ANY_ABOVE_RUNS, RUN_SET_RUNS_MAX};
 use crate::merge::merge_as;
 use crate::run::{Direction, Entry, Run, RunRange};
 use crate::writer::{sync_directory, RunSpec, RunWriter};
@@ -270,21 +270,35 @@ impl RunSet {
         sync_directory(&self.directory)
     }
 
-    /// Where the newest `fanout` neighbouring runs that share one size tier
-    /// start (tier: floor(log_fanout of entries)), if any: the next merge of
-    /// size-tiered merging, under which a run is rewritten about
-    /// log_fanout(history / flush) times and a set holds at most about
-    /// `fanout - 1` runs per tier. Not only the newest runs: runs written
-    /// while a merge ran sit above its output, and the output's tier must
-    /// still fill and merge.
+    /// Where the next merge of `fanout` neighbouring runs starts, if one is
+    /// due: the newest window whose runs share one size tier (tier:
+    /// floor(log_fanout of entries)). That is size-tiered merging, under
+    /// which a run is rewritten about log_fanout(history / flush) times and
+    /// a set holds about `fanout - 1` runs per tier. Not only the newest
+    /// runs: runs written while a merge ran sit above its output, and the
+    /// output's tier must still fill and merge.
+    ///
+    /// Runs whose sizes straddle a tier's bound (flushes of a varying
+    /// number of entries) can sit between runs of another tier forever and
+    /// never form such a window. So once the set holds more than
+    /// [`MERGE_ANY_ABOVE_RUNS`] runs, the window with the fewest entries is
+    /// merged instead: the run count stays bounded whatever the sizes, far
+    /// below [`RUN_SET_RUNS_MAX`].
     pub fn full_tier(&self, fanout: usize) -> Option<usize> {
         let fanout = fanout.max(2);
         let tier = |member: &Member| member.run.entry_count().max(1).ilog(fanout as u64);
         let last_start = self.members.len().checked_sub(fanout)?;
-        (0..=last_start).rev().find(|&start| {
+        let same_tier = (0..=last_start).rev().find(|&start| {
             let window = &self.members[start..start + fanout];
             window.iter().all(|member| tier(member) == tier(&window[0]))
-        })
+        });
+        if same_tier.is_some() || self.members.len() <= MERGE_ANY_ABOVE_RUNS {
+            return same_tier;
+        }
+        let entries = |start: usize| -> u64 {
+            self.members[start..start + fanout].iter().map(|member| member.run.entry_count()).sum()
+        };
+        (0..=last_start).rev().min_by_key(|&start| entries(start))
     }
 
     /// Whether some run's Bloom filter admits `prefix` (at least P bytes):

@@ -269,3 +269,25 @@ fn a_merge_writes_at_the_sets_block_size() {
     assert_eq!(set.runs()[0].run.block_count(), 2, "16 entries, 8 a block");
     assert_eq!(everything(&set).len(), 16);
 }
+
+#[test]
+fn runs_that_never_share_a_tier_are_still_merged_once_there_are_many() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    // Runs of 4 and 1 entries in turn (tiers 1 and 0): no 4 neighbours share a tier.
+    let mut first = 1u8;
+    for n in 0..26 {
+        let last = if n % 2 == 0 { first + 3 } else { first };
+        write_sized(&mut set, first, last);
+        first = last + 1;
+    }
+    let merges = std::iter::from_fn(|| {
+        let start = set.full_tier(4)?;
+        set.merge_runs(start, 4).unwrap();
+        Some(start)
+    })
+    .count();
+    assert!(merges >= 1);
+    assert!(set.runs().len() <= fundledger_index::limits::MERGE_ANY_ABOVE_RUNS, "{} runs", set.runs().len());
+    assert_eq!(everything(&set).len(), 65);
+}
