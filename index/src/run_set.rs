@@ -57,6 +57,11 @@ impl Member {
     fn last(&self) -> u64 {
         self.run.watermark()
     }
+
+    /// How many lsns the run covers.
+    pub fn lsn_span(&self) -> u64 {
+        self.last() - self.first + 1
+    }
 }
 
 #[derive(Debug)]
@@ -277,16 +282,22 @@ impl RunSet {
     /// a set holds about `fanout - 1` runs per tier. Not only the newest
     /// runs: runs written while a merge ran sit above its output, and the
     /// output's tier must still fill and merge.
-    ///
-    /// Runs whose sizes straddle a tier's bound (flushes of a varying
-    /// number of entries) can sit between runs of another tier forever and
-    /// never form such a window. So once the set holds more than
-    /// [`MERGE_ANY_ABOVE_RUNS`] runs, the window with the fewest entries is
-    /// merged instead: the run count stays bounded whatever the sizes, far
-    /// below [`RUN_SET_RUNS_MAX`].
     pub fn full_tier(&self, fanout: usize) -> Option<usize> {
+        self.full_tier_by(fanout, |member| member.run.entry_count())
+    }
+
+    /// [`RunSet::full_tier`] with tiers of `size` (entries, or the lsns a
+    /// run covers: a table whose entries per lsn vary has runs that
+    /// straddle a tier's bound by entries but not by lsns).
+    ///
+    /// Runs that straddle a bound anyway (a short flush) can sit between
+    /// runs of another tier and never form a window. So once the set holds
+    /// more than [`MERGE_ANY_ABOVE_RUNS`] runs, the window with the least
+    /// `size` is merged instead: the run count stays far below
+    /// [`RUN_SET_RUNS_MAX`] whatever the sizes.
+    pub fn full_tier_by(&self, fanout: usize, size: impl Fn(&Member) -> u64) -> Option<usize> {
         let fanout = fanout.max(2);
-        let tier = |member: &Member| member.run.entry_count().max(1).ilog(fanout as u64);
+        let tier = |member: &Member| size(member).max(1).ilog(fanout as u64);
         let last_start = self.members.len().checked_sub(fanout)?;
         let same_tier = (0..=last_start).rev().find(|&start| {
             let window = &self.members[start..start + fanout];
@@ -295,10 +306,8 @@ impl RunSet {
         if same_tier.is_some() || self.members.len() <= MERGE_ANY_ABOVE_RUNS {
             return same_tier;
         }
-        let entries = |start: usize| -> u64 {
-            self.members[start..start + fanout].iter().map(|member| member.run.entry_count()).sum()
-        };
-        (0..=last_start).rev().min_by_key(|&start| entries(start))
+        let window_size = |start: usize| -> u64 { self.members[start..start + fanout].iter().map(&size).sum() };
+        (0..=last_start).rev().min_by_key(|&start| window_size(start))
     }
 
     /// Whether some run's Bloom filter admits `prefix` (at least P bytes):

@@ -271,23 +271,38 @@ fn a_merge_writes_at_the_sets_block_size() {
 }
 
 #[test]
+fn runs_whose_entries_straddle_a_tier_bound_share_a_tier_by_lsns() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    // Four runs of 4 lsns each, with 4, 3, 4 and 3 entries (tiers 1, 0, 1, 0 by entries).
+    for first in [1u8, 5, 9, 13] {
+        let entries = if first % 8 == 1 { 4 } else { 3 };
+        let model: Model = (first..first + entries).map(|lsn| (vec![0, lsn, 0], vec![lsn])).collect();
+        set.write_run(u64::from(first), u64::from(first) + 3, 1, &model).unwrap();
+    }
+    assert_eq!(set.full_tier(4), None);
+    assert_eq!(set.full_tier_by(4, fundledger_index::Member::lsn_span), Some(0));
+}
+
+#[test]
 fn runs_that_never_share_a_tier_are_still_merged_once_there_are_many() {
     let directory = tempfile::tempdir().unwrap();
     let mut set = RunSet::open(directory.path(), spec()).unwrap();
-    // Runs of 4 and 1 entries in turn (tiers 1 and 0): no 4 neighbours share a tier.
-    let mut first = 1u8;
-    for n in 0..26 {
-        let last = if n % 2 == 0 { first + 3 } else { first };
-        write_sized(&mut set, first, last);
-        first = last + 1;
+    let runs = fundledger_index::limits::MERGE_ANY_ABOVE_RUNS as u64 + 2;
+    for lsn in 1..=runs {
+        let model: Model = [(vec![(lsn >> 8) as u8, lsn as u8, 0], vec![1])].into_iter().collect();
+        set.write_run(lsn, lsn, 1, &model).unwrap();
     }
+    // Sizes 1 and 4 in turn (tiers 0 and 1): no 4 neighbours share a tier.
+    let size = |member: &fundledger_index::Member| if member.first % 2 == 0 { 4 } else { member.lsn_span() };
+    assert_eq!(set.full_tier(4), Some(runs as usize - 4), "by entries they do");
     let merges = std::iter::from_fn(|| {
-        let start = set.full_tier(4)?;
+        let start = set.full_tier_by(4, size)?;
         set.merge_runs(start, 4).unwrap();
         Some(start)
     })
     .count();
     assert!(merges >= 1);
     assert!(set.runs().len() <= fundledger_index::limits::MERGE_ANY_ABOVE_RUNS, "{} runs", set.runs().len());
-    assert_eq!(everything(&set).len(), 65);
+    assert_eq!(everything(&set).len(), runs as usize);
 }

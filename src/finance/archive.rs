@@ -54,7 +54,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fundledger_index::{Direction, IndexError, MergeJob, RunSet, RunSpec, Snapshot};
+use fundledger_index::{Direction, IndexError, Member, MergeJob, RunSet, RunSpec, Snapshot};
 use hashbrown::HashMap;
 use parking_lot::{Mutex, RwLock};
 
@@ -70,9 +70,9 @@ const LOOKUP_KEY_BYTES: usize = 17;
 /// A lookup key's prefix: tag and hash (what its Bloom filter holds).
 const LOOKUP_PREFIX_BYTES: usize = 9;
 const ANSWER_KEY_BYTES: usize = 16;
-/// Runs of one size tier merged at once (size-tiered merging: a run is
-/// rewritten about log4(history / flush) times, and a table holds at most
-/// about 3 runs per tier).
+/// Runs of one size tier merged at once (size-tiered merging, tiers by the
+/// lsns a run covers: a run is rewritten about log4(history / flush)
+/// times, and a table holds at most about 3 runs per tier).
 const MERGE_FANOUT: usize = 4;
 
 /// What a lookup key names. Part of the on-disk format.
@@ -564,7 +564,9 @@ impl Archive {
             let mut tables = self.tables.lock();
             let mut jobs = Vec::new();
             for (table, set) in tables.sets().into_iter().enumerate() {
-                if let Some(start) = set.full_tier(MERGE_FANOUT) {
+                // Tiers by lsns covered: flushes cover about `history.memory_records`
+                // lsns each, while their entries vary with the records' mix.
+                if let Some(start) = set.full_tier_by(MERGE_FANOUT, Member::lsn_span) {
                     jobs.push((table, set.prepare_merge(start, MERGE_FANOUT)?));
                 }
             }
