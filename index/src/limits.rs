@@ -40,18 +40,25 @@ pub const BLOOM_BYTES_MIN: u64 = BLOOM_LINE_BYTES;
 /// prefixes (`Bloom::fold_to_fit`; a merge sizes for the sum of its inputs').
 pub const BLOOM_FOLD_MAX: u64 = 8;
 /// A filter of at least 16 × this many lines gets a multiple of it:
-/// lcm(1 ..= 8) × 2, so every fold up to [`BLOOM_FOLD_MAX`] divides it and
-/// leaves an even count (for [`BLOOM_RESIDENT_BYTES_MAX`]'s fold by 2).
-pub const BLOOM_FOLD_GRAIN_LINES: u64 = 1680;
+/// lcm(1 ..= 8) × 4, so every fold up to [`BLOOM_FOLD_MAX`] divides it and
+/// leaves a count divisible by 4 (for the folds an open run keeps in
+/// memory, [`BLOOM_WHOLE_BYTES_MAX`]).
+pub const BLOOM_FOLD_GRAIN_LINES: u64 = 3360;
 /// An open run keeps a filter of at most this many bytes whole in memory.
-/// A larger one (with an even line count) keeps only its fold by 2 (5 bits
-/// per prefix instead of 10), and a prefix that fold admits (about 14% of
-/// absent ones) is checked against its two lines on disk: one `pread` of
-/// 128 bytes, compared with the fold, so a changed byte on disk can only
-/// turn the answer into "maybe". Only the largest runs of a set are above
-/// it (size-tiered merging: a few of them hold most prefixes), which keeps
-/// the reads per absent prefix low while halving most of the memory.
-pub const BLOOM_RESIDENT_BYTES_MAX: u64 = 16 << 20;
+/// A larger one keeps only its fold by 2 (5 bits per prefix instead of
+/// 10), or by 4 above [`BLOOM_HALF_BYTES_MAX`] (2.5 bits), when its line
+/// count allows. A prefix the fold admits (about 14% of absent ones for a
+/// fold by 2, 64% for a fold by 4) is checked against its lines on disk:
+/// one `pread` of 128 or 256 bytes, compared with the fold, so a changed
+/// byte on disk can only turn the answer into "maybe". This is Monkey's
+/// idea (Dayan et al., SIGMOD 2017) in its simplest form: the largest runs
+/// of a size-tiered set hold most prefixes and get the fewest bits in
+/// memory, while the lines on disk keep every run's false-positive rate
+/// at about 1%.
+pub const BLOOM_WHOLE_BYTES_MAX: u64 = 4 << 20;
+/// Above this, a run keeps its filter's fold by 4 (see
+/// [`BLOOM_WHOLE_BYTES_MAX`]).
+pub const BLOOM_HALF_BYTES_MAX: u64 = 64 << 20;
 /// Most runs one merge reads at once (memory: one block per input).
 pub const MERGE_RUNS_MAX: usize = 64;
 /// Most runs a [`crate::RunSet`] opens.
@@ -66,8 +73,9 @@ pub const MERGE_ANY_ABOVE_RUNS: usize = 128;
 // A probe takes 9 bits (a bit of a 512-bit line) of one 64-bit hash.
 const _: () = assert!(BLOOM_HASHES >= 1 && BLOOM_HASHES <= BLOOM_HASHES_MAX && 9 * BLOOM_HASHES_MAX <= 64);
 const _: () = assert!(BLOOM_LINE_BYTES * 8 == 512 && BLOOM_BYTES_MAX % BLOOM_LINE_BYTES == 0);
-// Every fold up to the maximum divides the grain and leaves it even.
-const _: () = assert!(BLOOM_FOLD_GRAIN_LINES % (840 * 2) == 0 && BLOOM_FOLD_MAX <= 8);
+// Every fold up to the maximum divides the grain and leaves a multiple of 4.
+const _: () = assert!(BLOOM_FOLD_GRAIN_LINES % (840 * 4) == 0 && BLOOM_FOLD_MAX <= 8);
+const _: () = assert!(BLOOM_WHOLE_BYTES_MAX < BLOOM_HALF_BYTES_MAX);
 const _: () = assert!(MERGE_ANY_ABOVE_RUNS < RUN_SET_RUNS_MAX);
 // The default block holds at least one entry of any allowed shape.
 const _: () = assert!(BLOCK_BYTES_TARGET <= BLOCK_BYTES_MAX && KEY_BYTES_MAX + VALUE_BYTES_MAX <= BLOCK_BYTES_MAX);

@@ -8,9 +8,10 @@
 //! and its Bloom filter (10 bits per distinct prefix). For the journal shape
 //! (K = 16, V = 40: 73 entries per 4 KiB block) that is 0.27 bytes per entry,
 //! plus 1.25 bytes per distinct prefix when P > 0 (rounded up to 64 bytes).
-//! A filter above [`BLOOM_RESIDENT_BYTES_MAX`] stays in memory only as its
-//! fold by 2 (0.625 bytes per prefix, [`crate::bloom`]); a prefix the fold
-//! admits is checked against its two lines on disk ([`DiskLines`]).
+//! A filter above [`BLOOM_WHOLE_BYTES_MAX`] stays in memory only as its
+//! fold by 2 or 4 (0.625 or 0.31 bytes per prefix, [`crate::bloom`]); a
+//! prefix the fold admits is checked against its lines on disk
+//! ([`DiskLines`]).
 //!
 //! # Reads
 //!
@@ -32,8 +33,41 @@ use crate::error::IndexError;
 use crate::format::{
     prefix_hash, Footer, HeaderFields, Layout, FOOTER_BYTES, HEADER_FIXED_BYTES, INDEX_CRC_BYTES, META_CRC_AT,
 };
-use crate::limits::{BLOOM_LINE_BYTES, BLOOM_RESIDENT_BYTES_MAX};
+use crate::limits::{BLOOM_HALF_BYTES_MAX, BLOOM_LINE_BYTES, BLOOM_WHOLE_BYTES_MAX};
 use crate::writer::RunSpec;
+
+/// The largest fold a run keeps in memory instead of its whole filter.
+const FOLD_FACTOR_MAX: u64 = 4;
+
+/// How much of a run's Bloom filter stays in memory (limits'
+/// [`BLOOM_WHOLE_BYTES_MAX`] explains the trade).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterResidence {
+    /// Filters up to this many bytes stay whole.
+    pub whole_bytes_max: u64,
+    /// Filters up to this many bytes keep their fold by 2; larger ones
+    /// their fold by 4.
+    pub half_bytes_max: u64,
+}
+
+impl FilterResidence {
+    pub const DEFAULT: FilterResidence =
+        FilterResidence { whole_bytes_max: BLOOM_WHOLE_BYTES_MAX, half_bytes_max: BLOOM_HALF_BYTES_MAX };
+
+    /// The fold a filter of `bytes` in `lines` lines keeps in memory: the
+    /// factor its size asks for, or the largest smaller one that divides
+    /// the line count (1: whole).
+    fn fold_factor(&self, bytes: u64, lines: u64) -> u64 {
+        let wanted = if bytes > self.half_bytes_max {
+            FOLD_FACTOR_MAX
+        } else if bytes > self.whole_bytes_max {
+            2
+        } else {
+            1
+        };
+        [4, 2, 1].into_iter().find(|&factor| factor <= wanted && lines % factor == 0).unwrap_or(1)
+    }
+}
 
 /// One key and its value, copied out of a block.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,7 +95,7 @@ pub struct Run {
     /// First key of every block, back to back.
     index_keys: Vec<u8>,
     block_crcs: Vec<u32>,
-    /// The whole filter, or its fold by 2 when `disk_lines` is set.
+    /// The whole filter, or its fold when `disk_lines` is set.
     bloom: Bloom,
     disk_lines: Option<DiskLines>,
 }
@@ -72,6 +106,8 @@ pub struct Run {
 struct DiskLines {
     offset: u64,
     lines: u64,
+    /// The fold in memory: every `factor` lines on disk OR to one of its.
+    factor: u64,
     reads: std::sync::atomic::AtomicU64,
     /// Reads that failed, or whose two lines did not OR to the fold
     /// (answered "maybe").
@@ -83,12 +119,12 @@ impl Run {
     /// filter (their CRC, every bound, the offsets, the order of the index
     /// keys). Data blocks are checked when read.
     pub fn open(path: &Path) -> Result<Run, IndexError> {
-        Run::open_keeping(path, BLOOM_RESIDENT_BYTES_MAX)
+        Run::open_keeping(path, FilterResidence::DEFAULT)
     }
 
-    /// [`Run::open`], keeping a filter whole in memory only up to
-    /// `bloom_resident_bytes_max` bytes (tests use a small bound).
-    pub fn open_keeping(path: &Path, bloom_resident_bytes_max: u64) -> Result<Run, IndexError> {
+    /// [`Run::open`], keeping the filter in memory as `residence` says
+    /// (tests use small bounds).
+    pub fn open_keeping(path: &Path, residence: FilterResidence) -> Result<Run, IndexError> {
         let file = File::open(path).map_err(|error| IndexError::io(path, error))?;
         let file_bytes = file.metadata().map_err(|error| IndexError::io(path, error))?.len();
         let corrupt = |offset: u64, reason: String| IndexError::corrupt(path, offset, reason);
@@ -154,12 +190,14 @@ impl Run {
             disk_lines: None,
         };
         let lines = run.bloom.lines();
-        if layout.bloom_bytes > bloom_resident_bytes_max && lines % 2 == 0 {
+        let factor = residence.fold_factor(layout.bloom_bytes, lines);
+        if factor > 1 {
             // Checked whole above; memory keeps the fold (module doc).
-            run.bloom = run.bloom.fold(2);
+            run.bloom = run.bloom.fold(factor);
             run.disk_lines = Some(DiskLines {
                 offset: layout.bloom_offset,
                 lines,
+                factor,
                 reads: std::sync::atomic::AtomicU64::new(0),
                 mismatches: std::sync::atomic::AtomicU64::new(0),
             });
@@ -271,27 +309,30 @@ impl Run {
     }
 
     /// For a run that keeps only the fold of its filter: whether the whole
-    /// filter's line admits `hash` (which the fold admitted). Reads the two
-    /// lines the fold's line came from; when they do not OR to it (the file
-    /// changed under the run) or cannot be read, the answer is "maybe": the
-    /// data block read that follows checks its CRC.
+    /// filter's line admits `hash` (which the fold admitted). Reads the
+    /// lines the fold's line came from; when they do not OR to it (the
+    /// file changed under the run) or cannot be read, the answer is
+    /// "maybe": the data block read that follows checks its CRC.
     fn disk_lines_admit(&self, hash: u64) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(disk) = &self.disk_lines else { return true };
         disk.reads.fetch_add(1, Relaxed);
         let line = line_of(hash, disk.lines);
-        let pair = line & !1;
+        let group = line / disk.factor;
         let line_bytes = BLOOM_LINE_BYTES as usize;
-        let mut bytes = [0u8; 2 * BLOOM_LINE_BYTES as usize];
-        let folded = self.bloom.line(pair / 2);
-        let read = self.file.read_exact_at(&mut bytes, disk.offset + pair * BLOOM_LINE_BYTES);
-        let (low, high) = bytes.split_at(line_bytes);
-        let matches = read.is_ok() && low.iter().zip(high).zip(folded).all(|((a, b), f)| a | b == *f);
+        let mut bytes = [0u8; FOLD_FACTOR_MAX as usize * BLOOM_LINE_BYTES as usize];
+        let bytes = &mut bytes[..disk.factor as usize * line_bytes];
+        let read = self.file.read_exact_at(bytes, disk.offset + group * disk.factor * BLOOM_LINE_BYTES);
+        let folded = self.bloom.line(group);
+        let matches = read.is_ok()
+            && (0..line_bytes)
+                .all(|at| bytes.chunks_exact(line_bytes).fold(0u8, |or, line| or | line[at]) == folded[at]);
         if !matches {
             disk.mismatches.fetch_add(1, Relaxed);
             return true;
         }
-        line_admits(if line == pair { low } else { high }, hash, self.fields.bloom_hashes)
+        let within = (line % disk.factor) as usize;
+        line_admits(&bytes[within * line_bytes..][..line_bytes], hash, self.fields.bloom_hashes)
     }
 
     /// Reads of the filter's lines on disk so far (0 for a run whose filter

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use fundledger_index::{merge, Run, RunSpec, RunWriter};
+use fundledger_index::{merge, FilterResidence, Run, RunSpec, RunWriter};
 
 const PREFIXES: u64 = 100_000;
 
@@ -29,6 +29,9 @@ fn write_run(path: &std::path::Path, suffix: u64) -> Run {
     }
     writer.finish().unwrap()
 }
+
+/// Keeps filters up to 64 KiB whole, folds larger ones by 2.
+const HALVED: FilterResidence = FilterResidence { whole_bytes_max: 64 * 1024, half_bytes_max: u64::MAX };
 
 fn holds(run: &Run, prefix: u64) -> bool {
     run.may_contain_prefix(&key(prefix, 0)[..8])
@@ -62,7 +65,7 @@ fn a_run_with_a_large_filter_keeps_its_fold_and_checks_the_lines_on_disk() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("r.run");
     let whole = write_run(&path, 1);
-    let halved = Run::open_keeping(&path, 64 * 1024).unwrap();
+    let halved = Run::open_keeping(&path, HALVED).unwrap();
     assert_eq!(whole.disk_filter_reads(), (0, 0));
     let saved = whole.memory_bytes() - halved.memory_bytes();
     assert!(saved > 60_000, "keeps the fold: {} bytes instead of {}", halved.memory_bytes(), whole.memory_bytes());
@@ -91,11 +94,36 @@ fn a_run_with_a_large_filter_keeps_its_fold_and_checks_the_lines_on_disk() {
 }
 
 #[test]
+fn a_run_with_a_larger_filter_keeps_its_fold_by_four() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("r.run");
+    let whole = write_run(&path, 1);
+    let halved = Run::open_keeping(&path, HALVED).unwrap();
+    let quartered =
+        Run::open_keeping(&path, FilterResidence { whole_bytes_max: 32 * 1024, half_bytes_max: 64 * 1024 }).unwrap();
+    let (whole_bytes, halved_bytes, quartered_bytes) =
+        (whole.memory_bytes(), halved.memory_bytes(), quartered.memory_bytes());
+    assert!(
+        whole_bytes - quartered_bytes >= 3 * (whole_bytes - halved_bytes) / 2,
+        "{quartered_bytes} bytes folded by 4, {halved_bytes} by 2, {whole_bytes} whole"
+    );
+    assert!((0..PREFIXES).all(|prefix| holds(&quartered, prefix)));
+    let absent = PREFIXES..PREFIXES * 11;
+    let whole_positives = absent.clone().filter(|&prefix| holds(&whole, prefix)).count();
+    assert_eq!(absent.clone().filter(|&prefix| holds(&quartered, prefix)).count(), whole_positives);
+    let (reads, mismatches) = quartered.disk_filter_reads();
+    let absent_reads = reads - PREFIXES;
+    // 2.5 bits per prefix and 7 probes: about 64% of absent ones pass the fold.
+    assert!((500_000..800_000).contains(&absent_reads), "{absent_reads} disk reads for 1,000,000 absent prefixes");
+    assert_eq!(mismatches, 0);
+}
+
+#[test]
 fn a_filter_changed_on_disk_after_open_answers_maybe_never_no() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("r.run");
     write_run(&path, 1);
-    let halved = Run::open_keeping(&path, 64 * 1024).unwrap();
+    let halved = Run::open_keeping(&path, HALVED).unwrap();
     // Zero everything between the header and the footer: blocks, index, filter.
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     let length = file.metadata().unwrap().len();

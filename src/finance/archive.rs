@@ -25,8 +25,8 @@
 //!
 //! Memory: each open run keeps its Bloom filter (10 bits per distinct
 //! prefix: about 1.25 bytes per client id, the one per-record cost left;
-//! half that in the largest runs, which keep only the filter's fold, see
-//! the index crate's `run` module) and its sparse index (one key and CRC
+//! a half or a quarter of that in runs whose filter is above 4 or 64 MiB,
+//! which keep only its fold, see the index crate's `limits`) and its sparse index (one key and CRC
 //! per block; blocks are 64 KiB in the journal and 16 KiB in the lookup
 //! table for that reason).
 //!

@@ -157,8 +157,8 @@ impl References {
     /// `fundledger_sandbox_reference_runs{bank}` and
     /// `fundledger_sandbox_reference_memory_bytes{bank}`, what the runs keep
     /// in memory (Bloom filters, sparse indexes: about 1.27 bytes per
-    /// reference, 0.65 in runs large enough to keep only their filter's
-    /// fold; it does grow with the bank's history).
+    /// reference, 0.65 or 0.33 in runs large enough to keep only their
+    /// filter's fold; it does grow with the bank's history).
     fn report_metrics(&self) {
         let bank = self.dir.parent().and_then(Path::file_name).map(|name| name.to_string_lossy().into_owned());
         let bank = bank.unwrap_or_default();
