@@ -135,6 +135,9 @@ fn old_history_is_read_from_the_archive_before_and_after_kill_9() {
         .unwrap_or_else(|| panic!("no fundledger_history_archive_lsn in /metrics:\n{metrics}"));
     assert!(archived >= (last_lsn - 4) as f64, "/metrics says the archive reaches lsn {archived}");
     assert!(metrics.contains("fundledger_history_archive_write_errors_total 0"), "{metrics}");
+    // Runs this small keep their filters whole: nothing read from disk, nothing mismatched.
+    assert!(metrics.contains("fundledger_index_filter_disk_reads_total 0"), "{metrics}");
+    assert!(metrics.contains("fundledger_index_filter_disk_mismatches_total 0"), "{metrics}");
 
     // Each account's journal sums to its balance (entries from disk).
     for account in [&a, &b, &c] {

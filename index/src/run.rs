@@ -36,6 +36,20 @@ use crate::format::{
 use crate::limits::{BLOOM_HALF_BYTES_MAX, BLOOM_LINE_BYTES, BLOOM_WHOLE_BYTES_MAX};
 use crate::writer::RunSpec;
 
+/// Reads of filter lines on disk by every run of the process, and those
+/// that answered "maybe" because the lines could not be read or did not
+/// OR to the fold ([`filter_disk_reads`]).
+static DISK_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static DISK_MISMATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Filter lines read from disk by all runs of this process so far, and how
+/// many of those reads found lines that could not be read or did not match
+/// the fold in memory (a file changed under an open run: worth an alarm).
+pub fn filter_disk_reads() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (DISK_READS.load(Relaxed), DISK_MISMATCHES.load(Relaxed))
+}
+
 /// The largest fold a run keeps in memory instead of its whole filter.
 const FOLD_FACTOR_MAX: u64 = 4;
 
@@ -317,6 +331,7 @@ impl Run {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(disk) = &self.disk_lines else { return true };
         disk.reads.fetch_add(1, Relaxed);
+        DISK_READS.fetch_add(1, Relaxed);
         let line = line_of(hash, disk.lines);
         let group = line / disk.factor;
         let line_bytes = BLOOM_LINE_BYTES as usize;
@@ -329,6 +344,7 @@ impl Run {
                 .all(|at| bytes.chunks_exact(line_bytes).fold(0u8, |or, line| or | line[at]) == folded[at]);
         if !matches {
             disk.mismatches.fetch_add(1, Relaxed);
+            DISK_MISMATCHES.fetch_add(1, Relaxed);
             return true;
         }
         let within = (line % disk.factor) as usize;

@@ -132,4 +132,7 @@ fn a_filter_changed_on_disk_after_open_answers_maybe_never_no() {
     let (reads, mismatches) = halved.disk_filter_reads();
     assert_eq!(reads, PREFIXES);
     assert_eq!(mismatches, PREFIXES, "every read found lines that do not OR to the fold");
+    // The process-wide counters (for /metrics) saw them too.
+    let (all_reads, all_mismatches) = fundledger_index::filter_disk_reads();
+    assert!(all_reads >= PREFIXES && all_mismatches >= PREFIXES, "{all_reads} reads, {all_mismatches} mismatches");
 }

@@ -56,5 +56,11 @@ async fn metrics(State(handle): State<MetricsHandle>) -> Response {
         metrics::gauge!("fundledger_wal_group_records_mean").set(mean_group as f64);
         metrics::gauge!("fundledger_wal_durable_lsn").set(wal.durable_lsn() as f64);
     }
+    // The on-disk indexes' largest runs check some lookups against their
+    // filters' lines on disk: how often, and how often those lines no
+    // longer matched memory (a file changed under the server).
+    let (filter_reads, filter_mismatches) = fundledger_index::filter_disk_reads();
+    metrics::counter!("fundledger_index_filter_disk_reads_total").absolute(filter_reads);
+    metrics::counter!("fundledger_index_filter_disk_mismatches_total").absolute(filter_mismatches);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.prometheus.render()).into_response()
 }
