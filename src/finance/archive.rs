@@ -26,9 +26,9 @@
 //! Memory: each open run keeps its Bloom filter (10 bits per distinct
 //! prefix: about 1.25 bytes per client id, the one per-record cost left;
 //! a half or a quarter of that in runs whose filter is above 4 or 64 MiB,
-//! which keep only its fold, see the index crate's `limits`) and its sparse index (one key and CRC
-//! per block; blocks are 64 KiB in the journal and 16 KiB in the lookup
-//! table for that reason).
+//! which keep only its fold, see the index crate's `limits`) and its
+//! sparse index (one key and CRC per block; blocks are 64 KiB in the
+//! journal and 16 KiB in the lookup and answers tables for that reason).
 //!
 //! Records are served by [`Archive::record`]: the log's own segments, two
 //! positioned reads each (`Wal::read`).
