@@ -80,7 +80,8 @@ impl Bloom {
     }
 
     /// A filter of exactly `lines` lines (tests of folding).
-    pub fn with_lines(lines: u64) -> Self {
+    #[cfg(test)]
+    fn with_lines(lines: u64) -> Self {
         Bloom { bits: vec![0; (lines * BLOOM_LINE_BYTES) as usize], hashes: BLOOM_HASHES }
     }
 
@@ -106,9 +107,11 @@ impl Bloom {
             return;
         }
         let hash = prefix_hash(prefix);
-        let line = line_of(hash, self.lines()) as usize;
-        let line_bytes = BLOOM_LINE_BYTES as usize;
-        set_bits(&mut self.bits[line * line_bytes..][..line_bytes], hash, self.hashes);
+        let at = (line_of(hash, self.lines()) * BLOOM_LINE_BYTES) as usize;
+        let line = &mut self.bits[at..][..BLOOM_LINE_BYTES as usize];
+        for bit in line_bits(hash, self.hashes) {
+            line[bit / 8] |= 1 << (bit % 8);
+        }
     }
 
     /// False only when no key with this prefix was inserted.
@@ -122,9 +125,7 @@ impl Bloom {
         if self.bits.is_empty() {
             return true;
         }
-        let line = line_of(hash, self.lines()) as usize;
-        let line_bytes = BLOOM_LINE_BYTES as usize;
-        line_admits(&self.bits[line * line_bytes..][..line_bytes], hash, self.hashes)
+        line_admits(self.line(line_of(hash, self.lines())), hash, self.hashes)
     }
 
     /// The bytes of line `line`.
@@ -142,23 +143,17 @@ pub fn line_of(hash: u64, lines: u64) -> u64 {
 }
 
 /// Whether `line` (the 64 bytes of the prefix's line) has every bit of the
-/// prefix whose [`prefix_hash`] is `hash`: probe `i` is the next 9 bits of
-/// a second hash.
+/// prefix whose [`prefix_hash`] is `hash`.
 pub fn line_admits(line: &[u8], hash: u64, hashes: u32) -> bool {
     debug_assert_eq!(line.len() as u64, BLOOM_LINE_BYTES);
-    let second = fmix64(hash ^ 0x9e37_79b9_7f4a_7c15);
-    (0..u64::from(hashes)).all(|probe| {
-        let bit = (second >> (9 * probe)) & (LINE_BITS - 1);
-        line[(bit / 8) as usize] & (1 << (bit % 8)) != 0
-    })
+    line_bits(hash, hashes).all(|bit| line[bit / 8] & (1 << (bit % 8)) != 0)
 }
 
-fn set_bits(line: &mut [u8], hash: u64, hashes: u32) {
+/// The bits within its line of the prefix whose [`prefix_hash`] is
+/// `hash`: probe `i` takes the next 9 bits of a second hash.
+fn line_bits(hash: u64, hashes: u32) -> impl Iterator<Item = usize> {
     let second = fmix64(hash ^ 0x9e37_79b9_7f4a_7c15);
-    for probe in 0..u64::from(hashes) {
-        let bit = (second >> (9 * probe)) & (LINE_BITS - 1);
-        line[(bit / 8) as usize] |= 1 << (bit % 8);
-    }
+    (0..u64::from(hashes)).map(move |probe| ((second >> (9 * probe)) & (LINE_BITS - 1)) as usize)
 }
 
 #[cfg(test)]
