@@ -10,6 +10,12 @@ pub const VALUE_BYTES_MAX: usize = 4096;
 /// A block holds this many bytes of entries or fewer (at least one entry):
 /// one pread of about a page per block read.
 pub const BLOCK_BYTES_TARGET: usize = 4096;
+
+/// A run writer starts writing its bytes to the disk every this many bytes
+/// (`writer::start_writeback`), so that a run's final fsync finds at most
+/// about this much of it not yet on its way.
+pub const WRITEBACK_BYTES: u64 = 1 << 20;
+
 /// Largest block a reader accepts: one entry of maximal key and value fits,
 /// and a table may ask for larger blocks than [`BLOCK_BYTES_TARGET`]
 /// (`RunSpec::with_block_bytes`) up to this.
