@@ -59,7 +59,14 @@ struct Live {
     accepted: AtomicU64,
     errors: AtomicU64,
     latency_us_sum: AtomicU64,
+    /// The slowest request since the last progress line.
+    latency_us_max: AtomicU64,
+    /// Requests slower than [`SLOW_US`] since the last progress line.
+    slow: AtomicU64,
 }
+
+/// What the progress line counts as slow: issue 5's `single` p99 target.
+const SLOW_US: u64 = 2_000;
 
 pub struct RunResult {
     pub hist: Histogram<u64>,
@@ -132,16 +139,21 @@ async fn progress_loop(spec: Arc<RunSpec>, live: Arc<Live>, start: Instant) {
         let accepted = live.accepted.load(Ordering::Relaxed);
         let latency = live.latency_us_sum.load(Ordering::Relaxed);
         let errors = live.errors.load(Ordering::Relaxed);
+        let max_ms = live.latency_us_max.swap(0, Ordering::Relaxed) as f64 / 1000.0;
+        let slow = live.slow.swap(0, Ordering::Relaxed);
         let delta_requests = requests - last_requests;
         let mean_ms =
             if delta_requests > 0 { (latency - last_latency) as f64 / delta_requests as f64 / 1000.0 } else { 0.0 };
         eprintln!(
-            "{} {:>4.0}s  {:>9} req/s  {:>11} accepted/s  mean {:>8.2} ms  errors {}",
+            "{} {:>4.0}s  {:>9} req/s  {:>11} accepted/s  mean {:>8.2} ms  max {:>8.2} ms  over {} ms {:>7}  errors {}",
             spec.label,
             start.elapsed().as_secs_f64(),
             thousands(delta_requests),
             thousands(accepted - last_accepted),
             mean_ms,
+            max_ms,
+            SLOW_US / 1000,
+            thousands(slow),
             thousands(errors),
         );
         (last_requests, last_accepted, last_latency) = (requests, accepted, latency);
@@ -253,6 +265,10 @@ fn record(live: &Live, out: &mut WorkerResult, since: Instant) {
     out.requests += 1;
     live.requests.fetch_add(1, Ordering::Relaxed);
     live.latency_us_sum.fetch_add(us, Ordering::Relaxed);
+    live.latency_us_max.fetch_max(us, Ordering::Relaxed);
+    if us > SLOW_US {
+        live.slow.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn count_error(live: &Live, out: &mut WorkerResult, key: String, n: u64) {
