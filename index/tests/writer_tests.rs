@@ -151,3 +151,25 @@ fn larger_blocks_mean_fewer_index_entries_and_the_same_reads() {
     let huge = RunSpec { entries_per_block: 2 * 1024 * 1024 / 57, ..RunSpec::new(4, 53, 2) };
     assert!(matches!(RunWriter::create(&directory.path().join("huge.run"), huge, 1, 10), Err(IndexError::Invalid(_))));
 }
+
+#[test]
+fn a_run_larger_than_the_writeback_step_reads_back_whole() {
+    // Several WRITEBACK_BYTES steps: each starts writeback of what came
+    // before, and the run must read back exactly as pushed.
+    let directory = tempfile::tempdir().unwrap();
+    let spec = RunSpec::new(8, 24, 8);
+    let entries = 4 * fundledger_index::limits::WRITEBACK_BYTES / 32 + 17;
+    let mut writer = RunWriter::create(&directory.path().join("large.run"), spec, 1, entries).unwrap();
+    for n in 0..entries {
+        writer.push(&n.to_be_bytes(), &[(n % 251) as u8; 24]).unwrap();
+    }
+    let run = writer.finish().unwrap();
+    assert_eq!(run.entry_count(), entries);
+    let reopened = Run::open(run.path()).unwrap();
+    let all = collect(reopened.range(&[0; 8], &[0xff; 8], Direction::Forward).unwrap()).unwrap();
+    assert_eq!(all.len() as u64, entries);
+    for (n, (key, value)) in all.iter().enumerate() {
+        assert_eq!(key.as_slice(), (n as u64).to_be_bytes().as_slice());
+        assert_eq!(value.as_slice(), [(n as u64 % 251) as u8; 24].as_slice());
+    }
+}
