@@ -138,6 +138,22 @@ fn old_history_is_read_from_the_archive_before_and_after_kill_9() {
     // Runs this small keep their filters whole: nothing read from disk, nothing mismatched.
     assert!(metrics.contains("fundledger_index_filter_disk_reads_total 0"), "{metrics}");
     assert!(metrics.contains("fundledger_index_filter_disk_mismatches_total 0"), "{metrics}");
+    // The log's fdatasync latencies, cumulative: every fdatasync so far is
+    // under +Inf, and no bucket holds fewer than the one below it.
+    let value = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{series} missing from /metrics:\n{metrics}"))
+    };
+    let fsyncs = value("fundledger_wal_fsyncs_total ");
+    assert!(fsyncs >= 1.0, "{metrics}");
+    assert_eq!(value("fundledger_wal_fsync_latency_seconds_bucket{le=\"+Inf\"} "), fsyncs);
+    assert_eq!(value("fundledger_wal_fsync_latency_seconds_count "), fsyncs);
+    assert!(
+        value("fundledger_wal_fsync_latency_seconds_bucket{le=\"0.001024\"} ")
+            <= value("fundledger_wal_fsync_latency_seconds_bucket{le=\"0.002048\"} ")
+    );
 
     // Each account's journal sums to its balance (entries from disk).
     for account in [&a, &b, &c] {

@@ -185,6 +185,9 @@ impl BenchReport {
             },
             None => println!("wal: n/a"),
         }
+        if let Some(slow) = self.wal.as_ref().and_then(|wal| wal.slow_fsyncs) {
+            println!("wal: {slow} fdatasyncs took 2,048 µs or more");
+        }
         println!(
             "cpu during run: {} {:.1}s{}",
             if self.target == "echo" { "harness process (generator + echo server)" } else { "generator" },

@@ -42,6 +42,23 @@ async fn readyz(State(handle): State<MetricsHandle>) -> Response {
     }
 }
 
+/// The WAL's fdatasync latencies as a Prometheus histogram's cumulative
+/// buckets, `fundledger_wal_fsync_latency_seconds_bucket{le}`, with bounds
+/// at powers of two of microseconds (`le="0.002048"`: faster than 2,048 µs).
+fn export_fsync_latency(histogram: &[u64; fundledger_wal::stats::FSYNC_LATENCY_BUCKETS]) {
+    let mut cumulative = 0;
+    for (bucket, count) in histogram.iter().enumerate() {
+        cumulative += count;
+        let le = if bucket + 1 == histogram.len() {
+            "+Inf".to_string()
+        } else {
+            format!("{}", (1u64 << (bucket + 1)) as f64 / 1e6)
+        };
+        metrics::counter!("fundledger_wal_fsync_latency_seconds_bucket", "le" => le).absolute(cumulative);
+    }
+    metrics::counter!("fundledger_wal_fsync_latency_seconds_count").absolute(cumulative);
+}
+
 async fn metrics(State(handle): State<MetricsHandle>) -> Response {
     if let Some(wal) = handle.wal.get() {
         let stats = wal.stats().snapshot();
@@ -52,6 +69,7 @@ async fn metrics(State(handle): State<MetricsHandle>) -> Response {
         metrics::gauge!("fundledger_wal_fsync_seconds_max").set(stats.fsync_latency_ns_max as f64 / 1e9);
         let mean_ns = stats.fsync_latency_ns_sum.checked_div(stats.fsyncs).unwrap_or(0);
         metrics::gauge!("fundledger_wal_fsync_seconds_mean").set(mean_ns as f64 / 1e9);
+        export_fsync_latency(&stats.fsync_latency_histogram);
         let mean_group = stats.records_written.checked_div(stats.groups).unwrap_or(0);
         metrics::gauge!("fundledger_wal_group_records_mean").set(mean_group as f64);
         metrics::gauge!("fundledger_wal_durable_lsn").set(wal.durable_lsn() as f64);
