@@ -96,6 +96,11 @@ pub async fn run(spec: RunSpec) -> anyhow::Result<RunResult> {
     let spec = Arc::new(spec);
     let live = Arc::new(Live::default());
     let start = Instant::now() + Duration::from_millis(20);
+    // The progress lines count seconds from here; the wall clock lets them
+    // be lined up with the server's log.
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        eprintln!("{} starts at unix time {:.3}", spec.label, now.as_secs_f64() + 0.020);
+    }
     // A run stops by itself: closed loop at the duration, open loop when its
     // last request is due; late stragglers are abandoned after a grace period.
     let grace = Duration::from_secs(30);
