@@ -56,6 +56,15 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), String> {
 
 async fn serve(config: Config, options: RunOptions) -> Result<(), String> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        // Request times as buckets, not a summary: how many took longer
+        // than a bound over any interval is a difference of two scrapes
+        // (`bench` reports those over 2 ms), which a summary's decaying
+        // quantiles cannot give.
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("fundledger_http_request_seconds".into()),
+            crate::limits::HTTP_REQUEST_SECONDS_BUCKETS,
+        )
+        .map_err(|error| format!("cannot set the request time buckets: {error}"))?
         .install_recorder()
         .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
     let addr = config.listen_addr()?;

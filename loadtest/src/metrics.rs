@@ -10,14 +10,24 @@ pub const RECORDS: &str = "fundledger_wal_records_total";
 /// and a request waits at least one fdatasync).
 pub const FSYNC_LATENCY_BUCKET: &str = "fundledger_wal_fsync_latency_seconds_bucket";
 pub const FSYNC_FAST_LE: &str = "0.002048";
+/// The server's request time histogram, and its 2 ms bucket.
+pub const REQUEST_SECONDS_COUNT: &str = "fundledger_http_request_seconds_count";
+pub const REQUEST_SECONDS_BUCKET: &str = "fundledger_http_request_seconds_bucket";
+pub const REQUEST_FAST_LE: &str = "0.002";
 
-/// The WAL counters at one moment; `None` where the server does not export one.
+/// The server's WAL and request counters at one moment; `None` where the
+/// server does not export one.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WalCounters {
     pub fsyncs: Option<f64>,
     pub records: Option<f64>,
     /// Fdatasyncs under [`FSYNC_FAST_LE`] seconds.
     pub fast_fsyncs: Option<f64>,
+    /// Requests the server answered, and those it answered within
+    /// [`REQUEST_FAST_LE`] seconds (its own time, from the request's first
+    /// middleware to its response).
+    pub requests: Option<f64>,
+    pub fast_requests: Option<f64>,
 }
 
 /// The sum over every label set of one metric, or `None` if it is absent.
@@ -49,12 +59,19 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
     found
 }
 
-/// The value of `name{le="<le>"}`, or `None` if it is absent.
-pub fn bucket_value(text: &str, name: &str, le: &str) -> Option<f64> {
-    let wanted = format!("{name}{{le=\"{le}\"}}");
-    text.lines()
-        .filter_map(|line| line.trim().strip_prefix(wanted.as_str()))
-        .find_map(|rest| rest.split_whitespace().next().and_then(|value| value.parse::<f64>().ok()))
+/// The sum over every label set of `name{..., le="<le>"}` (one bucket of a
+/// histogram, over all its other labels), or `None` if there is none.
+pub fn bucket_sum(text: &str, name: &str, le: &str) -> Option<f64> {
+    let bound = format!("le=\"{le}\"}}");
+    let mut found = None;
+    for line in text.lines().map(str::trim) {
+        let Some(labels) = line.strip_prefix(name).and_then(|rest| rest.strip_prefix('{')) else { continue };
+        let Some((_, value)) = labels.split_once(bound.as_str()) else { continue };
+        if let Some(value) = value.split_whitespace().next().and_then(|value| value.parse::<f64>().ok()) {
+            *found.get_or_insert(0.0) += value;
+        }
+    }
+    found
 }
 
 /// Reads the counters on a fresh connection (a kept one may have been
@@ -67,7 +84,9 @@ pub async fn read_wal_counters(endpoint: &Endpoint) -> WalCounters {
             WalCounters {
                 fsyncs: metric_sum(&text, FSYNCS),
                 records: metric_sum(&text, RECORDS),
-                fast_fsyncs: bucket_value(&text, FSYNC_LATENCY_BUCKET, FSYNC_FAST_LE),
+                fast_fsyncs: bucket_sum(&text, FSYNC_LATENCY_BUCKET, FSYNC_FAST_LE),
+                requests: metric_sum(&text, REQUEST_SECONDS_COUNT),
+                fast_requests: bucket_sum(&text, REQUEST_SECONDS_BUCKET, REQUEST_FAST_LE),
             }
         }
         _ => WalCounters::default(),
@@ -84,6 +103,9 @@ pub struct WalReport {
     pub mean_group_size: Option<f64>,
     /// Fdatasyncs that took 2,048 µs or more (the server's latency histogram).
     pub slow_fsyncs: Option<u64>,
+    /// Requests that took the server more than 2 ms (by its own clock; the
+    /// rest of a slow request's time was spent outside its handlers).
+    pub slow_server_requests: Option<u64>,
 }
 
 pub fn wal_report(before: WalCounters, after: WalCounters, seconds: f64) -> WalReport {
@@ -93,12 +115,16 @@ pub fn wal_report(before: WalCounters, after: WalCounters, seconds: f64) -> WalR
     };
     let fsyncs = delta(before.fsyncs, after.fsyncs);
     let records = delta(before.records, after.records);
-    let fast = delta(before.fast_fsyncs, after.fast_fsyncs);
+    let over = |all: Option<u64>, fast: Option<u64>| match (all, fast) {
+        (Some(all), Some(fast)) if all >= fast => Some(all - fast),
+        _ => None,
+    };
     WalReport {
-        slow_fsyncs: match (fsyncs, fast) {
-            (Some(all), Some(fast)) if all >= fast => Some(all - fast),
-            _ => None,
-        },
+        slow_fsyncs: over(fsyncs, delta(before.fast_fsyncs, after.fast_fsyncs)),
+        slow_server_requests: over(
+            delta(before.requests, after.requests),
+            delta(before.fast_requests, after.fast_requests),
+        ),
         fsyncs,
         records,
         fsyncs_per_s: fsyncs.filter(|_| seconds > 0.0).map(|f| f as f64 / seconds),
@@ -126,15 +152,32 @@ mod tests {
         assert_eq!(metric_sum(text, "missing_total"), None);
         let buckets = "fundledger_wal_fsync_latency_seconds_bucket{le=\"0.001024\"} 7\n\
                        fundledger_wal_fsync_latency_seconds_bucket{le=\"0.002048\"} 9\n";
-        assert_eq!(bucket_value(buckets, FSYNC_LATENCY_BUCKET, FSYNC_FAST_LE), Some(9.0));
-        assert_eq!(bucket_value(buckets, FSYNC_LATENCY_BUCKET, "0.004096"), None);
-        let before = WalCounters { fsyncs: Some(10.0), records: Some(42.0), fast_fsyncs: Some(9.0) };
-        let after = WalCounters { fsyncs: Some(20.0), records: Some(142.0), fast_fsyncs: Some(16.0) };
+        assert_eq!(bucket_sum(buckets, FSYNC_LATENCY_BUCKET, FSYNC_FAST_LE), Some(9.0));
+        assert_eq!(bucket_sum(buckets, FSYNC_LATENCY_BUCKET, "0.004096"), None);
+        let requests = "fundledger_http_request_seconds_bucket{route=\"/a\",method=\"POST\",le=\"0.002\"} 5\n\
+                        fundledger_http_request_seconds_bucket{route=\"/a\",method=\"POST\",le=\"0.0002\"} 1\n\
+                        fundledger_http_request_seconds_bucket{route=\"/b\",method=\"GET\",le=\"0.002\"} 2\n";
+        assert_eq!(bucket_sum(requests, REQUEST_SECONDS_BUCKET, REQUEST_FAST_LE), Some(7.0));
+        let before = WalCounters {
+            fsyncs: Some(10.0),
+            records: Some(42.0),
+            fast_fsyncs: Some(9.0),
+            requests: Some(100.0),
+            fast_requests: Some(99.0),
+        };
+        let after = WalCounters {
+            fsyncs: Some(20.0),
+            records: Some(142.0),
+            fast_fsyncs: Some(16.0),
+            requests: Some(200.0),
+            fast_requests: Some(195.0),
+        };
         let report = wal_report(before, after, 2.0);
         assert_eq!(report.fsyncs, Some(10));
         assert_eq!(report.fsyncs_per_s, Some(5.0));
         assert_eq!(report.mean_group_size, Some(10.0));
         assert_eq!(report.slow_fsyncs, Some(3));
+        assert_eq!(report.slow_server_requests, Some(4));
         let missing = wal_report(WalCounters::default(), after, 2.0);
         assert_eq!(missing.mean_group_size, None);
         assert_eq!(missing.slow_fsyncs, None);

@@ -188,6 +188,9 @@ impl BenchReport {
         if let Some(slow) = self.wal.as_ref().and_then(|wal| wal.slow_fsyncs) {
             println!("wal: {slow} fdatasyncs took 2,048 µs or more");
         }
+        if let Some(slow) = self.wal.as_ref().and_then(|wal| wal.slow_server_requests) {
+            println!("server: {slow} requests took it more than 2 ms (its own clock)");
+        }
         println!(
             "cpu during run: {} {:.1}s{}",
             if self.target == "echo" { "harness process (generator + echo server)" } else { "generator" },
