@@ -47,4 +47,4 @@ pub use error::IndexError;
 pub use merge::{merge, merge_as};
 pub use run::{filter_disk_reads, Direction, Entry, FilterResidence, Run, RunRange};
 pub use run_set::{run_file_name, LsnRange, Member, MergeJob, RunSet, SetRange, Snapshot};
-pub use writer::{RunSpec, RunWriter};
+pub use writer::{sort_keys, RunSpec, RunWriter};

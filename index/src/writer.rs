@@ -67,6 +67,30 @@ impl RunSpec {
     }
 }
 
+/// Sorts fixed-size keys into the byte order a [`RunWriter`] wants,
+/// comparing them as big-endian integers 8 bytes at a time instead of
+/// calling `memcmp` per comparison (a flush sorts a quarter of a million
+/// keys in one stretch of a core that requests may wait behind).
+pub fn sort_keys<const N: usize>(keys: &mut [[u8; N]]) {
+    fn word<const N: usize>(key: &[u8; N], at: usize) -> u64 {
+        let mut bytes = [0u8; 8];
+        let end = N.min(at + 8);
+        bytes[..end - at].copy_from_slice(&key[at..end]);
+        u64::from_be_bytes(bytes)
+    }
+    keys.sort_unstable_by(|a, b| {
+        let mut at = 0;
+        while at < N {
+            let order = word(a, at).cmp(&word(b, at));
+            if order.is_ne() {
+                return order;
+            }
+            at += 8;
+        }
+        std::cmp::Ordering::Equal
+    });
+}
+
 pub struct RunWriter {
     path: PathBuf,
     temporary: PathBuf,

@@ -5,7 +5,8 @@ mod common;
 
 use common::collect;
 use fundledger_index::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
-use fundledger_index::{Direction, IndexError, Run, RunSpec, RunWriter};
+use fundledger_index::{sort_keys, Direction, IndexError, Run, RunSpec, RunWriter};
+use proptest::prelude::*;
 
 fn spec() -> RunSpec {
     RunSpec::new(2, 1, 1)
@@ -171,5 +172,33 @@ fn a_run_larger_than_the_writeback_step_reads_back_whole() {
     for (n, (key, value)) in all.iter().enumerate() {
         assert_eq!(key.as_slice(), (n as u64).to_be_bytes().as_slice());
         assert_eq!(value.as_slice(), [(n as u64 % 251) as u8; 24].as_slice());
+    }
+}
+
+proptest! {
+    #[test]
+    fn keys_sort_in_byte_order(
+        mut short in proptest::collection::vec(any::<[u8; 5]>(), 0..200),
+        mut even in proptest::collection::vec(any::<[u8; 16]>(), 0..200),
+        mut odd in proptest::collection::vec(any::<[u8; 17]>(), 0..200),
+        shared_word in any::<[u8; 8]>(),
+    ) {
+        // Keys equal in their first words too, so later words decide.
+        for (index, key) in odd.iter_mut().enumerate().filter(|(index, _)| index % 3 == 0) {
+            key[..8].copy_from_slice(&shared_word);
+            key[16] = index as u8;
+        }
+        let mut expected = short.clone();
+        expected.sort_unstable();
+        sort_keys(&mut short);
+        prop_assert_eq!(short, expected);
+        let mut expected = even.clone();
+        expected.sort_unstable();
+        sort_keys(&mut even);
+        prop_assert_eq!(even, expected);
+        let mut expected = odd.clone();
+        expected.sort_unstable();
+        sort_keys(&mut odd);
+        prop_assert_eq!(odd, expected);
     }
 }

@@ -121,30 +121,6 @@ pub fn key_hash(key: &str) -> u64 {
     fundledger_index::format::prefix_hash(key.as_bytes())
 }
 
-/// Sorts fixed-size keys in byte order, comparing them as big-endian
-/// integers 8 bytes at a time instead of calling `memcmp` per comparison
-/// (the writer sorts a quarter of a million keys per flush, in one
-/// stretch of CPU that requests wait behind; docs/PERFORMANCE.md).
-fn sort_keys<const N: usize>(keys: &mut [[u8; N]]) {
-    fn word<const N: usize>(key: &[u8; N], at: usize) -> u64 {
-        let mut bytes = [0u8; 8];
-        let end = N.min(at + 8);
-        bytes[..end - at].copy_from_slice(&key[at..end]);
-        u64::from_be_bytes(bytes)
-    }
-    keys.sort_unstable_by(|a, b| {
-        let mut at = 0;
-        while at < N {
-            let order = word(a, at).cmp(&word(b, at));
-            if order.is_ne() {
-                return order;
-            }
-            at += 8;
-        }
-        std::cmp::Ordering::Equal
-    });
-}
-
 fn lookup_key(tag: Tag, hash: u64, lsn: u64) -> [u8; LOOKUP_KEY_BYTES] {
     let mut key = [0u8; LOOKUP_KEY_BYTES];
     key[0] = tag as u8;
@@ -524,7 +500,7 @@ impl Archive {
             .iter()
             .flat_map(|&account| recent.journal(account).iter().map(move |entry| (entry.key(account), entry.value())));
         let mut lookup = recent.lookup.clone();
-        sort_keys(&mut lookup);
+        fundledger_index::sort_keys(&mut lookup);
         lookup.dedup();
         // The Bloom filter holds prefixes (tag ‖ hash), not keys: a bank
         // day's key, for one, repeats its prefix for every record of the day.
@@ -534,7 +510,7 @@ impl Archive {
             .count() as u64;
         let accounts = accounts.len() as u64;
         let mut answers = recent.answers.clone();
-        sort_keys(&mut answers);
+        fundledger_index::sort_keys(&mut answers);
         let mut tables = self.tables.lock();
         // `open` trims whichever table is ahead. A table already at `last`
         // got its run in an attempt that failed on another one: it is not
@@ -633,30 +609,6 @@ impl Archive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn keys_sort_in_byte_order(
-            mut lookup in proptest::collection::vec(any::<[u8; LOOKUP_KEY_BYTES]>(), 0..200),
-            mut answers in proptest::collection::vec(any::<[u8; ANSWER_KEY_BYTES]>(), 0..200),
-            low_bytes in any::<[u8; 8]>(),
-        ) {
-            // Keys equal in their first words too, so later words decide.
-            for (index, key) in lookup.iter_mut().enumerate().filter(|(index, _)| index % 3 == 0) {
-                key[..8].copy_from_slice(&low_bytes);
-                key[16] = index as u8;
-            }
-            let mut expected = lookup.clone();
-            expected.sort_unstable();
-            sort_keys(&mut lookup);
-            prop_assert_eq!(lookup, expected);
-            let mut expected = answers.clone();
-            expected.sort_unstable();
-            sort_keys(&mut answers);
-            prop_assert_eq!(answers, expected);
-        }
-    }
 
     #[test]
     fn a_journal_entry_survives_its_encoding() {

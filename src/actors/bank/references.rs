@@ -237,7 +237,7 @@ impl References {
             return Ok(());
         }
         let mut keys = std::mem::take(&mut self.recent_keys);
-        keys.sort_unstable();
+        fundledger_index::sort_keys(&mut keys);
         let first = self.runs.watermark() + 1;
         let written =
             self.runs.write_run(first, self.last_position, keys.len() as u64, keys.iter().map(|k| (k, [0u8; 0])));
