@@ -2,7 +2,7 @@
 //! errors, server memory and WAL group commit.
 
 use crate::client::{Conn, Endpoint};
-use crate::metrics::{read_wal_counters, wal_report};
+use crate::metrics::{read_server_counters, wal_report};
 use crate::report::{BenchReport, CpuReport, Percentiles, ServerReport, SetupReport};
 use crate::runner::{self, RunSpec};
 use crate::server::{ConfigOptions, Launch, Server, Tokens, WorkDir};
@@ -273,7 +273,7 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
     }
 
     let load_average_before = load_average();
-    let wal_before = read_wal_counters(&endpoint).await;
+    let wal_before = read_server_counters(&endpoint).await;
     let cpu_before = (own_cpu_seconds(), pid.and_then(process_cpu_seconds));
     let result = runner::run(RunSpec {
         label: label.clone(),
@@ -288,7 +288,7 @@ async fn run_target(args: &BenchArgs, target: Target, threads: usize) -> Result<
     })
     .await?;
     let cpu_after = (own_cpu_seconds(), pid.and_then(process_cpu_seconds));
-    let wal_after = read_wal_counters(&endpoint).await;
+    let wal_after = read_server_counters(&endpoint).await;
     let rss_end = rss();
     let seconds = result.elapsed.as_secs_f64().max(1e-9);
 

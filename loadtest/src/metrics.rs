@@ -18,7 +18,7 @@ pub const REQUEST_FAST_LE: &str = "0.002";
 /// The server's WAL and request counters at one moment; `None` where the
 /// server does not export one.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct WalCounters {
+pub struct ServerCounters {
     pub fsyncs: Option<f64>,
     pub records: Option<f64>,
     /// Fdatasyncs under [`FSYNC_FAST_LE`] seconds.
@@ -76,12 +76,12 @@ pub fn bucket_sum(text: &str, name: &str, le: &str) -> Option<f64> {
 
 /// Reads the counters on a fresh connection (a kept one may have been
 /// closed by the server while idle during the run).
-pub async fn read_wal_counters(endpoint: &Endpoint) -> WalCounters {
+pub async fn read_server_counters(endpoint: &Endpoint) -> ServerCounters {
     let mut conn = Conn::new(endpoint.clone());
     match conn.get("/metrics", None).await {
         Ok(answer) if answer.status.is_success() => {
             let text = String::from_utf8_lossy(&answer.body);
-            WalCounters {
+            ServerCounters {
                 fsyncs: metric_sum(&text, FSYNCS),
                 records: metric_sum(&text, RECORDS),
                 fast_fsyncs: bucket_sum(&text, FSYNC_LATENCY_BUCKET, FSYNC_FAST_LE),
@@ -89,7 +89,7 @@ pub async fn read_wal_counters(endpoint: &Endpoint) -> WalCounters {
                 fast_requests: bucket_sum(&text, REQUEST_SECONDS_BUCKET, REQUEST_FAST_LE),
             }
         }
-        _ => WalCounters::default(),
+        _ => ServerCounters::default(),
     }
 }
 
@@ -108,7 +108,7 @@ pub struct WalReport {
     pub slow_server_requests: Option<u64>,
 }
 
-pub fn wal_report(before: WalCounters, after: WalCounters, seconds: f64) -> WalReport {
+pub fn wal_report(before: ServerCounters, after: ServerCounters, seconds: f64) -> WalReport {
     let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b >= a => Some((b - a).round() as u64),
         _ => None,
@@ -158,14 +158,14 @@ mod tests {
                         fundledger_http_request_seconds_bucket{route=\"/a\",method=\"POST\",le=\"0.0002\"} 1\n\
                         fundledger_http_request_seconds_bucket{route=\"/b\",method=\"GET\",le=\"0.002\"} 2\n";
         assert_eq!(bucket_sum(requests, REQUEST_SECONDS_BUCKET, REQUEST_FAST_LE), Some(7.0));
-        let before = WalCounters {
+        let before = ServerCounters {
             fsyncs: Some(10.0),
             records: Some(42.0),
             fast_fsyncs: Some(9.0),
             requests: Some(100.0),
             fast_requests: Some(99.0),
         };
-        let after = WalCounters {
+        let after = ServerCounters {
             fsyncs: Some(20.0),
             records: Some(142.0),
             fast_fsyncs: Some(16.0),
@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(report.mean_group_size, Some(10.0));
         assert_eq!(report.slow_fsyncs, Some(3));
         assert_eq!(report.slow_server_requests, Some(4));
-        let missing = wal_report(WalCounters::default(), after, 2.0);
+        let missing = wal_report(ServerCounters::default(), after, 2.0);
         assert_eq!(missing.mean_group_size, None);
         assert_eq!(missing.slow_fsyncs, None);
     }
