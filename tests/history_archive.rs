@@ -150,10 +150,18 @@ fn old_history_is_read_from_the_archive_before_and_after_kill_9() {
     assert!(fsyncs >= 1.0, "{metrics}");
     assert_eq!(value("fundledger_wal_fsync_latency_seconds_bucket{le=\"+Inf\"} "), fsyncs);
     assert_eq!(value("fundledger_wal_fsync_latency_seconds_count "), fsyncs);
-    assert!(
-        value("fundledger_wal_fsync_latency_seconds_bucket{le=\"0.001024\"} ")
-            <= value("fundledger_wal_fsync_latency_seconds_bucket{le=\"0.002048\"} ")
-    );
+    // (bound, count), in the order of the bounds ("+Inf" parses as infinity).
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("fundledger_wal_fsync_latency_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (bound, count) = rest.split_once("\"} ")?;
+            Some((bound.parse().ok()?, count.trim().parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(buckets.len(), 24, "{metrics}");
+    assert!(buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1), "{buckets:?}");
 
     // Each account's journal sums to its balance (entries from disk).
     for account in [&a, &b, &c] {
