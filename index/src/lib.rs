@@ -44,6 +44,7 @@ pub mod run_set;
 pub mod writer;
 
 pub use error::IndexError;
+pub use format::compare_keys;
 pub use merge::{merge, merge_as};
 pub use run::{filter_disk_reads, Direction, Entry, FilterResidence, Run, RunRange};
 pub use run_set::{run_file_name, LsnRange, Member, MergeJob, RunSet, SetRange, Snapshot};

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::error::IndexError;
+use crate::format::compare_keys;
 use crate::limits::MERGE_RUNS_MAX;
 use crate::run::{Block, Run};
 use crate::writer::{RunSpec, RunWriter};
@@ -49,7 +50,7 @@ pub fn merge_as(runs: &[&Run], spec: RunSpec, out_path: &Path, watermark: u64) -
         for (candidate, cursor) in cursors.iter().enumerate() {
             let Some(key) = cursor.key() else { continue };
             // An equal key in two inputs reaches the writer twice in a row: it refuses it as a duplicate.
-            if smallest.and_then(|index| cursors[index].key()).is_none_or(|best| key < best) {
+            if smallest.and_then(|index| cursors[index].key()).is_none_or(|best| compare_keys(key, best).is_lt()) {
                 smallest = Some(candidate);
             }
         }

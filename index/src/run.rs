@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 use crate::bloom::{line_admits, line_of, Bloom};
 use crate::error::IndexError;
 use crate::format::{
-    prefix_hash, Footer, HeaderFields, Layout, FOOTER_BYTES, HEADER_FIXED_BYTES, INDEX_CRC_BYTES, META_CRC_AT,
+    compare_keys, prefix_hash, Footer, HeaderFields, Layout, FOOTER_BYTES, HEADER_FIXED_BYTES, INDEX_CRC_BYTES,
+    META_CRC_AT,
 };
 use crate::limits::{BLOOM_HALF_BYTES_MAX, BLOOM_LINE_BYTES, BLOOM_WHOLE_BYTES_MAX};
 use crate::writer::RunSpec;
@@ -319,7 +320,7 @@ impl Run {
             }
         }
         let length = prefix.len();
-        prefix >= &self.min_key[..length] && prefix <= &self.max_key[..length]
+        compare_keys(prefix, &self.min_key[..length]).is_ge() && compare_keys(prefix, &self.max_key[..length]).is_le()
     }
 
     /// For a run that keeps only the fold of its filter: whether the whole
@@ -365,6 +366,12 @@ impl Run {
             // The common case of a client-id check: no allocation, no read.
             return Ok(RunRange::empty(self, direction));
         }
+        self.prefix_range(prefix, direction)
+    }
+
+    /// [`Run::get_prefix`] without the filter check, for a caller that
+    /// made it already.
+    pub(crate) fn prefix_range(&self, prefix: &[u8], direction: Direction) -> Result<RunRange<'_>, IndexError> {
         let (lo, hi) = prefix_bounds(prefix, self.fields.key_bytes)?;
         self.range(&lo, &hi, direction)
     }

@@ -430,8 +430,14 @@ fn get_prefix_in<'a>(
     if prefix.len() > spec.key_bytes {
         return Err(IndexError::Invalid(format!("prefix of {} bytes for {}-byte keys", prefix.len(), spec.key_bytes)));
     }
-    let sources =
-        members.iter().map(|member| member.run.get_prefix(prefix, direction)).collect::<Result<Vec<_>, _>>()?;
+    // Each run's filter once, with one hash for all: only runs that may
+    // hold the prefix are read (and a prefix no run admits allocates nothing).
+    let mut hashed = None;
+    let sources = members
+        .iter()
+        .filter(|member| member.run.may_contain_prefix_with(prefix, &mut hashed))
+        .map(|member| member.run.prefix_range(prefix, direction))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(SetRange::new(sources, direction))
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bloom::Bloom;
 use crate::error::{hex, IndexError};
-use crate::format::{Footer, HeaderFields};
+use crate::format::{compare_keys, Footer, HeaderFields};
 use crate::limits::{BLOCK_BYTES_MAX, BLOCK_BYTES_TARGET, BLOOM_HASHES, ENTRIES_MAX, WRITEBACK_BYTES};
 use crate::run::Run;
 
@@ -72,23 +72,7 @@ impl RunSpec {
 /// calling `memcmp` per comparison (a flush sorts a quarter of a million
 /// keys in one stretch of a core that requests may wait behind).
 pub fn sort_keys<const N: usize>(keys: &mut [[u8; N]]) {
-    fn word<const N: usize>(key: &[u8; N], at: usize) -> u64 {
-        let mut bytes = [0u8; 8];
-        let end = N.min(at + 8);
-        bytes[..end - at].copy_from_slice(&key[at..end]);
-        u64::from_be_bytes(bytes)
-    }
-    keys.sort_unstable_by(|a, b| {
-        let mut at = 0;
-        while at < N {
-            let order = word(a, at).cmp(&word(b, at));
-            if order.is_ne() {
-                return order;
-            }
-            at += 8;
-        }
-        std::cmp::Ordering::Equal
-    });
+    keys.sort_unstable_by(|a, b| compare_keys(a, b));
 }
 
 pub struct RunWriter {
@@ -177,7 +161,7 @@ impl RunWriter {
         if self.entry_count == 0 {
             self.min_key.copy_from_slice(key);
         } else {
-            match key.cmp(&self.previous_key) {
+            match compare_keys(key, &self.previous_key) {
                 std::cmp::Ordering::Less => {
                     return Err(IndexError::Unsorted { previous: hex(&self.previous_key), key: hex(key) })
                 }
@@ -186,7 +170,9 @@ impl RunWriter {
             }
         }
         // Keys arrive sorted, so equal prefixes are adjacent: one insert per distinct prefix.
-        if prefix_bytes > 0 && (self.entry_count == 0 || key[..prefix_bytes] != self.previous_key[..prefix_bytes]) {
+        if prefix_bytes > 0
+            && (self.entry_count == 0 || compare_keys(&key[..prefix_bytes], &self.previous_key[..prefix_bytes]).is_ne())
+        {
             self.bloom.insert(&key[..prefix_bytes]);
             self.prefix_count += 1;
         }

@@ -5,7 +5,7 @@ mod common;
 
 use common::collect;
 use fundledger_index::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
-use fundledger_index::{sort_keys, Direction, IndexError, Run, RunSpec, RunWriter};
+use fundledger_index::{compare_keys, sort_keys, Direction, IndexError, Run, RunSpec, RunWriter};
 use proptest::prelude::*;
 
 fn spec() -> RunSpec {
@@ -200,5 +200,22 @@ proptest! {
         expected.sort_unstable();
         sort_keys(&mut odd);
         prop_assert_eq!(odd, expected);
+    }
+
+    #[test]
+    fn keys_compare_as_their_bytes(
+        a in proptest::collection::vec(any::<u8>(), 0..40),
+        b in proptest::collection::vec(any::<u8>(), 0..40),
+        shared in 0usize..40,
+    ) {
+        // Any two byte strings; and the same length with a shared start,
+        // so that every word, and the padded tail, gets to decide.
+        prop_assert_eq!(compare_keys(&a, &b), a.cmp(&b));
+        let mut c = a.clone();
+        c.resize(b.len(), 0);
+        let shared = shared.min(b.len());
+        c[..shared].copy_from_slice(&b[..shared]);
+        prop_assert_eq!(compare_keys(&c, &b), c.cmp(&b));
+        prop_assert_eq!(compare_keys(&b, &b), std::cmp::Ordering::Equal);
     }
 }

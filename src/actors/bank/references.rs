@@ -174,9 +174,7 @@ impl References {
             return Ok(Some(answer.clone()));
         }
         let prefix = hash(reference).to_be_bytes();
-        if !self.runs.may_contain_prefix(&prefix) {
-            return Ok(None);
-        }
+        // Reads only the runs whose filter admits the prefix: none, mostly.
         for entry in self.runs.get_prefix(&prefix, Direction::Forward).map_err(index_error)? {
             let entry = entry.map_err(index_error)?;
             let position = key_position(&entry.key).filter(|&position| position > 0);
