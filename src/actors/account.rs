@@ -220,7 +220,6 @@ impl<M: AccountMessage> Handler<Leased<M>> for AccountActor {
 pub struct TransferItem {
     pub request: TransferRequest,
     pub claim: Claim,
-    pub operator: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -234,6 +233,8 @@ pub type ItemOutcome = Result<Committed, ItemError>;
 /// Items whose money leaves this account, applied in the given order.
 pub struct ApplyTransfers {
     pub items: Vec<TransferItem>,
+    /// Who submitted them (one request's items share it).
+    pub operator: Arc<str>,
 }
 
 impl AccountMessage for ApplyTransfers {
@@ -312,7 +313,7 @@ impl Owner<'_> {
                 own_active: self.status == AccountStatus::Active,
                 payee_active,
                 now_ms,
-                operator: &item.operator,
+                operator: &message.operator,
             };
             match self.book.judge(&item.request, &context) {
                 Ok(movement) => {
@@ -733,7 +734,7 @@ mod tests {
         path: Path,
     ) -> ItemOutcome {
         let claim = ids.claim(&request.id).await.unwrap_or_else(|_| panic!("fresh id {}", request.id));
-        let message = ApplyTransfers { items: vec![TransferItem { request, claim, operator: Arc::from("test") }] };
+        let message = ApplyTransfers { items: vec![TransferItem { request, claim }], operator: Arc::from("test") };
         let entry = directory.get(AccountId(route)).expect("account exists");
         let mut outcomes = match path {
             Path::Gateway => directory.send_transfers(entry, message).await,

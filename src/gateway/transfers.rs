@@ -16,7 +16,8 @@
 //! Must not: hold balances, or wait for an in-flight id while holding
 //! claims (see [`super::idempotency`]).
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashTable};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -45,6 +46,39 @@ struct Planned {
     wave: usize,
 }
 
+/// The last planned item with each client id (the batch's `id`s, and the
+/// `hold_id`s that name them), found by the id stored in the item itself:
+/// no copy of the id per item.
+struct LastWithId {
+    table: HashTable<usize>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl LastWithId {
+    fn with_capacity(capacity: usize) -> Self {
+        LastWithId { table: HashTable::with_capacity(capacity), hasher: Default::default() }
+    }
+
+    /// The index in `planned` of the last item with `id`.
+    fn get(&self, id: &str, planned: &[Planned]) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        self.table.find(hash, |&at| &*planned[at].request.id == id).copied()
+    }
+
+    /// `planned[at]` is now the last item with its id.
+    fn set(&mut self, at: usize, planned: &[Planned]) {
+        let id = &*planned[at].request.id;
+        let hash = self.hasher.hash_one(id);
+        match self.table.find_mut(hash, |&earlier| &*planned[earlier].request.id == id) {
+            Some(earlier) => *earlier = at,
+            None => {
+                let hasher = &self.hasher;
+                self.table.insert_unique(hash, at, |&other| hasher.hash_one(&*planned[other].request.id));
+            }
+        }
+    }
+}
+
 fn not_found(field: &str, id: AccountId) -> ApiError {
     ApiError::new(ErrorCode::AccountNotFound, format!("no account {id} (field `{field}`)"))
 }
@@ -70,10 +104,15 @@ impl Transfers {
         requests: Vec<ApiResult<TransferRequest>>,
         operator: &Arc<str>,
     ) -> Vec<ApiResult<Committed>> {
+        // The caller's operator is one `Arc` shared by every request of its
+        // token; each movement keeps a clone, and clones and drops of one
+        // count from every thread (gateway, accounts, history) fight over
+        // its cache line. A copy per request keeps that traffic local.
+        let operator: Arc<str> = Arc::from(&**operator);
         let mut outcomes: Vec<Option<ApiResult<Committed>>> = Vec::with_capacity(requests.len());
-        let mut planned: Vec<Planned> = Vec::new();
-        let mut last_with_id: HashMap<Box<str>, usize> = HashMap::new();
-        let mut last_wave_of: HashMap<AccountId, usize> = HashMap::new();
+        let mut planned: Vec<Planned> = Vec::with_capacity(requests.len());
+        let mut last_with_id = LastWithId::with_capacity(requests.len());
+        let mut last_wave_of: HashMap<AccountId, usize> = HashMap::with_capacity(requests.len());
         let mut wave_of: Vec<usize> = Vec::with_capacity(requests.len());
         for (index, request) in requests.into_iter().enumerate() {
             wave_of.push(0);
@@ -90,20 +129,26 @@ impl Transfers {
                     item.wave = item.wave.max(after_account);
                     wave_of[index] = item.wave;
                     last_wave_of.insert(item.route, item.wave);
-                    last_with_id.insert(item.request.id.clone(), planned.len());
                     planned.push(item);
+                    last_with_id.set(planned.len() - 1, &planned);
                     outcomes.push(None);
                 }
                 Err(error) => outcomes.push(Some(Err(error))),
             }
         }
         let waves = planned.iter().map(|item| item.wave + 1).max().unwrap_or(0);
-        let mut by_wave: Vec<Vec<Planned>> = (0..waves).map(|_| Vec::new()).collect();
-        for item in planned {
-            by_wave[item.wave].push(item);
-        }
-        for wave in by_wave {
-            self.run_wave(wave, &mut outcomes, operator).await;
+        let mut by_wave: Vec<Vec<Planned>> = if waves == 1 {
+            // Most batches: no item waits for another.
+            vec![planned]
+        } else {
+            let mut by_wave: Vec<Vec<Planned>> = (0..waves).map(|_| Vec::new()).collect();
+            for item in planned {
+                by_wave[item.wave].push(item);
+            }
+            by_wave
+        };
+        for wave in by_wave.drain(..) {
+            self.run_wave(wave, &mut outcomes, &operator).await;
         }
         outcomes.into_iter().map(|outcome| outcome.expect("every item was answered")).collect()
     }
@@ -113,7 +158,7 @@ impl Transfers {
         index: usize,
         request: TransferRequest,
         planned: &[Planned],
-        last_with_id: &HashMap<Box<str>, usize>,
+        last_with_id: &LastWithId,
         wave_of: &[usize],
     ) -> ApiResult<Planned> {
         if let Some(payer) = request.payer {
@@ -127,7 +172,7 @@ impl Transfers {
         let route = if request.kind.uses_hold() {
             let hold_id = request.hold_id.as_deref().expect("parsing requires hold_id");
             let in_batch =
-                last_with_id.get(hold_id).map(|&at| &planned[at]).filter(|item| item.request.kind.opens_hold());
+                last_with_id.get(hold_id, planned).map(|at| &planned[at]).filter(|item| item.request.kind.opens_hold());
             match in_batch {
                 Some(opener) => {
                     hold_from = Some(opener.index);
@@ -147,7 +192,7 @@ impl Transfers {
         } else {
             request.payer.expect("parsing requires payer")
         };
-        if let Some(&earlier) = last_with_id.get(&request.id) {
+        if let Some(earlier) = last_with_id.get(&request.id, planned) {
             wave = wave.max(wave_of[planned[earlier].index] + 1);
         }
         Ok(Planned { index, request, route, hold_from, wave })
@@ -177,13 +222,13 @@ impl Transfers {
         }
         wave.retain(|item| outcomes[item.index].is_none());
         let claims = self.claim_all(&wave).await;
-        let mut messages: HashMap<AccountId, (Vec<usize>, Vec<TransferItem>)> = HashMap::new();
+        let mut messages: HashMap<AccountId, (Vec<usize>, Vec<TransferItem>)> = HashMap::with_capacity(wave.len());
         for (item, claim) in wave.into_iter().zip(claims) {
             match claim {
                 Ok(claim) => {
                     let (indexes, items) = messages.entry(item.route).or_default();
                     indexes.push(item.index);
-                    items.push(TransferItem { request: item.request, claim, operator: Arc::clone(operator) });
+                    items.push(TransferItem { request: item.request, claim });
                 }
                 Err(committed) => {
                     let answer = match committed.available() {
@@ -197,7 +242,7 @@ impl Transfers {
         }
         let sends = messages.into_iter().map(|(route, (indexes, items))| {
             let entry = self.directory.get(route).expect("routes are existing accounts");
-            let sent = self.directory.send_transfers(entry, ApplyTransfers { items });
+            let sent = self.directory.send_transfers(entry, ApplyTransfers { items, operator: Arc::clone(operator) });
             async move { (indexes, sent.await) }
         });
         for (indexes, answer) in join_all(sends).await {
