@@ -7,11 +7,15 @@
 # `valgrind --tool=callgrind`, with a small and a large count, and prints
 # the difference per transfer, so start-up and onboarding cancel out.
 #
-# usage: loadtest/scripts/instructions-per-transfer.sh [--body json|binary] single|batch [SMALL LARGE]
+# usage: loadtest/scripts/instructions-per-transfer.sh [--body json|binary] single|batch [SMALL LARGE] [-- BENCH_ARGS...]
 #   single: SMALL=1000 LARGE=5000 transfers, one per request, 8 connections
 #   batch:  SMALL=16380 LARGE=81900 transfers, 8190 per request
 #   --body binary: batches as application/vnd.fundledger.transfers+binary
 #                  (docs/API-notes.md) instead of JSON (batch only)
+#   BENCH_ARGS: more `bench` arguments for both runs, say
+#               `-- --history-memory-records 16384` so that the history
+#               archive writes and merges runs within the counted transfers
+#               (at the default it writes its first run after 262,144 records)
 # needs: valgrind; a release build (cargo build --release -p fundledger -p fundledger-loadtest)
 # FUNDLEDGER_BIN: another server binary to count (say, an older commit's build)
 # binaries come from $CARGO_TARGET_DIR/release when it is set, else target/release
@@ -23,11 +27,16 @@ if [ "${1:-}" = "--body" ]; then
   body="${2:?--body json or binary}"; shift 2
 fi
 scenario="${1:?single or batch}"
+shift
+counts=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do counts+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
 case "$scenario" in
-  single) small="${2:-1000}"; large="${3:-5000}"; extra=() ;;
-  batch) small="${2:-16380}"; large="${3:-81900}"; extra=(--batch-size 8190) ;;
+  single) small="${counts[0]:-1000}"; large="${counts[1]:-5000}"; extra=() ;;
+  batch) small="${counts[0]:-16380}"; large="${counts[1]:-81900}"; extra=(--batch-size 8190) ;;
   *) echo "scenario must be single or batch" >&2; exit 2 ;;
 esac
+extra+=("$@")
 case "$body" in
   json) ;;
   binary) [ "$scenario" = batch ] || { echo "--body binary is for batch" >&2; exit 2; }; extra+=(--body binary) ;;
