@@ -446,13 +446,13 @@ impl Run {
             return Err(corrupt(format!("block {number}'s first key differs from the index")));
         }
         for position in 1..entries {
-            if block.key(position - 1) >= block.key(position) {
+            if compare_keys(block.key(position - 1), block.key(position)).is_ge() {
                 return Err(corrupt(format!("block {number}: key {position} is not above the one before")));
             }
         }
         let last = block.key(entries - 1);
         let fits_next = if number + 1 < self.layout.block_count {
-            last < self.index_key(number + 1)
+            compare_keys(last, self.index_key(number + 1)).is_lt()
         } else {
             last == self.max_key.as_slice()
         };
