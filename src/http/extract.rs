@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
+use super::json_scan;
 use super::rate::RateLimit;
 use crate::config::{Role, TokenConfig};
 use crate::domain::ids::is_valid_client_id;
@@ -270,10 +271,14 @@ fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Fields an object is expected to have at most, as a first capacity.
+pub(super) const FIELDS_EXPECTED: usize = 8;
+
 /// A JSON object's fields, values left raw (borrowed) until asked for, so
 /// each field gets its own precise error.
 pub struct JsonObject<'a> {
-    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    /// Each key, and its value's JSON text (no surrounding whitespace).
+    pub(super) fields: Vec<(Cow<'a, str>, &'a str)>,
 }
 
 struct Key<'a>(Cow<'a, str>);
@@ -300,20 +305,20 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 struct ObjectVisitor;
 
 impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+    type Value = Vec<(Cow<'de, str>, &'de str)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
+        let mut fields: Vec<(Cow<'de, str>, &'de str)> = Vec::with_capacity(FIELDS_EXPECTED);
         while let Some(Key(key)) = map.next_key()? {
             let value: &'de RawValue = map.next_value()?;
             if fields.iter().any(|(seen, _)| *seen == key) {
                 return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
             }
-            fields.push((key, value));
+            fields.push((key, value.get()));
         }
         Ok(fields)
     }
@@ -327,7 +332,16 @@ impl<'a> JsonObject<'a> {
     }
 
     fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        let mut deserializer = serde_json::Deserializer::from_str(utf8(bytes)?);
+        let text = utf8(bytes)?;
+        if let Some(object) = json_scan::object(text) {
+            return Ok(object);
+        }
+        Self::parse_with_serde(text)
+    }
+
+    /// [`Self::parse`] for any JSON: what the fast scanner leaves.
+    pub(super) fn parse_with_serde(text: &'a str) -> Result<Self, String> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         let fields = (&mut deserializer).deserialize_map(ObjectVisitor).map_err(|error| error.to_string())?;
         deserializer.end().map_err(|error| error.to_string())?;
         Ok(Self { fields })
@@ -336,20 +350,34 @@ impl<'a> JsonObject<'a> {
     /// A field that must itself be an object.
     pub fn object(&self, name: &str) -> ApiResult<Option<JsonObject<'a>>> {
         let Some(raw) = self.raw(name) else { return Ok(None) };
-        if !raw.get().starts_with('{') {
+        if !raw.starts_with('{') {
             return Err(invalid_field(name, "must be an object"));
         }
-        Self::parse(raw.get().as_bytes()).map(Some).map_err(|why| invalid_field(name, &why))
+        Self::parse(raw.as_bytes()).map(Some).map_err(|why| invalid_field(name, &why))
     }
 
     /// 400 UNEXPECTED_FIELD naming the first field not in `known`.
     pub fn only(&self, known: &[&str]) -> ApiResult<()> {
         match self.fields.iter().find(|(key, _)| !known.contains(&&**key)) {
-            Some((key, _)) => {
-                Err(ApiError::new(ErrorCode::UnexpectedField, format!("field `{key}` is not expected here")))
-            }
+            Some((key, _)) => Err(unexpected_field(key)),
             None => Ok(()),
         }
+    }
+
+    /// [`Self::only`] `names`, and each of them, in one pass over the
+    /// fields (a parser that reads every field of an item looks each one up
+    /// once, not once per question about it).
+    pub fn fields<'n, const N: usize>(&self, names: &[&'n str; N]) -> ApiResult<[Field<'n, 'a>; N]> {
+        let mut raw: [Option<&'a str>; N] = [None; N];
+        for (key, value) in &self.fields {
+            let at = names.iter().position(|name| *name == key).ok_or_else(|| unexpected_field(key))?;
+            raw[at] = Some(*value).filter(|value| *value != "null");
+        }
+        Ok(std::array::from_fn(|at| Field { name: names[at], raw: raw[at] }))
+    }
+
+    pub fn field<'n>(&self, name: &'n str) -> Field<'n, 'a> {
+        Field { name, raw: self.raw(name) }
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -358,46 +386,101 @@ impl<'a> JsonObject<'a> {
 
     /// The raw value; a JSON `null` counts as absent (API.md: a null
     /// required field is a missing one).
-    pub fn raw(&self, name: &str) -> Option<&'a RawValue> {
-        self.fields.iter().find(|(key, _)| key == name).map(|(_, raw)| *raw).filter(|raw| raw.get() != "null")
+    pub fn raw(&self, name: &str) -> Option<&'a str> {
+        self.fields.iter().find(|(key, _)| key == name).map(|(_, raw)| *raw).filter(|raw| *raw != "null")
     }
 
     pub fn string(&self, name: &str) -> ApiResult<Option<Cow<'a, str>>> {
-        match self.raw(name) {
-            None => Ok(None),
-            Some(raw) => raw_string(raw).map(Some).ok_or_else(|| invalid_field(name, "must be a string")),
-        }
+        self.field(name).string()
     }
 
     pub fn required_string(&self, name: &str) -> ApiResult<Cow<'a, str>> {
-        self.string(name)?.ok_or_else(|| missing(name))
+        self.field(name).required_string()
     }
 
     /// Free text of at most `chars_max` Unicode characters.
     pub fn text(&self, name: &str, chars_max: usize) -> ApiResult<Option<Box<str>>> {
-        let Some(text) = self.string(name)? else { return Ok(None) };
+        self.field(name).text(chars_max)
+    }
+
+    pub fn required_text(&self, name: &str, chars_max: usize) -> ApiResult<Box<str>> {
+        self.field(name).required_text(chars_max)
+    }
+
+    /// An amount: a string of the documented form (a JSON number, too,
+    /// is INVALID_AMOUNT, API.md).
+    pub fn amount(&self, name: &str) -> ApiResult<Option<Money>> {
+        self.field(name).amount()
+    }
+
+    /// A client id (`id`, `order_id`, `hold_id`): INVALID_ID when the
+    /// string has the wrong form.
+    pub fn client_id(&self, name: &str) -> ApiResult<Option<Box<str>>> {
+        self.field(name).client_id()
+    }
+}
+
+fn unexpected_field(key: &str) -> ApiError {
+    ApiError::new(ErrorCode::UnexpectedField, format!("field `{key}` is not expected here"))
+}
+
+/// One field of an object: its name (for the errors) and its raw JSON
+/// value, `None` when absent or `null`. The readers give the API's exact
+/// 400 codes.
+#[derive(Clone, Copy)]
+pub struct Field<'n, 'a> {
+    name: &'n str,
+    raw: Option<&'a str>,
+}
+
+impl<'n, 'a> Field<'n, 'a> {
+    pub fn name(&self) -> &'n str {
+        self.name
+    }
+
+    pub fn is_present(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    pub fn string(&self) -> ApiResult<Option<Cow<'a, str>>> {
+        match self.raw {
+            None => Ok(None),
+            Some(raw) => raw_string(raw).map(Some).ok_or_else(|| invalid_field(self.name, "must be a string")),
+        }
+    }
+
+    pub fn required_string(&self) -> ApiResult<Cow<'a, str>> {
+        self.string()?.ok_or_else(|| missing(self.name))
+    }
+
+    /// Free text of at most `chars_max` Unicode characters.
+    pub fn text(&self, chars_max: usize) -> ApiResult<Option<Box<str>>> {
+        let Some(text) = self.string()? else { return Ok(None) };
         if text.chars().count() > chars_max {
-            return Err(invalid_field(name, &format!("is longer than {chars_max} characters")));
+            return Err(invalid_field(self.name, &format!("is longer than {chars_max} characters")));
         }
         Ok(Some(text.into()))
     }
 
-    pub fn required_text(&self, name: &str, chars_max: usize) -> ApiResult<Box<str>> {
-        let text = self.text(name, chars_max)?.ok_or_else(|| missing(name))?;
+    pub fn required_text(&self, chars_max: usize) -> ApiResult<Box<str>> {
+        let text = self.text(chars_max)?.ok_or_else(|| missing(self.name))?;
         if text.trim().is_empty() {
-            return Err(invalid_field(name, "must not be empty"));
+            return Err(invalid_field(self.name, "must not be empty"));
         }
         Ok(text)
     }
 
     /// An amount: a string of the documented form (a JSON number, too,
     /// is INVALID_AMOUNT, API.md).
-    pub fn amount(&self, name: &str) -> ApiResult<Option<Money>> {
-        let Some(raw) = self.raw(name) else { return Ok(None) };
+    pub fn amount(&self) -> ApiResult<Option<Money>> {
+        let Some(raw) = self.raw else { return Ok(None) };
         let invalid = || {
             ApiError::new(
                 ErrorCode::InvalidAmount,
-                format!("field `{name}` must be a string with a positive amount like \"100.50\" (at most 2 decimals)"),
+                format!(
+                    "field `{}` must be a string with a positive amount like \"100.50\" (at most 2 decimals)",
+                    self.name
+                ),
             )
         };
         let text = raw_string(raw).ok_or_else(invalid)?;
@@ -406,12 +489,12 @@ impl<'a> JsonObject<'a> {
 
     /// A client id (`id`, `order_id`, `hold_id`): INVALID_ID when the
     /// string has the wrong form.
-    pub fn client_id(&self, name: &str) -> ApiResult<Option<Box<str>>> {
-        let Some(text) = self.string(name)? else { return Ok(None) };
+    pub fn client_id(&self) -> ApiResult<Option<Box<str>>> {
+        let Some(text) = self.string()? else { return Ok(None) };
         if !is_valid_client_id(&text) {
             return Err(ApiError::new(
                 ErrorCode::InvalidId,
-                format!("field `{name}` must be 1 to 64 characters of A-Z a-z 0-9 _ - . :"),
+                format!("field `{}` must be 1 to 64 characters of A-Z a-z 0-9 _ - . :", self.name),
             ));
         }
         Ok(Some(text.into()))
@@ -445,9 +528,17 @@ impl<'a> BatchBody<'a> {
         };
         let text = utf8(bytes)
             .map_err(|why| ApiError::new(ErrorCode::InvalidJson, format!("the body is not a JSON object: {why}")))?;
+        if let Some(body) = json_scan::batch(text, field) {
+            return Ok(body);
+        }
+        Self::parse_with_serde(text, field).map_err(invalid)
+    }
+
+    /// [`Self::parse`] for any JSON: what the fast scanner leaves.
+    pub(super) fn parse_with_serde(text: &'a str, field: &'static str) -> Result<Self, serde_json::Error> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
-        let body = (&mut deserializer).deserialize_map(BatchVisitor { field }).map_err(invalid)?;
-        deserializer.end().map_err(invalid)?;
+        let body = (&mut deserializer).deserialize_map(BatchVisitor { field })?;
+        deserializer.end()?;
         Ok(body)
     }
 }
@@ -549,12 +640,12 @@ impl<'de> serde::Deserialize<'de> for Item<'de> {
                 f.write_str("a batch item")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item<'de>, A::Error> {
-                let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
+                let mut fields: Vec<(Cow<'de, str>, &'de str)> = Vec::with_capacity(FIELDS_EXPECTED);
                 let mut repeated = false;
                 while let Some(Key(key)) = map.next_key()? {
                     let value: &'de RawValue = map.next_value()?;
                     repeated |= fields.iter().any(|(seen, _)| *seen == key);
-                    fields.push((key, value));
+                    fields.push((key, value.get()));
                 }
                 Ok(Item((!repeated).then_some(JsonObject { fields })))
             }
@@ -577,8 +668,7 @@ fn ignore_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
 }
 
 /// The string a raw JSON value holds, borrowed when it has no escapes.
-fn raw_string<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
-    let text = raw.get();
+fn raw_string(text: &str) -> Option<Cow<'_, str>> {
     if !text.starts_with('"') {
         return None;
     }

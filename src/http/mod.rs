@@ -12,6 +12,7 @@ pub mod day;
 pub mod discrepancies;
 pub mod error;
 pub mod extract;
+mod json_scan;
 pub mod movement_json;
 pub mod notifications;
 pub mod openapi;

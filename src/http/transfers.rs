@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::batch_binary;
 use super::error::{invalid_field, missing, ApiError, ApiResult, ErrorCode};
-use super::extract::{is_json, json_body, read_body, BatchBody, JsonObject, Query};
+use super::extract::{is_json, json_body, read_body, BatchBody, Field, JsonObject, Query};
 use super::movement_json::write_movement;
 use super::AppState;
 use crate::config::Role;
@@ -41,25 +41,27 @@ const TRANSFER_FIELDS: [&str; 8] = ["id", "type", "payer", "payee", "hold_id", "
 
 /// Parse one transfer object (a request body or a batch item).
 pub fn parse_transfer(object: &JsonObject) -> ApiResult<TransferRequest> {
-    object.only(&TRANSFER_FIELDS)?;
-    let type_text = object.required_string("type")?;
+    let [id, kind, payer, payee, hold_id, amount, order_id, memo] = object.fields(&TRANSFER_FIELDS)?;
+    let type_text = kind.required_string()?;
     let kind = TransferType::parse(&type_text).ok_or_else(invalid_type)?;
-    let required = type_fields(kind, |field| object.has(field))?;
-    let id = object.client_id("id")?.ok_or_else(|| missing("id"))?;
+    let present = [payer, payee, hold_id, amount];
+    let has = |name: &str| present.iter().any(|field| field.name() == name && field.is_present());
+    let required = type_fields(kind, has)?;
+    let id = id.client_id()?.ok_or_else(|| missing("id"))?;
     for field in required {
-        if !object.has(field) {
+        if !has(field) {
             return Err(missing(field));
         }
     }
     Ok(TransferRequest {
         id,
         kind,
-        payer: account_field(object, "payer")?,
-        payee: account_field(object, "payee")?,
-        hold_id: object.client_id("hold_id")?,
-        amount: object.amount("amount")?,
-        order_id: object.client_id("order_id")?,
-        memo: object.text("memo", limits::MEMO_CHARS_MAX)?,
+        payer: account_value(payer)?,
+        payee: account_value(payee)?,
+        hold_id: hold_id.client_id()?,
+        amount: amount.amount()?,
+        order_id: order_id.client_id()?,
+        memo: memo.text(limits::MEMO_CHARS_MAX)?,
     })
 }
 
@@ -98,9 +100,13 @@ pub fn type_fields(kind: TransferType, has: impl Fn(&str) -> bool) -> ApiResult<
 /// (`F0000001`) names no account, so it becomes account 0, which never
 /// exists, and is answered 404 after the other syntax checks.
 pub fn account_field(object: &JsonObject, name: &str) -> ApiResult<Option<AccountId>> {
-    let Some(text) = object.string(name)? else { return Ok(None) };
+    account_value(object.field(name))
+}
+
+fn account_value(field: Field) -> ApiResult<Option<AccountId>> {
+    let Some(text) = field.string()? else { return Ok(None) };
     if !AccountId::is_well_formed(&text) {
-        return Err(invalid_field(name, "must be an account id like F000001"));
+        return Err(invalid_field(field.name(), "must be an account id like F000001"));
     }
     Ok(Some(AccountId::parse(&text).unwrap_or(AccountId(0))))
 }
