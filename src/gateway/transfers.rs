@@ -222,11 +222,20 @@ impl Transfers {
         }
         wave.retain(|item| outcomes[item.index].is_none());
         let claims = self.claim_all(&wave).await;
-        let mut messages: HashMap<AccountId, (Vec<usize>, Vec<TransferItem>)> = HashMap::with_capacity(wave.len());
+        // Each account's message sized once: a busy payer's items are not
+        // copied again every time its vector doubles.
+        let mut counts: HashMap<AccountId, usize> = HashMap::with_capacity(wave.len());
+        for (item, _) in wave.iter().zip(&claims).filter(|(_, claim)| claim.is_ok()) {
+            *counts.entry(item.route).or_default() += 1;
+        }
+        let mut messages: HashMap<AccountId, (Vec<usize>, Vec<TransferItem>)> = HashMap::with_capacity(counts.len());
         for (item, claim) in wave.into_iter().zip(claims) {
             match claim {
                 Ok(claim) => {
-                    let (indexes, items) = messages.entry(item.route).or_default();
+                    let (indexes, items) = messages.entry(item.route).or_insert_with(|| {
+                        let count = counts.get(&item.route).copied().unwrap_or(1);
+                        (Vec::with_capacity(count), Vec::with_capacity(count))
+                    });
                     indexes.push(item.index);
                     items.push(TransferItem { request: item.request, claim });
                 }
