@@ -310,14 +310,11 @@ impl IdIndex {
     fn finalize(&self, id: &str, outcome: Option<Committed>) {
         let shard = self.shard(id);
         let mut slots = shard.slots.lock();
-        let waited = match slots.get(id) {
-            Some(Slot::InFlight { waited }) => *waited,
-            _ => panic!("a claimed id {id} is in flight until its claim ends"),
-        };
+        let Some(slot) = slots.get_mut(id) else { panic!("a claimed id {id} is in flight until its claim ends") };
+        let Slot::InFlight { waited } = *slot else { panic!("a claimed id {id} is in flight until its claim ends") };
         match outcome {
-            Some(committed) => {
-                slots.insert(id.into(), Slot::Done(committed));
-            }
+            // In place: inserting would allocate a key only to drop it.
+            Some(committed) => *slot = Slot::Done(committed),
             None => {
                 slots.remove(id);
             }
