@@ -35,6 +35,10 @@ pub(crate) struct Pending {
     pub first_lsn: u64,
     pub next_lsn: u64,
     pub closing: bool,
+    /// The writer sleeps on `writer_wake`: an append must wake it. When it
+    /// is busy it takes what is pending without a wake-up (a condvar
+    /// notify is a futex syscall whether or not anyone waits).
+    pub writer_waiting: bool,
 }
 
 #[derive(Debug, Default)]
@@ -82,7 +86,8 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(cfg: WalConfig, fs: Arc<dyn WalFs>, next_lsn: u64) -> Self {
         assert!(next_lsn >= 1, "lsns start at 1");
-        let pending = Pending { frames: Vec::new(), first_lsn: next_lsn, next_lsn, closing: false };
+        let pending =
+            Pending { frames: Vec::new(), first_lsn: next_lsn, next_lsn, closing: false, writer_waiting: false };
         Self {
             cfg,
             fs,

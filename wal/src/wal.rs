@@ -124,8 +124,11 @@ impl Wal {
         shared.last_lsn.store(pending.next_lsn - 1, Ordering::Release);
         shared.backlog_bytes.fetch_add(batch.frame_bytes() as u64, Ordering::Relaxed);
         let lsns = first_lsn..pending.next_lsn;
+        // Read under the lock the writer sets it under: a writer about to
+        // sleep either sees these frames first or is woken here.
+        let wake = !lsns.is_empty() && pending.writer_waiting;
         drop(pending);
-        if !lsns.is_empty() {
+        if wake {
             shared.writer_wake.notify_one();
         }
         Ok(lsns)

@@ -91,12 +91,14 @@ impl Writer {
                 if pending.closing {
                     return None;
                 }
+                pending.writer_waiting = true;
                 let (guard, wait) = self
                     .shared
                     .writer_wake
                     .wait_timeout(pending, DISK_CHECK_INTERVAL)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 pending = guard;
+                pending.writer_waiting = false;
                 if wait.timed_out() {
                     break;
                 }

@@ -212,3 +212,29 @@ fn writes_count_against_free_space_between_checks() {
     wal.wait_durable_blocking(wal.last_lsn()).expect("durable");
     assert_eq!(wal.admit(), Err(AppendError::DiskLow));
 }
+
+/// An append wakes a writer that sleeps (it notifies only then): each of
+/// five appends made while the writer sleeps is durable long before the
+/// writer's own timeout would have woken it (250 ms; a lost wake-up costs
+/// about that every time, so the median tells the two apart).
+#[test]
+fn an_append_wakes_a_sleeping_writer() {
+    let fs = SimFs::new();
+    let cfg = sim_config(SEGMENT_BYTES);
+    let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
+    let sleeping = || crate::shared::lock(&wal.inner_shared().pending).writer_waiting;
+    let mut waits = Vec::new();
+    for round in 0..5u64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !sleeping() {
+            assert!(std::time::Instant::now() < deadline, "the writer never went to sleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let started = std::time::Instant::now();
+        let lsn = wal.append_one(&payload(round, 16)).expect("append");
+        wal.wait_durable_blocking(lsn).expect("durable");
+        waits.push(started.elapsed());
+    }
+    waits.sort();
+    assert!(waits[2] < crate::config::DISK_CHECK_INTERVAL / 2, "appends waited for the writer's timeout: {waits:?}");
+}
