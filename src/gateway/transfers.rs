@@ -35,6 +35,10 @@ pub struct Transfers {
     pub ids: Arc<IdIndex>,
 }
 
+/// A request of at least this many items copies its operator's name (see
+/// [`Transfers::submit`]).
+const OWN_OPERATOR_ITEMS_MIN: usize = 64;
+
 /// Where an item goes and what it waits for.
 struct Planned {
     index: usize,
@@ -107,8 +111,11 @@ impl Transfers {
         // The caller's operator is one `Arc` shared by every request of its
         // token; each movement keeps a clone, and clones and drops of one
         // count from every thread (gateway, accounts, history) fight over
-        // its cache line. A copy per request keeps that traffic local.
-        let operator: Arc<str> = Arc::from(&**operator);
+        // its cache line. A batch gets its own copy, which keeps that
+        // traffic local; a small request shares the token's (a copy per
+        // movement would be kept as long as the movement: memory).
+        let operator: Arc<str> =
+            if requests.len() >= OWN_OPERATOR_ITEMS_MIN { Arc::from(&**operator) } else { Arc::clone(operator) };
         let mut outcomes: Vec<Option<ApiResult<Committed>>> = Vec::with_capacity(requests.len());
         let mut planned: Vec<Planned> = Vec::with_capacity(requests.len());
         let mut last_with_id = LastWithId::with_capacity(requests.len());
