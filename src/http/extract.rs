@@ -157,8 +157,7 @@ enum BodyRead {
 /// [`limits::BODY_READ_TIMEOUT_S`] gets `408 REQUEST_TIMEOUT` and the
 /// connection is closed: a stalled client must not hold an in-flight
 /// permit for ever. A body that would take the bytes held by all requests
-/// past [`limits::BODY_BYTES_IN_FLIGHT_MAX`] gets `503 OVERLOADED` (a
-/// declared `Content-Length` counts in full from the start).
+/// past [`limits::BODY_BYTES_IN_FLIGHT_MAX`] gets `503 OVERLOADED`.
 pub async fn buffer_body(
     axum::extract::State(limits): axum::extract::State<BodyLimits>,
     request: axum::extract::Request,
@@ -201,13 +200,13 @@ async fn read_body_budgeted(
     }
     let mut body = http_body_util::Limited::new(body, limits.limit_bytes);
     let mut held: Option<OwnedSemaphorePermit> = None;
-    // A declared length (within the limit) takes its budget and its memory
-    // at once: the body is read into one buffer, not one that doubles as
-    // it fills (a batch of 8190 was copied some ten times over).
-    let declared = declared.map_or(0, |length| length as usize);
-    take_budget(limits, &mut held, kib(declared))?;
-    let mut accounted = declared;
-    let mut bytes = BytesMut::with_capacity(declared);
+    // A declared length (within the limit) sizes the buffer at once: the
+    // body is read into one buffer, not one that doubles as it fills (a
+    // batch of 8190 was copied some ten times over). The budget is still
+    // taken as bytes arrive: a client that declares much and sends little
+    // holds only what it sent (pages of the buffer not yet written are
+    // not resident either).
+    let mut bytes = BytesMut::with_capacity(declared.map_or(0, |length| length as usize));
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(frame) => frame,
@@ -215,11 +214,7 @@ async fn read_body_budgeted(
             Err(_) => return Err(BodyRead::Unreadable),
         };
         let Ok(data) = frame.into_data() else { continue };
-        let total = bytes.len() + data.len();
-        if total > accounted {
-            take_budget(limits, &mut held, kib(total) - kib(accounted))?;
-            accounted = total;
-        }
+        take_budget(limits, &mut held, kib(bytes.len() + data.len()) - kib(bytes.len()))?;
         bytes.extend_from_slice(&data);
     }
     Ok((bytes.freeze(), held))
@@ -851,7 +846,7 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_length_takes_its_budget_before_the_bytes_arrive() {
+    fn a_declared_length_sizes_the_buffer_but_the_budget_follows_the_bytes() {
         let limits = BodyLimits::new(8 * 1024, 10 * 1024);
         let declared = |length: usize| {
             let mut headers = HeaderMap::new();
@@ -863,11 +858,12 @@ mod tests {
             runtime.block_on(read_body_budgeted(&declared(8000), chunked(8, 1000), &limits)).ok().unwrap();
         assert_eq!(bytes.len(), 8000);
         assert_eq!(limits.budget_kib.available_permits(), 10 - 8);
-        // A second one that declares 8 KB is refused before it is read.
-        let refused = runtime.block_on(read_body_budgeted(&declared(8000), Body::empty(), &limits));
-        assert!(matches!(refused, Err(BodyRead::OverBudget)));
-        assert_eq!(limits.budget_kib.available_permits(), 2);
-        drop(held);
+        // Declaring 8 KB and sending 2 holds 2 KB of budget, not 8.
+        let (short, held_short) =
+            runtime.block_on(read_body_budgeted(&declared(8000), chunked(2, 1000), &limits)).ok().unwrap();
+        assert_eq!(short.len(), 2000);
+        assert_eq!(limits.budget_kib.available_permits(), 0);
+        drop((held, held_short));
         assert_eq!(limits.budget_kib.available_permits(), 10);
     }
 
