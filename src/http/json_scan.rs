@@ -22,7 +22,8 @@ use super::extract::{BatchBody, JsonObject, FIELDS_EXPECTED};
 pub fn object(text: &str) -> Option<JsonObject<'_>> {
     let mut scan = Scan { text, at: 0 };
     scan.whitespace();
-    let (object, repeated) = scan.object()?;
+    let mut object = JsonObject { fields: Vec::with_capacity(FIELDS_EXPECTED) };
+    let repeated = scan.object_into(&mut object.fields)?;
     scan.whitespace();
     // A repeated key is an error for a lone object: serde's message names it.
     (scan.at == text.len() && !repeated).then_some(object)
@@ -31,6 +32,19 @@ pub fn object(text: &str) -> Option<JsonObject<'_>> {
 /// A batch body whose only key is `field`, holding an array of objects
 /// (an object with a repeated key becomes `None`, the item's own error).
 pub fn batch<'a>(text: &'a str, field: &str) -> Option<BatchBody<'a>> {
+    let items = batch_each(text, field, |item| item.cloned())?;
+    Some(BatchBody { unexpected: None, items: Some(Some(items)) })
+}
+
+/// [`batch`], each item handed to `read` as soon as it is scanned, in one
+/// field list used again for the next: no allocation per item. When the
+/// body turns out not to be of the usual shape the answers so far are
+/// dropped (`None`), so `read` must only read.
+pub fn batch_each<'a, T>(
+    text: &'a str,
+    field: &str,
+    mut read: impl FnMut(Option<&JsonObject<'a>>) -> T,
+) -> Option<Vec<T>> {
     let mut scan = Scan { text, at: 0 };
     scan.whitespace();
     scan.byte(b'{')?;
@@ -44,10 +58,11 @@ pub fn batch<'a>(text: &'a str, field: &str) -> Option<BatchBody<'a>> {
     scan.byte(b'[')?;
     scan.whitespace();
     let mut items = Vec::new();
+    let mut object = JsonObject { fields: Vec::with_capacity(FIELDS_EXPECTED) };
     if !scan.eat(b']') {
         loop {
-            let (object, repeated) = scan.object()?;
-            items.push((!repeated).then_some(object));
+            let repeated = scan.object_into(&mut object.fields)?;
+            items.push(read((!repeated).then_some(&object)));
             scan.whitespace();
             if scan.eat(b']') {
                 break;
@@ -59,7 +74,7 @@ pub fn batch<'a>(text: &'a str, field: &str) -> Option<BatchBody<'a>> {
     scan.whitespace();
     scan.byte(b'}')?;
     scan.whitespace();
-    (scan.at == text.len()).then_some(BatchBody { unexpected: None, items: Some(Some(items)) })
+    (scan.at == text.len()).then_some(items)
 }
 
 struct Scan<'a> {
@@ -92,11 +107,12 @@ impl<'a> Scan<'a> {
         self.eat(byte).then_some(())
     }
 
-    /// `{ "key": value, ... }`, and whether a key repeats.
-    fn object(&mut self) -> Option<(JsonObject<'a>, bool)> {
+    /// `{ "key": value, ... }` into `fields` (emptied first), and whether
+    /// a key repeats.
+    fn object_into(&mut self, fields: &mut Vec<(Cow<'a, str>, &'a str)>) -> Option<bool> {
+        fields.clear();
         self.byte(b'{')?;
         self.whitespace();
-        let mut fields: Vec<(Cow<'a, str>, &'a str)> = Vec::with_capacity(FIELDS_EXPECTED);
         let mut repeated = false;
         if !self.eat(b'}') {
             loop {
@@ -115,7 +131,7 @@ impl<'a> Scan<'a> {
                 self.whitespace();
             }
         }
-        Some((JsonObject { fields }, repeated))
+        Some(repeated)
     }
 
     /// A string without escapes or control characters: its contents.

@@ -151,7 +151,9 @@ async fn create_batch(State(state): State<AppState>, headers: HeaderMap, body: B
 
 /// A JSON batch body's items, each checked by [`parse_transfer`].
 fn json_batch(bytes: &[u8]) -> ApiResult<Vec<ApiResult<TransferRequest>>> {
-    let body = BatchBody::parse(bytes, "transfers")?;
+    let body = BatchBody::read_each(bytes, "transfers", |item| {
+        parse_transfer(item.ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "a batch item must be a JSON object"))?)
+    })?;
     if let Some(key) = body.unexpected {
         return Err(ApiError::new(ErrorCode::UnexpectedField, format!("field `{key}` is not expected here")));
     }
@@ -163,15 +165,7 @@ fn json_batch(bytes: &[u8]) -> ApiResult<Vec<ApiResult<TransferRequest>>> {
     if items.is_empty() || items.len() > limits::BATCH_ITEMS_MAX {
         return Err(batch_error(&format!("must hold 1 to {} transfers, not {}", limits::BATCH_ITEMS_MAX, items.len())));
     }
-    Ok(items
-        .iter()
-        .map(|item| {
-            let object = item
-                .as_ref()
-                .ok_or_else(|| ApiError::new(ErrorCode::InvalidJson, "a batch item must be a JSON object"))?;
-            parse_transfer(object)
-        })
-        .collect())
+    Ok(items)
 }
 
 /// The batch answer, written straight into one buffer.
