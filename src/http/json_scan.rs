@@ -4,7 +4,8 @@
 //! `null`, `true`, `false`.
 //!
 //! Owns only that shape, read in one pass over the bytes with no
-//! allocation but the items and their field lists. Anything else (an
+//! allocation but the answers and one field list ([`batch_each`] hands
+//! each item on as it is read). Anything else (an
 //! escape, a number, a nested value, another key in the batch, a repeated
 //! key in a lone object, bad syntax) answers `None`, and the caller reads
 //! the body with serde_json ([`super::extract`]), which gives the same
