@@ -1,5 +1,7 @@
 //! Pieces of JSON written straight into a byte buffer: strings, optional
-//! strings, integers, zero-padded digits, amounts.
+//! strings, integers, zero-padded digits, amounts; and the test, 8 bytes
+//! at a time, of which bytes a JSON string cannot hold as they are (the
+//! request body scanner, `crate::http::json_scan`, uses it too).
 //!
 //! Owns only these byte forms, each the bytes serde_json writes for the
 //! same value (the callers' property tests compare whole documents with
@@ -28,28 +30,41 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
 /// into a JSON string as it is). Eight bytes at a time: a byte-by-byte
 /// check was 3% of a batch's instructions (docs/PERFORMANCE.md).
 fn is_plain(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGHS: u64 = ONES * 0x80;
     let mut words = bytes.chunks_exact(8);
     for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // Any byte with its high bit set (not ASCII, or DEL after the
-        // +1), below 0x20, or equal to `"` or `\\`. The carries between
-        // bytes can only flag a word that holds such a byte anyway, and a
-        // flagged word takes the byte-by-byte check below.
+        let x = word(chunk);
+        // Also any byte with its high bit set (not ASCII), or DEL after
+        // the +1. The carries between bytes can only flag a word that
+        // holds such a byte anyway, and a flagged word takes the
+        // byte-by-byte check below.
         let high_or_del = (x.wrapping_add(ONES) | x) & HIGHS;
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
-        let quote = x ^ (ONES * u64::from(b'"'));
-        let backslash = x ^ (ONES * u64::from(b'\\'));
-        let quote = quote.wrapping_sub(ONES) & !quote & HIGHS;
-        let backslash = backslash.wrapping_sub(ONES) & !backslash & HIGHS;
-        if high_or_del | control | quote | backslash != 0 && !chunk.iter().all(|&b| is_plain_byte(b)) {
+        if string_specials(x) | high_or_del != 0 && !chunk.iter().all(|&b| is_plain_byte(b)) {
             return false;
         }
     }
     words.remainder().iter().all(|&b| is_plain_byte(b))
+}
+
+const ONES: u64 = u64::MAX / 255;
+const HIGHS: u64 = ONES * 0x80;
+
+/// The bytes of `x` (eight bytes of text, [`word`]) that a JSON string
+/// cannot hold as they are: `"`, `\\` and control characters, each flagged
+/// by its high bit. The lowest flag is exact (a borrow only runs upward
+/// from a flagged byte); flags above it may be false. Also finds where a
+/// string without escapes ends (`crate::http::json_scan`).
+pub fn string_specials(x: u64) -> u64 {
+    let zero_byte = |y: u64| y.wrapping_sub(ONES) & !y & HIGHS;
+    zero_byte(x ^ (ONES * u64::from(b'"')))
+        | zero_byte(x ^ (ONES * u64::from(b'\\')))
+        | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
+}
+
+/// Eight bytes as one word, the first byte lowest.
+pub fn word(chunk: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_le_bytes(bytes)
 }
 
 fn is_plain_byte(b: u8) -> bool {

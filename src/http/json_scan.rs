@@ -18,6 +18,7 @@
 use std::borrow::Cow;
 
 use super::extract::{BatchBody, JsonObject, FIELDS_EXPECTED};
+use crate::json_out;
 
 /// A lone object: the whole text, surrounding whitespace allowed.
 pub fn object(text: &str) -> Option<JsonObject<'_>> {
@@ -177,22 +178,13 @@ impl<'a> Scan<'a> {
 }
 
 /// Where a string's plain run ends: the first `"`, `\\` or control
-/// character, 8 bytes at a time. Per word, the lowest byte each test flags
-/// is exact (a borrow only ever runs upward from a flagged byte), so the
-/// lowest flag of the three is the first such byte.
+/// character, 8 bytes at a time (the lowest flag of
+/// [`json_out::string_specials`] is exact).
 fn string_end(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGHS: u64 = ONES * 0x80;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let flags = zero_byte(x ^ (ONES * u64::from(b'"')))
-            | zero_byte(x ^ (ONES * u64::from(b'\\')))
-            | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS);
+        let flags = json_out::string_specials(json_out::word(chunk));
         if flags != 0 {
             return Some(at + flags.trailing_zeros() as usize / 8);
         }
