@@ -310,13 +310,6 @@ impl RunSet {
         (0..=last_start).rev().min_by_key(|&start| window_size(start))
     }
 
-    /// Whether some run's Bloom filter admits `prefix` (at least P bytes):
-    /// `false` means no run holds a key with this prefix (one hash for all
-    /// runs, no allocation).
-    pub fn may_contain_prefix(&self, prefix: &[u8]) -> bool {
-        may_contain_prefix_in(&self.members, prefix)
-    }
-
     /// Every entry whose key starts with `prefix`, across all runs, in key order.
     pub fn get_prefix(&self, prefix: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
         get_prefix_in(&self.members, &self.spec, prefix, direction)
@@ -389,12 +382,6 @@ impl Snapshot {
         self.members.last().map_or(0, Member::last)
     }
 
-    /// Whether some run's Bloom filter admits `prefix` (at least P bytes):
-    /// `false` means no run holds a key with this prefix.
-    pub fn may_contain_prefix(&self, prefix: &[u8]) -> bool {
-        may_contain_prefix_in(&self.members, prefix)
-    }
-
     /// [`RunSet::get_prefix`] on this view.
     pub fn get_prefix(&self, prefix: &[u8], direction: Direction) -> Result<SetRange<'_>, IndexError> {
         get_prefix_in(&self.members, &self.spec, prefix, direction)
@@ -414,11 +401,6 @@ impl Snapshot {
     pub fn memory_bytes(&self) -> usize {
         self.members.iter().map(|member| member.run.memory_bytes()).sum()
     }
-}
-
-fn may_contain_prefix_in(members: &[Member], prefix: &[u8]) -> bool {
-    let mut hashed = None;
-    members.iter().any(|member| member.run.may_contain_prefix_with(prefix, &mut hashed))
 }
 
 fn get_prefix_in<'a>(
