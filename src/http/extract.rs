@@ -288,7 +288,6 @@ pub(super) const FIELDS_EXPECTED: usize = 8;
 
 /// A JSON object's fields, values left raw (borrowed) until asked for, so
 /// each field gets its own precise error.
-#[derive(Clone)]
 pub struct JsonObject<'a> {
     /// Each key, and its value's JSON text (no surrounding whitespace).
     pub(super) fields: Vec<(Cow<'a, str>, &'a str)>,
@@ -521,10 +520,11 @@ fn utf8(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|error| format!("it is not UTF-8 (from byte {})", error.valid_up_to()))
 }
 
-/// A batch body, `{"<field>": [{..}, ..]}`, read in one pass: the items
-/// become [`JsonObject`]s as the array is read, instead of capturing the
-/// array raw, splitting it, then parsing each item (three passes over the
-/// bytes; a third of the batch path's instructions, docs/PERFORMANCE.md).
+/// A batch body, `{"<field>": [{..}, ..]}`, read in one pass: each item
+/// is read as the array is ([`BatchBody::read_each`]), instead of
+/// capturing the array raw, splitting it, then parsing each item (three
+/// passes over the bytes; a third of the batch path's instructions,
+/// docs/PERFORMANCE.md).
 pub struct BatchBody<'a, T = Option<JsonObject<'a>>> {
     /// The first key of the body that is not `<field>`.
     pub unexpected: Option<Cow<'a, str>>,
@@ -535,9 +535,10 @@ pub struct BatchBody<'a, T = Option<JsonObject<'a>>> {
 }
 
 impl<'a, T> BatchBody<'a, T> {
-    /// [`BatchBody::parse`], each item read by `read` as it is scanned
-    /// (`None` for an item that is not an object or repeats a key), so
-    /// that the items' fields need not be kept: a batch parser's path.
+    /// A batch body (INVALID_JSON when it is not one JSON object), each
+    /// item read by `read` as it is scanned (`None` for an item that is not
+    /// an object or repeats a key), so that the items' fields need not be
+    /// kept.
     /// `read` must only read: it may see an item twice (the fast scanner
     /// gives up on a body that is not of the usual shape, and serde_json
     /// reads it again).
@@ -547,7 +548,7 @@ impl<'a, T> BatchBody<'a, T> {
         mut read: impl FnMut(Option<&JsonObject<'a>>) -> T,
     ) -> ApiResult<Self> {
         let text = utf8(bytes).map_err(|why| not_an_object(&why))?;
-        if let Some(items) = json_scan::batch_each(text, field, &mut read) {
+        if let Some(items) = json_scan::batch(text, field, &mut read) {
             return Ok(BatchBody { unexpected: None, items: Some(Some(items)) });
         }
         let body = BatchBody::parse_with_serde(text, field).map_err(|error| not_an_object(&error))?;
@@ -561,16 +562,7 @@ fn not_an_object(why: &dyn fmt::Display) -> ApiError {
 }
 
 impl<'a> BatchBody<'a> {
-    /// INVALID_JSON when the body is not one JSON object.
-    pub fn parse(bytes: &'a [u8], field: &'static str) -> ApiResult<Self> {
-        let text = utf8(bytes).map_err(|why| not_an_object(&why))?;
-        if let Some(body) = json_scan::batch(text, field) {
-            return Ok(body);
-        }
-        Self::parse_with_serde(text, field).map_err(|error| not_an_object(&error))
-    }
-
-    /// [`Self::parse`] for any JSON: what the fast scanner leaves.
+    /// [`BatchBody::read_each`] for any JSON: what the fast scanner leaves.
     pub(super) fn parse_with_serde(text: &'a str, field: &'static str) -> Result<Self, serde_json::Error> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let body = (&mut deserializer).deserialize_map(BatchVisitor { field })?;
@@ -811,18 +803,14 @@ mod tests {
     type ItemKeys = Vec<Option<Vec<String>>>;
 
     fn batch_items(body: &str) -> Result<Option<Option<ItemKeys>>, ErrorCode> {
-        let parsed = BatchBody::parse(body.as_bytes(), "transfers").map_err(|error| error.code)?;
+        let keys = |item: Option<&JsonObject>| {
+            item.map(|object| object.fields.iter().map(|(key, _)| key.to_string()).collect::<Vec<_>>())
+        };
+        let parsed = BatchBody::read_each(body.as_bytes(), "transfers", keys).map_err(|error| error.code)?;
         if parsed.unexpected.is_some() {
             return Err(ErrorCode::UnexpectedField);
         }
-        Ok(parsed.items.map(|items| {
-            items.map(|items| {
-                items
-                    .into_iter()
-                    .map(|item| item.map(|object| object.fields.iter().map(|(key, _)| key.to_string()).collect()))
-                    .collect()
-            })
-        }))
+        Ok(parsed.items)
     }
 
     #[test]

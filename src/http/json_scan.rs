@@ -4,7 +4,7 @@
 //! `null`, `true`, `false`.
 //!
 //! Owns only that shape, read in one pass over the bytes with no
-//! allocation but the answers and one field list ([`batch_each`] hands
+//! allocation but the answers and one field list ([`batch`] hands
 //! each item on as it is read). Anything else (an
 //! escape, a number, a nested value, another key in the batch, a repeated
 //! key in a lone object, bad syntax) answers `None`, and the caller reads
@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 
-use super::extract::{BatchBody, JsonObject, FIELDS_EXPECTED};
+use super::extract::{JsonObject, FIELDS_EXPECTED};
 use crate::json_out;
 
 /// A lone object: the whole text, surrounding whitespace allowed.
@@ -31,22 +31,13 @@ pub fn object(text: &str) -> Option<JsonObject<'_>> {
     (scan.at == text.len() && !repeated).then_some(object)
 }
 
-/// A batch body whose only key is `field`, holding an array of objects
-/// (an object with a repeated key becomes `None`, the item's own error).
-pub fn batch<'a>(text: &'a str, field: &str) -> Option<BatchBody<'a>> {
-    let items = batch_each(text, field, |item| item.cloned())?;
-    Some(BatchBody { unexpected: None, items: Some(Some(items)) })
-}
-
-/// [`batch`], each item handed to `read` as soon as it is scanned, in one
-/// field list used again for the next: no allocation per item. When the
-/// body turns out not to be of the usual shape the answers so far are
-/// dropped (`None`), so `read` must only read.
-pub fn batch_each<'a, T>(
-    text: &'a str,
-    field: &str,
-    mut read: impl FnMut(Option<&JsonObject<'a>>) -> T,
-) -> Option<Vec<T>> {
+/// A batch body whose only key is `field`, holding an array of objects,
+/// each handed to `read` as soon as it is scanned (`None` for an object
+/// with a repeated key: the item's own error), in one field list used
+/// again for the next: no allocation per item. When the body turns out
+/// not to be of the usual shape the answers so far are dropped (`None`),
+/// so `read` must only read.
+pub fn batch<'a, T>(text: &'a str, field: &str, mut read: impl FnMut(Option<&JsonObject<'a>>) -> T) -> Option<Vec<T>> {
     let mut scan = Scan { text, at: 0 };
     scan.whitespace();
     scan.byte(b'{')?;
@@ -196,6 +187,7 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::extract::BatchBody;
     use proptest::prelude::*;
     use proptest::strategy::ValueTree;
 
@@ -208,10 +200,7 @@ mod tests {
     }
 
     fn scanned_batch(text: &str) -> Option<Items> {
-        let body = batch(text, "transfers")?;
-        assert!(body.unexpected.is_none());
-        let items = body.items.expect("an array").expect("an array");
-        Some(items.iter().map(|item| item.as_ref().map(fields)).collect())
+        batch(text, "transfers", |item| item.map(fields))
     }
 
     /// Whether a key other than `transfers` came, and the items.
@@ -260,7 +249,7 @@ mod tests {
             r#"{"tr\u0061nsfers":[]}"#,
             "",
         ] {
-            assert!(batch(text, "transfers").is_none(), "{text}");
+            assert!(scanned_batch(text).is_none(), "{text}");
         }
         assert!(object(r#"{"id":"a","id":"b"}"#).is_none(), "serde names the repeated key");
         assert!(object(r#"{"id":"a"} {}"#).is_none());
