@@ -18,6 +18,9 @@
 #               (at the default it writes its first run after 262,144 records)
 # needs: valgrind; a release build (cargo build --release -p fundledger -p fundledger-loadtest)
 # FUNDLEDGER_BIN: another server binary to count (say, an older commit's build)
+# ACCOUNTS: accounts to onboard (default 100; with 10000, as `bench` runs,
+#           each batch becomes thousands of per-account messages instead of
+#           about a hundred, which is where the per-message costs show)
 # binaries come from $CARGO_TARGET_DIR/release when it is set, else target/release
 # keeps the larger run's profile: callgrind_annotate --inclusive=yes <printed file>
 set -euo pipefail
@@ -59,7 +62,7 @@ chmod +x "$work/server.sh"
 total() {
   rm -f "$work"/out.*
   "$target/release/fundledger-loadtest" bench --server-bin "$work/server.sh" --ready-timeout-s 300 \
-    --scenario "$scenario" --accounts 100 --count "$1" --connections 8 "${extra[@]}" > "$work/bench.$1.log" 2>&1
+    --scenario "$scenario" --accounts "${ACCOUNTS:-100}" --count "$1" --connections 8 "${extra[@]}" > "$work/bench.$1.log" 2>&1
   # The server dumps its profile as it exits; wait for it.
   for _ in $(seq 1 180); do
     file="$(ls "$work"/out.* 2>/dev/null | head -1 || true)"
