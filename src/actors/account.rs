@@ -737,7 +737,7 @@ mod tests {
         let message = ApplyTransfers { items: vec![TransferItem { request, claim }], operator: Arc::from("test") };
         let entry = directory.get(AccountId(route)).expect("account exists");
         let mut outcomes = match path {
-            Path::Gateway => directory.send_transfers(entry, message).await,
+            Path::Gateway => directory.send_transfers(entry, message).answers().await,
             Path::Actor => directory.send(entry, message).await,
         }
         .expect("delivered");

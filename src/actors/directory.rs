@@ -65,7 +65,6 @@ use std::sync::{Arc, OnceLock};
 use actix::prelude::*;
 use parking_lot::{Mutex, RwLock};
 
-use futures::future::Either;
 
 use super::account::{AccountActor, AccountMessage, ApplyTransfers, ItemOutcome, Leased, Owner};
 use super::spawner::Spawner;
@@ -200,6 +199,25 @@ impl Drop for Ticket {
 }
 
 type Chunk = Box<[OnceLock<Arc<AccountEntry>>]>;
+
+/// What [`Directory::send_transfers`] did with a message.
+pub enum Sent<F> {
+    /// Applied in place (the account was idle): its answers, now. A batch
+    /// touches thousands of idle payers; their answers need no future each.
+    Applied(Vec<ItemOutcome>),
+    /// In the live actor's mailbox: its answers, when they come.
+    Mailbox(F),
+}
+
+impl<F: Future<Output = Result<Vec<ItemOutcome>, MailboxError>>> Sent<F> {
+    /// The answers, however they come.
+    pub async fn answers(self) -> Result<Vec<ItemOutcome>, MailboxError> {
+        match self {
+            Sent::Applied(answers) => Ok(answers),
+            Sent::Mailbox(answers) => answers.await,
+        }
+    }
+}
 
 pub struct Directory {
     chunks: Box<[OnceLock<Chunk>]>,
@@ -380,13 +398,13 @@ impl Directory {
         self: &Arc<Self>,
         entry: &AccountEntry,
         message: ApplyTransfers,
-    ) -> impl Future<Output = Result<Vec<ItemOutcome>, MailboxError>> {
+    ) -> Sent<impl Future<Output = Result<Vec<ItemOutcome>, MailboxError>>> {
         let spawner = self.spawner.get().expect("the actor system sets the spawner before accounts get messages");
         let id = entry.info.account_id;
         let mut slot = entry.slot.lock();
         let Slot::Idle(idle) = &mut *slot else {
             drop(slot);
-            return Either::Right(self.send(entry, message));
+            return Sent::Mailbox(self.send(entry, message));
         };
         let owner = Owner { id, status: entry.status(), book: &mut idle.book, log: spawner.log() };
         let applied = owner.apply_transfers(message, self);
@@ -396,7 +414,7 @@ impl Directory {
         }
         drop(slot);
         self.applied_idle.fetch_add(1, Ordering::Relaxed);
-        Either::Left(std::future::ready(Ok(applied.finish(self))))
+        Sent::Applied(applied.finish(self))
     }
 
     /// Send `message` to the account without waiting (nor the mailbox

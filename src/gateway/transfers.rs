@@ -21,10 +21,11 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use futures::future::join_all;
+use actix::MailboxError;
 
 use super::idempotency::{Claim, Committed, IdIndex, TryClaim, Waiter};
-use crate::actors::account::{ApplyTransfers, TransferItem};
-use crate::actors::directory::Directory;
+use crate::actors::account::{ApplyTransfers, ItemOutcome, TransferItem};
+use crate::actors::directory::{Directory, Sent};
 use crate::domain::account::TransferRequest;
 use crate::domain::ids::AccountId;
 use crate::domain::record::TransferType;
@@ -256,24 +257,18 @@ impl Transfers {
                 }
             }
         }
-        let sends = messages.into_iter().map(|(route, (indexes, items))| {
+        // Idle payers answer at once (applied in place); only messages that
+        // went to a live actor's mailbox are awaited.
+        let mut waiting = Vec::new();
+        for (route, (indexes, items)) in messages {
             let entry = self.directory.get(route).expect("routes are existing accounts");
-            let sent = self.directory.send_transfers(entry, ApplyTransfers { items, operator: Arc::clone(operator) });
-            async move { (indexes, sent.await) }
-        });
-        for (indexes, answer) in join_all(sends).await {
-            match answer {
-                Ok(results) => {
-                    for (index, result) in indexes.into_iter().zip(results) {
-                        outcomes[index] = Some(result.map_err(ApiError::from));
-                    }
-                }
-                Err(error) => {
-                    for index in indexes {
-                        outcomes[index] = Some(Err(ApiError::from(error)));
-                    }
-                }
+            match self.directory.send_transfers(entry, ApplyTransfers { items, operator: Arc::clone(operator) }) {
+                Sent::Applied(answers) => record_answers(outcomes, indexes, Ok(answers)),
+                Sent::Mailbox(answers) => waiting.push(async move { (indexes, answers.await) }),
             }
+        }
+        for (indexes, answers) in join_all(waiting).await {
+            record_answers(outcomes, indexes, answers);
         }
     }
 
@@ -296,6 +291,27 @@ impl Transfers {
             drop(claims);
             for waiter in busy {
                 waiter.wait().await;
+            }
+        }
+    }
+}
+
+/// One account message's answers, into the batch's outcomes (each item at
+/// its index in the request).
+fn record_answers(
+    outcomes: &mut [Option<ApiResult<Committed>>],
+    indexes: Vec<usize>,
+    answers: Result<Vec<ItemOutcome>, MailboxError>,
+) {
+    match answers {
+        Ok(results) => {
+            for (index, result) in indexes.into_iter().zip(results) {
+                outcomes[index] = Some(result.map_err(ApiError::from));
+            }
+        }
+        Err(error) => {
+            for index in indexes {
+                outcomes[index] = Some(Err(ApiError::from(error)));
             }
         }
     }
