@@ -315,7 +315,7 @@ impl Owner<'_> {
                 now_ms,
                 operator: &message.operator,
             };
-            match self.book.judge(&item.request, &context) {
+            match self.book.judge(item.request, &context) {
                 Ok(movement) => {
                     self.book.apply_debit_side(&movement, 0);
                     let movement = Arc::new(movement);

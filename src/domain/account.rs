@@ -181,8 +181,9 @@ impl AccountBook {
     }
 
     /// Judge a request whose owning account is this one (the payer, or the
-    /// hold's account for `unfreeze*`), without changing anything.
-    pub fn judge(&self, request: &TransferRequest, context: &Context) -> Result<Movement, Refusal> {
+    /// hold's account for `unfreeze*`), without changing anything. The
+    /// accepted movement takes the request's strings (no copy per item).
+    pub fn judge(&self, request: TransferRequest, context: &Context) -> Result<Movement, Refusal> {
         if !context.own_active {
             return Err(Refusal::AccountNotActive);
         }
@@ -202,7 +203,7 @@ impl AccountBook {
                 return Err(Refusal::HoldExceeded);
             }
             let remaining = Money(hold.remaining.0 - amount.0);
-            (amount, Some((hold_id, hold.amount, remaining)))
+            (amount, Some((hold.amount, remaining)))
         } else {
             let amount = request.amount.ok_or(Refusal::InsufficientFunds)?;
             if self.balance.available < amount {
@@ -213,25 +214,26 @@ impl AccountBook {
             }
             (amount, None)
         };
-        let (hold_id, hold_account, hold_amount, hold_remaining) = match (request.kind, hold_after) {
-            (_, Some((hold_id, amount, remaining))) => (Some(hold_id.into()), Some(context.own), amount, remaining),
-            (TransferType::Freeze, None) => (Some(request.id.clone()), Some(context.own), amount, amount),
-            (TransferType::PayFreeze, None) => (Some(request.id.clone()), request.payee, amount, amount),
+        let TransferRequest { id, kind, payer: _, payee, hold_id, amount: requested_amount, order_id, memo } = request;
+        let (hold_id, hold_account, hold_amount, hold_remaining) = match (kind, hold_after) {
+            (_, Some((amount, remaining))) => (hold_id, Some(context.own), amount, remaining),
+            (TransferType::Freeze, None) => (Some(id.clone()), Some(context.own), amount, amount),
+            (TransferType::PayFreeze, None) => (Some(id.clone()), payee, amount, amount),
             _ => (None, None, Money::ZERO, Money::ZERO),
         };
         Ok(Movement {
-            id: request.id.clone(),
-            kind: request.kind,
+            id,
+            kind,
             payer: context.own,
-            payee: request.payee,
+            payee,
             amount,
-            requested_amount: request.amount,
+            requested_amount,
             hold_id,
             hold_account,
             hold_amount,
             hold_remaining,
-            order_id: request.order_id.clone(),
-            memo: request.memo.clone(),
+            order_id,
+            memo,
             committed_at_ms: context.now_ms,
             operator: Arc::clone(context.operator),
         })
@@ -473,7 +475,7 @@ mod tests {
                         };
                         let context = Context { own: AccountId(owner), own_active: true, payee_active: true, now_ms: 0, operator: &Arc::from("t") };
                         let expected = model.expect(kind, owner, payee, fen, &hold_id);
-                        let judged = books[&owner].judge(&request, &context);
+                        let judged = books[&owner].judge(request, &context);
                         match (&judged, expected) {
                             (Ok(movement), Ok(amount)) => prop_assert_eq!(movement.amount.0, amount),
                             (Err(got), Err(want)) => prop_assert_eq!(*got, want),
@@ -566,7 +568,7 @@ mod tests {
         };
         let context =
             Context { own: account, own_active: true, payee_active: true, now_ms: 0, operator: &Arc::from("t") };
-        let movement = book.judge(&freeze, &context).unwrap();
+        let movement = book.judge(freeze, &context).unwrap();
         book.apply_debit_side(&movement, 2);
         book.apply_withdrawal_hold(account, "w", Money(600), 3);
         assert_eq!(book.balance, Balance { available: Money::ZERO, frozen: Money(1000) });
@@ -591,9 +593,9 @@ mod tests {
         };
         let mut context =
             Context { own: AccountId(1), own_active: true, payee_active: true, now_ms: 0, operator: &Arc::from("t") };
-        assert_eq!(book.judge(&request, &context), Err(Refusal::SameAccount));
+        assert_eq!(book.judge(request.clone(), &context), Err(Refusal::SameAccount));
         context.own_active = false;
-        assert_eq!(book.judge(&request, &context), Err(Refusal::AccountNotActive));
+        assert_eq!(book.judge(request, &context), Err(Refusal::AccountNotActive));
     }
 
     #[test]
