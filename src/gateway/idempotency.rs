@@ -156,7 +156,8 @@ pub enum TryClaim {
 /// signal is per shard, not per claim, so that claiming allocates nothing
 /// but the key (a claim with nobody waiting on it never touches it).
 struct Shard {
-    slots: Mutex<HashMap<Box<str>, Slot>>,
+    /// Keyed by the id the claim holds too (one allocation per claim).
+    slots: Mutex<HashMap<Arc<str>, Slot>>,
     released: Notify,
 }
 
@@ -260,8 +261,9 @@ impl IdIndex {
                 if let Some(committed) = self.archived(id) {
                     return TryClaim::Done(committed);
                 }
-                slots.insert(id.into(), Slot::InFlight { waited: false });
-                TryClaim::Claimed(Claim { index: Arc::clone(self), id: id.into(), finalized: false })
+                let id: Arc<str> = id.into();
+                slots.insert(Arc::clone(&id), Slot::InFlight { waited: false });
+                TryClaim::Claimed(Claim { index: Arc::clone(self), id, finalized: false })
             }
         }
     }
@@ -293,7 +295,7 @@ impl IdIndex {
     }
 
     /// Recovery: the id committed at some earlier run.
-    pub fn insert_recovered(&self, id: Box<str>, committed: Committed) {
+    pub fn insert_recovered(&self, id: Arc<str>, committed: Committed) {
         let previous = self.shard(&id).slots.lock().insert(id, Slot::Done(committed));
         assert!(previous.is_none(), "a client id committed twice in the log");
     }
@@ -330,7 +332,8 @@ impl IdIndex {
 /// dropping it releases the id.
 pub struct Claim {
     index: Arc<IdIndex>,
-    id: Box<str>,
+    /// The map's key, shared.
+    id: Arc<str>,
     finalized: bool,
 }
 
