@@ -1055,6 +1055,13 @@ impl History {
 
     /// Index every record of `waiting` from `next` on that is in order,
     /// once it is durable. False when the log failed (the indexer stops).
+    ///
+    /// One pass takes every append that is in order, waits once for the
+    /// last of them to be durable, indexes them under one lock, and then
+    /// publishes the new indexed lsn, the gauge and the bank work once: a
+    /// batch over many accounts is thousands of small appends (one per
+    /// payer), and each of those steps per append cost more than indexing
+    /// its records (docs/PERFORMANCE.md).
     fn index_ready(
         &self,
         waiting: &mut BTreeMap<u64, Vec<Record>>,
@@ -1063,48 +1070,61 @@ impl History {
         wal: &fundledger_wal::Wal,
         writer: Option<&ArchiveWriter>,
     ) -> bool {
-        while let Some(records) = waiting.remove(next) {
-            let last = *next + records.len() as u64 - 1;
-            if wal.wait_durable_blocking(last).is_err() {
-                tracing::error!(lsn = last, "history indexer stops: the log failed");
-                return false;
-            }
-            let next_lsn = *next;
-            let mut state = self.state.write();
-            let mut deferred = self.deferred.lock();
-            let mut work = Vec::new();
-            for (offset, record) in records.iter().enumerate() {
-                let lsn = next_lsn + offset as u64;
+        let first_lsn = *next;
+        let mut ready = Vec::new();
+        let mut end = first_lsn;
+        while let Some(records) = waiting.remove(&end) {
+            end += records.len() as u64;
+            ready.push(records);
+        }
+        if ready.is_empty() {
+            return true;
+        }
+        let last = end - 1;
+        if wal.wait_durable_blocking(last).is_err() {
+            tracing::error!(lsn = last, "history indexer stops: the log failed");
+            return false;
+        }
+        let mut work = Vec::new();
+        let mut flush = false;
+        let mut state = self.state.write();
+        let mut deferred = self.deferred.lock();
+        let mut lsn = first_lsn;
+        for records in &ready {
+            for record in records {
                 state.apply(lsn, record);
                 work.extend(self.bank_work(&state, &mut deferred, lsn, record));
+                lsn += 1;
             }
-            drop(deferred);
-            let flush = writer
-                .as_ref()
-                .is_some_and(|_| state.recent.records() >= self.memory_records && state.flushing.records() == 0);
-            if flush {
+            // Checked per append, as the appends came: a flush starts as
+            // soon as there is a run's worth and the writer is free.
+            if writer.is_some() && state.recent.records() >= self.memory_records && state.flushing.records() == 0 {
                 state.flushing = Arc::new(std::mem::take(&mut state.recent));
+                flush = true;
             }
-            let backlog = state.recent.records();
-            let in_memory = backlog + state.flushing.records();
-            drop(state);
-            metrics::gauge!("fundledger_history_memory_records").set(in_memory as f64);
-            self.applied.send_replace(last);
-            feed_backlog.indexed(records.len());
-            for work in work {
-                self.to_outbox(work);
-            }
-            if let Some(writer) = writer {
-                if flush {
-                    writer.wake();
-                } else if backlog >= 2 * self.memory_records {
-                    // The writer is behind (a slow disk, a long merge):
-                    // wait for it rather than let memory grow.
-                    writer.wait_idle();
-                }
-            }
-            *next = last + 1;
         }
+        debug_assert_eq!(lsn, end, "every ready record was indexed");
+        drop(deferred);
+        let backlog = state.recent.records();
+        let in_memory = backlog + state.flushing.records();
+        drop(state);
+        metrics::gauge!("fundledger_history_memory_records").set(in_memory as f64);
+        self.applied.send_replace(last);
+        feed_backlog.indexed((end - first_lsn) as usize);
+        for work in work {
+            self.to_outbox(work);
+        }
+        if let Some(writer) = writer {
+            if flush {
+                writer.wake();
+            } else if backlog >= 2 * self.memory_records {
+                // The writer is behind (a slow disk, a long merge):
+                // wait for it rather than let memory grow.
+                writer.wait_idle();
+            }
+        }
+        *next = end;
+        drop(ready);
         self.refill(wal);
         true
     }
