@@ -1098,7 +1098,7 @@ impl History {
             // Checked per append, as the appends came: a flush starts as
             // soon as there is a run's worth and the writer is free.
             if writer.is_some() && state.recent.records() >= self.memory_records && state.flushing.records() == 0 {
-                state.flushing = Arc::new(std::mem::take(&mut state.recent));
+                state.flushing = Arc::new(state.recent.take());
                 flush = true;
             }
         }
@@ -1148,7 +1148,7 @@ impl History {
             state.flushing = Arc::default();
             let more = state.recent.records() >= self.memory_records;
             if more {
-                state.flushing = Arc::new(std::mem::take(&mut state.recent));
+                state.flushing = Arc::new(state.recent.take());
             }
             more
         };
