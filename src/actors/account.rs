@@ -48,11 +48,11 @@
 //! clock more than once per message, hold a book after passivating, or be
 //! sent a message other than through the directory.
 
-use hashbrown::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use smallvec::SmallVec;
 
 use super::directory::{Directory, IdleAccount, Ticket};
 use super::log::{LedgerLog, LogError};
@@ -278,7 +278,8 @@ pub(super) struct Owner<'a> {
 /// the payer's slot lock (a sender never holds two slot locks).
 pub(super) struct Applied {
     committed: Vec<ItemOutcome>,
-    credits: HashMap<AccountId, Vec<(u64, Arc<Movement>)>>,
+    /// (payee, lsn, movement) in lsn order; grouped by payee in `finish`.
+    credits: Vec<(AccountId, u64, Arc<Movement>)>,
     claims: Vec<Option<Claim>>,
     /// The append failed after the book changed: the book is ahead of the
     /// log, its owner must answer nothing from now on.
@@ -292,7 +293,7 @@ impl Owner<'_> {
         let count = message.items.len();
         let refused_all = |error: LogError| Applied {
             committed: (0..count).map(|_| Err(ItemError::Log(error))).collect(),
-            credits: HashMap::new(),
+            credits: Vec::new(),
             claims: Vec::new(),
             log_failed: false,
         };
@@ -330,7 +331,7 @@ impl Owner<'_> {
             }
         }
         let mut applied =
-            Applied { committed: Vec::with_capacity(count), credits: HashMap::new(), claims, log_failed: false };
+            Applied { committed: Vec::with_capacity(count), credits: Vec::new(), claims, log_failed: false };
         if records.is_empty() {
             applied.committed =
                 outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect();
@@ -357,7 +358,7 @@ impl Owner<'_> {
                     let lsn = next_lsn;
                     next_lsn += 1;
                     if let Some(payee) = movement.payee.filter(|_| movement.kind.has_payee()) {
-                        applied.credits.entry(payee).or_default().push((lsn, Arc::clone(&movement)));
+                        applied.credits.push((payee, lsn, Arc::clone(&movement)));
                     }
                     Ok(Committed::Movement { lsn, movement })
                 }
@@ -374,8 +375,16 @@ impl Applied {
     /// no slot lock held. Credits go out before the claims commit: whoever
     /// finds the id committed (an unfreeze of a pay_freeze hold, say)
     /// reaches the payee after the credit that opens the hold.
-    pub(super) fn finish(self, directory: &Arc<Directory>) -> Vec<ItemOutcome> {
-        for (payee, entries) in self.credits {
+    pub(super) fn finish(mut self, directory: &Arc<Directory>) -> Vec<ItemOutcome> {
+        // One credit per payee, its entries in lsn order (a stable sort).
+        self.credits.sort_by_key(|(payee, ..)| *payee);
+        let mut credits = self.credits.into_iter().peekable();
+        while let Some((payee, lsn, movement)) = credits.next() {
+            let mut entries = CreditEntries::new();
+            entries.push((lsn, movement));
+            while let Some((_, lsn, movement)) = credits.next_if(|(next, ..)| *next == payee) {
+                entries.push((lsn, movement));
+            }
             let entry = directory.get(payee).expect("payees are checked to exist before they are judged");
             directory.do_send(entry, Credit { entries });
         }
@@ -390,8 +399,12 @@ impl Applied {
 
 /// The payee's side of committed movements (already in the log).
 pub struct Credit {
-    pub entries: Vec<(u64, Arc<Movement>)>,
+    pub entries: CreditEntries,
 }
+
+/// A credit's (lsn, movement) entries: in a batch nearly always one per
+/// payee, kept without an allocation of its own.
+pub type CreditEntries = SmallVec<[(u64, Arc<Movement>); 1]>;
 
 impl AccountMessage for Credit {
     type Output = ();
