@@ -47,6 +47,26 @@ macro_rules! ledger_id {
                 text.strip_prefix($letter)
                     .is_some_and(|digits| digits.len() >= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
             }
+
+            /// A request field's id, in one pass: `None` when `text` is not
+            /// [well formed](Self::is_well_formed); else what
+            /// [`parse`](Self::parse) gives, or the id 0 (which names
+            /// nothing: an unknown id, not a malformed one).
+            pub fn from_field(text: &str) -> Option<Self> {
+                let digits = text.strip_prefix($letter)?.as_bytes();
+                if digits.len() < 6 {
+                    return None;
+                }
+                let mut number: Option<u64> = Some(0);
+                for &byte in digits {
+                    if !byte.is_ascii_digit() {
+                        return None;
+                    }
+                    number = number.and_then(|n| n.checked_mul(10)).and_then(|n| n.checked_add(u64::from(byte - b'0')));
+                }
+                let canonical = digits.len() == 6 || digits[0] != b'0';
+                Some($name(number.filter(|_| canonical).unwrap_or(0)))
+            }
         }
 
         impl fmt::Display for $name {
@@ -86,6 +106,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// `from_field` is `is_well_formed`, then `parse` or the id 0.
+        #[test]
+        fn from_field_is_the_shape_check_then_parse(text in "F?[0-9a]{0,22}", digits in "[0-9]{0,22}") {
+            for text in [text, format!("F{digits}")] {
+                let expected = AccountId::is_well_formed(&text).then(|| AccountId::parse(&text).unwrap_or(AccountId(0)));
+                proptest::prop_assert_eq!(AccountId::from_field(&text), expected, "{}", text);
+            }
+        }
+
         /// `parse` takes exactly what `Display` writes, for any digits.
         #[test]
         fn parse_accepts_exactly_the_displayed_form(digits in "[0-9]{6,21}") {

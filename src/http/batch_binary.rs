@@ -274,9 +274,9 @@ fn client_id(bytes: Option<&[u8]>, name: &str) -> ApiResult<Option<Box<str>>> {
 /// canonical names account 0, which never exists (404 later).
 fn account(bytes: Option<&[u8]>, name: &str) -> ApiResult<Option<AccountId>> {
     let Some(bytes) = bytes else { return Ok(None) };
-    match std::str::from_utf8(bytes) {
-        Ok(text) if AccountId::is_well_formed(text) => Ok(Some(AccountId::parse(text).unwrap_or(AccountId(0)))),
-        _ => Err(invalid_field(name, "must be an account id like F000001")),
+    match std::str::from_utf8(bytes).ok().and_then(AccountId::from_field) {
+        Some(id) => Ok(Some(id)),
+        None => Err(invalid_field(name, "must be an account id like F000001")),
     }
 }
 

@@ -85,10 +85,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Ap
 /// A suspense id field or path segment: malformed is 400; well-formed but
 /// unknown (or not canonical) is 404 later.
 fn suspense_id(text: &str, field: &str) -> ApiResult<SuspenseId> {
-    if !SuspenseId::is_well_formed(text) {
-        return Err(invalid_field(field, "must be a suspense id like S000001"));
-    }
-    Ok(SuspenseId::parse(text).unwrap_or(SuspenseId(0)))
+    SuspenseId::from_field(text).ok_or_else(|| invalid_field(field, "must be a suspense id like S000001"))
 }
 
 async fn adjust(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {

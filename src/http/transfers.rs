@@ -105,10 +105,10 @@ pub fn account_field(object: &JsonObject, name: &str) -> ApiResult<Option<Accoun
 
 fn account_value(field: Field) -> ApiResult<Option<AccountId>> {
     let Some(text) = field.string()? else { return Ok(None) };
-    if !AccountId::is_well_formed(&text) {
-        return Err(invalid_field(field.name(), "must be an account id like F000001"));
+    match AccountId::from_field(&text) {
+        Some(id) => Ok(Some(id)),
+        None => Err(invalid_field(field.name(), "must be an account id like F000001")),
     }
-    Ok(Some(AccountId::parse(&text).unwrap_or(AccountId(0))))
 }
 
 async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
