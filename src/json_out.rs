@@ -109,6 +109,13 @@ mod tests {
 
     proptest! {
         #[test]
+        fn padded_digits_are_the_standard_formats(value in prop_oneof![0u64..1000, any::<u64>()], width in 0usize..24) {
+            let mut out = b"x".to_vec();
+            padded(&mut out, value, width);
+            prop_assert_eq!(out, format!("x{value:0width$}").into_bytes());
+        }
+
+        #[test]
         fn the_word_check_agrees_with_the_byte_check(bytes in proptest::collection::vec(any::<u8>(), 0..40), plain in "[ !#-\\[\\]-~]{0,40}") {
             prop_assert_eq!(is_plain(&bytes), bytes.iter().all(|&b| is_plain_byte(b)));
             prop_assert!(is_plain(plain.as_bytes()));
