@@ -65,7 +65,6 @@ use std::sync::{Arc, OnceLock};
 use actix::prelude::*;
 use parking_lot::{Mutex, RwLock};
 
-
 use super::account::{AccountActor, AccountMessage, ApplyTransfers, ItemOutcome, Leased, Owner};
 use super::spawner::Spawner;
 use crate::domain::account::{AccountBook, AccountStatus};

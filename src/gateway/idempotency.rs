@@ -205,8 +205,9 @@ impl Default for IdIndex {
 
 impl IdIndex {
     pub fn new() -> Self {
-        let shards =
-            (0..SHARDS).map(|_| Arc::new(Shard { slots: Mutex::new(HashMap::new()), released: Notify::new() })).collect();
+        let shards = (0..SHARDS)
+            .map(|_| Arc::new(Shard { slots: Mutex::new(HashMap::new()), released: Notify::new() }))
+            .collect();
         Self { shards, hasher: RandomState::default(), archive: std::sync::OnceLock::new() }
     }
 
@@ -311,7 +312,6 @@ impl IdIndex {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
 }
 
 impl Shard {

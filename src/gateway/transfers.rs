@@ -20,8 +20,8 @@ use hashbrown::{HashMap, HashTable};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use futures::future::join_all;
 use actix::MailboxError;
+use futures::future::join_all;
 
 use super::idempotency::{Claim, Committed, IdIndex, TryClaim, Waiter};
 use crate::actors::account::{ApplyTransfers, ItemOutcome, TransferItem};
