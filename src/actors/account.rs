@@ -330,8 +330,12 @@ impl Owner<'_> {
                 }
             }
         }
-        let mut applied =
-            Applied { committed: Vec::with_capacity(count), credits: Vec::new(), claims, log_failed: false };
+        let mut applied = Applied {
+            committed: Vec::with_capacity(count),
+            credits: Vec::with_capacity(count),
+            claims,
+            log_failed: false,
+        };
         if records.is_empty() {
             applied.committed =
                 outcomes.into_iter().map(|o| Err(ItemError::Refused(o.expect_err("all refused")))).collect();

@@ -1084,7 +1084,9 @@ impl History {
             tracing::error!(lsn = last, "history indexer stops: the log failed");
             return false;
         }
-        let mut work = Vec::new();
+        // Most records ask the bank for one instruction: room for them all,
+        // not a list that doubles its way up through a pass.
+        let mut work = Vec::with_capacity((end - first_lsn) as usize);
         let mut flush = false;
         let mut state = self.state.write();
         let mut deferred = self.deferred.lock();

@@ -54,7 +54,16 @@ pub fn batch<'a, T>(text: &'a str, field: &str, mut read: impl FnMut(Option<&Jso
     let mut object = JsonObject { fields: Vec::with_capacity(FIELDS_EXPECTED) };
     if !scan.eat(b']') {
         loop {
+            let start = scan.at;
             let repeated = scan.object_into(&mut object.fields)?;
+            if items.is_empty() {
+                // Room for as many items as the rest of the body holds if
+                // they are the size of the first (a batch's items are
+                // alike): the list (8190 items of about 120 bytes) does not
+                // double its way up, copying as it goes.
+                let first = (scan.at - start).max(1);
+                items.reserve((text.len() / first).min(crate::limits::BATCH_ITEMS_MAX + 1));
+            }
             items.push(read((!repeated).then_some(&object)));
             scan.whitespace();
             if scan.eat(b']') {
