@@ -68,9 +68,26 @@ pub fn write_movement(out: &mut Vec<u8>, lsn: u64, movement: &Movement) {
 
 /// As [`AccountId`]'s `Display`: `F` and at least six digits, in quotes.
 fn account(out: &mut Vec<u8>, id: AccountId) {
-    out.extend_from_slice(b"\"F");
-    padded(out, id.0, 6);
-    out.push(b'"');
+    match u32::try_from(id.0) {
+        // Six digits, written as one piece (two per step).
+        Ok(number) if number < 1_000_000 => {
+            let [a, b] = two_digits(number / 10_000);
+            let [c, d] = two_digits(number / 100 % 100);
+            let [e, f] = two_digits(number % 100);
+            out.extend_from_slice(&[b'"', b'F', a, b, c, d, e, f, b'"']);
+        }
+        _ => {
+            out.extend_from_slice(b"\"F");
+            padded(out, id.0, 6);
+            out.push(b'"');
+        }
+    }
+}
+
+/// `value` (below 100) as two digits.
+fn two_digits(value: u32) -> [u8; 2] {
+    debug_assert!(value < 100);
+    [b'0' + (value / 10) as u8, b'0' + (value % 10) as u8]
 }
 
 /// As [`Money`]'s `Display` (`-12.05`), in quotes.
@@ -81,8 +98,30 @@ fn money(out: &mut Vec<u8>, amount: Money) {
 }
 
 /// As [`crate::clock::Rfc3339`]'s `Display`, without the quotes.
+///
+/// A year of four digits (every time the ledger writes) is written as one
+/// 24-byte piece, two digits per step: through `padded` (an `itoa` buffer
+/// and a zero fill per field) the seven fields cost more than the rest of
+/// the movement.
 fn timestamp(out: &mut Vec<u8>, ms: i64) {
     let time = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    if let Ok(year @ 0..=9999) = u32::try_from(time.year()) {
+        let [y1, y2] = two_digits(year / 100);
+        let [y3, y4] = two_digits(year % 100);
+        let [mo1, mo2] = two_digits(time.month());
+        let [d1, d2] = two_digits(time.day());
+        let [h1, h2] = two_digits(time.hour());
+        let [mi1, mi2] = two_digits(time.minute());
+        let [s1, s2] = two_digits(time.second());
+        let millis = ms.rem_euclid(1000) as u32;
+        let [ms2, ms3] = two_digits(millis % 100);
+        let ms1 = b'0' + (millis / 100) as u8;
+        out.extend_from_slice(&[
+            y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2, b'.', ms1, ms2,
+            ms3, b'Z',
+        ]);
+        return;
+    }
     match u64::try_from(time.year()) {
         Ok(year) => padded(out, year, 4),
         // Before year 0: no committed movement has such a time; render as
