@@ -223,6 +223,8 @@ pub struct Recent {
     /// How many journal entries an account's list starts with room for
     /// (from the last batch taken; 0: the default growth).
     journal_room: usize,
+    /// Journal entries posted, all accounts together.
+    journal_entries: usize,
 }
 
 /// Lsns under one key: nearly always one (a transfer's one bank answer, an
@@ -257,6 +259,7 @@ impl Recent {
     pub fn post(&mut self, account: AccountId, entry: JournalIndexEntry) {
         let room = self.journal_room;
         self.journal.entry(account).or_insert_with(|| JournalList::with_capacity(room)).push(entry);
+        self.journal_entries += 1;
     }
 
     /// Hand these entries over (to be written as runs) and start again,
@@ -268,8 +271,10 @@ impl Recent {
         // The mean per account, rounded down to a power of two: all lists
         // together start with room for at most as many entries as these
         // held, however unevenly they were spread.
-        let entries: usize = self.journal.values().map(|list| list.len()).sum();
-        let journal_room = match entries.checked_div(self.journal.len()) {
+        // Counted as posted: this runs under the history's write lock, and
+        // a million accounts' lists are not walked there.
+        debug_assert_eq!(self.journal_entries, self.journal.values().map(|list| list.len()).sum::<usize>());
+        let journal_room = match self.journal_entries.checked_div(self.journal.len()) {
             None | Some(0) => 0,
             Some(mean) => (1 << mean.ilog2()).min(JOURNAL_ROOM_MAX),
         };
