@@ -71,10 +71,21 @@ const LOOKUP_KEY_BYTES: usize = 17;
 /// A lookup key's prefix: tag and hash (what its Bloom filter holds).
 const LOOKUP_PREFIX_BYTES: usize = 9;
 const ANSWER_KEY_BYTES: usize = 16;
-/// Runs of one size tier merged at once (size-tiered merging, tiers by the
-/// lsns a run covers: a run is rewritten about log4(history / flush)
-/// times, and a table holds at most about 3 runs per tier).
-const MERGE_FANOUT: usize = 4;
+/// Runs of one size tier merged at once in the lookup table (size-tiered
+/// merging, tiers by the lsns a run covers: a run is rewritten about
+/// log4(history / flush) times, and a table holds at most about 3 runs
+/// per tier). Every new client id is checked against each lookup run's
+/// filter, so this table keeps few runs.
+const LOOKUP_MERGE_FANOUT: usize = 4;
+/// The same for the journal and answers tables: 8, so that an entry is
+/// rewritten log8 instead of log4 times (two-thirds as many bytes; the
+/// journal is about two-thirds of what the archive writes, and on a VM
+/// whose page cache pages are fresh memory its merges were most of the
+/// writer's time: docs/PERFORMANCE.md). They hold up to about 7 runs per
+/// tier: a journal page reads a block from each run that holds the account
+/// (about 20 at a hundred million transfers instead of 13), and an answers
+/// lookup rules runs out by their min and max keys.
+const WIDE_MERGE_FANOUT: usize = 8;
 
 /// What a lookup key names. Part of the on-disk format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -425,8 +436,13 @@ impl Tables {
         }
     }
 
-    fn sets(&mut self) -> [&mut RunSet; 3] {
-        [&mut self.lookup, &mut self.answers, &mut self.journal]
+    /// Each table with the runs it merges at once.
+    fn sets(&mut self) -> [(&mut RunSet, usize); 3] {
+        [
+            (&mut self.lookup, LOOKUP_MERGE_FANOUT),
+            (&mut self.answers, WIDE_MERGE_FANOUT),
+            (&mut self.journal, WIDE_MERGE_FANOUT),
+        ]
     }
 }
 
@@ -480,8 +496,8 @@ impl Archive {
             answers.write_run(1, older, 0, std::iter::empty::<([u8; ANSWER_KEY_BYTES], [u8; 0])>())?;
         }
         let mut tables = Tables { journal, lookup, answers };
-        let watermark = tables.sets().iter().map(|set| set.watermark()).min().unwrap_or(0);
-        for set in tables.sets() {
+        let watermark = tables.sets().iter().map(|(set, _)| set.watermark()).min().unwrap_or(0);
+        for (set, _) in tables.sets() {
             if set.watermark() > watermark {
                 set.remove_runs_above(watermark)?;
             }
@@ -607,18 +623,19 @@ impl Archive {
         })
     }
 
-    /// One merge step if a tier is full: the newest [`MERGE_FANOUT`] runs
-    /// of a table all in one size tier. The merge itself runs without the
+    /// One merge step if a tier is full: the newest runs of a table all in
+    /// one size tier, as many as its fanout ([`LOOKUP_MERGE_FANOUT`],
+    /// [`WIDE_MERGE_FANOUT`]). The merge itself runs without the
     /// tables' lock. Returns whether it merged (call again until `false`).
     pub fn merge_step(&self) -> Result<bool, ArchiveError> {
         let jobs: Vec<(usize, MergeJob)> = {
             let mut tables = self.tables.lock();
             let mut jobs = Vec::new();
-            for (table, set) in tables.sets().into_iter().enumerate() {
+            for (table, (set, fanout)) in tables.sets().into_iter().enumerate() {
                 // Tiers by lsns covered: flushes cover about `history.memory_records`
                 // lsns each, while their entries vary with the records' mix.
-                if let Some(start) = set.full_tier_by(MERGE_FANOUT, Member::lsn_span) {
-                    jobs.push((table, set.prepare_merge(start, MERGE_FANOUT)?));
+                if let Some(start) = set.full_tier_by(fanout, Member::lsn_span) {
+                    jobs.push((table, set.prepare_merge(start, fanout)?));
                 }
             }
             jobs
@@ -629,7 +646,7 @@ impl Archive {
         for (table, job) in jobs {
             let output = job.run()?;
             let mut tables = self.tables.lock();
-            tables.sets()[table].finish_merge(job, output)?;
+            tables.sets()[table].0.finish_merge(job, output)?;
             // Same entries, fewer runs: no memory changes hands.
             self.publish(tables.snapshot());
         }
@@ -847,19 +864,50 @@ mod tests {
     }
 
     #[test]
-    fn four_runs_of_a_tier_merge_into_one() {
+    fn each_table_merges_its_fanout_of_runs_of_a_tier() {
         let dir = tempfile::tempdir().unwrap();
         let archive = Archive::open(dir.path()).unwrap();
-        for lsn in 1..=4u64 {
+        let write = |lsn: u64| {
             let mut recent = Recent::default();
             recent.note_lsn(lsn);
             recent.name(Tag::Hold, "h", lsn);
+            recent.answer(lsn, lsn);
+            let entry = JournalIndexEntry {
+                lsn,
+                at_ms: 0,
+                kind: JournalKind::Deposit,
+                available_delta: Money(1),
+                frozen_delta: Money::ZERO,
+                after: Balance { available: Money(lsn as i64), frozen: Money::ZERO },
+            };
+            recent.post(AccountId(1), entry);
             archive.publish(archive.write(&recent).unwrap());
+        };
+        let counts = || {
+            let runs = archive.runs();
+            (runs.lookup.runs().len(), runs.answers.runs().len(), runs.journal.runs().len())
+        };
+        for lsn in 1..=4u64 {
+            write(lsn);
+        }
+        // The lookup table merges four; the journal and answers wait for eight.
+        assert!(archive.merge_step().unwrap());
+        assert!(!archive.merge_step().unwrap());
+        assert_eq!(counts(), (1, 4, 4));
+        for lsn in 5..=8u64 {
+            write(lsn);
         }
         assert!(archive.merge_step().unwrap());
         assert!(!archive.merge_step().unwrap());
+        assert_eq!(counts(), (2, 1, 1));
         let runs = archive.runs();
-        assert_eq!(runs.lookup.runs().len(), 1);
-        assert_eq!(runs.named(Tag::Hold, "h").unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(runs.named(Tag::Hold, "h").unwrap(), (1..=8).collect::<Vec<u64>>());
+        assert_eq!(runs.answers_to(5).unwrap(), vec![5]);
+        let journal: Vec<u64> = runs
+            .journal(AccountId(1), 0, u64::MAX, Direction::Reverse)
+            .unwrap()
+            .map(|entry| entry.unwrap().lsn)
+            .collect();
+        assert_eq!(journal, (1..=8).rev().collect::<Vec<u64>>());
     }
 }
