@@ -16,7 +16,8 @@
 //! - Instructions that mirror committed movements (强制转账 for each of the
 //!   five transfer types, 调帐 for adjustment deposits, 退票 for suspense
 //!   returns), batched per bank (up to [`INSTRUCTION_BATCH_MAX`] in one
-//!   call): the bank's answers are appended to the log as `BankSynced`
+//!   call, calls at most every [`INSTRUCTION_CALL_INTERVAL`] unless a
+//!   batch is full): the bank's answers are appended to the log as `BankSynced`
 //!   records (one append per batch), which is what `bank_sync` shows.
 //!
 //! Every call has a timeout; a transient error is retried with capped
@@ -74,6 +75,16 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Instructions sent to one bank in one call.
 pub const INSTRUCTION_BATCH_MAX: usize = 4096;
+
+/// Calls to one bank start at most this often, unless a batch is full:
+/// instructions that come in a steady trickle (single transfers, a few
+/// per millisecond) wait up to this long and go together instead of in a
+/// call each. Each call is a round trip to the bank (the sandbox's: a
+/// blocking-pool wake-up, a write and an fsync of its books) and an append
+/// of its answers to the log; at 10,000 single transfers a second they
+/// came in thousands of calls of a few instructions, each fsync beside
+/// the log's own. The mirror at the bank runs this much later at most.
+pub const INSTRUCTION_CALL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Places for instructions waiting in memory for their bank, over every
 /// bank (`limits.bank_queue_instructions`; about 150 bytes each). The
@@ -429,7 +440,8 @@ const RECORD_ATTEMPTS_MAX: u32 = 50;
 impl Batcher {
     async fn run(self, mut receiver: mpsc::UnboundedReceiver<InstructionWork>) {
         let mut batch = Vec::with_capacity(INSTRUCTION_BATCH_MAX);
-        while receiver.recv_many(&mut batch, INSTRUCTION_BATCH_MAX).await > 0 {
+        let mut last_call = None;
+        while next_batch(&mut receiver, &mut batch, &mut last_call, INSTRUCTION_CALL_INTERVAL).await > 0 {
             // A full-sized buffer for the next batch: one taken empty would
             // grow (and copy) its way up to the batch size each time.
             let work = std::mem::replace(&mut batch, Vec::with_capacity(INSTRUCTION_BATCH_MAX));
@@ -506,6 +518,34 @@ impl Batcher {
         }
         tracing::error!("the log stayed busy; the bank's answers are asked again after a restart");
     }
+}
+
+/// Waits for work and takes what has come, up to [`INSTRUCTION_BATCH_MAX`]:
+/// a batch that is not full is held until `interval` after the last call
+/// started, taking what comes meanwhile. Returns how many it took (0: the
+/// channel is closed and empty).
+async fn next_batch<T>(
+    receiver: &mut mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+    last_call: &mut Option<tokio::time::Instant>,
+    interval: Duration,
+) -> usize {
+    if receiver.recv_many(batch, INSTRUCTION_BATCH_MAX).await == 0 {
+        return 0;
+    }
+    if let Some(due) = last_call.map(|at| at + interval) {
+        if batch.len() < INSTRUCTION_BATCH_MAX && due > tokio::time::Instant::now() {
+            tokio::time::sleep_until(due).await;
+            while batch.len() < INSTRUCTION_BATCH_MAX {
+                match receiver.try_recv() {
+                    Ok(work) => batch.push(work),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    *last_call = Some(tokio::time::Instant::now());
+    batch.len()
 }
 
 /// [`until_final`] for a batch of instructions: one answer per request,
@@ -717,6 +757,41 @@ mod tests {
         assert_eq!(other_rx.try_recv().map(|work| work.reference).ok().as_deref(), Some("m3"));
         assert!(sim_rx.try_recv().is_err() && other_rx.try_recv().is_err(), "nothing else was routed");
         assert_eq!(queue.room(), 8, "the two routed hold places; the router released the others");
+    }
+
+    /// A trickle waits for the interval after the last call and goes as
+    /// one batch; the first batch, and a full one, go at once.
+    #[tokio::test]
+    async fn calls_to_a_bank_are_paced_unless_the_batch_is_full() {
+        use tokio::time::Instant;
+        let interval = Duration::from_millis(200);
+        let (sender, mut receiver) = mpsc::unbounded_channel::<usize>();
+        let mut last_call = None;
+        let mut batch = Vec::new();
+        sender.send(0).unwrap();
+        assert_eq!(next_batch(&mut receiver, &mut batch, &mut last_call, interval).await, 1);
+        let first_call = last_call.expect("a call was noted");
+        batch.clear();
+        sender.send(1).unwrap();
+        let late = sender.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            late.send(2).unwrap();
+        });
+        assert_eq!(next_batch(&mut receiver, &mut batch, &mut last_call, interval).await, 2);
+        assert_eq!(batch, vec![1, 2], "what came while it waited went along, in order");
+        assert!(Instant::now() >= first_call + interval, "not before the interval was up");
+        batch.clear();
+        for item in 0..INSTRUCTION_BATCH_MAX {
+            sender.send(item).unwrap();
+        }
+        let started = Instant::now();
+        let long = Duration::from_secs(60);
+        assert_eq!(next_batch(&mut receiver, &mut batch, &mut last_call, long).await, INSTRUCTION_BATCH_MAX);
+        assert!(started.elapsed() < long / 2, "a full batch is not held");
+        batch.clear();
+        drop(sender);
+        assert_eq!(next_batch(&mut receiver, &mut batch, &mut last_call, interval).await, 0, "closed and empty");
     }
 
     #[test]
