@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# CPU seconds each of the server's threads used during one `bench` run,
+# by thread name (threads of one name summed: the gateway's tokio workers
+# and blocking pool are all `tokio-rt-worker`), read from /proc once
+# more every half second while the harness runs, so the last reading is
+# from just before the server stops. Divided by the transfers the report
+# counts, that is one thread's CPU per transfer: how a change to, say,
+# the history archive's writer is judged when the whole server's CPU
+# moves more between runs than that thread's share (docs/PERFORMANCE.md).
+#
+# usage: loadtest/scripts/thread-cpu.sh SERVER_BIN BENCH_ARGS...
+#   SERVER_BIN: the server binary to run (`bench --server-bin`), say a
+#               copy of an older build; found by `pgrep -f "NAME serve"`,
+#               so give each build a distinct file name
+# prints the report's "load accepted" line, then name=seconds per thread
+# name and process= for the whole server (setup included; threads that
+# exited during the run count only there)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+bin="${1:?server binary}"
+shift
+out="$(mktemp /tmp/fundledger-thread-cpu.XXXXXX)"
+"${CARGO_TARGET_DIR:-$root/target}/release/fundledger-loadtest" bench --server-bin "$bin" "$@" > "$out" 2>&1 &
+harness=$!
+pid=""
+for _ in $(seq 1 120); do
+  pid="$(pgrep -f "$(basename "$bin") serve" | head -1 || true)"
+  [ -n "$pid" ] && break
+  sleep 0.5
+done
+[ -n "$pid" ] || { echo "no server process found" >&2; cat "$out" >&2; exit 1; }
+hz="$(getconf CLK_TCK)"
+last=""
+while kill -0 "$harness" 2>/dev/null; do
+  # utime + stime (fields 14 and 15 of stat; comm has no spaces here).
+  reading="$(for task in /proc/"$pid"/task/*; do
+    printf '%s %s\n' "$(cat "$task/comm" 2>/dev/null)" "$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null)"
+  done; printf 'process %s\n' "$(awk '{print $14 + $15}' /proc/"$pid"/stat 2>/dev/null)")" || true
+  # A reading taken while the server stops misses the threads already
+  # gone: keep the last one in which the log's writer still runs (it
+  # stops last). Threads that came and went (the blocking pool's idle
+  # out after 10 s) count in process= only.
+  if grep -q '^process [0-9]' <<< "$reading" && grep -q '^wal-writer ' <<< "$reading"; then
+    last="$reading"
+  fi
+  sleep 0.5
+done
+wait "$harness" || { echo "bench failed:" >&2; tail -20 "$out" >&2; exit 1; }
+grep "load accepted =" "$out" | sed 's/load accepted = //'
+awk -v hz="$hz" 'NF == 2 && $2 != "" { cpu[$1] += $2 } END { for (name in cpu) printf "%s=%.1fs ", name, cpu[name] / hz; print "" }' <<< "$last"
+rm -f "$out"
