@@ -690,25 +690,29 @@ mod tests {
         assert!(JournalIndexEntry::decode(&entry.key(account), &[99; JOURNAL_VALUE_BYTES]).is_err());
     }
 
-    /// A hand-over takes every entry and leaves an empty set behind, whose
-    /// lists start with room for the mean per account (never more in all
-    /// than was handed over), and whose one-lsn keys need no list.
-    #[test]
-    fn recent_entries_hand_over_whole_and_start_again_with_room() {
-        let entry = |lsn: u64| JournalIndexEntry {
+    /// A deposit of 1 at `lsn` that leaves `lsn` available.
+    fn deposit_entry(lsn: u64) -> JournalIndexEntry {
+        JournalIndexEntry {
             lsn,
             at_ms: 0,
             kind: JournalKind::Deposit,
             available_delta: Money(1),
             frozen_delta: Money::ZERO,
             after: Balance { available: Money(lsn as i64), frozen: Money::ZERO },
-        };
+        }
+    }
+
+    /// A hand-over takes every entry and leaves an empty set behind, whose
+    /// lists start with room for the mean per account (never more in all
+    /// than was handed over), and whose one-lsn keys need no list.
+    #[test]
+    fn recent_entries_hand_over_whole_and_start_again_with_room() {
         let mut recent = Recent::default();
         // One busy account (40 entries) and nine with one each: mean 4.9.
         for lsn in 1..=49u64 {
             recent.note_lsn(lsn);
             let account = if lsn <= 40 { 1 } else { lsn };
-            recent.post(AccountId(account), entry(lsn));
+            recent.post(AccountId(account), deposit_entry(lsn));
             recent.answer(lsn, lsn + 1000);
             recent.name(Tag::Order, "o-1", lsn);
         }
@@ -719,10 +723,10 @@ mod tests {
         assert_eq!(recent.records(), 0);
         assert!(recent.journal.is_empty() && recent.lookup.is_empty() && recent.answered.is_empty());
         assert_eq!(recent.journal_room, 4, "the mean rounded down to a power of two");
-        recent.post(AccountId(3), entry(50));
+        recent.post(AccountId(3), deposit_entry(50));
         assert_eq!(recent.journal[&AccountId(3)].capacity(), 4);
         let mut sparse = Recent::default();
-        sparse.post(AccountId(1), entry(1));
+        sparse.post(AccountId(1), deposit_entry(1));
         assert!(!sparse.journal[&AccountId(1)].spilled(), "an account's one entry needs no list of its own");
         assert_eq!(Recent::default().take().journal_room, 0, "nothing handed over: no room");
     }
@@ -872,15 +876,7 @@ mod tests {
             recent.note_lsn(lsn);
             recent.name(Tag::Hold, "h", lsn);
             recent.answer(lsn, lsn);
-            let entry = JournalIndexEntry {
-                lsn,
-                at_ms: 0,
-                kind: JournalKind::Deposit,
-                available_delta: Money(1),
-                frozen_delta: Money::ZERO,
-                after: Balance { available: Money(lsn as i64), frozen: Money::ZERO },
-            };
-            recent.post(AccountId(1), entry);
+            recent.post(AccountId(1), deposit_entry(lsn));
             archive.publish(archive.write(&recent).unwrap());
         };
         let counts = || {
