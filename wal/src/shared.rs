@@ -35,9 +35,10 @@ pub(crate) struct Pending {
     pub first_lsn: u64,
     pub next_lsn: u64,
     pub closing: bool,
-    /// The writer sleeps on `writer_wake`: an append must wake it. When it
-    /// is busy it takes what is pending without a wake-up (a condvar
-    /// notify is a futex syscall whether or not anyone waits).
+    /// The writer sleeps on `writer_wake`: an append must wake it (and
+    /// clears this, so that one append does). When it is busy it takes
+    /// what is pending without a wake-up (a condvar notify is a futex
+    /// syscall whether or not anyone waits).
     pub writer_waiting: bool,
 }
 

@@ -125,8 +125,14 @@ impl Wal {
         shared.backlog_bytes.fetch_add(batch.frame_bytes() as u64, Ordering::Relaxed);
         let lsns = first_lsn..pending.next_lsn;
         // Read under the lock the writer sets it under: a writer about to
-        // sleep either sees these frames first or is woken here.
+        // sleep either sees these frames first or is woken here. Cleared by
+        // the one append that wakes it: until the woken writer runs (tens of
+        // microseconds on a busy machine) the appends after it would each
+        // call into the kernel to wake it again.
         let wake = !lsns.is_empty() && pending.writer_waiting;
+        if wake {
+            pending.writer_waiting = false;
+        }
         drop(pending);
         if wake {
             shared.writer_wake.notify_one();
