@@ -128,6 +128,17 @@ impl Bloom {
         line_admits(self.line(line_of(hash, self.lines())), hash, self.hashes)
     }
 
+    /// Loads the line of `hash` without looking at it, so that a lookup
+    /// over many filters sends their cache misses out together and the
+    /// checks that follow find the lines in cache
+    /// ([`crate::RunSet::get_prefix`]).
+    pub fn touch(&self, hash: u64) {
+        if !self.bits.is_empty() {
+            let at = (line_of(hash, self.lines()) * BLOOM_LINE_BYTES) as usize;
+            std::hint::black_box(self.bits[at]);
+        }
+    }
+
     /// The bytes of line `line`.
     pub fn line(&self, line: u64) -> &[u8] {
         &self.bits[(line * BLOOM_LINE_BYTES) as usize..][..BLOOM_LINE_BYTES as usize]

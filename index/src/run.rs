@@ -301,6 +301,15 @@ impl Run {
     /// [`Run::may_contain_prefix`], with the Bloom hash of the prefix's
     /// first P bytes kept in `hashed` (`(P, hash)`) for the next run that
     /// checks the same prefix: a set checks every run, and its runs share P.
+    /// [`Bloom::touch`] of this run's filter for a prefix whose first
+    /// `prefix_bytes` hash to `hash` (nothing if this run's filter is over
+    /// another length).
+    pub(crate) fn touch_filter(&self, prefix_bytes: usize, hash: u64) {
+        if self.fields.entry_count > 0 && self.fields.prefix_bytes == prefix_bytes {
+            self.bloom.touch(hash);
+        }
+    }
+
     pub(crate) fn may_contain_prefix_with(&self, prefix: &[u8], hashed: &mut Option<(usize, u64)>) -> bool {
         if self.fields.entry_count == 0 || prefix.len() > self.fields.key_bytes {
             return false;

@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{hex, IndexError};
+use crate::format::prefix_hash;
 use crate::limits::{MERGE_ANY_ABOVE_RUNS, RUN_SET_RUNS_MAX};
 use crate::merge::merge_as;
 use crate::run::{Direction, Entry, Run, RunRange};
@@ -415,6 +416,17 @@ fn get_prefix_in<'a>(
     // Each run's filter once, with one hash for all: only runs that may
     // hold the prefix are read (and a prefix no run admits allocates nothing).
     let mut hashed = None;
+    let prefix_bytes = spec.prefix_bytes;
+    if members.len() > 1 && prefix_bytes > 0 && prefix.len() >= prefix_bytes {
+        // Every filter's line first: a new client id is checked against
+        // every lookup run, each line a cache miss of its own, which go out
+        // together this way instead of one after another.
+        let hash = prefix_hash(&prefix[..prefix_bytes]);
+        for member in members {
+            member.run.touch_filter(prefix_bytes, hash);
+        }
+        hashed = Some((prefix_bytes, hash));
+    }
     let sources = members
         .iter()
         .filter(|member| member.run.may_contain_prefix_with(prefix, &mut hashed))
