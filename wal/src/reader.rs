@@ -293,7 +293,23 @@ impl SegmentReader {
         if let Some(offset) = found.map_err(io_error(path))? {
             return Ok(InSegment::Found(Located { index, offset }));
         }
+        if records_sealed.is_none() {
+            // The last segment as last listed: if the writer has since
+            // moved on to a segment that starts at or before `lsn`, the
+            // record is there, and scanning this one whole would only say
+            // so slowly. `find` lists the folder again and looks there.
+            if let Some(next_first_lsn) = self.newer_segment_first_lsn(first_lsn)?.filter(|&next| next <= lsn) {
+                return Ok(InSegment::NotHere { last_lsn: next_first_lsn - 1 });
+            }
+        }
         self.scan(index, lsn, payload)
+    }
+
+    /// The first lsn of the segment that now follows the one starting at
+    /// `first_lsn` in the folder, if any (one listing, no file read).
+    fn newer_segment_first_lsn(&self, first_lsn: u64) -> Result<Option<u64>, ReadError> {
+        let listed = list_segments(&*self.fs, &self.dir).map_err(io_error(&self.dir))?;
+        Ok(listed.into_iter().map(|segment| segment.first_lsn).find(|&next| next > first_lsn))
     }
 
     fn sidecar_has_entries(&self, slot: usize, records: u64) -> bool {
