@@ -276,6 +276,19 @@ pub fn decode_frame(bytes: &[u8], record_bytes_max: u32) -> Result<Frame<'_>, Fr
     Ok(Frame { lsn, payload: &bytes[FRAME_HEADER_BYTES..frame_bytes] })
 }
 
+/// The length of the frame whose header starts `bytes` (at least
+/// [`FRAME_HEADER_BYTES`] of them), if a frame could start there: version
+/// right and length within [`RECORD_BYTES_MAX`]. Unchecked otherwise (no
+/// CRC): for a reader deciding how far to read, not whether a frame is good.
+/// Never `Some` for zeros (the version byte is not 0).
+pub(crate) fn frame_bytes_if_plausible(header: &[u8]) -> Option<usize> {
+    if header.len() < FRAME_HEADER_BYTES || header[FRAME_VERSION_AT] != FORMAT_VERSION {
+        return None;
+    }
+    let length_bytes = u32_at(header, FRAME_LENGTH_AT);
+    (length_bytes <= RECORD_BYTES_MAX).then_some(FRAME_HEADER_BYTES + length_bytes as usize)
+}
+
 /// Cheap pre-filter for the torn-tail scan: could a frame start here with an
 /// lsn in `lsn_window`? Only candidates that pass get a CRC check.
 pub(crate) fn plausible_frame_bytes(bytes: &[u8], lsn_window: std::ops::RangeInclusive<u64>) -> Option<usize> {

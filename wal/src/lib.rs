@@ -14,8 +14,9 @@
 //!   fatal error handling.
 //! - [`format`](mod@format): the byte layout of frames, segment headers and checkpoints,
 //!   documented field by field next to the code that writes it.
-//! - [`segment`]: segment names, creation, and the frame-by-frame scan with
-//!   the torn-tail test.
+//! - [`segment`]: segment names, creation (preallocated to `segment_bytes`,
+//!   so commits change no file size), and the frame-by-frame scan with the
+//!   torn-tail test and the unused-room test of the last segment.
 //! - [`sidecar`]: each segment's offset sidecar (a hint, never fsynced,
 //!   always checked), appended by the writer.
 //! - [`reader`]: [`SegmentReader`], one record by lsn in two positioned
@@ -44,7 +45,12 @@
 //! `durable_lsn` only moves after an fdatasync that covers that record and
 //! every record before it returned successfully; a new segment is created,
 //! its header fsynced and the directory fsynced before anything in it is
-//! acknowledged. A write or fsync error fails the log for good (fsyncgate):
+//! acknowledged. The segment being written is preallocated (`fallocate`:
+//! its length is final, the room past the last frame reads as zeros), so a
+//! commit's fdatasync writes data and no file size; only the last segment
+//! ever ends in such zeros (a segment is cut to its last frame, durably,
+//! before the next is created, and at a clean stop), where a scan calls
+//! them unused room, not a torn tail, and recovery cuts them. A write or fsync error fails the log for good (fsyncgate):
 //! no retry, no further acknowledgement, `Health::Failed`; a restart recovers
 //! from disk.
 //!

@@ -36,7 +36,7 @@ use crate::config::{OPEN_SEGMENTS_MAX, READ_BUFFER_BYTES_KEPT, RECORD_BYTES_MAX,
 use crate::error::ReadError;
 use crate::format::{self, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 use crate::fs::{RealFs, WalFs, WalReadFile};
-use crate::segment::{list_segments, read_segment, scan_segment_at, ScanEnd, SegmentFile};
+use crate::segment::{list_segments, read_frames, read_segment, scan_segment_at, ScanEnd, SegmentFile};
 use crate::sidecar::{self, SIDECAR_ENTRY_BYTES};
 
 /// Bytes [`SegmentReader::read_run`] reads at once after the first record
@@ -351,7 +351,12 @@ impl SegmentReader {
     fn scan(&mut self, index: usize, lsn: u64, payload: &mut Vec<u8>) -> Result<InSegment, ReadError> {
         let file = self.segments[index].file.clone();
         let records_sealed = self.segments.get(index + 1).map(|next| next.file.first_lsn - file.first_lsn);
-        let data = match read_segment(&*self.fs, &file.path) {
+        // The last segment (as listed) may be the preallocated live tail.
+        let data = match records_sealed {
+            Some(_) => read_segment(&*self.fs, &file.path),
+            None => read_frames(&*self.fs, &file.path, 0),
+        };
+        let data = match data {
             Ok(data) => data,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(InSegment::Gone),
             Err(error) => return Err(io_error(&file.path)(error)),

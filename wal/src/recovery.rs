@@ -329,6 +329,14 @@ impl Recovery<'_> {
                 Ok(ControlFlow::Continue(()))
             }
             ScanEnd::Stopped => unreachable!("the scan stops early only on a replay error"),
+            ScanEnd::Unused { offset } => {
+                // Preallocated room after the last frame: no damage, nothing
+                // lost. Cut it (the writer preallocates the tail again).
+                let removed = self.cut(&segment, offset)?;
+                self.tail = self.tail_after_cut(&segment, offset, removed);
+                tracing::debug!(file = %segment.path.display(), offset, "wal tail: unused preallocated space cut");
+                Ok(ControlFlow::Break(()))
+            }
             ScanEnd::Torn { offset, reason } => {
                 self.cut_torn_tail(&segment, offset, file_bytes, reason)?;
                 Ok(ControlFlow::Break(()))

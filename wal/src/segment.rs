@@ -108,6 +108,49 @@ pub(crate) fn read_segment_from(fs: &dyn WalFs, path: &Path, offset: u64) -> io:
     Ok(bytes)
 }
 
+/// Bytes read at a time by [`read_frames`].
+const FRAMES_READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// The bytes of the last segment from `offset` (0, or a frame boundary) as
+/// far as its frames go, read a chunk at a time, walking the frames' lengths
+/// (no CRC): reading stops at the first place where no frame can start (the
+/// zeros of preallocated room, or damage), keeping what stopped it for the
+/// scan to classify. So a reader of a live tail reads the tail's frames and
+/// at most about a chunk more, not the whole preallocated length. Only
+/// recovery and `verify`, which must tell a torn tail from damage, read the
+/// last segment whole.
+pub(crate) fn read_frames(fs: &dyn WalFs, path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+    let file = fs.open_read(path)?;
+    let len_bytes = file.len_bytes()?;
+    if len_bytes > SEGMENT_BYTES_MAX {
+        let message = format!("{} is larger than the {SEGMENT_BYTES_MAX}-byte segment limit", path.display());
+        return Err(io::Error::new(io::ErrorKind::FileTooLarge, message));
+    }
+    let available = len_bytes.saturating_sub(offset) as usize;
+    let mut bytes = Vec::new();
+    // The next frame boundary in `bytes`.
+    let mut boundary = if offset == 0 { SEGMENT_HEADER_BYTES } else { 0 };
+    while bytes.len() < available {
+        let read_from = bytes.len();
+        bytes.resize(read_from + (available - read_from).min(FRAMES_READ_CHUNK_BYTES), 0);
+        let read = file.read_at(offset + read_from as u64, &mut bytes[read_from..])?;
+        bytes.truncate(read_from + read);
+        if read == 0 {
+            break;
+        }
+        while let Some(header) = bytes.get(boundary..boundary + FRAME_HEADER_BYTES) {
+            let Some(frame_bytes) = format::frame_bytes_if_plausible(header) else {
+                return Ok(bytes);
+            };
+            if boundary + frame_bytes > bytes.len() {
+                break;
+            }
+            boundary += frame_bytes;
+        }
+    }
+    Ok(bytes)
+}
+
 /// A failed file operation, with what and where, for the fatal-error log.
 #[derive(Debug)]
 pub(crate) struct IoFailure {
@@ -140,19 +183,43 @@ pub(crate) struct OpenSegment {
     pub sidecar: Option<SidecarAppender>,
 }
 
-/// Creates a segment durably: file, header, fsync, directory fsync. Only
-/// then may a record in it be acknowledged. Its empty sidecar is created
-/// before the directory fsync, which makes its name durable for free; a
-/// failure there only costs the hint.
-pub(crate) fn create_segment(fs: &dyn WalFs, dir: &Path, first_lsn: u64) -> Result<OpenSegment, IoFailure> {
+/// Creates a segment durably: file, header, space for `segment_bytes`
+/// (zeros, [`preallocate`]), fsync, directory fsync. Only then may a record
+/// in it be acknowledged. Its empty sidecar is created before the directory
+/// fsync, which makes its name durable for free; a failure there only costs
+/// the hint.
+pub(crate) fn create_segment(
+    fs: &dyn WalFs,
+    dir: &Path,
+    first_lsn: u64,
+    segment_bytes: u64,
+) -> Result<OpenSegment, IoFailure> {
     let path = dir.join(segment_file_name(first_lsn));
     let mut file = fs.create(&path).map_err(IoFailure::at("create", &path))?;
     file.write_all(&format::encode_segment_header(first_lsn)).map_err(IoFailure::at("write header of", &path))?;
+    preallocate(&mut *file, &path, segment_bytes);
     file.sync_data().map_err(IoFailure::at("fdatasync", &path))?;
     let sidecar = SidecarAppender::replace(fs, dir, first_lsn, &[]);
     fs.sync_dir(dir).map_err(IoFailure::at("fsync directory", dir))?;
     tracing::debug!(path = %path.display(), first_lsn, "created wal segment");
     Ok(OpenSegment { file, path, first_lsn, len_bytes: SEGMENT_HEADER_BYTES as u64, sidecar })
+}
+
+/// Gives the segment being written its full length up front, so that its
+/// commits change no metadata (see [`WalFile::preallocate`]). The bytes past
+/// the last frame then read as zeros until written: a scan of the last
+/// segment calls such a tail [`ScanEnd::Unused`], the writer cuts a segment
+/// to its last frame before it starts the next one and when it stops, and
+/// recovery cuts and preallocates the tail again. A failure only costs the
+/// speed-up.
+pub(crate) fn preallocate(file: &mut dyn WalFile, path: &Path, segment_bytes: u64) {
+    match file.preallocate(segment_bytes) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(path = %path.display(), "wal segment not preallocated (not supported, or no room)")
+        }
+        Err(error) => tracing::warn!(path = %path.display(), %error, "cannot preallocate a wal segment; appending"),
+    }
 }
 
 /// Removes a segment and then its sidecar (a sidecar left alone by a crash
@@ -171,6 +238,9 @@ pub(crate) enum ScanEnd {
     Stopped,
     /// A bad frame in the last segment with no valid frame after it.
     Torn { offset: u64, reason: String },
+    /// The last segment's bytes from `offset` on are all zeros: preallocated
+    /// room the writer had not used yet ([`preallocate`]), not damage.
+    Unused { offset: u64 },
     /// Anything else.
     Damaged { offset: u64, lsn: u64, reason: String },
 }
@@ -255,6 +325,10 @@ pub(crate) fn scan_frames(
             }
             Err(fault) => fault,
         };
+        if is_last && data[offset..].iter().all(|&byte| byte == 0) {
+            outcome.end = ScanEnd::Unused { offset: base_offset + offset as u64 };
+            return outcome;
+        }
         outcome.end = classify_fault(data, offset, base_offset, outcome.next_lsn, is_last, fault.to_string());
         return outcome;
     }

@@ -14,8 +14,8 @@ use crate::checkpoint::{list_checkpoints, read_checkpoint_bytes};
 use crate::error::ReadError;
 use crate::fs::{RealFs, WalFs};
 use crate::segment::{
-    classify, list_segments, read_segment, read_segment_from, scan_frames, scan_segment, scan_segment_at, DirEntry,
-    ScanEnd, SegmentFile,
+    classify, list_segments, read_frames, read_segment, read_segment_from, scan_frames, scan_segment, scan_segment_at,
+    DirEntry, ScanEnd, SegmentFile,
 };
 use crate::sidecar;
 
@@ -169,7 +169,7 @@ fn verify_segment(fs: &dyn WalFs, segment: &SegmentFile, is_last: bool, report: 
         sidecar::encode_entries([frame.offset], &mut entries);
         ControlFlow::Continue(())
     });
-    if outcome.end == ScanEnd::Clean {
+    if matches!(outcome.end, ScanEnd::Clean | ScanEnd::Unused { .. }) {
         check_sidecar(fs, segment, &entries, report);
     }
     if outcome.records > 0 {
@@ -178,7 +178,7 @@ fn verify_segment(fs: &dyn WalFs, segment: &SegmentFile, is_last: bool, report: 
     }
     report.records += outcome.records;
     match outcome.end {
-        ScanEnd::Clean | ScanEnd::Stopped => return Some(outcome.next_lsn),
+        ScanEnd::Clean | ScanEnd::Stopped | ScanEnd::Unused { .. } => return Some(outcome.next_lsn),
         ScanEnd::Torn { offset, reason } => {
             let message =
                 format!("{reason}; {} bytes after it would be truncated at start-up", data.len() as u64 - offset);
@@ -276,13 +276,21 @@ pub(crate) fn read_records_in(
             return Err(ReadError::Corrupt { file: segment.path.clone(), offset: 0, lsn, reason });
         }
         let is_last = index + 1 == segments.len();
+        // The last segment may be the live tail, preallocated: read only
+        // as far as its frames go (its end, torn or unused, ends the read
+        // either way).
+        let read_from = |offset: u64| match is_last {
+            true => read_frames(fs, &segment.path, offset),
+            false if offset == 0 => read_segment(fs, &segment.path),
+            false => read_segment_from(fs, &segment.path, offset),
+        };
         let outcome = match start.filter(|&(start_index, _)| start_index == index) {
             Some((_, offset)) => {
-                let data = read_segment_from(fs, &segment.path, offset).map_err(io_error(&segment.path))?;
+                let data = read_from(offset).map_err(io_error(&segment.path))?;
                 scan_frames(&data, offset, from_lsn, is_last, |frame| visit(frame.lsn, frame.payload))
             }
             None => {
-                let data = read_segment(fs, &segment.path).map_err(io_error(&segment.path))?;
+                let data = read_from(0).map_err(io_error(&segment.path))?;
                 scan_segment(&data, segment.first_lsn, is_last, |lsn, payload| {
                     if lsn < from_lsn {
                         ControlFlow::Continue(())
@@ -294,7 +302,7 @@ pub(crate) fn read_records_in(
         };
         match outcome.end {
             ScanEnd::Clean => lsn_expected = Some(outcome.next_lsn),
-            ScanEnd::Stopped | ScanEnd::Torn { .. } => return Ok(()),
+            ScanEnd::Stopped | ScanEnd::Torn { .. } | ScanEnd::Unused { .. } => return Ok(()),
             ScanEnd::Damaged { offset, lsn, reason } => {
                 return Err(ReadError::Corrupt { file: segment.path.clone(), offset, lsn, reason });
             }

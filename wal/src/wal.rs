@@ -281,7 +281,7 @@ fn open_tail(
         move |source| OpenError::Io { path, source }
     };
     let Some(tail) = tail else {
-        return create_segment(fs, &cfg.dir, next_lsn)
+        return create_segment(fs, &cfg.dir, next_lsn, cfg.segment_bytes)
             .map_err(|failure| OpenError::Io { path: failure.path, source: failure.source });
     };
     let mut file = fs.open(&tail.path).map_err(io_error(&tail.path))?;
@@ -293,6 +293,7 @@ fn open_tail(
         ));
         return Err(OpenError::Io { path: tail.path, source: changed });
     }
+    crate::segment::preallocate(&mut *file, &tail.path, cfg.segment_bytes);
     file.sync_data().map_err(io_error(&tail.path))?;
     let sidecar = SidecarAppender::replace(fs, &cfg.dir, tail.first_lsn, &tail.sidecar_entries);
     fs.sync_dir(&cfg.dir).map_err(io_error(&cfg.dir))?;

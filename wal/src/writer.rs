@@ -9,7 +9,8 @@
 //! acknowledged before the fsync that covers it and every record before it.
 //!
 //! A group that would pass `segment_bytes` fills the current segment with
-//! whole frames, fsyncs it, and continues in a new segment (created and
+//! whole frames, fsyncs it, cuts its unused preallocated room (durably),
+//! and continues in a new segment (created preallocated and
 //! fsynced, directory fsynced, before anything in it can be acknowledged).
 //!
 //! After each segment write it appends the frames' offsets to the segment's
@@ -73,6 +74,11 @@ impl Writer {
             }
             self.recycle(group.frames);
             self.refresh_disk_if_due();
+        }
+        // Stopped cleanly: leave the tail as long as its frames, so that a
+        // restart has nothing to cut (a crash leaves the zeros to recovery).
+        if let Err(failure) = self.cut_unused() {
+            tracing::warn!(%failure, "cannot cut the wal tail's unused space; the next start-up does");
         }
         tracing::debug!(
             durable_lsn = self.shared.durable_lsn.load(std::sync::atomic::Ordering::Acquire),
@@ -164,13 +170,25 @@ impl Writer {
         fitting_bytes
     }
 
-    /// Only called with the current segment fsynced (see `commit`).
+    /// Only called with the current segment fsynced (see `commit`). The
+    /// segment is cut to its last frame, durably, before the next exists:
+    /// only the last segment may end in preallocated zeros.
     fn rotate(&mut self, first_lsn: u64) -> Result<(), IoFailure> {
         // Config validation guarantees any frame fits in an empty segment.
         assert!(self.segment.len_bytes > SEGMENT_HEADER_BYTES as u64, "rotating an empty segment");
         assert!(first_lsn > self.segment.first_lsn);
-        self.segment = create_segment(&*self.shared.fs, &self.shared.cfg.dir, first_lsn)?;
+        self.cut_unused()?;
+        self.segment =
+            create_segment(&*self.shared.fs, &self.shared.cfg.dir, first_lsn, self.shared.cfg.segment_bytes)?;
         Ok(())
+    }
+
+    /// Cuts the preallocated zeros after the current segment's last frame
+    /// and fsyncs the new length.
+    fn cut_unused(&mut self) -> Result<(), IoFailure> {
+        let path = &self.segment.path;
+        self.segment.file.truncate(self.segment.len_bytes).map_err(IoFailure::at("truncate", path))?;
+        self.segment.file.sync_data().map_err(IoFailure::at("fdatasync", path))
     }
 
     fn sync(&mut self) -> Result<(), IoFailure> {

@@ -88,6 +88,10 @@ impl WalFile for FaultFile {
     fn truncate(&mut self, len_bytes: u64) -> io::Result<()> {
         self.inner.truncate(len_bytes)
     }
+
+    fn preallocate(&mut self, len_bytes: u64) -> io::Result<bool> {
+        self.inner.preallocate(len_bytes)
+    }
 }
 
 impl WalFs for FaultFs {

@@ -69,6 +69,8 @@ struct SimFile {
     world: Arc<World>,
     generation: u64,
     inode: u64,
+    /// Where this handle's next write goes ([`WalFile`]).
+    end: usize,
 }
 
 fn lock(world: &World) -> MutexGuard<'_, SimState> {
@@ -240,19 +242,27 @@ impl SimFs {
     }
 }
 
-/// What of `inode` survives a power loss.
+/// What of `inode` survives a power loss. With `rng`, writes since the
+/// last sync land in order: a random prefix of the changed bytes (appended,
+/// or written over preallocated zeros) survives over the durable ones, its
+/// last sector garbled half the time. A file cut below its durable length
+/// since the last sync keeps only the durable bytes.
 fn surviving_bytes(inode: &Inode, rng: Option<&mut SplitMix>) -> Vec<u8> {
-    let appended_only = inode.dirty_from >= inode.durable.len() && inode.data.len() > inode.durable.len();
-    let Some(rng) = rng.filter(|_| appended_only) else {
+    let start = inode.dirty_from;
+    let in_order = inode.data.len() >= inode.durable.len() && inode.data.len() > start;
+    let Some(rng) = rng.filter(|_| in_order) else {
         return inode.durable.clone();
     };
-    let synced_bytes = inode.durable.len();
-    let unsynced_bytes = inode.data.len() - synced_bytes;
-    let kept_bytes = synced_bytes + rng.below(unsynced_bytes as u64 + 1) as usize;
-    let mut bytes = inode.data[..kept_bytes].to_vec();
-    if kept_bytes > synced_bytes && rng.below(2) == 0 {
-        let sector_start = ((kept_bytes - 1) / SECTOR_BYTES * SECTOR_BYTES).max(synced_bytes);
-        for byte in &mut bytes[sector_start..] {
+    assert!(start <= inode.durable.len() && inode.data[..start] == inode.durable[..start]);
+    let kept_end = start + rng.below((inode.data.len() - start) as u64 + 1) as usize;
+    let mut bytes = inode.durable.clone();
+    if bytes.len() < kept_end {
+        bytes.resize(kept_end, 0);
+    }
+    bytes[start..kept_end].copy_from_slice(&inode.data[start..kept_end]);
+    if kept_end > start && rng.below(2) == 0 {
+        let sector_start = ((kept_end - 1) / SECTOR_BYTES * SECTOR_BYTES).max(start);
+        for byte in &mut bytes[sector_start..kept_end] {
             *byte = rng.next_u64() as u8;
         }
     }
@@ -338,9 +348,17 @@ impl WalFile for SimFile {
         if let Some(free_bytes) = state.free_bytes.as_mut() {
             *free_bytes = free_bytes.saturating_sub(written.len() as u64);
         }
+        let start = self.end;
         let inode = state.inode_mut(self.inode);
-        inode.dirty_from = inode.dirty_from.min(inode.data.len());
-        inode.data.extend_from_slice(written);
+        if inode.data.len() < start {
+            inode.data.resize(start, 0);
+        }
+        inode.dirty_from = inode.dirty_from.min(start);
+        let overwritten = written.len().min(inode.data.len() - start);
+        inode.data[start..start + overwritten].copy_from_slice(&written[..overwritten]);
+        inode.data.extend_from_slice(&written[overwritten..]);
+        drop(state);
+        self.end = start + written.len();
         permit.map_err(|_| injected("write"))
     }
 
@@ -363,8 +381,8 @@ impl WalFile for SimFile {
     }
 
     fn len_bytes(&self) -> io::Result<u64> {
-        let mut state = self.state()?;
-        Ok(state.inode_mut(self.inode).data.len() as u64)
+        drop(self.state()?);
+        Ok(self.end as u64)
     }
 
     fn truncate(&mut self, len_bytes: u64) -> io::Result<()> {
@@ -373,7 +391,29 @@ impl WalFile for SimFile {
         let len_bytes = usize::try_from(len_bytes).map_err(|_| injected("truncate"))?;
         inode.data.resize(len_bytes, 0);
         inode.dirty_from = inode.dirty_from.min(len_bytes);
+        drop(state);
+        self.end = len_bytes;
         Ok(())
+    }
+
+    /// Like `fallocate`: zeros to `len_bytes`, space taken from
+    /// [`SimFs::set_free_bytes`]; without the space, `Ok(false)`.
+    fn preallocate(&mut self, len_bytes: u64) -> io::Result<bool> {
+        let mut state = self.state()?;
+        let len_bytes = usize::try_from(len_bytes).map_err(|_| injected("preallocate"))?;
+        let added = len_bytes.saturating_sub(state.inode_mut(self.inode).data.len());
+        if let Some(free_bytes) = state.free_bytes.as_mut() {
+            if (*free_bytes as usize) < added {
+                return Ok(false);
+            }
+            *free_bytes -= added as u64;
+        }
+        let inode = state.inode_mut(self.inode);
+        if added > 0 {
+            inode.dirty_from = inode.dirty_from.min(inode.data.len());
+            inode.data.resize(len_bytes, 0);
+        }
+        Ok(true)
     }
 }
 
@@ -396,13 +436,14 @@ impl WalFs for SimFs {
         let inode = state.inode_next;
         state.inodes.insert(inode, Inode::default());
         state.names.insert(path.to_path_buf(), inode);
-        Ok(Box::new(SimFile { world: self.world.clone(), generation: self.generation, inode }))
+        Ok(Box::new(SimFile { world: self.world.clone(), generation: self.generation, inode, end: 0 }))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn WalFile>> {
-        let state = self.state()?;
+        let mut state = self.state()?;
         let inode = state.inode_of(path)?;
-        Ok(Box::new(SimFile { world: self.world.clone(), generation: self.generation, inode }))
+        let end = state.inode_mut(inode).data.len();
+        Ok(Box::new(SimFile { world: self.world.clone(), generation: self.generation, inode, end }))
     }
 
     fn read(&self, path: &Path, bytes_max: u64) -> io::Result<Vec<u8>> {
@@ -418,7 +459,7 @@ impl WalFs for SimFs {
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn WalReadFile>> {
         let state = self.state()?;
         let inode = state.inode_of(path)?;
-        Ok(Box::new(SimFile { world: self.world.clone(), generation: self.generation, inode }))
+        Ok(Box::new(SimFile { world: self.world.clone(), generation: self.generation, inode, end: 0 }))
     }
 
     fn len_bytes(&self, path: &Path) -> io::Result<u64> {

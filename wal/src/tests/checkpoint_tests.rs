@@ -103,6 +103,9 @@ impl crate::fs::WalFile for RecordingFile {
     fn truncate(&mut self, len_bytes: u64) -> std::io::Result<()> {
         self.inner.truncate(len_bytes)
     }
+    fn preallocate(&mut self, len_bytes: u64) -> std::io::Result<bool> {
+        self.inner.preallocate(len_bytes)
+    }
 }
 
 impl WalFs for Recording {

@@ -203,7 +203,9 @@ fn writes_count_against_free_space_between_checks() {
     let fs = SimFs::new();
     let mut cfg = sim_config(SEGMENT_BYTES);
     cfg.min_free_bytes = 10_000;
-    fs.set_free_bytes(Some(10_500));
+    // Creating the first segment preallocates the rest of it: 10,500 left.
+    let preallocated = SEGMENT_BYTES - crate::format::SEGMENT_HEADER_BYTES as u64;
+    fs.set_free_bytes(Some(10_500 + preallocated));
     let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
     assert_eq!(wal.admit(), Ok(()));
     for i in 0..10 {

@@ -86,11 +86,12 @@ pub(crate) fn segment_paths(fs: &SimFs, dir: &Path) -> Vec<PathBuf> {
     fs.paths().into_iter().filter(|p| p.parent() == Some(dir) && p.extension().is_some_and(|e| e == "wal")).collect()
 }
 
-/// Offsets where each frame of a segment starts, and the file length.
+/// Offsets where each frame of a segment starts, up to the end of the
+/// file or of its frames (a live or crashed tail ends in preallocated zeros).
 pub(crate) fn frame_offsets(bytes: &[u8]) -> Vec<usize> {
     let mut offsets = Vec::new();
     let mut offset = crate::format::SEGMENT_HEADER_BYTES;
-    while offset < bytes.len() {
+    while offset < bytes.len() && bytes[offset..].iter().any(|&byte| byte != 0) {
         offsets.push(offset);
         let frame = crate::format::decode_frame(&bytes[offset..], u32::MAX).expect("test logs are intact");
         offset += frame.frame_bytes();

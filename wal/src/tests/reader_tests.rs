@@ -547,6 +547,39 @@ fn a_record_in_a_segment_created_since_the_last_listing_is_found_without_a_scan(
     wal.shutdown().expect("shutdown");
 }
 
+/// The segment being written is preallocated (zeros to its full length):
+/// reading a live log's records (the checkpointer's `read_records`, a
+/// reader's fallback scan of the tail) reads its frames and at most about
+/// a chunk more, not the unused room.
+#[test]
+fn reading_a_live_preallocated_tail_does_not_read_its_unused_room() {
+    let fs = SimFs::new();
+    let segment_bytes = 16 << 20;
+    let cfg = sim_config(segment_bytes);
+    let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
+    let payloads = payloads(100, 150);
+    for payload in &payloads {
+        wal.append_one(payload).expect("append");
+    }
+    wal.wait_durable_blocking(wal.last_lsn()).expect("durable");
+    let tail = segment_paths(&fs, &sim_dir());
+    assert_eq!(tail.len(), 1);
+    assert_eq!(fs.file_bytes(&tail[0]).expect("tail").len() as u64, segment_bytes, "preallocated");
+    let counters = Arc::new(Counters::default());
+    let counting = CountingFs { inner: fs.clone(), counters: counters.clone() };
+    let mut records = Vec::new();
+    crate::read_records_with_fs(&counting, &sim_dir(), 1, |lsn, payload| {
+        records.push((lsn, payload.to_vec()));
+        std::ops::ControlFlow::Continue(())
+    })
+    .expect("read records");
+    assert_eq!(records, expected_records(&payloads));
+    let read_bytes = counters.read_at_bytes.load(Ordering::Relaxed);
+    assert!(read_bytes <= 2 << 20, "read {read_bytes} bytes of a {segment_bytes}-byte tail");
+    assert_eq!(counters.whole_reads.load(Ordering::Relaxed), 0, "no whole-file read");
+    wal.shutdown().expect("shutdown");
+}
+
 #[test]
 fn a_run_reads_the_same_records_as_one_by_one_across_segments_and_damage() {
     let fs = SimFs::new();
@@ -658,6 +691,9 @@ impl WalFile for MaybeFailingFile {
     }
     fn truncate(&mut self, len_bytes: u64) -> io::Result<()> {
         self.inner.truncate(len_bytes)
+    }
+    fn preallocate(&mut self, len_bytes: u64) -> io::Result<bool> {
+        self.inner.preallocate(len_bytes)
     }
 }
 

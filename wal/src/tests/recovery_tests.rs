@@ -349,3 +349,56 @@ fn invalid_config_is_refused() {
         Wal::open_with_fs(Arc::new(SimFs::new()), cfg, RecoveryPolicy::default(), 1, |_, _| Ok::<(), Infallible>(()));
     assert!(matches!(opened, Err(OpenError::Config(_))));
 }
+
+/// A segment is created at its full length (zeros past the header), so the
+/// writer's commits change no metadata. A crash leaves the unused zeros
+/// after the last frame: recovery keeps every synced record, reports no
+/// torn tail, and gives the tail its full length again. A clean stop, and
+/// every segment roll, cut a segment to its last frame.
+#[test]
+fn a_preallocated_tail_recovers_quietly_and_only_the_tail_keeps_its_zeros() {
+    let fs = SimFs::new();
+    let segment_bytes = 4096;
+    let cfg = sim_config(segment_bytes);
+    let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
+    let payloads = payloads(200, 150);
+    for payload in &payloads {
+        wal.append_one(payload).expect("append");
+    }
+    wal.wait_durable_blocking(wal.last_lsn()).expect("durable");
+    let crashed = fs.durable_snapshot();
+    let segments = segment_paths(&crashed, &sim_dir());
+    assert!(segments.len() > 3, "{} segments", segments.len());
+    let (last, sealed) = segments.split_last().expect("segments");
+    for path in sealed {
+        let bytes = crashed.file_bytes(path).expect("segment");
+        let offsets = frame_offsets(&bytes);
+        let last_frame = *offsets.last().expect("frames");
+        let frame = crate::format::decode_frame(&bytes[last_frame..], u32::MAX).expect("frame");
+        assert_eq!(last_frame + frame.frame_bytes(), bytes.len(), "{} ends at its last frame", path.display());
+    }
+    let tail = crashed.file_bytes(last).expect("tail");
+    assert_eq!(tail.len() as u64, segment_bytes, "the tail has its full length");
+    assert_eq!(tail.last(), Some(&0), "the tail ends in unused zeros");
+    let verified = crate::verify_with_fs(&crashed, &sim_dir());
+    // Sidecars are hints, not fsynced with each group: notes at most.
+    let flaws: Vec<_> = verified.findings.iter().filter(|finding| finding.severity != crate::Severity::Note).collect();
+    assert!(flaws.is_empty(), "{flaws:?}");
+    assert_eq!(verified.records, payloads.len() as u64);
+
+    let (reopened, report, records) = open_sim(&crashed, &cfg, RecoveryPolicy::default()).expect("reopen");
+    assert_eq!(records, expected_records(&payloads));
+    assert!(report.torn_tail.is_none() && report.dropped_by_truncation.is_none(), "{report:?}");
+    assert_eq!(crashed.file_bytes(last).expect("tail").len() as u64, segment_bytes, "preallocated again");
+    let next = payload(7, 40);
+    let lsn = reopened.append_one(&next).expect("append after recovery");
+    reopened.wait_durable_blocking(lsn).expect("durable");
+    reopened.shutdown().expect("shutdown");
+    let tail = crashed.file_bytes(last).expect("tail");
+    let last_frame = *frame_offsets(&tail).last().expect("frames");
+    assert_eq!(last_frame + FRAME_HEADER_BYTES + next.len(), tail.len(), "a clean stop cuts the unused zeros");
+    let (_wal, _, records) = open_sim(&crashed, &cfg, RecoveryPolicy::default()).expect("reopen again");
+    assert_eq!(records.len(), payloads.len() + 1);
+    assert_eq!(records.last(), Some(&(lsn, next)));
+    wal.shutdown().expect("shutdown the original");
+}
