@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """What one small durable write costs on this machine's file system, by how
-the file was laid out beforehand (docs/PERFORMANCE.md, "pre-allocated
+the file was laid out beforehand (docs/PERFORMANCE.md, "preallocated
 segments"). Each mode writes COUNT records of SIZE bytes one after another,
 each followed by fdatasync, the way the log's writer commits a group of one:
 
-  append      O_APPEND onto an empty file (what the log does today): every
-              fdatasync must also write the inode, since the size changed
+  append      O_APPEND onto an empty file (the log before its segments were
+              preallocated): every fdatasync must also write the inode,
+              since the size changed
   keep-size   fallocate(FALLOC_FL_KEEP_SIZE) first, then append: the blocks
               exist, the size still changes
   fallocate   fallocate() to the full length first (unwritten extents, the
-              size already final), then positioned writes
+              size already final), then positioned writes (the log now)
   zeros       the full length written with zeros and fsynced first, then
               positioned writes (no metadata left to change)
 
