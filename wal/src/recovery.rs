@@ -331,10 +331,16 @@ impl Recovery<'_> {
             ScanEnd::Stopped => unreachable!("the scan stops early only on a replay error"),
             ScanEnd::Unused { offset } => {
                 // Preallocated room after the last frame: no damage, nothing
-                // lost. Cut it (the writer preallocates the tail again).
+                // lost. Cut it (the writer preallocates the tail again). In
+                // an earlier segment it is a cut at rotation that a power
+                // loss undid: harmless if the next segment starts right
+                // after (checked when it is read), so cut it again.
                 let removed = self.cut(&segment, offset)?;
+                tracing::debug!(file = %segment.path.display(), offset, "wal segment: unused preallocated space cut");
+                if !is_last {
+                    return Ok(ControlFlow::Continue(()));
+                }
                 self.tail = self.tail_after_cut(&segment, offset, removed);
-                tracing::debug!(file = %segment.path.display(), offset, "wal tail: unused preallocated space cut");
                 Ok(ControlFlow::Break(()))
             }
             ScanEnd::Torn { offset, reason } => {

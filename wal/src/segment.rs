@@ -238,8 +238,11 @@ pub(crate) enum ScanEnd {
     Stopped,
     /// A bad frame in the last segment with no valid frame after it.
     Torn { offset: u64, reason: String },
-    /// The last segment's bytes from `offset` on are all zeros: preallocated
-    /// room the writer had not used yet ([`preallocate`]), not damage.
+    /// The bytes from `offset` on are all zeros: preallocated room the
+    /// writer had not used yet ([`preallocate`]), not damage. Normally only
+    /// in the last segment; in an earlier one, a cut at rotation that a
+    /// power loss undid, harmless when the next segment starts at the lsn
+    /// after (every reader checks that).
     Unused { offset: u64 },
     /// Anything else.
     Damaged { offset: u64, lsn: u64, reason: String },
@@ -325,7 +328,7 @@ pub(crate) fn scan_frames(
             }
             Err(fault) => fault,
         };
-        if is_last && data[offset..].iter().all(|&byte| byte == 0) {
+        if data[offset..].iter().all(|&byte| byte == 0) {
             outcome.end = ScanEnd::Unused { offset: base_offset + offset as u64 };
             return outcome;
         }

@@ -178,6 +178,12 @@ fn verify_segment(fs: &dyn WalFs, segment: &SegmentFile, is_last: bool, report: 
     }
     report.records += outcome.records;
     match outcome.end {
+        ScanEnd::Unused { offset } if !is_last => {
+            let message = "zeros after the last frame (preallocated room whose cut at rotation a power loss undid; \
+                           start-up cuts it)";
+            report.add(Severity::Note, &segment.path, Some(offset), Some(outcome.next_lsn), message.to_string());
+            return Some(outcome.next_lsn);
+        }
         ScanEnd::Clean | ScanEnd::Stopped | ScanEnd::Unused { .. } => return Some(outcome.next_lsn),
         ScanEnd::Torn { offset, reason } => {
             let message =
@@ -302,6 +308,9 @@ pub(crate) fn read_records_in(
         };
         match outcome.end {
             ScanEnd::Clean => lsn_expected = Some(outcome.next_lsn),
+            // In an earlier segment: a cut a power loss undid (the next
+            // segment's first lsn is checked like after a clean one).
+            ScanEnd::Unused { .. } if !is_last => lsn_expected = Some(outcome.next_lsn),
             ScanEnd::Stopped | ScanEnd::Torn { .. } | ScanEnd::Unused { .. } => return Ok(()),
             ScanEnd::Damaged { offset, lsn, reason } => {
                 return Err(ReadError::Corrupt { file: segment.path.clone(), offset, lsn, reason });

@@ -402,3 +402,42 @@ fn a_preallocated_tail_recovers_quietly_and_only_the_tail_keeps_its_zeros() {
     assert_eq!(records.last(), Some(&(lsn, next)));
     wal.shutdown().expect("shutdown the original");
 }
+
+/// The writer cuts a segment to its last frame before the next exists; if
+/// a power loss undid that cut, the earlier segment ends in zeros. Every
+/// record is still there and the next segment starts right after them:
+/// start-up cuts the zeros again, `verify` notes them, nothing is damage.
+/// Zeros that hide records are still damage (the next segment's first lsn
+/// does not follow).
+#[test]
+fn zeros_after_the_frames_of_an_earlier_segment_are_cut_not_damage() {
+    let fs = SimFs::new();
+    let cfg = sim_config(400);
+    let payloads = payloads(40, 150);
+    write_log(&fs, &cfg, &payloads);
+    let segments = segment_paths(&fs, &sim_dir());
+    assert!(segments.len() > 4, "{} segments", segments.len());
+    let first = &segments[0];
+    let intact = fs.file_bytes(first).expect("segment");
+    let mut undone_cut = intact.clone();
+    undone_cut.resize(400, 0);
+    fs.set_file_bytes(first, undone_cut);
+    let verified = crate::verify_with_fs(&fs, &sim_dir());
+    assert!(verified.is_ok(), "{:?}", verified.findings);
+    assert!(verified.findings.iter().any(|finding| finding.severity == crate::Severity::Note), "noted");
+    let (wal, report, records) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("opens");
+    assert_eq!(records, expected_records(&payloads));
+    assert!(report.torn_tail.is_none() && report.dropped_by_truncation.is_none(), "{report:?}");
+    assert_eq!(fs.file_bytes(first), Some(intact.clone()), "cut again");
+    wal.shutdown().expect("shutdown");
+
+    // The last frame of the first segment zeroed: a record is missing.
+    let offsets = frame_offsets(&intact);
+    let mut hidden = intact[..*offsets.last().expect("frames")].to_vec();
+    hidden.resize(400, 0);
+    fs.set_file_bytes(first, hidden);
+    match open_sim(&fs, &cfg, RecoveryPolicy::default()) {
+        Err(OpenError::Corrupt { .. }) => {}
+        other => panic!("a hidden record must be damage: {:?}", other.map(|(_, report, _)| report)),
+    }
+}
