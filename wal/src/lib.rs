@@ -50,7 +50,10 @@
 //! commit's fdatasync writes data and no file size; only the last segment
 //! ever ends in such zeros (a segment is cut to its last frame, durably,
 //! before the next is created, and at a clean stop), where a scan calls
-//! them unused room, not a torn tail, and recovery cuts them. A write or fsync error fails the log for good (fsyncgate):
+//! them unused room, not a torn tail, and recovery cuts them. Should a
+//! power loss undo a rotation's cut, the earlier segment's zeros are cut
+//! again at start-up: the next segment's first lsn, checked by every
+//! reader, shows that they hide no record. A write or fsync error fails the log for good (fsyncgate):
 //! no retry, no further acknowledgement, `Health::Failed`; a restart recovers
 //! from disk.
 //!
