@@ -93,15 +93,22 @@ pub(crate) fn read_segment(fs: &dyn WalFs, path: &Path) -> io::Result<Vec<u8>> {
     fs.read(path, SEGMENT_BYTES_MAX)
 }
 
-/// The bytes of a segment from `offset` to its end (a positioned read: the
-/// bytes before `offset` are not read).
-pub(crate) fn read_segment_from(fs: &dyn WalFs, path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+/// A segment opened for positioned reads, and its length (at most
+/// [`SEGMENT_BYTES_MAX`], so that it may size a buffer).
+fn open_segment_read(fs: &dyn WalFs, path: &Path) -> io::Result<(Box<dyn crate::fs::WalReadFile>, u64)> {
     let file = fs.open_read(path)?;
     let len_bytes = file.len_bytes()?;
     if len_bytes > SEGMENT_BYTES_MAX {
         let message = format!("{} is larger than the {SEGMENT_BYTES_MAX}-byte segment limit", path.display());
         return Err(io::Error::new(io::ErrorKind::FileTooLarge, message));
     }
+    Ok((file, len_bytes))
+}
+
+/// The bytes of a segment from `offset` to its end (a positioned read: the
+/// bytes before `offset` are not read).
+pub(crate) fn read_segment_from(fs: &dyn WalFs, path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+    let (file, len_bytes) = open_segment_read(fs, path)?;
     let mut bytes = vec![0; len_bytes.saturating_sub(offset) as usize];
     let read = file.read_at(offset, &mut bytes)?;
     bytes.truncate(read);
@@ -120,12 +127,7 @@ const FRAMES_READ_CHUNK_BYTES: usize = 1 << 20;
 /// recovery and `verify`, which must tell a torn tail from damage, read the
 /// last segment whole.
 pub(crate) fn read_frames(fs: &dyn WalFs, path: &Path, offset: u64) -> io::Result<Vec<u8>> {
-    let file = fs.open_read(path)?;
-    let len_bytes = file.len_bytes()?;
-    if len_bytes > SEGMENT_BYTES_MAX {
-        let message = format!("{} is larger than the {SEGMENT_BYTES_MAX}-byte segment limit", path.display());
-        return Err(io::Error::new(io::ErrorKind::FileTooLarge, message));
-    }
+    let (file, len_bytes) = open_segment_read(fs, path)?;
     let available = len_bytes.saturating_sub(offset) as usize;
     let mut bytes = Vec::new();
     // The next frame boundary in `bytes`.

@@ -125,10 +125,7 @@ fn the_segment_being_written_is_preallocated_and_a_copy_of_a_running_log_recover
     let cfg = real_config(dir.path());
     let (wal, _) = open_real(Arc::new(RealFs), &cfg);
     let payloads = payloads(1000, 150);
-    for payload in &payloads {
-        wal.append_one(payload).expect("append");
-    }
-    wal.wait_durable_blocking(wal.last_lsn()).expect("durable");
+    append_durably(&wal, &payloads);
     let segments = crate::segment::list_segments(&RealFs, &cfg.dir).expect("list");
     let (tail, sealed) = segments.split_last().expect("segments");
     assert!(!sealed.is_empty(), "1,000 records of up to 150 bytes fill more than one 64 KiB segment");

@@ -66,11 +66,16 @@ pub(crate) fn write_log(fs: &SimFs, cfg: &WalConfig, payloads: &[Vec<u8>]) {
     let (wal, report, records) = open_sim(fs, cfg, RecoveryPolicy::default()).expect("open");
     assert!(records.is_empty(), "write_log starts from an empty log");
     assert_eq!(report.next_lsn, 1);
+    append_durably(&wal, payloads);
+    wal.shutdown().expect("shutdown");
+}
+
+/// Appends `payloads` one by one and waits until the last is durable.
+pub(crate) fn append_durably(wal: &Wal, payloads: &[Vec<u8>]) {
     for payload in payloads {
         wal.append_one(payload).expect("append");
     }
     wal.wait_durable_blocking(wal.last_lsn()).expect("durable");
-    wal.shutdown().expect("shutdown");
 }
 
 /// Payloads 1..=count of lengths cycling through 0..max_len.

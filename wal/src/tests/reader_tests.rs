@@ -63,10 +63,7 @@ fn every_lsn_reads_back_across_segment_rolls() {
     let cfg = sim_config(SEGMENT_BYTES);
     let payloads = payloads(60, 150);
     let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
-    for payload in &payloads {
-        wal.append_one(payload).expect("append");
-    }
-    wal.wait_durable_blocking(wal.last_lsn()).expect("durable");
+    append_durably(&wal, &payloads);
     assert!(segment_paths(&fs, &sim_dir()).len() >= 10, "the log rolled over many segments");
     assert_sidecars_exact(&fs, "the writer's sidecars");
     assert_reads_all(&mut |lsn| wal.read(lsn), &payloads, "live log");
@@ -558,10 +555,7 @@ fn reading_a_live_preallocated_tail_does_not_read_its_unused_room() {
     let cfg = sim_config(segment_bytes);
     let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
     let payloads = payloads(100, 150);
-    for payload in &payloads {
-        wal.append_one(payload).expect("append");
-    }
-    wal.wait_durable_blocking(wal.last_lsn()).expect("durable");
+    append_durably(&wal, &payloads);
     let tail = segment_paths(&fs, &sim_dir());
     assert_eq!(tail.len(), 1);
     assert_eq!(fs.file_bytes(&tail[0]).expect("tail").len() as u64, segment_bytes, "preallocated");

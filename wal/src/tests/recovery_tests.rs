@@ -362,10 +362,7 @@ fn a_preallocated_tail_recovers_quietly_and_only_the_tail_keeps_its_zeros() {
     let cfg = sim_config(segment_bytes);
     let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
     let payloads = payloads(200, 150);
-    for payload in &payloads {
-        wal.append_one(payload).expect("append");
-    }
-    wal.wait_durable_blocking(wal.last_lsn()).expect("durable");
+    append_durably(&wal, &payloads);
     let crashed = fs.durable_snapshot();
     let segments = segment_paths(&crashed, &sim_dir());
     assert!(segments.len() > 3, "{} segments", segments.len());
