@@ -19,6 +19,10 @@
 //!
 //! The map is sharded by the id's hash, so two transfers share a lock only
 //! when their ids fall in the same shard, and only for a few instructions.
+//! An id is hashed once per claim: the hash picks the shard and the slot,
+//! and the claim keeps it, so that finalizing finds its slot again by the
+//! hash and the key's pointer, without hashing or comparing the id's bytes
+//! (the map is large and cold by then: docs/PERFORMANCE.md).
 //!
 //! Memory: the map keeps ids of records the history archive does not hold
 //! yet; after each archive write the history calls
@@ -31,7 +35,8 @@
 use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashMap;
+use hashbrown::hash_table::Entry;
+use hashbrown::HashTable;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -156,9 +161,22 @@ pub enum TryClaim {
 /// signal is per shard, not per claim, so that claiming allocates nothing
 /// but the key (a claim with nobody waiting on it never touches it).
 struct Shard {
-    /// Keyed by the id the claim holds too (one allocation per claim).
-    slots: Mutex<HashMap<Arc<str>, Slot>>,
+    /// (id, slot) by the id's [`IdHash`]; the id is the one allocation of a
+    /// claim, shared with it.
+    slots: Mutex<HashTable<(Arc<str>, Slot)>>,
     released: Notify,
+}
+
+/// An id's hash under the index's hasher: bits 32..38 pick the shard, and
+/// the table uses the low bits (the bucket) and the top seven (the control
+/// byte), so the shard's choice leaves both spread evenly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IdHash(u64);
+
+impl IdHash {
+    fn shard(self) -> usize {
+        (self.0 >> 32) as usize % SHARDS
+    }
 }
 
 pub struct IdIndex {
@@ -173,18 +191,19 @@ pub struct IdIndex {
 pub struct Waiter {
     index: Arc<IdIndex>,
     id: Box<str>,
+    hash: IdHash,
 }
 
 impl Waiter {
     /// Resolves when the holder finalized or dropped its claim.
     pub async fn wait(self) {
-        let shard = self.index.shard(&self.id);
+        let shard = self.index.shard(self.hash);
         loop {
             let released = shard.released.notified();
             tokio::pin!(released);
             {
                 let mut slots = shard.slots.lock();
-                match slots.get_mut(&*self.id) {
+                match Shard::get_mut(&mut slots, self.hash, &self.id) {
                     Some(Slot::InFlight { waited }) => *waited = true,
                     _ => return,
                 }
@@ -206,7 +225,7 @@ impl Default for IdIndex {
 impl IdIndex {
     pub fn new() -> Self {
         let shards = (0..SHARDS)
-            .map(|_| Arc::new(Shard { slots: Mutex::new(HashMap::new()), released: Notify::new() }))
+            .map(|_| Arc::new(Shard { slots: Mutex::new(HashTable::new()), released: Notify::new() }))
             .collect();
         Self { shards, hasher: RandomState::default(), archive: std::sync::OnceLock::new() }
     }
@@ -240,35 +259,42 @@ impl IdIndex {
             {
                 let mut slots = shard.slots.lock();
                 forgotten.extend(
-                    slots.extract_if(|_, slot| matches!(slot, Slot::Done(committed) if committed.lsn() <= lsn)),
+                    slots.extract_if(|(_, slot)| matches!(slot, Slot::Done(committed) if committed.lsn() <= lsn)),
                 );
                 let kept = slots.len();
-                slots.shrink_to(kept * 2);
+                slots.shrink_to(kept * 2, |(key, _)| self.hash(key).0);
             }
             forgotten.clear();
         }
     }
 
-    fn shard(&self, id: &str) -> &Arc<Shard> {
-        let hash = self.hasher.hash_one(id) as usize;
-        &self.shards[hash % SHARDS]
+    fn hash(&self, id: &str) -> IdHash {
+        IdHash(self.hasher.hash_one(id))
+    }
+
+    fn shard(&self, hash: IdHash) -> &Arc<Shard> {
+        &self.shards[hash.shard()]
     }
 
     pub fn try_claim(self: &Arc<Self>, id: &str) -> TryClaim {
-        let shard = self.shard(id);
+        let hash = self.hash(id);
+        let shard = self.shard(hash);
         let mut slots = shard.slots.lock();
-        match slots.get(id) {
-            Some(Slot::Done(committed)) => TryClaim::Done(committed.clone()),
-            Some(Slot::InFlight { .. }) => TryClaim::Busy(Waiter { index: Arc::clone(self), id: id.into() }),
-            None => {
+        let rehash = |(key, _): &(Arc<str>, Slot)| self.hash(key).0;
+        match slots.entry(hash.0, |(key, _)| **key == *id, rehash) {
+            Entry::Occupied(entry) => match &entry.get().1 {
+                Slot::Done(committed) => TryClaim::Done(committed.clone()),
+                Slot::InFlight { .. } => TryClaim::Busy(Waiter { index: Arc::clone(self), id: id.into(), hash }),
+            },
+            Entry::Vacant(entry) => {
                 // Under the shard lock: an id is forgotten only once the
                 // archive shows it, so it is found in one or the other.
                 if let Some(committed) = self.archived(id) {
                     return TryClaim::Done(committed);
                 }
                 let id: Arc<str> = id.into();
-                slots.insert(Arc::clone(&id), Slot::InFlight { waited: false });
-                TryClaim::Claimed(Claim { shard: Arc::clone(shard), id, finalized: false })
+                entry.insert((Arc::clone(&id), Slot::InFlight { waited: false }));
+                TryClaim::Claimed(Claim { shard: Arc::clone(shard), id, hash, finalized: false })
             }
         }
     }
@@ -288,21 +314,29 @@ impl IdIndex {
     pub async fn get(self: &Arc<Self>, id: &str) -> Option<Committed> {
         loop {
             {
-                let slots = self.shard(id).slots.lock();
-                match slots.get(id) {
+                let hash = self.hash(id);
+                let slots = self.shard(hash).slots.lock();
+                match slots.find(hash.0, |(key, _)| **key == *id).map(|(_, slot)| slot) {
                     None => return self.archived(id),
                     Some(Slot::Done(committed)) => return Some(committed.clone()),
                     Some(Slot::InFlight { .. }) => {}
                 }
             }
-            Waiter { index: Arc::clone(self), id: id.into() }.wait().await;
+            Waiter { index: Arc::clone(self), id: id.into(), hash: self.hash(id) }.wait().await;
         }
     }
 
     /// Recovery: the id committed at some earlier run.
     pub fn insert_recovered(&self, id: Arc<str>, committed: Committed) {
-        let previous = self.shard(&id).slots.lock().insert(id, Slot::Done(committed));
-        assert!(previous.is_none(), "a client id committed twice in the log");
+        let hash = self.hash(&id);
+        let mut slots = self.shard(hash).slots.lock();
+        let rehash = |(key, _): &(Arc<str>, Slot)| self.hash(key).0;
+        match slots.entry(hash.0, |(key, _)| *key == id, rehash) {
+            Entry::Occupied(_) => panic!("a client id committed twice in the log: {id}"),
+            Entry::Vacant(entry) => {
+                entry.insert((id, Slot::Done(committed)));
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -315,16 +349,26 @@ impl IdIndex {
 }
 
 impl Shard {
-    /// End an in-flight claim: `Some` commits it, `None` forgets it.
-    fn finalize(&self, id: &str, outcome: Option<Committed>) {
+    /// The slot of `id` (its hash `hash`).
+    fn get_mut<'a>(slots: &'a mut HashTable<(Arc<str>, Slot)>, hash: IdHash, id: &str) -> Option<&'a mut Slot> {
+        slots.find_mut(hash.0, |(key, _)| **key == *id).map(|(_, slot)| slot)
+    }
+
+    /// End the in-flight claim of `id` (the key the claim shares with the
+    /// map, found by pointer): `Some` commits it, `None` forgets it.
+    fn finalize(&self, id: &Arc<str>, hash: IdHash, outcome: Option<Committed>) {
         let mut slots = self.slots.lock();
-        let Some(slot) = slots.get_mut(id) else { panic!("a claimed id {id} is in flight until its claim ends") };
-        let Slot::InFlight { waited } = *slot else { panic!("a claimed id {id} is in flight until its claim ends") };
+        let Ok(mut entry) = slots.find_entry(hash.0, |(key, _)| Arc::ptr_eq(key, id)) else {
+            panic!("a claimed id {id} is in flight until its claim ends")
+        };
+        let Slot::InFlight { waited } = entry.get().1 else {
+            panic!("a claimed id {id} is in flight until its claim ends")
+        };
         match outcome {
             // In place: inserting would allocate a key only to drop it.
-            Some(committed) => *slot = Slot::Done(committed),
+            Some(committed) => entry.get_mut().1 = Slot::Done(committed),
             None => {
-                slots.remove(id);
+                entry.remove();
             }
         }
         drop(slots);
@@ -341,6 +385,7 @@ pub struct Claim {
     shard: Arc<Shard>,
     /// The map's key, shared.
     id: Arc<str>,
+    hash: IdHash,
     finalized: bool,
 }
 
@@ -351,14 +396,14 @@ impl Claim {
 
     pub fn commit(mut self, committed: Committed) {
         self.finalized = true;
-        self.shard.finalize(&self.id, Some(committed));
+        self.shard.finalize(&self.id, self.hash, Some(committed));
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         if !self.finalized {
-            self.shard.finalize(&self.id, None);
+            self.shard.finalize(&self.id, self.hash, None);
         }
     }
 }
@@ -413,5 +458,51 @@ mod tests {
         tokio::task::yield_now().await;
         claim.commit(Committed::Movement { lsn: 3, movement: movement("x") });
         assert_eq!(waiting.await.unwrap(), Some(3));
+    }
+
+    /// Claims outlive many resizes of their shard's table (every slot moves
+    /// each time): each one still finds its own slot by its kept hash, and
+    /// an equal id claimed later is a different key.
+    #[test]
+    fn claims_finalize_their_own_slots_across_table_growth_and_forgetting() {
+        const IDS: u64 = 20_000;
+        let index = Arc::new(IdIndex::new());
+        let claims: Vec<Claim> = (0..IDS)
+            .map(|n| match index.try_claim(&format!("id-{n}")) {
+                TryClaim::Claimed(claim) => claim,
+                _ => panic!("id-{n} is new"),
+            })
+            .collect();
+        assert_eq!(index.len(), IDS as usize);
+        for (n, claim) in (0..IDS).zip(claims) {
+            if n % 3 == 0 {
+                drop(claim);
+            } else {
+                let id = claim.id().to_owned();
+                claim.commit(Committed::Movement { lsn: n + 1, movement: movement(&id) });
+            }
+        }
+        let committed = (0..IDS).filter(|n| n % 3 != 0).count();
+        assert_eq!(index.len(), committed);
+        index.forget_through(IDS / 2);
+        for n in 0..IDS {
+            let expected = (n % 3 != 0 && n + 1 > IDS / 2).then_some(n + 1);
+            match index.try_claim(&format!("id-{n}")) {
+                TryClaim::Done(done) => assert_eq!(Some(done.lsn()), expected, "id-{n}"),
+                TryClaim::Claimed(_) => assert_eq!(expected, None, "id-{n} was forgotten or released"),
+                TryClaim::Busy(_) => panic!("id-{n} has no holder"),
+            }
+        }
+        assert_eq!(index.len(), (IDS / 2..IDS).filter(|n| n % 3 != 0).count());
+    }
+
+    #[test]
+    fn ids_spread_over_every_shard() {
+        let index = IdIndex::new();
+        let mut used = [0usize; SHARDS];
+        for n in 0..(SHARDS * 200) {
+            used[index.hash(&format!("order-{n}")).shard()] += 1;
+        }
+        assert!(used.iter().all(|&count| count > 100), "ids per shard: {used:?}");
     }
 }
