@@ -1,11 +1,13 @@
 //! Thread scheduling: the request path (gateway workers, account actors,
-//! the WAL writer, the history indexer and archive writer) before the
-//! background: the checkpointer and the outbox's bank calls. The indexer
-//! and the archive writer are not background although they only follow
-//! the log: appenders wait for the indexer when it falls behind
+//! the WAL writer, the history indexer, archive writer and merger) before
+//! the background: the checkpointer and the outbox's bank calls. The
+//! indexer and the archive writer are not background although they only
+//! follow the log: appenders wait for the indexer when it falls behind
 //! (`HISTORY_FEED_RECORDS_MAX`) and the indexer waits for the archive
 //! writer, so slowing either slows every change (at nice 10 the archive
-//! writer halved `hot` and turned half its transfers away with 503s).
+//! writer halved `hot` and turned half its transfers away with 503s). Nor
+//! is the archive's merger, which nobody waits for: every run it leaves
+//! unmerged is one more filter each new client id is checked against.
 //!
 //! On a 2-core machine every thread competes for the same two cores, and
 //! Linux's scheduler (EEVDF) lets a running thread finish its slice (about

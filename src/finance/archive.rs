@@ -447,9 +447,38 @@ impl Tables {
 }
 
 /// The archive's files and the log it reads records from.
+/// A flush's runs, written and durable but not yet seen by readers.
+/// [`Unpublished::publish`] makes them visible; the history calls it under
+/// its write lock, as it drops the same entries from memory, so that a
+/// reader sees each entry once: in memory or in a run. Until then no merge
+/// can publish (it would show the new runs too).
+#[must_use = "written runs are invisible until published"]
+pub struct Unpublished<'a> {
+    archive: &'a Archive,
+    runs: ArchiveRuns,
+    _publishing: parking_lot::MutexGuard<'a, ()>,
+}
+
+impl Unpublished<'_> {
+    /// The runs as they will be published.
+    pub fn runs(&self) -> &ArchiveRuns {
+        &self.runs
+    }
+
+    pub fn publish(self) {
+        self.archive.publish(self.runs);
+    }
+}
+
 pub struct Archive {
     dir: PathBuf,
     tables: Mutex<Tables>,
+    /// Held from writing a flush's runs until the history publishes them
+    /// ([`Unpublished`]), and by a merge while it finishes and publishes:
+    /// merges run on their own thread, and one finishing in between would
+    /// publish the flush's runs while the history still serves their
+    /// entries from memory. Taken before `tables`.
+    publishing: Mutex<()>,
     runs: RwLock<ArchiveRuns>,
     /// Bumped on every publish: lets the hot path keep a per-thread copy of
     /// the runs ([`Archive::with_runs`]) instead of taking `runs`' lock.
@@ -506,6 +535,7 @@ impl Archive {
         Ok(Arc::new(Archive {
             dir,
             tables: Mutex::new(tables),
+            publishing: Mutex::new(()),
             runs: RwLock::new(runs),
             version: std::sync::atomic::AtomicU64::new(0),
             wal: std::sync::OnceLock::new(),
@@ -553,7 +583,8 @@ impl Archive {
     /// Writes `recent` as one run per table (sorted here). Returns the
     /// runs to publish; the caller publishes them together with dropping
     /// `recent` from memory.
-    pub fn write(&self, recent: &Recent) -> Result<ArchiveRuns, ArchiveError> {
+    pub fn write(&self, recent: &Recent) -> Result<Unpublished<'_>, ArchiveError> {
+        let publishing = self.publishing.lock();
         let (first, last) = (recent.first_lsn, recent.last_lsn);
         // Each account's entries are in lsn order (the indexer posts in
         // lsn order), so accounts in order give the keys in order: no sort
@@ -588,12 +619,11 @@ impl Archive {
         if tables.journal.watermark() < last {
             tables.journal.write_run(first, last, accounts, journal)?;
         }
-        Ok(tables.snapshot())
+        Ok(Unpublished { archive: self, runs: tables.snapshot(), _publishing: publishing })
     }
 
-    /// Makes `runs` what readers see. Called under the history's write
-    /// lock, so a reader sees each entry once: in memory or in a run.
-    pub fn publish(&self, runs: ArchiveRuns) {
+    /// Makes `runs` what readers see.
+    fn publish(&self, runs: ArchiveRuns) {
         let mut published = self.runs.write();
         *published = runs;
         self.version.fetch_add(1, std::sync::atomic::Ordering::Release);
@@ -645,6 +675,7 @@ impl Archive {
         }
         for (table, job) in jobs {
             let output = job.run()?;
+            let _publishing = self.publishing.lock();
             let mut tables = self.tables.lock();
             tables.sets()[table].0.finish_merge(job, output)?;
             // Same entries, fewer runs: no memory changes hands.
@@ -749,8 +780,7 @@ mod tests {
             recent.post(AccountId(lsn % 2 + 1), entry);
             recent.name(Tag::Order, if lsn < 5 { "o-1" } else { "o-2" }, lsn);
         }
-        let runs = archive.write(&recent).unwrap();
-        archive.publish(runs);
+        archive.write(&recent).unwrap().publish();
         let runs = archive.runs();
         let lsns: Vec<u64> =
             runs.journal(AccountId(1), 0, u64::MAX, Direction::Forward).unwrap().map(|e| e.unwrap().lsn).collect();
@@ -782,11 +812,11 @@ mod tests {
             recent.note_lsn(lsn);
             recent.name(tag, key, lsn);
         }
-        let runs = archive.write(&recent).unwrap();
-        let newest = runs.lookup.runs().last().unwrap().run.clone();
+        let written = archive.write(&recent).unwrap();
+        let newest = written.runs().lookup.runs().last().unwrap().run.clone();
         assert_eq!(newest.entry_count(), 3);
         assert_eq!(newest.prefix_count(), 2, "t-1's id and its bank answer: one prefix");
-        archive.publish(runs);
+        written.publish();
         let runs = archive.runs();
         // Under the client id both records answer (readers compare kinds).
         assert_eq!(runs.named(Tag::Reference, "t-1").unwrap(), vec![3, 4]);
@@ -807,7 +837,7 @@ mod tests {
             // Each run answers the records two before its own.
             recent.answer(first - 1, first + 1);
             recent.answer(first + 1, first + 3);
-            archive.publish(archive.write(&recent).unwrap());
+            archive.write(&recent).unwrap().publish();
         }
         let runs = archive.runs();
         assert_eq!(runs.answers.runs().len(), 2);
@@ -827,7 +857,7 @@ mod tests {
         recent.name(Tag::ClientId, "t-1", 1);
         recent.note_lsn(2);
         recent.name(Tag::Reference, "t-1", 2);
-        archive.publish(archive.write(&recent).unwrap());
+        archive.write(&recent).unwrap().publish();
         drop(archive);
         // As written before the table existed.
         std::fs::remove_dir_all(dir.path().join("history/answers")).unwrap();
@@ -841,7 +871,7 @@ mod tests {
         let mut next = Recent::default();
         next.note_lsn(3);
         next.answer(1, 3);
-        archive.publish(archive.write(&next).unwrap());
+        archive.write(&next).unwrap().publish();
         drop(archive);
         let archive = Archive::open(dir.path()).unwrap();
         assert_eq!(archive.watermark(), 3);
@@ -855,7 +885,7 @@ mod tests {
         let mut recent = Recent::default();
         recent.note_lsn(1);
         recent.name(Tag::Order, "o", 1);
-        archive.publish(archive.write(&recent).unwrap());
+        archive.write(&recent).unwrap().publish();
         // The second flush wrote its lookup run and died before the journal's.
         let mut next = Recent::default();
         next.note_lsn(2);
@@ -877,7 +907,7 @@ mod tests {
             recent.name(Tag::Hold, "h", lsn);
             recent.answer(lsn, lsn);
             recent.post(AccountId(1), deposit_entry(lsn));
-            archive.publish(archive.write(&recent).unwrap());
+            archive.write(&recent).unwrap().publish();
         };
         let counts = || {
             let runs = archive.runs();
@@ -905,5 +935,37 @@ mod tests {
             .map(|entry| entry.unwrap().lsn)
             .collect();
         assert_eq!(journal, (1..=8).rev().collect::<Vec<u64>>());
+    }
+
+    /// Merges run on their own thread: one that finishes while a flush's
+    /// runs are written but not yet published waits, so that it cannot
+    /// show readers entries the history still serves from memory.
+    #[test]
+    fn a_merge_does_not_publish_a_flush_before_the_history_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Arc::new(Archive::open(dir.path()).unwrap());
+        let recent = |lsn: u64| {
+            let mut recent = Recent::default();
+            recent.note_lsn(lsn);
+            recent.name(Tag::Hold, "h", lsn);
+            recent
+        };
+        for lsn in 1..=3u64 {
+            archive.write(&recent(lsn)).unwrap().publish();
+        }
+        let written = archive.write(&recent(4)).unwrap();
+        assert_eq!(written.runs().lookup.runs().len(), 4, "a full tier of lookup runs");
+        let merging = {
+            let archive = Arc::clone(&archive);
+            std::thread::spawn(move || archive.merge_step().unwrap())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(archive.runs().lookup.runs().len(), 3, "nothing published before the flush is");
+        assert_eq!(archive.runs().named(Tag::Hold, "h").unwrap(), vec![1, 2, 3]);
+        written.publish();
+        assert!(merging.join().unwrap(), "the merge finishes once the flush is published");
+        let runs = archive.runs();
+        assert_eq!(runs.lookup.runs().len(), 1);
+        assert_eq!(runs.named(Tag::Hold, "h").unwrap(), vec![1, 2, 3, 4]);
     }
 }

@@ -1044,7 +1044,7 @@ impl History {
                 archive.set_wal(wal.clone());
                 archive.report_metrics();
                 metrics::counter!("fundledger_history_archive_write_errors_total").increment(0);
-                match ArchiveWriter::spawn(Arc::clone(&self)) {
+                match ArchiveWriter::spawn(Arc::clone(&self), Arc::clone(archive)) {
                     Ok(writer) => Some(writer),
                     Err(error) => {
                         tracing::error!(%error, "history indexer stops: cannot start the archive writer");
@@ -1183,11 +1183,11 @@ impl History {
             }
             Arc::clone(&state.flushing)
         };
-        let runs = archive.write(&flushing)?;
+        let written = archive.write(&flushing)?;
         let watermark = flushing.last_lsn;
         let more = {
             let mut state = self.state.write();
-            archive.publish(runs);
+            written.publish();
             state.flushing = Arc::default();
             let more = state.recent.records() >= self.memory_records;
             if more {
@@ -1269,11 +1269,34 @@ struct WriterState {
 }
 
 impl ArchiveWriter {
-    fn spawn(history: Arc<History>) -> std::io::Result<ArchiveWriter> {
+    /// Two threads: `history-archive` writes each flush's runs, and
+    /// `history-merge` merges them. A merge of large runs takes seconds
+    /// (hundreds of MB rewritten after tens of millions of transfers);
+    /// on the flush's thread it held the next flush back, memory filled,
+    /// the indexer waited for it and appends stalled behind the indexer
+    /// (docs/PERFORMANCE.md). Runs written while a merge runs sit above
+    /// its output ([`fundledger_index::RunSet::full_tier_by`]).
+    fn spawn(history: Arc<History>, archive: Arc<Archive>) -> std::io::Result<ArchiveWriter> {
+        let merges = Arc::new(Signal::default());
+        {
+            let (archive, merges) = (Arc::clone(&archive), Arc::clone(&merges));
+            std::thread::Builder::new().name("history-merge".into()).spawn(move || loop {
+                merges.wait();
+                if let Err(error) = (|| {
+                    while archive.merge_step()? {}
+                    Ok::<(), ArchiveError>(())
+                })() {
+                    // The runs stay as they are (reads go on) and the
+                    // merge is tried again after the next flush.
+                    tracing::error!(%error, "the history archive could not merge runs; retrying after the next flush");
+                    metrics::counter!("fundledger_history_archive_write_errors_total").increment(1);
+                }
+                archive.report_metrics();
+            })?;
+        }
         let signal: Arc<(parking_lot::Mutex<WriterState>, parking_lot::Condvar)> = Arc::default();
         let shared = Arc::clone(&signal);
         std::thread::Builder::new().name("history-archive".into()).spawn(move || {
-            let Some(archive) = history.archive.clone() else { return };
             // Not background (crate::threads): the indexer waits for it
             // when it falls behind, and appenders for the indexer.
             let (lock, condvar) = &*shared;
@@ -1288,14 +1311,16 @@ impl ArchiveWriter {
                 }
                 let written = (|| {
                     while history.write_flushing(&archive)? {}
-                    while archive.merge_step()? {}
                     Ok::<(), ArchiveError>(())
                 })();
-                if let Err(error) = written {
-                    // The entries stay in memory and are written with the
-                    // next batch; reads go on from memory.
-                    tracing::error!(%error, "the history archive could not be written; retrying with the next batch");
-                    metrics::counter!("fundledger_history_archive_write_errors_total").increment(1);
+                match written {
+                    Ok(()) => merges.wake(),
+                    Err(error) => {
+                        // The entries stay in memory and are written with the
+                        // next batch; reads go on from memory.
+                        tracing::error!(%error, "the history archive could not be written; retrying with the next batch");
+                        metrics::counter!("fundledger_history_archive_write_errors_total").increment(1);
+                    }
                 }
                 archive.report_metrics();
                 let mut state = lock.lock();
@@ -1318,6 +1343,29 @@ impl ArchiveWriter {
         while state.busy || state.wanted {
             condvar.wait(&mut state);
         }
+    }
+}
+
+/// A flag one thread sets and another waits for (the merge thread's work).
+#[derive(Default)]
+struct Signal {
+    wanted: parking_lot::Mutex<bool>,
+    condvar: parking_lot::Condvar,
+}
+
+impl Signal {
+    fn wake(&self) {
+        *self.wanted.lock() = true;
+        self.condvar.notify_one();
+    }
+
+    /// Returns once woken since the last return.
+    fn wait(&self) {
+        let mut wanted = self.wanted.lock();
+        while !*wanted {
+            self.condvar.wait(&mut wanted);
+        }
+        *wanted = false;
     }
 }
 
