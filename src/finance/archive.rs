@@ -1,8 +1,9 @@
 //! The history archive: the on-disk index that finds old history in the
 //! log's segments (DESIGN.md, History and memory).
 //!
-//! Owns two tables of the `fundledger-index` crate under
-//! `<data_dir>/history/` and the thread that writes and merges them:
+//! Owns three tables of the `fundledger-index` crate under
+//! `<data_dir>/history/` (the history's threads write and merge them:
+//! `history-archive` each flush's runs, `history-merge` the merges):
 //!
 //! - `journal`: key `account u64 BE ‖ lsn u64 BE`, value the entry's
 //!   numbers ([`JournalIndexEntry`], 41 bytes): kind, deltas, balances

@@ -1256,8 +1256,8 @@ impl InOrder {
     }
 }
 
-/// The archive's writer thread: writes what the indexer hands over, then
-/// merges runs, off the indexer's thread.
+/// The archive's writer: writes what the indexer hands over, off the
+/// indexer's thread, and has another thread merge the runs.
 struct ArchiveWriter {
     signal: Arc<(parking_lot::Mutex<WriterState>, parking_lot::Condvar)>,
 }
