@@ -44,6 +44,9 @@ pub struct RecoveryReport {
 pub struct TailReport {
     pub file: PathBuf,
     pub offset: u64,
+    /// From `offset` to the last non-zero byte: the torn write's bytes.
+    /// Zeros after them (the segment's preallocated room, up to
+    /// `segment_bytes`) are cut too but not counted.
     pub bytes_dropped: u64,
     /// The lsn the torn frame would have had (the first not recovered).
     pub lsn: u64,
@@ -344,7 +347,8 @@ impl Recovery<'_> {
                 Ok(ControlFlow::Break(()))
             }
             ScanEnd::Torn { offset, reason } => {
-                self.cut_torn_tail(&segment, offset, file_bytes, reason)?;
+                let written_end = torn_bytes_end(&data, offset);
+                self.cut_torn_tail(&segment, offset, written_end, reason)?;
                 Ok(ControlFlow::Break(()))
             }
             ScanEnd::Damaged { offset, lsn, reason } => {
@@ -354,14 +358,16 @@ impl Recovery<'_> {
         }
     }
 
+    /// Cuts the tail from `offset` on; `written_end`: where its last
+    /// non-zero byte ends ([`torn_bytes_end`]), for the report.
     fn cut_torn_tail(
         &mut self,
         segment: &SegmentFile,
         offset: u64,
-        file_bytes: u64,
+        written_end: u64,
         reason: String,
     ) -> Result<(), OpenError> {
-        assert!(offset <= file_bytes);
+        assert!(offset <= written_end);
         let removed = self.cut(segment, offset)?;
         self.tail = self.tail_after_cut(segment, offset, removed);
         if removed {
@@ -370,7 +376,7 @@ impl Recovery<'_> {
         let report = TailReport {
             file: segment.path.clone(),
             offset,
-            bytes_dropped: file_bytes - offset,
+            bytes_dropped: written_end - offset,
             lsn: self.next_lsn,
             reason,
         };
@@ -452,4 +458,13 @@ impl Recovery<'_> {
         };
         Ok(Recovered { report, tail: self.tail })
     }
+}
+
+/// Where the bytes of a torn tail starting at `offset` end: after the
+/// last non-zero byte of `data` (a whole segment's bytes), at least
+/// `offset`.
+fn torn_bytes_end(data: &[u8], offset: u64) -> u64 {
+    let start = usize::try_from(offset).map_or(data.len(), |start| start.min(data.len()));
+    let written = data[start..].iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
+    offset.max(start as u64 + written as u64)
 }

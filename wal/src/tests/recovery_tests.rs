@@ -55,7 +55,10 @@ fn torn_tail_at_every_offset_of_the_last_frame() {
             (true, None) => {}
             (false, Some(tail)) => {
                 assert_eq!((tail.file, tail.offset, tail.lsn), (path.clone(), last_frame_at as u64, 4));
-                assert_eq!(tail.bytes_dropped, (cut - last_frame_at) as u64);
+                // Up to the torn bytes' last non-zero byte (a cut that
+                // ends in a payload's zeros looks like unused room).
+                let written = intact[last_frame_at..cut].iter().rposition(|&byte| byte != 0).map_or(0, |at| at + 1);
+                assert_eq!(tail.bytes_dropped, written as u64, "cut at {cut}");
             }
             (at_boundary, tail) => panic!("cut at {cut} (boundary {at_boundary}): unexpected {tail:?}"),
         }
@@ -348,6 +351,29 @@ fn invalid_config_is_refused() {
     let opened =
         Wal::open_with_fs(Arc::new(SimFs::new()), cfg, RecoveryPolicy::default(), 1, |_, _| Ok::<(), Infallible>(()));
     assert!(matches!(opened, Err(OpenError::Config(_))));
+}
+
+/// A write torn in a preallocated tail leaves part of a frame and then
+/// the segment's zeros: the report counts the torn bytes, not the
+/// megabytes of unused room after them, and the records before stay.
+#[test]
+fn a_torn_frame_in_preallocated_room_reports_only_its_own_bytes() {
+    let fs = SimFs::new();
+    let cfg = sim_config(ONE_SEGMENT_BYTES);
+    let payloads = payloads(5, 100);
+    write_log(&fs, &cfg, &payloads);
+    let path = sim_dir().join(segment_file_name(1));
+    let mut bytes = fs.file_bytes(&path).expect("segment");
+    let intact_bytes = bytes.len();
+    let torn: Vec<u8> = (1..=37u8).collect();
+    bytes.extend_from_slice(&torn);
+    bytes.resize(ONE_SEGMENT_BYTES as usize, 0);
+    fs.set_file_bytes(&path, bytes);
+    let (_wal, report, records) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("opens");
+    assert_eq!(records, expected_records(&payloads));
+    let tail = report.torn_tail.expect("torn tail");
+    assert_eq!((tail.offset, tail.bytes_dropped), (intact_bytes as u64, torn.len() as u64));
+    assert!(tail.to_string().contains("37 bytes dropped"), "{tail}");
 }
 
 /// A segment is created at its full length (zeros past the header), so the
