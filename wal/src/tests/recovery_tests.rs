@@ -66,8 +66,10 @@ fn torn_tail_at_every_offset_of_the_last_frame() {
     }
 }
 
-#[test]
-fn garbage_after_the_last_frame_is_a_torn_tail() {
+/// Five frames, then `tail(bytes)` changes the segment's bytes: opens,
+/// keeps the five records, and returns the frames' end and the torn
+/// tail's report.
+fn torn_after_five_frames(tail: impl FnOnce(&mut Vec<u8>)) -> (u64, crate::TailReport) {
     let fs = SimFs::new();
     let cfg = sim_config(ONE_SEGMENT_BYTES);
     let payloads = payloads(5, 100);
@@ -75,13 +77,34 @@ fn garbage_after_the_last_frame_is_a_torn_tail() {
     let path = sim_dir().join(segment_file_name(1));
     let mut bytes = fs.file_bytes(&path).expect("segment");
     let intact_bytes = bytes.len() as u64;
-    bytes.extend_from_slice(&[0u8; 700]);
-    bytes.extend((0..300u32).map(|i| (i * 7919 % 256) as u8));
+    tail(&mut bytes);
     fs.set_file_bytes(&path, bytes);
     let (_wal, report, records) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("opens");
     assert_eq!(records, expected_records(&payloads));
-    let tail = report.torn_tail.expect("torn tail");
+    (intact_bytes, report.torn_tail.expect("torn tail"))
+}
+
+#[test]
+fn garbage_after_the_last_frame_is_a_torn_tail() {
+    let (intact_bytes, tail) = torn_after_five_frames(|bytes| {
+        bytes.extend_from_slice(&[0u8; 700]);
+        bytes.extend((0..300u32).map(|i| (i * 7919 % 256) as u8));
+    });
     assert_eq!((tail.offset, tail.bytes_dropped), (intact_bytes, 1000));
+}
+
+/// A write torn in a preallocated tail leaves part of a frame and then
+/// the segment's zeros: the report counts the torn bytes, not the
+/// megabytes of unused room after them, and the records before stay.
+#[test]
+fn a_torn_frame_in_preallocated_room_reports_only_its_own_bytes() {
+    let torn: Vec<u8> = (1..=37u8).collect();
+    let (intact_bytes, tail) = torn_after_five_frames(|bytes| {
+        bytes.extend_from_slice(&torn);
+        bytes.resize(ONE_SEGMENT_BYTES as usize, 0);
+    });
+    assert_eq!((tail.offset, tail.bytes_dropped), (intact_bytes, torn.len() as u64));
+    assert!(tail.to_string().contains("37 bytes dropped"), "{tail}");
 }
 
 /// Flip one bit in every byte of a middle frame: refused, naming file,
@@ -351,29 +374,6 @@ fn invalid_config_is_refused() {
     let opened =
         Wal::open_with_fs(Arc::new(SimFs::new()), cfg, RecoveryPolicy::default(), 1, |_, _| Ok::<(), Infallible>(()));
     assert!(matches!(opened, Err(OpenError::Config(_))));
-}
-
-/// A write torn in a preallocated tail leaves part of a frame and then
-/// the segment's zeros: the report counts the torn bytes, not the
-/// megabytes of unused room after them, and the records before stay.
-#[test]
-fn a_torn_frame_in_preallocated_room_reports_only_its_own_bytes() {
-    let fs = SimFs::new();
-    let cfg = sim_config(ONE_SEGMENT_BYTES);
-    let payloads = payloads(5, 100);
-    write_log(&fs, &cfg, &payloads);
-    let path = sim_dir().join(segment_file_name(1));
-    let mut bytes = fs.file_bytes(&path).expect("segment");
-    let intact_bytes = bytes.len();
-    let torn: Vec<u8> = (1..=37u8).collect();
-    bytes.extend_from_slice(&torn);
-    bytes.resize(ONE_SEGMENT_BYTES as usize, 0);
-    fs.set_file_bytes(&path, bytes);
-    let (_wal, report, records) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("opens");
-    assert_eq!(records, expected_records(&payloads));
-    let tail = report.torn_tail.expect("torn tail");
-    assert_eq!((tail.offset, tail.bytes_dropped), (intact_bytes as u64, torn.len() as u64));
-    assert!(tail.to_string().contains("37 bytes dropped"), "{tail}");
 }
 
 /// A segment is created at its full length (zeros past the header), so the
