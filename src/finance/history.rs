@@ -1160,7 +1160,7 @@ impl History {
             if flush {
                 writer.wake();
             } else if backlog >= 2 * self.memory_records {
-                // The writer is behind (a slow disk, a long merge):
+                // The writer is behind (a slow disk; merges run apart):
                 // wait for it rather than let memory grow.
                 writer.wait_idle();
             }
