@@ -204,8 +204,7 @@ impl Checkpointer {
         if state.last_lsn != target {
             return Err(format!("the log after lsn {} ends at lsn {}, before {target}", self.base_lsn, state.last_lsn));
         }
-        let image = state.image()?;
-        drop(state);
+        let image = state.into_image()?;
         let bytes = checkpoint::encode_state(&image).map_err(|error| error.to_string())?;
         Ok((bytes, records_read, image.pending.lsns().min()))
     }
