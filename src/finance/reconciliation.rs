@@ -77,13 +77,20 @@ pub struct BankDays {
     banks: Vec<Box<str>>,
     /// Application → bank, until approval opens its account.
     application_banks: HashMap<ApplicationId, BankIndex>,
-    account_banks: HashMap<AccountId, BankIndex>,
+    /// Each account's bank, by account number - 1 ([`NO_BANK`] for a
+    /// number no approval gave): read for every movement, so one memory
+    /// access rather than a hash map's two cache misses over a million
+    /// accounts (docs/PERFORMANCE.md).
+    account_banks: Vec<BankIndex>,
     /// Bank of each suspense entry; index = suspense number - 1.
     suspense_banks: Vec<BankIndex>,
     adjustment_ids: HashSet<Box<str>>,
 }
 
 type BankIndex = u32;
+
+/// An account number without a bank in [`BankDays::account_banks`].
+const NO_BANK: BankIndex = BankIndex::MAX;
 
 /// Where a record shows at a bank: which bank, which day, and its line.
 pub struct Placed<'a> {
@@ -131,6 +138,26 @@ impl BankDays {
         }
     }
 
+    fn account_bank(&self, account: AccountId) -> Option<BankIndex> {
+        let slot = account.0.checked_sub(1).and_then(|slot| usize::try_from(slot).ok())?;
+        self.account_banks.get(slot).copied().filter(|&bank| bank != NO_BANK)
+    }
+
+    /// Accounts open in number order (recovery and the registry check
+    /// it), so this nearly always appends.
+    fn set_account_bank(&mut self, account: AccountId, bank: BankIndex) {
+        assert!(
+            (1..=limits::ACCOUNTS_MAX).contains(&account.0),
+            "an approval names account {account}, outside 1..={}",
+            limits::ACCOUNTS_MAX
+        );
+        let slot = (account.0 - 1) as usize;
+        if slot >= self.account_banks.len() {
+            self.account_banks.resize(slot + 1, NO_BANK);
+        }
+        self.account_banks[slot] = bank;
+    }
+
     fn suspense_bank(&self, suspense_number: u64) -> BankIndex {
         let index = usize::try_from(suspense_number).ok().and_then(|n| n.checked_sub(1));
         index
@@ -150,7 +177,7 @@ impl BankDays {
                 if let (Some(account), Some(bank)) =
                     (decision.account_id, self.application_banks.remove(&decision.application_id))
                 {
-                    self.account_banks.insert(account, bank);
+                    self.set_account_bank(account, bank);
                 }
             }
             Record::ApplicationRejected(decision) => {
@@ -175,7 +202,7 @@ impl BankDays {
         let bank_code = |index: BankIndex| self.banks.get(index as usize).map(|bank| &**bank);
         let (bank, at_ms, reference, kind, amount) = match record {
             Record::Movement(movement) => {
-                let bank = *self.account_banks.get(&movement.payer)?;
+                let bank = self.account_bank(movement.payer)?;
                 (bank, movement.committed_at_ms, &*movement.id, StatementKind::ForcedTransfer, movement.amount)
             }
             Record::Deposit(deposit) => {
@@ -197,7 +224,7 @@ impl BankDays {
                 (bank, returned.at_ms, &*returned.id, StatementKind::Return, returned.amount)
             }
             Record::WithdrawalFinished(finished) if matches!(finished.outcome, PayoutOutcome::Succeeded { .. }) => {
-                let bank = *self.account_banks.get(&finished.account_id)?;
+                let bank = self.account_bank(finished.account_id)?;
                 (bank, finished.finished_at_ms, &*finished.id, StatementKind::Payout, finished.amount)
             }
             _ => return None,
@@ -676,5 +703,62 @@ mod tests {
         assert_eq!(book.judge_approval(id, "c"), Err(DiscrepancyRefusal::InvalidState(DiscrepancyStatus::Resolved)));
         let copy = book.clone();
         assert_eq!(copy.discrepancy(id).unwrap().status(), DiscrepancyStatus::Resolved);
+    }
+
+    /// Accounts' banks by account number: a movement shows at its payer's
+    /// bank; a number no approval gave (a gap, none yet, zero) shows
+    /// nowhere.
+    #[test]
+    fn a_movement_is_placed_at_its_payers_bank() {
+        use crate::domain::record::{Application, ApplicationDecision, Movement, SettlementAccount, TransferType};
+        let mut days = BankDays::default();
+        for (number, bank) in [(1, "BANK_A"), (3, "BANK_B")] {
+            let application = Application {
+                application_id: ApplicationId(number),
+                name: "n".into(),
+                credential_no: format!("c{number}").into(),
+                bank: bank.into(),
+                settlement_account: SettlementAccount {
+                    bank_name: "b".into(),
+                    account_no: "6222".into(),
+                    account_name: "n".into(),
+                },
+                created_at_ms: 0,
+                operator: "p".into(),
+            };
+            days.apply(0, &Record::ApplicationCreated(Arc::new(application)));
+            let decision = ApplicationDecision {
+                application_id: ApplicationId(number),
+                account_id: Some(AccountId(number)),
+                text: None,
+                decided_at_ms: 0,
+                operator: "r".into(),
+            };
+            days.apply(0, &Record::ApplicationApproved(decision));
+        }
+        let from = |payer: u64| {
+            Record::Movement(Arc::new(Movement {
+                id: format!("t-{payer}").into(),
+                kind: TransferType::Transfer,
+                payer: AccountId(payer),
+                payee: Some(AccountId(1)),
+                amount: Money(5),
+                requested_amount: Some(Money(5)),
+                hold_id: None,
+                hold_account: None,
+                hold_amount: Money::ZERO,
+                hold_remaining: Money::ZERO,
+                order_id: None,
+                memo: None,
+                committed_at_ms: 86_400_000,
+                operator: "p".into(),
+            }))
+        };
+        let bank_of = |payer: u64| days.place(&from(payer)).map(|placed| (placed.bank.to_owned(), placed.day));
+        assert_eq!(bank_of(1), Some(("BANK_A".to_owned(), 1)));
+        assert_eq!(bank_of(3), Some(("BANK_B".to_owned(), 1)));
+        for nowhere in [0, 2, 4, u64::MAX] {
+            assert_eq!(bank_of(nowhere), None, "account {nowhere}");
+        }
     }
 }
