@@ -460,3 +460,59 @@ pub struct DiscrepancyResolved {
     pub at_ms: i64,
     pub operator: Box<str>,
 }
+
+/// Records for unit tests: the fields a test does not care about filled
+/// in once, here.
+#[cfg(test)]
+pub mod fixtures {
+    use super::*;
+
+    /// A `transfer` of `fen` from `payer` to `payee`, committed at `at_ms`
+    /// (struct update syntax changes the rest).
+    pub fn transfer(id: &str, payer: u64, payee: u64, fen: i64, at_ms: i64) -> Movement {
+        Movement {
+            id: id.into(),
+            kind: TransferType::Transfer,
+            payer: AccountId(payer),
+            payee: Some(AccountId(payee)),
+            amount: Money(fen),
+            requested_amount: Some(Money(fen)),
+            hold_id: None,
+            hold_account: None,
+            hold_amount: Money::ZERO,
+            hold_remaining: Money::ZERO,
+            order_id: None,
+            memo: None,
+            committed_at_ms: at_ms,
+            operator: "p".into(),
+        }
+    }
+
+    /// Application `number` at `bank`.
+    pub fn application(number: u64, bank: &str) -> Application {
+        Application {
+            application_id: ApplicationId(number),
+            name: "n".into(),
+            credential_no: format!("c{number}").into(),
+            bank: bank.into(),
+            settlement_account: SettlementAccount {
+                bank_name: "b".into(),
+                account_no: "6222".into(),
+                account_name: "n".into(),
+            },
+            created_at_ms: 0,
+            operator: "p".into(),
+        }
+    }
+
+    /// The approval of application `number`, opening account `number`.
+    pub fn approval(number: u64) -> ApplicationDecision {
+        ApplicationDecision {
+            application_id: ApplicationId(number),
+            account_id: Some(AccountId(number)),
+            text: None,
+            decided_at_ms: 0,
+            operator: "r".into(),
+        }
+    }
+}

@@ -710,50 +710,14 @@ mod tests {
     /// nowhere.
     #[test]
     fn a_movement_is_placed_at_its_payers_bank() {
-        use crate::domain::record::{Application, ApplicationDecision, Movement, SettlementAccount, TransferType};
+        use crate::domain::record::fixtures;
         let mut days = BankDays::default();
         for (number, bank) in [(1, "BANK_A"), (3, "BANK_B")] {
-            let application = Application {
-                application_id: ApplicationId(number),
-                name: "n".into(),
-                credential_no: format!("c{number}").into(),
-                bank: bank.into(),
-                settlement_account: SettlementAccount {
-                    bank_name: "b".into(),
-                    account_no: "6222".into(),
-                    account_name: "n".into(),
-                },
-                created_at_ms: 0,
-                operator: "p".into(),
-            };
-            days.apply(0, &Record::ApplicationCreated(Arc::new(application)));
-            let decision = ApplicationDecision {
-                application_id: ApplicationId(number),
-                account_id: Some(AccountId(number)),
-                text: None,
-                decided_at_ms: 0,
-                operator: "r".into(),
-            };
-            days.apply(0, &Record::ApplicationApproved(decision));
+            days.apply(0, &Record::ApplicationCreated(Arc::new(fixtures::application(number, bank))));
+            days.apply(0, &Record::ApplicationApproved(fixtures::approval(number)));
         }
-        let from = |payer: u64| {
-            Record::Movement(Arc::new(Movement {
-                id: format!("t-{payer}").into(),
-                kind: TransferType::Transfer,
-                payer: AccountId(payer),
-                payee: Some(AccountId(1)),
-                amount: Money(5),
-                requested_amount: Some(Money(5)),
-                hold_id: None,
-                hold_account: None,
-                hold_amount: Money::ZERO,
-                hold_remaining: Money::ZERO,
-                order_id: None,
-                memo: None,
-                committed_at_ms: 86_400_000,
-                operator: "p".into(),
-            }))
-        };
+        let from =
+            |payer: u64| Record::Movement(Arc::new(fixtures::transfer(&format!("t-{payer}"), payer, 1, 5, 86_400_000)));
         let bank_of = |payer: u64| days.place(&from(payer)).map(|placed| (placed.bank.to_owned(), placed.day));
         assert_eq!(bank_of(1), Some(("BANK_A".to_owned(), 1)));
         assert_eq!(bank_of(3), Some(("BANK_B".to_owned(), 1)));

@@ -162,7 +162,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use crate::domain::ids::{AccountId, ApplicationId, SuspenseId};
+    use crate::domain::ids::{AccountId, SuspenseId};
     use crate::domain::money::Money;
     use crate::domain::record::*;
     use crate::finance::history::HistoryState;
@@ -263,27 +263,9 @@ mod tests {
         fn new() -> Self {
             let mut model = Model::default();
             for number in 1..=ACCOUNTS {
-                let application = Arc::new(Application {
-                    application_id: ApplicationId(number),
-                    name: "n".into(),
-                    credential_no: format!("c{number}").into(),
-                    bank: "SIMBANK".into(),
-                    settlement_account: SettlementAccount {
-                        bank_name: "b".into(),
-                        account_no: "6222".into(),
-                        account_name: "n".into(),
-                    },
-                    created_at_ms: 0,
-                    operator: "p".into(),
-                });
+                let application = Arc::new(fixtures::application(number, "SIMBANK"));
                 model.records.push(Record::ApplicationCreated(application));
-                model.records.push(Record::ApplicationApproved(ApplicationDecision {
-                    application_id: ApplicationId(number),
-                    account_id: Some(AccountId(number)),
-                    text: None,
-                    decided_at_ms: 0,
-                    operator: "r".into(),
-                }));
+                model.records.push(Record::ApplicationApproved(fixtures::approval(number)));
             }
             model
         }

@@ -411,27 +411,9 @@ impl Drop for Claim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::AccountId;
-    use crate::domain::money::Money;
-    use crate::domain::record::TransferType;
 
     fn movement(id: &str) -> Arc<Movement> {
-        Arc::new(Movement {
-            id: id.into(),
-            kind: TransferType::Transfer,
-            payer: AccountId(1),
-            payee: Some(AccountId(2)),
-            amount: Money(100),
-            requested_amount: Some(Money(100)),
-            hold_id: None,
-            hold_account: None,
-            hold_amount: Money::ZERO,
-            hold_remaining: Money::ZERO,
-            order_id: None,
-            memo: None,
-            committed_at_ms: 0,
-            operator: "platform".into(),
-        })
+        Arc::new(crate::domain::record::fixtures::transfer(id, 1, 2, 100, 0))
     }
 
     #[tokio::test]
