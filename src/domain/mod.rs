@@ -3,6 +3,7 @@
 //! directly.
 
 pub mod account;
+pub mod by_account;
 pub mod ids;
 pub mod keyed_ids;
 pub mod money;

@@ -43,6 +43,7 @@ use crate::actors::outbox::{
     instruction_for, instruction_reference, BankWork, Deferred, InstructionQueue, OutboxSender,
 };
 use crate::domain::account::Balance;
+use crate::domain::by_account::ByAccount;
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
 use crate::domain::record::{
@@ -233,7 +234,10 @@ pub struct HoldHistory {
 /// disk ([`super::archive`]).
 #[derive(Default)]
 pub struct HistoryState {
-    balances: AccountBalances,
+    /// Each account's journal balance ([`ByAccount`]: over a million
+    /// accounts a hash map here was the indexer's and the checkpointer's
+    /// largest cost).
+    balances: ByAccount<Balance>,
     withdrawals_in_flight: HashMap<Box<str>, WithdrawalHistory>,
     suspense: SuspenseBook,
     /// Instructions the bank refused for good, in lsn order.
@@ -254,44 +258,6 @@ pub struct HistoryState {
     applied_lsn: u64,
     /// A reused buffer for lookup keys built while folding.
     scratch: String,
-}
-
-/// Each account's journal balance, by account number. Accounts are
-/// numbered from 1 as they open, and a record names only accounts opened
-/// before it (the actors and recovery check that), so a list indexed by
-/// number holds them all at 16 bytes each, and a posting finds its balance
-/// with one memory access: a hash map of a million accounts cost two cache
-/// misses per posting, the indexer's and the checkpointer's largest cost
-/// over a million accounts (docs/PERFORMANCE.md).
-#[derive(Default)]
-struct AccountBalances(Vec<Balance>);
-
-impl AccountBalances {
-    /// The slot of an account a durable record names.
-    fn slot(account: AccountId) -> usize {
-        assert!(
-            (1..=crate::limits::ACCOUNTS_MAX).contains(&account.0),
-            "a record names account {account}, outside 1..={}",
-            crate::limits::ACCOUNTS_MAX
-        );
-        (account.0 - 1) as usize
-    }
-
-    /// Zero for an account with no postings (or none at all: readers ask
-    /// with numbers from requests).
-    fn get(&self, account: AccountId) -> Balance {
-        let slot = account.0.checked_sub(1).and_then(|slot| usize::try_from(slot).ok());
-        slot.and_then(|slot| self.0.get(slot)).copied().unwrap_or_default()
-    }
-
-    /// Grows the list up to `account` (zero balances) when it is new.
-    fn get_mut(&mut self, account: AccountId) -> &mut Balance {
-        let slot = Self::slot(account);
-        if slot >= self.0.len() {
-            self.0.resize(slot + 1, Balance::default());
-        }
-        &mut self.0[slot]
-    }
 }
 
 impl HistoryState {
@@ -337,7 +303,7 @@ impl HistoryState {
         bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
     ) {
         assert_eq!(self.applied_lsn, 0, "a checkpoint is restored into an empty read model");
-        self.balances = AccountBalances::default();
+        self.balances = ByAccount::default();
         for (account, balance) in balances {
             *self.balances.get_mut(account) = balance;
         }
@@ -539,7 +505,7 @@ impl HistoryState {
     /// The trial balance at the applied lsn, checked against the sum of
     /// every account's journal balance.
     pub fn trial_balance(&self) -> TrialBalanceView {
-        let (available, frozen) = self.balances.0.iter().fold((0i128, 0i128), |(available, frozen), balance| {
+        let (available, frozen) = self.balances.values().fold((0i128, 0i128), |(available, frozen), balance| {
             (available + i128::from(balance.available.0), frozen + i128::from(balance.frozen.0))
         });
         self.finance.books.view(self.applied_lsn, available, frozen)
@@ -1474,28 +1440,5 @@ mod tests {
         assert_eq!(history.recent().records(), 1);
         assert!(history.recent_named(Tag::Reference, "t-2").is_empty());
         assert_eq!(history.recent_named(Tag::Reference, "t-3"), vec![3]);
-    }
-
-    /// Postings reach accounts in any order of their numbers; an account
-    /// never posted to (or a number no account has) reads as zero.
-    #[test]
-    fn balances_by_account_number_grow_to_the_highest_posted() {
-        let mut balances = AccountBalances::default();
-        balances.get_mut(AccountId(5)).available = Money(500);
-        balances.get_mut(AccountId(2)).frozen = Money(20);
-        balances.get_mut(AccountId(5)).available.0 += 1;
-        assert_eq!(balances.0.len(), 5);
-        assert_eq!(balances.get(AccountId(5)), Balance { available: Money(501), frozen: Money::ZERO });
-        assert_eq!(balances.get(AccountId(2)), Balance { available: Money::ZERO, frozen: Money(20) });
-        for unposted in [1, 3, 6, 0, u64::MAX] {
-            assert_eq!(balances.get(AccountId(unposted)), Balance::default(), "account {unposted}");
-        }
-        assert_eq!(balances.0.len(), 5, "reading grows nothing");
-    }
-
-    #[test]
-    #[should_panic(expected = "outside")]
-    fn a_posting_to_account_zero_is_refused() {
-        AccountBalances::default().get_mut(AccountId(0));
     }
 }

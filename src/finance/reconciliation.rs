@@ -24,6 +24,7 @@
 use hashbrown::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::domain::by_account::ByAccount;
 use crate::domain::ids::{AccountId, ApplicationId, DiscrepancyId, ReconciliationId};
 use crate::domain::money::Money;
 use crate::domain::record::{
@@ -71,17 +72,15 @@ pub struct LedgerLine {
 ///
 /// Memory: each account's and suspense entry's bank, and the ids of the
 /// adjustment deposits (for discrepancy resolutions).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct BankDays {
     /// Bank codes seen, so that the maps hold a small index.
     banks: Vec<Box<str>>,
     /// Application → bank, until approval opens its account.
     application_banks: HashMap<ApplicationId, BankIndex>,
-    /// Each account's bank, by account number - 1 ([`NO_BANK`] for a
-    /// number no approval gave): read for every movement, so one memory
-    /// access rather than a hash map's two cache misses over a million
-    /// accounts (docs/PERFORMANCE.md).
-    account_banks: Vec<BankIndex>,
+    /// Each account's bank ([`NO_BANK`] for a number no approval gave):
+    /// read for every movement ([`ByAccount`], not a hash map).
+    account_banks: ByAccount<BankIndex>,
     /// Bank of each suspense entry; index = suspense number - 1.
     suspense_banks: Vec<BankIndex>,
     adjustment_ids: HashSet<Box<str>>,
@@ -91,6 +90,18 @@ type BankIndex = u32;
 
 /// An account number without a bank in [`BankDays::account_banks`].
 const NO_BANK: BankIndex = BankIndex::MAX;
+
+impl Default for BankDays {
+    fn default() -> Self {
+        Self {
+            banks: Vec::new(),
+            application_banks: HashMap::new(),
+            account_banks: ByAccount::new(NO_BANK),
+            suspense_banks: Vec::new(),
+            adjustment_ids: HashSet::new(),
+        }
+    }
+}
 
 /// Where a record shows at a bank: which bank, which day, and its line.
 pub struct Placed<'a> {
@@ -139,23 +150,7 @@ impl BankDays {
     }
 
     fn account_bank(&self, account: AccountId) -> Option<BankIndex> {
-        let slot = account.0.checked_sub(1).and_then(|slot| usize::try_from(slot).ok())?;
-        self.account_banks.get(slot).copied().filter(|&bank| bank != NO_BANK)
-    }
-
-    /// Accounts open in number order (recovery and the registry check
-    /// it), so this nearly always appends.
-    fn set_account_bank(&mut self, account: AccountId, bank: BankIndex) {
-        assert!(
-            (1..=limits::ACCOUNTS_MAX).contains(&account.0),
-            "an approval names account {account}, outside 1..={}",
-            limits::ACCOUNTS_MAX
-        );
-        let slot = (account.0 - 1) as usize;
-        if slot >= self.account_banks.len() {
-            self.account_banks.resize(slot + 1, NO_BANK);
-        }
-        self.account_banks[slot] = bank;
+        Some(self.account_banks.get(account)).filter(|&bank| bank != NO_BANK)
     }
 
     fn suspense_bank(&self, suspense_number: u64) -> BankIndex {
@@ -177,7 +172,7 @@ impl BankDays {
                 if let (Some(account), Some(bank)) =
                     (decision.account_id, self.application_banks.remove(&decision.application_id))
                 {
-                    self.set_account_bank(account, bank);
+                    *self.account_banks.get_mut(account) = bank;
                 }
             }
             Record::ApplicationRejected(decision) => {
