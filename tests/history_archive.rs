@@ -186,9 +186,22 @@ fn old_history_is_read_from_the_archive_before_and_after_kill_9() {
 
     let before = everything(&server, &[&a, &b, &c], &done, &hold, &order, &withdrawal);
     // Retries of archived ids: the original answer; other fields: 409.
+    let block_reads = || {
+        let metrics = server.request("GET", "/metrics", &[], None).text;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("fundledger_index_block_reads_total ")?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no fundledger_index_block_reads_total in /metrics:\n{metrics}"))
+    };
+    let reads_before = block_reads();
     for d in &done {
         assert_eq!(server.transfer(&d.body), (201, d.answer.clone()), "retry of {}", d.body);
     }
+    // Each id the archive holds was found in a lookup run's block.
+    let archived_ids = done.iter().filter(|d| d.answer["lsn"].as_f64().is_some_and(|lsn| lsn <= archived)).count();
+    assert!(archived_ids >= done.len() - 4, "{archived_ids} of {} ids archived", done.len());
+    let reads = block_reads() - reads_before;
+    assert!(reads >= archived_ids as f64, "{reads} blocks read for {archived_ids} retries of archived ids");
     let mut changed = done[1].body.clone();
     changed["amount"] = json!("3.02");
     let (status, body) = server.transfer(&changed);

@@ -19,8 +19,7 @@
 
 use crate::format::{fmix64, prefix_hash};
 use crate::limits::{
-    BLOOM_BITS_PER_PREFIX, BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_FOLD_GRAIN_LINES, BLOOM_FOLD_MAX, BLOOM_HASHES,
-    BLOOM_LINE_BYTES,
+    BLOOM_BYTES_MAX, BLOOM_BYTES_MIN, BLOOM_FOLD_GRAIN_LINES, BLOOM_FOLD_MAX, BLOOM_HASHES, BLOOM_LINE_BYTES,
 };
 
 #[derive(Debug, Clone)]
@@ -30,14 +29,16 @@ pub struct Bloom {
 }
 
 impl Bloom {
-    /// A filter for about `prefixes_expected` distinct prefixes, clamped to
-    /// [`BLOOM_BYTES_MIN`] ..= [`BLOOM_BYTES_MAX`]. A large one gets a line
-    /// count that is a multiple of [`BLOOM_FOLD_GRAIN_LINES`], so that it
-    /// can be folded by every factor up to [`BLOOM_FOLD_MAX`] and still by 4
-    /// after that (at most 6% more lines than asked for); a smaller one a
-    /// multiple of [`BLOOM_FOLD_MAX`] lines (folds by 2, 4 and 8).
-    pub fn sized_for(prefixes_expected: u64) -> Self {
-        let lines = prefixes_expected.saturating_mul(BLOOM_BITS_PER_PREFIX).div_ceil(LINE_BITS);
+    /// A filter for about `prefixes_expected` distinct prefixes at
+    /// `bits_per_prefix` bits each ([`crate::RunSpec::bits_per_prefix`]),
+    /// clamped to [`BLOOM_BYTES_MIN`] ..= [`BLOOM_BYTES_MAX`]. A large one
+    /// gets a line count that is a multiple of [`BLOOM_FOLD_GRAIN_LINES`],
+    /// so that it can be folded by every factor up to [`BLOOM_FOLD_MAX`] and
+    /// still by 4 after that (at most 6% more lines than asked for); a
+    /// smaller one a multiple of [`BLOOM_FOLD_MAX`] lines (folds by 2, 4
+    /// and 8).
+    pub fn sized_for(prefixes_expected: u64, bits_per_prefix: u64) -> Self {
+        let lines = prefixes_expected.saturating_mul(bits_per_prefix).div_ceil(LINE_BITS);
         let grain = if lines >= 16 * BLOOM_FOLD_GRAIN_LINES { BLOOM_FOLD_GRAIN_LINES } else { BLOOM_FOLD_MAX };
         let lines = lines.div_ceil(grain).saturating_mul(grain);
         let bytes = lines.saturating_mul(BLOOM_LINE_BYTES).clamp(BLOOM_BYTES_MIN, BLOOM_BYTES_MAX);
@@ -68,11 +69,11 @@ impl Bloom {
     }
 
     /// Folds by the largest factor up to [`BLOOM_FOLD_MAX`] that divides
-    /// the line count and leaves at least [`BLOOM_BITS_PER_PREFIX`] bits per
-    /// prefix for `prefixes` distinct prefixes (and at least one line).
-    pub fn fold_to_fit(&mut self, prefixes: u64) {
+    /// the line count and leaves at least `bits_per_prefix` bits per prefix
+    /// for `prefixes` distinct prefixes (and at least one line).
+    pub fn fold_to_fit(&mut self, prefixes: u64, bits_per_prefix: u64) {
         let lines = self.lines();
-        let needed = prefixes.saturating_mul(BLOOM_BITS_PER_PREFIX).div_ceil(LINE_BITS).max(1);
+        let needed = prefixes.saturating_mul(bits_per_prefix).div_ceil(LINE_BITS).max(1);
         let factor = (2..=BLOOM_FOLD_MAX).rev().find(|&factor| lines % factor == 0 && lines / factor >= needed);
         if let Some(factor) = factor {
             *self = self.fold(factor);
@@ -173,7 +174,7 @@ mod tests {
 
     #[test]
     fn inserted_prefixes_are_found_and_absent_ones_mostly_not() {
-        let mut bloom = Bloom::sized_for(10_000);
+        let mut bloom = Bloom::sized_for(10_000, 10);
         for id in 0u64..10_000 {
             bloom.insert(&id.to_be_bytes());
         }
@@ -184,8 +185,24 @@ mod tests {
     }
 
     #[test]
+    fn sixteen_bits_a_prefix_make_a_tenth_of_the_false_positives_of_ten() {
+        let false_positives = |bits| {
+            let mut bloom = Bloom::sized_for(10_000, bits);
+            for id in 0u64..10_000 {
+                bloom.insert(&id.to_be_bytes());
+            }
+            assert!((0u64..10_000).all(|id| bloom.may_contain(&id.to_be_bytes())));
+            (10_000u64..1_010_000).filter(|id| bloom.may_contain(&id.to_be_bytes())).count()
+        };
+        let (ten, sixteen) = (false_positives(10), false_positives(16));
+        // 0.96% and 0.10% expected (lines of 512 bits, 7 probes).
+        assert!((6_000..14_000).contains(&ten), "{ten} false positives in 1,000,000 at 10 bits");
+        assert!(sixteen < 2_000, "{sixteen} false positives in 1,000,000 at 16 bits");
+    }
+
+    #[test]
     fn a_prefix_hashed_once_gets_the_same_answer() {
-        let mut bloom = Bloom::sized_for(1_000);
+        let mut bloom = Bloom::sized_for(1_000, 10);
         for id in (0u64..2_000).step_by(2) {
             bloom.insert(&id.to_be_bytes());
         }
@@ -198,7 +215,7 @@ mod tests {
     #[test]
     fn a_large_filter_has_a_line_count_every_fold_divides() {
         for prefixes in [3_000_000u64, 3_150_401, 9_999_999] {
-            let lines = Bloom::sized_for(prefixes).lines();
+            let lines = Bloom::sized_for(prefixes, 10).lines();
             assert!(lines * 512 >= prefixes * 10 && lines * 512 < prefixes * 10 * 107 / 100);
             assert!((1..=8).all(|factor| lines % factor == 0 && (lines / factor) % 4 == 0), "{lines}");
         }
@@ -206,17 +223,17 @@ mod tests {
 
     #[test]
     fn a_filter_sized_for_twice_its_prefixes_folds_by_two_and_keeps_them() {
-        let mut bloom = Bloom::sized_for(2 * 300_000);
+        let mut bloom = Bloom::sized_for(2 * 300_000, 10);
         for id in 0u64..300_000 {
             bloom.insert(&id.to_be_bytes());
         }
         let lines = bloom.lines();
-        bloom.fold_to_fit(300_000);
+        bloom.fold_to_fit(300_000, 10);
         assert_eq!(bloom.lines(), lines / 2);
         assert!((0u64..300_000).all(|id| bloom.may_contain(&id.to_be_bytes())));
         // Folding further would leave fewer than 10 bits per prefix.
         let before = bloom.lines();
-        bloom.fold_to_fit(300_000);
+        bloom.fold_to_fit(300_000, 10);
         assert_eq!(bloom.lines(), before);
     }
 

@@ -46,6 +46,6 @@ pub mod writer;
 pub use error::IndexError;
 pub use format::compare_keys;
 pub use merge::{merge, merge_as};
-pub use run::{filter_disk_reads, Direction, Entry, FilterResidence, Run, RunRange};
+pub use run::{filter_disk_reads, range_block_reads, Direction, Entry, FilterResidence, Run, RunRange};
 pub use run_set::{run_file_name, LsnRange, Member, MergeJob, RunSet, SetRange, Snapshot};
 pub use writer::{sort_keys, RunSpec, RunWriter};

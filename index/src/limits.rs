@@ -30,8 +30,13 @@ pub const INDEX_BYTES_MAX: u64 = 256 << 20;
 /// a wrong answer).
 pub const BLOOM_BYTES_MAX: u64 = 128 << 20; // a multiple of BLOOM_LINE_BYTES
 /// Bloom bits per distinct prefix the writer was told to expect: with
-/// [`BLOOM_HASHES`] probes, about 1% false positives.
+/// [`BLOOM_HASHES`] probes, about 1% false positives (0.96% for lines of
+/// 512 bits).
 pub const BLOOM_BITS_PER_PREFIX: u64 = 10;
+/// Most bits per prefix a set may ask for its small runs
+/// (`RunSpec::with_small_run_bits`): 16 give 0.10% false positives with 7
+/// probes, 24 would give 0.01%.
+pub const BLOOM_BITS_PER_PREFIX_MAX: u64 = 24;
 /// Probes per Bloom lookup (ln 2 × 10 bits ≈ 7).
 pub const BLOOM_HASHES: u32 = 7;
 /// Largest probe count the format allows: each probe takes 9 bits of one
@@ -60,7 +65,10 @@ pub const BLOOM_FOLD_GRAIN_LINES: u64 = 3360;
 /// idea (Dayan et al., SIGMOD 2017) in its simplest form: the largest runs
 /// of a size-tiered set hold most prefixes and get the fewest bits in
 /// memory, while the lines on disk keep every run's false-positive rate
-/// at about 1%.
+/// at about 1%. The other half of it: a set may give the runs whose filter
+/// stays whole in memory more bits per prefix
+/// (`RunSpec::with_small_run_bits`), which costs little memory (they are
+/// the small runs) and makes their false positives rarer.
 pub const BLOOM_WHOLE_BYTES_MAX: u64 = 4 << 20;
 /// Above this, a run keeps its filter's fold by 4 (see
 /// [`BLOOM_WHOLE_BYTES_MAX`]).
@@ -82,6 +90,7 @@ const _: () = assert!(BLOOM_LINE_BYTES * 8 == 512 && BLOOM_BYTES_MAX % BLOOM_LIN
 // Every fold up to the maximum divides the grain and leaves a multiple of 4.
 const _: () = assert!(BLOOM_FOLD_GRAIN_LINES % (840 * 4) == 0 && BLOOM_FOLD_MAX <= 8);
 const _: () = assert!(BLOOM_WHOLE_BYTES_MAX < BLOOM_HALF_BYTES_MAX);
+const _: () = assert!(BLOOM_BITS_PER_PREFIX <= BLOOM_BITS_PER_PREFIX_MAX);
 const _: () = assert!(MERGE_ANY_ABOVE_RUNS < RUN_SET_RUNS_MAX);
 // The default block holds at least one entry of any allowed shape.
 const _: () = assert!(BLOCK_BYTES_TARGET <= BLOCK_BYTES_MAX && KEY_BYTES_MAX + VALUE_BYTES_MAX <= BLOCK_BYTES_MAX);

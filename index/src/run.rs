@@ -51,6 +51,17 @@ pub fn filter_disk_reads() -> (u64, u64) {
     (DISK_READS.load(Relaxed), DISK_MISMATCHES.load(Relaxed))
 }
 
+/// Blocks read by lookups and ranges (not merges) of every run of the
+/// process ([`range_block_reads`]).
+static RANGE_BLOCK_READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Blocks read from disk by lookups and ranges of all runs of this process
+/// so far: for a set looked up mostly for absent prefixes, each is a
+/// filter's false positive (or a prefix that is there).
+pub fn range_block_reads() -> u64 {
+    RANGE_BLOCK_READS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The largest fold a run keeps in memory instead of its whole filter.
 const FOLD_FACTOR_MAX: u64 = 4;
 
@@ -255,12 +266,12 @@ impl Run {
         &self.path
     }
 
+    /// Its shape and block size, as its header says (the bits per prefix
+    /// its writer chose are not recorded: the default).
     pub fn spec(&self) -> RunSpec {
         RunSpec {
-            key_bytes: self.fields.key_bytes,
-            value_bytes: self.fields.value_bytes,
-            prefix_bytes: self.fields.prefix_bytes,
             entries_per_block: self.fields.entries_per_block,
+            ..RunSpec::new(self.fields.key_bytes, self.fields.value_bytes, self.fields.prefix_bytes)
         }
     }
 
@@ -561,6 +572,7 @@ impl<'a> RunRange<'a> {
     }
 
     fn load_block(&mut self) -> Result<(), IndexError> {
+        RANGE_BLOCK_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let block = self.run.read_block(self.next_block)?;
         self.position = match (self.direction, self.started) {
             (Direction::Forward, false) => block.count_below(&self.lo, false),

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use crate::bloom::Bloom;
 use crate::error::{hex, IndexError};
 use crate::format::{compare_keys, Footer, HeaderFields};
-use crate::limits::{BLOCK_BYTES_MAX, BLOCK_BYTES_TARGET, BLOOM_HASHES, ENTRIES_MAX, WRITEBACK_BYTES};
+use crate::limits::{
+    BLOCK_BYTES_MAX, BLOCK_BYTES_TARGET, BLOOM_BITS_PER_PREFIX, BLOOM_BITS_PER_PREFIX_MAX, BLOOM_HASHES,
+    BLOOM_WHOLE_BYTES_MAX, ENTRIES_MAX, WRITEBACK_BYTES,
+};
 use crate::run::Run;
 
 /// The shape of a run's entries.
@@ -27,12 +30,36 @@ pub struct RunSpec {
     /// Entries per block; [`RunSpec::new`] picks about [`BLOCK_BYTES_TARGET`]
     /// bytes' worth. Smaller blocks (tests) are fine within the bounds.
     pub entries_per_block: usize,
+    /// Bloom bits per prefix for a run whose filter stays whole in memory
+    /// ([`RunSpec::with_small_run_bits`]); not part of the format (a
+    /// reader needs only the filter's lines and probes).
+    pub small_run_bits: u64,
 }
 
 impl RunSpec {
     pub fn new(key_bytes: usize, value_bytes: usize, prefix_bytes: usize) -> Self {
         let entries_per_block = (BLOCK_BYTES_TARGET / (key_bytes + value_bytes).max(1)).max(1);
-        RunSpec { key_bytes, value_bytes, prefix_bytes, entries_per_block }
+        RunSpec { key_bytes, value_bytes, prefix_bytes, entries_per_block, small_run_bits: BLOOM_BITS_PER_PREFIX }
+    }
+
+    /// The same shape, whose runs give their filter `bits` bits per prefix
+    /// (at most [`BLOOM_BITS_PER_PREFIX_MAX`]) as long as it stays whole in
+    /// memory ([`BLOOM_WHOLE_BYTES_MAX`]), and [`BLOOM_BITS_PER_PREFIX`]
+    /// beyond. For a set looked up mostly for absent prefixes (new client
+    /// ids): each false positive reads a block from disk, and the small
+    /// runs, most of a size-tiered set's runs, are where more bits cost
+    /// least memory (Monkey, Dayan et al., SIGMOD 2017).
+    pub fn with_small_run_bits(self, bits: u64) -> Self {
+        RunSpec { small_run_bits: bits.clamp(BLOOM_BITS_PER_PREFIX, BLOOM_BITS_PER_PREFIX_MAX), ..self }
+    }
+
+    /// Bloom bits per prefix for a run of `prefixes` distinct prefixes.
+    pub fn bits_per_prefix(&self, prefixes: u64) -> u64 {
+        if prefixes.saturating_mul(self.small_run_bits) <= BLOOM_WHOLE_BYTES_MAX * 8 {
+            self.small_run_bits
+        } else {
+            BLOOM_BITS_PER_PREFIX
+        }
     }
 
     /// The same shape with blocks of about `bytes` (at most
@@ -119,7 +146,11 @@ impl RunWriter {
         let header_bytes = spec.fields(0, 0, 0).header_bytes();
         let placeholder = vec![0u8; header_bytes];
         file.write_all(&placeholder).map_err(|error| IndexError::io(&temporary, error))?;
-        let bloom = if spec.prefix_bytes == 0 { Bloom::empty() } else { Bloom::sized_for(prefixes_expected) };
+        let bloom = if spec.prefix_bytes == 0 {
+            Bloom::empty()
+        } else {
+            Bloom::sized_for(prefixes_expected, spec.bits_per_prefix(prefixes_expected))
+        };
         Ok(RunWriter {
             path: path.to_path_buf(),
             temporary,
@@ -232,7 +263,7 @@ impl RunWriter {
             self.bloom = Bloom::empty();
         } else if self.spec.prefix_bytes > 0 {
             // Sized for what the caller expected; a merge's inputs may share prefixes.
-            self.bloom.fold_to_fit(self.prefix_count);
+            self.bloom.fold_to_fit(self.prefix_count, self.spec.bits_per_prefix(self.prefix_count));
         }
         let max_key = if self.entry_count == 0 { vec![0; self.spec.key_bytes] } else { self.previous_key.clone() };
         let fields = self.spec.fields(self.entry_count, self.prefix_count, self.watermark);

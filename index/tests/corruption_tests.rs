@@ -13,14 +13,14 @@ use proptest::prelude::*;
 /// A run of several blocks with a Bloom filter: K = 4, V = 3, P = 2, three
 /// entries per block, ten entries (four blocks, the last one short).
 fn small_run(path: &Path) -> (Model, Vec<u8>) {
-    let spec = RunSpec { key_bytes: 4, value_bytes: 3, prefix_bytes: 2, entries_per_block: 3 };
+    let spec = RunSpec { entries_per_block: 3, ..RunSpec::new(4, 3, 2) };
     let model: Model = (0u8..10).map(|n| (vec![n / 4, n, 0, n], vec![n, n ^ 0x5a, 7])).collect();
     written(path, spec, model)
 }
 
 /// No Bloom filter and no values: K = 4, V = 0, P = 0, two blocks.
 fn keys_only_run(path: &Path) -> (Model, Vec<u8>) {
-    let spec = RunSpec { key_bytes: 4, value_bytes: 0, prefix_bytes: 0, entries_per_block: 4 };
+    let spec = RunSpec { entries_per_block: 4, ..RunSpec::new(4, 0, 0) };
     let model: Model = (0u8..7).map(|n| (vec![0, n, n, 1], Vec::new())).collect();
     written(path, spec, model)
 }

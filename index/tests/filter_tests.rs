@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use fundledger_index::{merge, FilterResidence, Run, RunSpec, RunWriter};
+use fundledger_index::{merge, merge_as, Direction, FilterResidence, Run, RunSpec, RunWriter};
 
 const PREFIXES: u64 = 100_000;
 
@@ -21,9 +21,13 @@ fn key(prefix: u64, suffix: u64) -> [u8; 16] {
 
 /// A run of one key per prefix `0 .. PREFIXES`, each with `suffix`.
 fn write_run(path: &std::path::Path, suffix: u64) -> Run {
+    write_run_as(path, suffix, spec())
+}
+
+fn write_run_as(path: &std::path::Path, suffix: u64, spec: RunSpec) -> Run {
     let mut keys: Vec<[u8; 16]> = (0..PREFIXES).map(|prefix| key(prefix, suffix)).collect();
     keys.sort_unstable();
-    let mut writer = RunWriter::create(path, spec(), suffix, PREFIXES).unwrap();
+    let mut writer = RunWriter::create(path, spec, suffix, PREFIXES).unwrap();
     for key in &keys {
         writer.push(key, &[]).unwrap();
     }
@@ -84,11 +88,8 @@ fn a_run_with_a_large_filter_keeps_its_fold_and_checks_the_lines_on_disk() {
     assert!((50_000..250_000).contains(&absent_reads), "{absent_reads} disk reads for 1,000,000 absent prefixes");
     assert_eq!(mismatches, 0);
 
-    let entries: Vec<_> = halved
-        .get_prefix(&key(77, 0)[..8], fundledger_index::Direction::Forward)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let entries: Vec<_> =
+        halved.get_prefix(&key(77, 0)[..8], Direction::Forward).unwrap().collect::<Result<_, _>>().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].key, key(77, 1));
 }
@@ -135,4 +136,49 @@ fn a_filter_changed_on_disk_after_open_answers_maybe_never_no() {
     // The process-wide counters (for /metrics) saw them too.
     let (all_reads, all_mismatches) = fundledger_index::filter_disk_reads();
     assert!(all_reads >= PREFIXES && all_mismatches >= PREFIXES, "{all_reads} reads, {all_mismatches} mismatches");
+}
+
+#[test]
+fn small_runs_of_a_set_that_asks_for_more_bits_read_a_tenth_as_many_blocks_for_absent_prefixes() {
+    let directory = tempfile::tempdir().unwrap();
+    let sixteen = spec().with_small_run_bits(16);
+    let plain = write_run(&directory.path().join("plain.run"), 1);
+    let more = write_run_as(&directory.path().join("more.run"), 1, sixteen);
+    assert!((0..PREFIXES).all(|prefix| holds(&more, prefix)), "no held prefix is ever missed");
+    let absent = PREFIXES..PREFIXES * 11;
+    let plain_positives = absent.clone().filter(|&prefix| holds(&plain, prefix)).count();
+    let more_positives = absent.clone().filter(|&prefix| holds(&more, prefix)).count();
+    // 10 bits and 7 probes: 0.96% expected; 16 bits: 0.10%.
+    assert!((5_000..15_000).contains(&plain_positives), "{plain_positives} false positives in 1,000,000 at 10 bits");
+    assert!(more_positives < 2_000, "{more_positives} false positives in 1,000,000 at 16 bits");
+    assert!(
+        more.memory_bytes() > plain.memory_bytes() + PREFIXES as usize * 5 / 8,
+        "about 6 bits a prefix more in memory"
+    );
+
+    // Each false positive is a block read; a lookup of a held prefix reads one too.
+    let before = fundledger_index::range_block_reads();
+    let found = more.get_prefix(&key(77, 0)[..8], Direction::Forward).unwrap().count();
+    assert_eq!(found, 1);
+    assert!(fundledger_index::range_block_reads() > before, "the lookup's block read is counted");
+
+    // A merge by the set's spec keeps the bits; by the runs' own (their
+    // files do not record it) it gets the default.
+    let other = write_run_as(&directory.path().join("other.run"), 2, sixteen);
+    let merged = merge_as(&[&more, &other], sixteen, &directory.path().join("m16.run"), 2).unwrap();
+    let merged_positives = absent.clone().filter(|&prefix| holds(&merged, prefix)).count();
+    assert!(merged_positives < 2_000, "{merged_positives} false positives in 1,000,000 after a merge at 16 bits");
+    let merged_plain = merge(&[&more, &other], &directory.path().join("m10.run"), 2).unwrap();
+    assert!(merged_plain.memory_bytes() < merged.memory_bytes());
+}
+
+#[test]
+fn a_run_too_large_to_keep_its_filter_whole_at_the_small_runs_bits_gets_the_default() {
+    let sixteen = spec().with_small_run_bits(16);
+    // 4 MiB of filter at 16 bits a prefix: 2,097,152 prefixes.
+    assert_eq!(sixteen.bits_per_prefix(2_097_152), 16);
+    assert_eq!(sixteen.bits_per_prefix(2_097_153), 10);
+    assert_eq!(spec().bits_per_prefix(1_000), 10, "the default for a set that asks for nothing");
+    assert_eq!(spec().with_small_run_bits(64).bits_per_prefix(1_000), 24, "clamped to the most the limits allow");
+    assert_eq!(spec().with_small_run_bits(2).bits_per_prefix(1_000), 10, "never fewer than the default");
 }

@@ -38,7 +38,7 @@ fn case() -> impl Strategy<Value = Case> {
         let parts = prop::collection::vec(0usize..8, 1..16);
         (0..=key_bytes, entries, prefixes, ranges, parts, 1usize..=4).prop_map(
             move |(prefix_bytes, model, prefixes, ranges, parts, run_count)| Case {
-                spec: RunSpec { key_bytes, value_bytes, prefix_bytes, entries_per_block },
+                spec: RunSpec { entries_per_block, ..RunSpec::new(key_bytes, value_bytes, prefix_bytes) },
                 model,
                 prefixes,
                 ranges,

@@ -502,8 +502,16 @@ fn journal_spec() -> RunSpec {
     RunSpec::new(JOURNAL_KEY_BYTES, JOURNAL_VALUE_BYTES, 8).with_block_bytes(JOURNAL_BLOCK_BYTES)
 }
 
+/// Bloom bits per prefix of the lookup runs small enough to keep their
+/// filter whole in memory: 0.1% false positives instead of 1% (each one a
+/// block read for a new client id), for 0.75 bytes more per key in the
+/// small runs only (docs/PERFORMANCE.md).
+const LOOKUP_SMALL_RUN_BITS: u64 = 16;
+
 fn lookup_spec() -> RunSpec {
-    RunSpec::new(LOOKUP_KEY_BYTES, 0, LOOKUP_PREFIX_BYTES).with_block_bytes(LOOKUP_BLOCK_BYTES)
+    RunSpec::new(LOOKUP_KEY_BYTES, 0, LOOKUP_PREFIX_BYTES)
+        .with_block_bytes(LOOKUP_BLOCK_BYTES)
+        .with_small_run_bits(LOOKUP_SMALL_RUN_BITS)
 }
 
 /// No filter (prefix 0): min and max keys rule runs out (module doc).

@@ -80,5 +80,9 @@ async fn metrics(State(handle): State<MetricsHandle>) -> Response {
     let (filter_reads, filter_mismatches) = fundledger_index::filter_disk_reads();
     metrics::counter!("fundledger_index_filter_disk_reads_total").absolute(filter_reads);
     metrics::counter!("fundledger_index_filter_disk_mismatches_total").absolute(filter_mismatches);
+    // Blocks the same indexes read to answer lookups and pages (merges not
+    // counted): for new client ids and bank references, filters' false
+    // positives.
+    metrics::counter!("fundledger_index_block_reads_total").absolute(fundledger_index::range_block_reads());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.prometheus.render()).into_response()
 }

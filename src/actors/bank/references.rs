@@ -43,6 +43,10 @@ const PREFIX_BYTES: usize = 8;
 const BLOCK_BYTES: usize = 16 * 1024;
 /// Runs of one size tier merged at once (as the history archive does).
 const MERGE_FANOUT: usize = 4;
+/// Bloom bits per prefix of the runs small enough to keep their filter
+/// whole in memory: nearly every reference looked up is new, and each
+/// false positive reads a block (as the history archive's lookup table).
+const SMALL_RUN_BITS: u64 = 16;
 
 fn hash(reference: &str) -> u64 {
     fundledger_index::format::prefix_hash(reference.as_bytes())
@@ -101,7 +105,8 @@ impl References {
 
     /// [`References::open`], holding at most `recent_max` answers in memory.
     pub fn open_with(dir: &Path, books_bytes: u64, recent_max: usize) -> Result<Self, String> {
-        let spec = RunSpec::new(KEY_BYTES, 0, PREFIX_BYTES).with_block_bytes(BLOCK_BYTES);
+        let spec =
+            RunSpec::new(KEY_BYTES, 0, PREFIX_BYTES).with_block_bytes(BLOCK_BYTES).with_small_run_bits(SMALL_RUN_BITS);
         let afresh = |why: String| -> Result<RunSet, String> {
             // The index is derived from the books: the caller reads every
             // line again and the runs are written anew.
