@@ -264,7 +264,7 @@ impl IdIndex {
                 let kept = slots.len();
                 slots.shrink_to(kept * 2, |(key, _)| self.hash(key).0);
             }
-            forgotten.clear();
+            drop_prefetched(&mut forgotten);
         }
     }
 
@@ -378,6 +378,67 @@ impl Shard {
     }
 }
 
+/// Drops the forgotten entries, loading the allocations each one shares
+/// ([`DROP_PREFETCH_AHEAD`] entries ahead) before its turn comes. They were
+/// made seconds ago on other threads and are cold by now: dropped one
+/// after another, every id's key and record cost a cache miss each, which
+/// the archive writer's thread waited for in turn (docs/PERFORMANCE.md).
+fn drop_prefetched(entries: &mut Vec<(Arc<str>, Slot)>) {
+    let mut drain = entries.drain(..);
+    loop {
+        if let Some(ahead) = drain.as_slice().get(DROP_PREFETCH_AHEAD) {
+            prefetch_entry(ahead);
+        }
+        // Halfway there, its record's lines have come in: the id's bytes,
+        // which the record's drop frees (a free writes into the block).
+        if let Some((_, Slot::Done(Committed::Movement { movement, .. }))) =
+            drain.as_slice().get(DROP_PREFETCH_AHEAD / 2)
+        {
+            prefetch(movement.id.as_ptr());
+        }
+        let Some(entry) = drain.next() else { break };
+        drop(entry);
+    }
+}
+
+/// How many entries ahead [`drop_prefetched`] loads: enough misses in
+/// flight to cover a memory access, few enough to stay in L1.
+const DROP_PREFETCH_AHEAD: usize = 8;
+
+/// The key's reference counts, and the counts and fields of the record an
+/// entry shares (its `drop` reads them all when it is the last owner).
+fn prefetch_entry((key, slot): &(Arc<str>, Slot)) {
+    // An `Arc`'s counts sit just before its data (two words).
+    prefetch(Arc::as_ptr(key).cast::<u8>().wrapping_sub(16));
+    let Slot::Done(committed) = slot else { return };
+    let record = match committed {
+        Committed::Movement { movement, .. } => Arc::as_ptr(movement).cast::<u8>(),
+        Committed::Deposit { deposit, .. } => Arc::as_ptr(deposit).cast::<u8>(),
+        Committed::Suspense { entry, .. } => Arc::as_ptr(entry).cast::<u8>(),
+        Committed::Withdrawal { withdrawal, .. } => Arc::as_ptr(withdrawal).cast::<u8>(),
+        Committed::Adjustment { adjustment, .. } => Arc::as_ptr(adjustment).cast::<u8>(),
+        Committed::SuspenseReturn { suspense_return, .. } => Arc::as_ptr(suspense_return).cast::<u8>(),
+        Committed::Unavailable { .. } | Committed::Forgotten { .. } => return,
+    };
+    for offset in [0, 64, 128] {
+        prefetch(record.wrapping_sub(16).wrapping_add(offset));
+    }
+}
+
+/// A hint to load the cache line at `at` (never faults, even for an
+/// address that is not mapped; a no-op off x86-64).
+#[inline(always)]
+fn prefetch(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it reads nothing the program
+    // sees and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 /// The right to commit one client id. Finalize with [`Claim::commit`];
 /// dropping it releases the id.
 pub struct Claim {
@@ -427,6 +488,29 @@ mod tests {
         assert_eq!(index.claim("a").await.err().map(|c| c.lsn()), Some(7));
         assert_eq!(index.get("a").await.map(|c| c.lsn()), Some(7));
         assert!(index.get("b").await.is_none());
+    }
+
+    /// Every entry is dropped, the last ones (with nothing left to load
+    /// ahead) and in-flight ones included.
+    #[test]
+    fn a_prefetched_drop_lets_go_of_every_entry() {
+        let movements: Vec<Arc<Movement>> = (0..20).map(|n| movement(&format!("m{n}"))).collect();
+        let keys: Vec<Arc<str>> = (0..21).map(|n| Arc::from(format!("k{n}"))).collect();
+        let mut entries: Vec<(Arc<str>, Slot)> = movements
+            .iter()
+            .zip(&keys)
+            .enumerate()
+            .map(|(lsn, (movement, key))| {
+                let committed = Committed::Movement { lsn: lsn as u64 + 1, movement: Arc::clone(movement) };
+                (Arc::clone(key), Slot::Done(committed))
+            })
+            .collect();
+        entries.push((Arc::clone(&keys[20]), Slot::InFlight { waited: false }));
+        assert!(movements.iter().all(|movement| Arc::strong_count(movement) == 2));
+        drop_prefetched(&mut entries);
+        assert!(entries.is_empty());
+        assert!(movements.iter().all(|movement| Arc::strong_count(movement) == 1), "a record is still held");
+        assert!(keys.iter().all(|key| Arc::strong_count(key) == 1), "a key is still held");
     }
 
     #[tokio::test]
