@@ -279,12 +279,18 @@ pub(super) struct Owner<'a> {
 pub(super) struct Applied {
     committed: Vec<ItemOutcome>,
     /// (payee, lsn, movement) in lsn order; grouped by payee in `finish`.
-    credits: Vec<(AccountId, u64, Arc<Movement>)>,
-    claims: Vec<Option<Claim>>,
+    credits: SmallVec<[(AccountId, u64, Arc<Movement>); GROUP_INLINE]>,
+    claims: SmallVec<[Option<Claim>; GROUP_INLINE]>,
     /// The append failed after the book changed: the book is ahead of the
     /// log, its owner must answer nothing from now on.
     pub log_failed: bool,
 }
+
+/// Items one message carries without an allocation of their own in the
+/// lists built while it is applied: a batch over many accounts gives each
+/// payer one or two items (8,190 over 10,000 accounts: 1.5 on average),
+/// and each list was an allocation per payer.
+const GROUP_INLINE: usize = 2;
 
 impl Owner<'_> {
     /// Judge each item in order, apply the payer's side, append one record
@@ -293,17 +299,17 @@ impl Owner<'_> {
         let count = message.items.len();
         let refused_all = |error: LogError| Applied {
             committed: (0..count).map(|_| Err(ItemError::Log(error))).collect(),
-            credits: Vec::new(),
-            claims: Vec::new(),
+            credits: SmallVec::new(),
+            claims: SmallVec::new(),
             log_failed: false,
         };
         if let Err(error) = self.log.admit() {
             return refused_all(error);
         }
         let now_ms = crate::clock::now_ms();
-        let mut outcomes: Vec<Result<Arc<Movement>, Refusal>> = Vec::with_capacity(count);
+        let mut outcomes: SmallVec<[Result<Arc<Movement>, Refusal>; GROUP_INLINE]> = SmallVec::with_capacity(count);
         let mut records = Vec::with_capacity(count);
-        let mut claims = Vec::with_capacity(count);
+        let mut claims = SmallVec::with_capacity(count);
         for item in message.items {
             let payee_active = match item.request.payee {
                 Some(payee) if item.request.kind.has_payee() => directory.status(payee) == Some(AccountStatus::Active),
@@ -332,7 +338,7 @@ impl Owner<'_> {
         }
         let mut applied = Applied {
             committed: Vec::with_capacity(count),
-            credits: Vec::with_capacity(count),
+            credits: SmallVec::with_capacity(count),
             claims,
             log_failed: false,
         };

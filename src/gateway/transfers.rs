@@ -236,13 +236,13 @@ impl Transfers {
         for (item, _) in wave.iter().zip(&claims).filter(|(_, claim)| claim.is_ok()) {
             *counts.entry(item.route).or_default() += 1;
         }
-        let mut messages: HashMap<AccountId, (Vec<usize>, Vec<TransferItem>)> = HashMap::with_capacity(counts.len());
+        let mut messages: HashMap<AccountId, (Indexes, Vec<TransferItem>)> = HashMap::with_capacity(counts.len());
         for (item, claim) in wave.into_iter().zip(claims) {
             match claim {
                 Ok(claim) => {
                     let (indexes, items) = messages.entry(item.route).or_insert_with(|| {
                         let count = counts.get(&item.route).copied().unwrap_or(1);
-                        (Vec::with_capacity(count), Vec::with_capacity(count))
+                        (Indexes::with_capacity(count), Vec::with_capacity(count))
                     });
                     indexes.push(item.index);
                     items.push(TransferItem { request: item.request, claim });
@@ -296,11 +296,15 @@ impl Transfers {
     }
 }
 
+/// Where one account message's items sit in the request: nearly always
+/// one or two (a batch over many accounts), kept without an allocation.
+type Indexes = smallvec::SmallVec<[usize; 2]>;
+
 /// One account message's answers, into the batch's outcomes (each item at
 /// its index in the request).
 fn record_answers(
     outcomes: &mut [Option<ApiResult<Committed>>],
-    indexes: Vec<usize>,
+    indexes: Indexes,
     answers: Result<Vec<ItemOutcome>, MailboxError>,
 ) {
     match answers {
