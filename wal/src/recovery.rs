@@ -23,7 +23,9 @@ use crate::config::{RecoveryPolicy, WalConfig};
 use crate::error::OpenError;
 use crate::format::SEGMENT_HEADER_BYTES;
 use crate::fs::WalFs;
-use crate::segment::{self, classify, list_segments, read_segment, segment_file_name, DirEntry, ScanEnd, SegmentFile};
+use crate::segment::{
+    self, classify, list_segments, read_segment, read_segment_from, segment_file_name, DirEntry, ScanEnd, SegmentFile,
+};
 use crate::sidecar;
 
 /// What recovery found and did.
@@ -71,6 +73,9 @@ pub struct DroppedBytes {
     pub file: PathBuf,
     /// Bytes from here to the end were dropped.
     pub offset: u64,
+    /// From `offset` to the file's last non-zero byte: zeros after it (a
+    /// live segment's preallocated room) are dropped too but not counted,
+    /// as in [`TailReport::bytes_dropped`].
     pub bytes: u64,
     /// The whole file was deleted (the cut fell inside its header, or it
     /// came after the cut).
@@ -425,17 +430,12 @@ impl Recovery<'_> {
         for index in damage.index..self.segments.len() {
             let segment = self.segments[index].clone();
             let offset = if index == damage.index { damage.offset } else { 0 };
-            let file_bytes = self.fs.len_bytes(&segment.path).map_err(io_error(&segment.path))?;
+            let bytes = self.written_bytes_from(&segment.path, offset)?;
             let removed = self.cut(&segment, offset)?;
             if index == damage.index {
                 self.tail = self.tail_after_cut(&segment, offset, removed);
             }
-            dropped.push(DroppedBytes {
-                file: segment.path,
-                offset,
-                bytes: file_bytes.saturating_sub(offset),
-                removed,
-            });
+            dropped.push(DroppedBytes { file: segment.path, offset, bytes, removed });
         }
         self.fs.sync_dir(self.dir).map_err(io_error(self.dir))?;
         let report = TruncationReport { file, offset: damage.offset, lsn: damage.lsn, reason: damage.reason, dropped };
@@ -443,6 +443,20 @@ impl Recovery<'_> {
         self.next_lsn = damage.lsn;
         self.truncation = Some(report);
         Ok(())
+    }
+
+    /// The bytes of `path` from `offset` to its last non-zero byte (what a
+    /// cut there drops of its records); the whole rest of the file when it
+    /// cannot be read (the report then counts zeros too).
+    fn written_bytes_from(&self, path: &Path, offset: u64) -> Result<u64, OpenError> {
+        let file_bytes = self.fs.len_bytes(path).map_err(io_error(path))?;
+        Ok(match read_segment_from(self.fs, path, offset) {
+            Ok(rest) => torn_bytes_end(&rest, 0),
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "cannot read a segment to count the bytes a cut drops");
+                file_bytes.saturating_sub(offset)
+            }
+        })
     }
 
     fn finish(self) -> Result<Recovered, OpenError> {

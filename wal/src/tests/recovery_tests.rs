@@ -464,3 +464,41 @@ fn zeros_after_the_frames_of_an_earlier_segment_are_cut_not_damage() {
         other => panic!("a hidden record must be damage: {:?}", other.map(|(_, report, _)| report)),
     }
 }
+
+/// `--truncate-corrupt-log` over a crashed log: the live tail it drops
+/// still has its preallocated zeros, and the report counts the bytes of
+/// records dropped, not the unused room.
+#[test]
+fn a_truncation_counts_the_dropped_records_bytes_not_the_tails_unused_room() {
+    let fs = SimFs::new();
+    let segment_bytes = 4096;
+    let cfg = sim_config(segment_bytes);
+    let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
+    append_durably(&wal, &payloads(200, 150));
+    let crashed = fs.durable_snapshot();
+    let segments = segment_paths(&crashed, &sim_dir());
+    assert!(segments.len() > 3, "{} segments", segments.len());
+    let tail = crashed.file_bytes(segments.last().expect("tail")).expect("tail");
+    assert_eq!(tail.len() as u64, segment_bytes, "the tail has its full length");
+    let tail_written = tail.iter().rposition(|&byte| byte != 0).expect("records in the tail") + 1;
+    assert!(tail_written < tail.len(), "room left after the records");
+    // Damage the second segment's first frame.
+    let damaged = &segments[1];
+    let mut bytes = crashed.file_bytes(damaged).expect("segment");
+    let first_frame = frame_offsets(&bytes)[0];
+    bytes[first_frame + FRAME_HEADER_BYTES] ^= 0xff;
+    crashed.set_file_bytes(damaged, bytes.clone());
+
+    let (_reopened, report, _) = open_sim(&crashed, &cfg, RecoveryPolicy::TruncateCorrupt).expect("operator truncates");
+    let truncation = report.dropped_by_truncation.expect("reported");
+    assert_eq!(truncation.dropped.len(), segments.len() - 1);
+    assert_eq!(truncation.dropped[0].bytes, (bytes.len() - first_frame) as u64, "the damaged segment's frames");
+    let last = truncation.dropped.last().expect("the tail");
+    assert_eq!(
+        (last.offset, last.bytes),
+        (0, tail_written as u64),
+        "the tail's records, not its {segment_bytes} bytes"
+    );
+    let whole: u64 = segments[1..].iter().map(|path| fs.file_bytes(path).expect("segment").len() as u64).sum();
+    assert!(truncation.bytes_dropped() < whole, "{} of {whole} bytes", truncation.bytes_dropped());
+}
