@@ -1,4 +1,6 @@
-//! Reading the WAL's counters out of `GET /metrics` (Prometheus text).
+//! Reading the server's counters out of `GET /metrics` (Prometheus text):
+//! the WAL's, the requests', the history indexes' block reads and the bank
+//! work waiting in the log.
 
 use crate::client::{Conn, Endpoint};
 use serde::Serialize;
@@ -14,6 +16,12 @@ pub const FSYNC_FAST_LE: &str = "0.002048";
 pub const REQUEST_SECONDS_COUNT: &str = "fundledger_http_request_seconds_count";
 pub const REQUEST_SECONDS_BUCKET: &str = "fundledger_http_request_seconds_bucket";
 pub const REQUEST_FAST_LE: &str = "0.002";
+/// Data blocks the on-disk indexes read for lookups (for new client ids
+/// and bank references: their filters' false positives).
+pub const INDEX_BLOCK_READS: &str = "fundledger_index_block_reads_total";
+/// Bank instructions waiting in the log for room in the outbox's queue
+/// (the bank is behind the ledger): a gauge.
+pub const BANK_DEFERRED: &str = "fundledger_bank_work_deferred";
 
 /// The server's WAL and request counters at one moment; `None` where the
 /// server does not export one.
@@ -28,6 +36,8 @@ pub struct ServerCounters {
     /// middleware to its response).
     pub requests: Option<f64>,
     pub fast_requests: Option<f64>,
+    pub index_block_reads: Option<f64>,
+    pub bank_deferred: Option<f64>,
 }
 
 /// The sum over every label set of one metric, or `None` if it is absent.
@@ -87,6 +97,8 @@ pub async fn read_server_counters(endpoint: &Endpoint) -> ServerCounters {
                 fast_fsyncs: bucket_sum(&text, FSYNC_LATENCY_BUCKET, FSYNC_FAST_LE),
                 requests: metric_sum(&text, REQUEST_SECONDS_COUNT),
                 fast_requests: bucket_sum(&text, REQUEST_SECONDS_BUCKET, REQUEST_FAST_LE),
+                index_block_reads: metric_sum(&text, INDEX_BLOCK_READS),
+                bank_deferred: metric_sum(&text, BANK_DEFERRED),
             }
         }
         _ => ServerCounters::default(),
@@ -106,6 +118,11 @@ pub struct WalReport {
     /// Requests that took the server more than 2 ms (by its own clock; the
     /// rest of a slow request's time was spent outside its handlers).
     pub slow_server_requests: Option<u64>,
+    /// Blocks the history indexes read for lookups during the interval.
+    pub index_block_reads: Option<u64>,
+    /// Bank instructions waiting in the log at its end (mirrored at the
+    /// bank after the run: the ledger never waits for the bank).
+    pub bank_deferred_at_end: Option<u64>,
 }
 
 pub fn wal_report(before: ServerCounters, after: ServerCounters, seconds: f64) -> WalReport {
@@ -125,6 +142,8 @@ pub fn wal_report(before: ServerCounters, after: ServerCounters, seconds: f64) -
             delta(before.requests, after.requests),
             delta(before.fast_requests, after.fast_requests),
         ),
+        index_block_reads: delta(before.index_block_reads, after.index_block_reads),
+        bank_deferred_at_end: after.bank_deferred.map(|deferred| deferred.round() as u64),
         fsyncs,
         records,
         fsyncs_per_s: fsyncs.filter(|_| seconds > 0.0).map(|f| f as f64 / seconds),
@@ -164,6 +183,8 @@ mod tests {
             fast_fsyncs: Some(9.0),
             requests: Some(100.0),
             fast_requests: Some(99.0),
+            index_block_reads: Some(1_000.0),
+            bank_deferred: Some(5.0),
         };
         let after = ServerCounters {
             fsyncs: Some(20.0),
@@ -171,6 +192,8 @@ mod tests {
             fast_fsyncs: Some(16.0),
             requests: Some(200.0),
             fast_requests: Some(195.0),
+            index_block_reads: Some(1_250.0),
+            bank_deferred: Some(70.0),
         };
         let report = wal_report(before, after, 2.0);
         assert_eq!(report.fsyncs, Some(10));
@@ -178,6 +201,12 @@ mod tests {
         assert_eq!(report.mean_group_size, Some(10.0));
         assert_eq!(report.slow_fsyncs, Some(3));
         assert_eq!(report.slow_server_requests, Some(4));
+        assert_eq!(report.index_block_reads, Some(250));
+        assert_eq!(report.bank_deferred_at_end, Some(70), "a gauge: its value at the end");
+        assert_eq!(
+            metric_sum("fundledger_bank_work_deferred_total 9\nfundledger_bank_work_deferred 3\n", BANK_DEFERRED),
+            Some(3.0)
+        );
         let missing = wal_report(ServerCounters::default(), after, 2.0);
         assert_eq!(missing.mean_group_size, None);
         assert_eq!(missing.slow_fsyncs, None);

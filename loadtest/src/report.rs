@@ -191,6 +191,12 @@ impl BenchReport {
         if let Some(slow) = self.wal.as_ref().and_then(|wal| wal.slow_server_requests) {
             println!("server: {slow} requests took it more than 2 ms (its own clock)");
         }
+        if let Some(reads) = self.wal.as_ref().and_then(|wal| wal.index_block_reads) {
+            println!("history: {reads} index blocks read by lookups");
+        }
+        if let Some(deferred) = self.wal.as_ref().and_then(|wal| wal.bank_deferred_at_end).filter(|&n| n > 0) {
+            println!("bank: {deferred} instructions still waiting in the log at the end (the bank is behind)");
+        }
         println!(
             "cpu during run: {} {:.1}s{}",
             if self.target == "echo" { "harness process (generator + echo server)" } else { "generator" },
