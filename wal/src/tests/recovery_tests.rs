@@ -383,15 +383,9 @@ fn invalid_config_is_refused() {
 /// every segment roll, cut a segment to its last frame.
 #[test]
 fn a_preallocated_tail_recovers_quietly_and_only_the_tail_keeps_its_zeros() {
-    let fs = SimFs::new();
     let segment_bytes = 4096;
     let cfg = sim_config(segment_bytes);
-    let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
-    let payloads = payloads(200, 150);
-    append_durably(&wal, &payloads);
-    let crashed = fs.durable_snapshot();
-    let segments = segment_paths(&crashed, &sim_dir());
-    assert!(segments.len() > 3, "{} segments", segments.len());
+    let (wal, crashed, payloads, segments) = crashed_with_a_preallocated_tail(&cfg);
     let (last, sealed) = segments.split_last().expect("segments");
     for path in sealed {
         let bytes = crashed.file_bytes(path).expect("segment");
@@ -465,19 +459,30 @@ fn zeros_after_the_frames_of_an_earlier_segment_are_cut_not_damage() {
     }
 }
 
+/// 200 records written durably over segments of `cfg`'s size, and what a
+/// crash right after the last fsync leaves (a copy of the files): every
+/// segment but the last cut to its last frame, the last one preallocated.
+/// The log that wrote them goes on running (for the caller to stop).
+fn crashed_with_a_preallocated_tail(cfg: &WalConfig) -> (Wal, SimFs, Vec<Vec<u8>>, Vec<std::path::PathBuf>) {
+    let fs = SimFs::new();
+    let (wal, _, _) = open_sim(&fs, cfg, RecoveryPolicy::default()).expect("open");
+    let payloads = payloads(200, 150);
+    append_durably(&wal, &payloads);
+    let crashed = fs.durable_snapshot();
+    let segments = segment_paths(&crashed, &sim_dir());
+    assert!(segments.len() > 3, "{} segments", segments.len());
+    (wal, crashed, payloads, segments)
+}
+
 /// `--truncate-corrupt-log` over a crashed log: the live tail it drops
 /// still has its preallocated zeros, and the report counts the bytes of
 /// records dropped, not the unused room.
 #[test]
 fn a_truncation_counts_the_dropped_records_bytes_not_the_tails_unused_room() {
-    let fs = SimFs::new();
     let segment_bytes = 4096;
     let cfg = sim_config(segment_bytes);
-    let (wal, _, _) = open_sim(&fs, &cfg, RecoveryPolicy::default()).expect("open");
-    append_durably(&wal, &payloads(200, 150));
-    let crashed = fs.durable_snapshot();
-    let segments = segment_paths(&crashed, &sim_dir());
-    assert!(segments.len() > 3, "{} segments", segments.len());
+    let (_wal, crashed, _, segments) = crashed_with_a_preallocated_tail(&cfg);
+    let whole: u64 = segments[1..].iter().map(|path| crashed.file_bytes(path).expect("segment").len() as u64).sum();
     let tail = crashed.file_bytes(segments.last().expect("tail")).expect("tail");
     assert_eq!(tail.len() as u64, segment_bytes, "the tail has its full length");
     let tail_written = tail.iter().rposition(|&byte| byte != 0).expect("records in the tail") + 1;
@@ -499,6 +504,5 @@ fn a_truncation_counts_the_dropped_records_bytes_not_the_tails_unused_room() {
         (0, tail_written as u64),
         "the tail's records, not its {segment_bytes} bytes"
     );
-    let whole: u64 = segments[1..].iter().map(|path| fs.file_bytes(path).expect("segment").len() as u64).sum();
     assert!(truncation.bytes_dropped() < whole, "{} of {whole} bytes", truncation.bytes_dropped());
 }
