@@ -31,6 +31,12 @@ impl<T: Copy> ByAccount<T> {
         Self { values: Vec::new(), absent }
     }
 
+    /// Slots for accounts `1..=len`, all absent (a list about to be
+    /// filled again as far as the last one went).
+    pub fn with_len(len: usize, absent: T) -> Self {
+        Self { values: vec![absent; len], absent }
+    }
+
     /// The absent value for a number without one (or no account at all).
     pub fn get(&self, account: AccountId) -> T {
         let slot = account.0.checked_sub(1).and_then(|slot| usize::try_from(slot).ok());
