@@ -58,5 +58,6 @@ pub mod gateway;
 pub mod http;
 pub mod json_out;
 pub mod limits;
+pub mod prefetch;
 pub mod recovery;
 pub mod threads;

@@ -256,7 +256,9 @@ impl AccountActor {
             tracing::error!(account = %self.id, "append failed after a change in memory; account stops answering");
             self.poisoned = true;
         }
-        applied.finish(&self.directory)
+        let (answers, credits_in_place) = applied.finish(&self.directory);
+        self.directory.count_applied_idle(credits_in_place);
+        answers
     }
 }
 
@@ -385,9 +387,12 @@ impl Applied {
     /// no slot lock held. Credits go out before the claims commit: whoever
     /// finds the id committed (an unfreeze of a pay_freeze hold, say)
     /// reaches the payee after the credit that opens the hold.
-    pub(super) fn finish(mut self, directory: &Arc<Directory>) -> Vec<ItemOutcome> {
+    /// Also how many credits were applied in place (for
+    /// [`Directory::applied_idle_count`]).
+    pub(super) fn finish(mut self, directory: &Arc<Directory>) -> (Vec<ItemOutcome>, u64) {
         // One credit per payee, its entries in lsn order (a stable sort).
         self.credits.sort_by_key(|(payee, ..)| *payee);
+        let mut in_place = 0;
         let mut credits = self.credits.into_iter().peekable();
         while let Some((payee, lsn, movement)) = credits.next() {
             let mut entries = CreditEntries::new();
@@ -396,14 +401,14 @@ impl Applied {
                 entries.push((lsn, movement));
             }
             let entry = directory.get(payee).expect("payees are checked to exist before they are judged");
-            directory.do_send(entry, Credit { entries });
+            in_place += u64::from(directory.deliver(entry, Credit { entries }));
         }
         for (claim, outcome) in self.claims.into_iter().zip(&self.committed) {
             if let (Some(claim), Ok(done)) = (claim, outcome) {
                 claim.commit(done.clone());
             }
         }
-        self.committed
+        (self.committed, in_place)
     }
 }
 

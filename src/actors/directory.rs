@@ -72,6 +72,7 @@ use crate::domain::ids::AccountId;
 use crate::domain::keyed_ids::KeyedIds;
 use crate::domain::record::{Application, SettlementAccount};
 use crate::limits;
+use crate::prefetch;
 
 const CHUNK_ACCOUNTS: u64 = 4096;
 
@@ -274,6 +275,30 @@ impl Directory {
         chunk.get((index % CHUNK_ACCOUNTS) as usize)
     }
 
+    /// The cell of an account whose chunk exists (no chunk is made).
+    fn existing_cell(&self, id: AccountId) -> Option<&OnceLock<Arc<AccountEntry>>> {
+        let index = id.0.checked_sub(1)?;
+        let chunk = self.chunks.get((index / CHUNK_ACCOUNTS) as usize)?.get()?;
+        chunk.get((index % CHUNK_ACCOUNTS) as usize)
+    }
+
+    /// Start loading the cell that points to account `id`'s entry (a hint;
+    /// see [`crate::prefetch`]). Over a million accounts the cells alone
+    /// are 16 MB: reading one is a miss.
+    pub fn prefetch_cell(&self, id: AccountId) {
+        if let Some(cell) = self.existing_cell(id) {
+            prefetch::value(cell);
+        }
+    }
+
+    /// Start loading account `id`'s entry (status, slot and book): reads
+    /// its cell, so call [`Directory::prefetch_cell`] a while before.
+    pub fn prefetch_entry(&self, id: AccountId) {
+        if let Some(entry) = self.existing_cell(id).and_then(OnceLock::get) {
+            prefetch::value(Arc::as_ptr(entry));
+        }
+    }
+
     pub fn get(&self, id: AccountId) -> Option<&Arc<AccountEntry>> {
         if id.0 == 0 || id.0 > self.count.load(Ordering::Acquire) {
             return None;
@@ -412,8 +437,17 @@ impl Directory {
             self.activate(entry, &mut slot, true);
         }
         drop(slot);
-        self.applied_idle.fetch_add(1, Ordering::Relaxed);
-        Sent::Applied(applied.finish(self))
+        let (answers, credits_in_place) = applied.finish(self);
+        // One count for the message and its credits: the counter is shared
+        // by every gateway thread.
+        self.count_applied_idle(1 + credits_in_place);
+        Sent::Applied(answers)
+    }
+
+    pub(super) fn count_applied_idle(&self, messages: u64) {
+        if messages > 0 {
+            self.applied_idle.fetch_add(messages, Ordering::Relaxed);
+        }
     }
 
     /// Send `message` to the account without waiting (nor the mailbox
@@ -423,14 +457,19 @@ impl Directory {
     /// went idle, so this is the order a mailbox would give, without an
     /// actor's start and stop.
     pub fn do_send<M: AccountMessage>(self: &Arc<Self>, entry: &AccountEntry, message: M) {
+        if self.deliver(entry, message) {
+            self.count_applied_idle(1);
+        }
+    }
+
+    /// [`Directory::do_send`] without counting: true if it was applied in
+    /// place (the caller counts).
+    pub(super) fn deliver<M: AccountMessage>(self: &Arc<Self>, entry: &AccountEntry, message: M) -> bool {
         let message = {
             let mut slot = entry.slot.lock();
             match &mut *slot {
                 Slot::Idle(idle) => match message.apply_idle(entry.info.account_id, idle) {
-                    Ok(()) => {
-                        self.applied_idle.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
+                    Ok(()) => return true,
                     Err(message) => message,
                 },
                 _ => message,
@@ -438,6 +477,7 @@ impl Directory {
         };
         let (addr, leased) = self.lease(entry, message);
         addr.do_send(leased);
+        false
     }
 
     /// Accounts with a live actor now.
@@ -549,6 +589,29 @@ mod tests {
             let entry = directory.get(AccountId(n)).expect("registered");
             assert_eq!(&*codes[usize::from(entry.bank_index())], entry.info.bank(), "account {n}");
         }
+    }
+
+    /// A prefetch of any number, a request's included, changes nothing:
+    /// it makes no chunk for an account that does not exist, and the
+    /// accounts read the same after it.
+    #[test]
+    fn prefetching_any_account_number_changes_nothing() {
+        let directory = Directory::new();
+        for n in 1..=3 {
+            directory.insert(test_info(n), AccountStatus::Active, None, AccountBook::default());
+        }
+        let made = |directory: &Directory| directory.chunks.iter().filter(|chunk| chunk.get().is_some()).count();
+        assert_eq!(made(&directory), 1);
+        for n in [0, 1, 3, 4, CHUNK_ACCOUNTS + 1, limits::ACCOUNTS_MAX, limits::ACCOUNTS_MAX + 1, u64::MAX] {
+            directory.prefetch_cell(AccountId(n));
+            directory.prefetch_entry(AccountId(n));
+        }
+        assert_eq!(made(&directory), 1, "no chunk made for accounts that do not exist");
+        for n in 1..=3 {
+            let entry = directory.get(AccountId(n)).expect("registered");
+            assert_eq!((entry.info.account_id, entry.status()), (AccountId(n), AccountStatus::Active));
+        }
+        assert!(directory.get(AccountId(4)).is_none());
     }
 
     /// Recovered accounts come with their sub-account number (indexed

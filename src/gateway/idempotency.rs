@@ -43,6 +43,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::domain::record::{Adjustment, Deposit, Movement, SuspenseEntry, SuspenseReturn, Withdrawal};
+use crate::prefetch;
 
 const SHARDS: usize = 64;
 
@@ -394,7 +395,7 @@ fn drop_prefetched(entries: &mut Vec<(Arc<str>, Slot)>) {
         if let Some((_, Slot::Done(Committed::Movement { movement, .. }))) =
             drain.as_slice().get(DROP_PREFETCH_AHEAD / 2)
         {
-            prefetch(movement.id.as_ptr());
+            prefetch::line(movement.id.as_ptr());
         }
         let Some(entry) = drain.next() else { break };
         drop(entry);
@@ -409,7 +410,7 @@ const DROP_PREFETCH_AHEAD: usize = 8;
 /// entry shares (its `drop` reads them all when it is the last owner).
 fn prefetch_entry((key, slot): &(Arc<str>, Slot)) {
     // An `Arc`'s counts sit just before its data (two words).
-    prefetch(Arc::as_ptr(key).cast::<u8>().wrapping_sub(16));
+    prefetch::line(Arc::as_ptr(key).cast::<u8>().wrapping_sub(16));
     let Slot::Done(committed) = slot else { return };
     let record = match committed {
         Committed::Movement { movement, .. } => Arc::as_ptr(movement).cast::<u8>(),
@@ -421,22 +422,8 @@ fn prefetch_entry((key, slot): &(Arc<str>, Slot)) {
         Committed::Unavailable { .. } | Committed::Forgotten { .. } => return,
     };
     for offset in [0, 64, 128] {
-        prefetch(record.wrapping_sub(16).wrapping_add(offset));
+        prefetch::line(record.wrapping_sub(16).wrapping_add(offset));
     }
-}
-
-/// A hint to load the cache line at `at` (never faults, even for an
-/// address that is not mapped; a no-op off x86-64).
-#[inline(always)]
-fn prefetch(at: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it reads nothing the program
-    // sees and never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
 }
 
 /// The right to commit one client id. Finalize with [`Claim::commit`];

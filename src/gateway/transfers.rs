@@ -40,6 +40,12 @@ pub struct Transfers {
 /// [`Transfers::submit`]).
 const OWN_OPERATOR_ITEMS_MIN: usize = 64;
 
+/// How many messages (or items) ahead a wave loads the cells that point to
+/// their accounts' entries, and the entries themselves (a cell must be in
+/// before its entry's address is known).
+const PREFETCH_CELLS_AHEAD: usize = 8;
+const PREFETCH_ENTRIES_AHEAD: usize = 4;
+
 /// Where an item goes and what it waits for.
 struct Planned {
     index: usize,
@@ -122,7 +128,16 @@ impl Transfers {
         let mut last_with_id = LastWithId::with_capacity(requests.len());
         let mut last_wave_of: HashMap<AccountId, usize> = HashMap::with_capacity(requests.len());
         let mut wave_of: Vec<usize> = Vec::with_capacity(requests.len());
-        for (index, request) in requests.into_iter().enumerate() {
+        let mut requests = requests.into_iter();
+        for index in 0.. {
+            // The cells of the accounts a few items ahead, for the checks
+            // that they exist.
+            if let Some(Ok(ahead)) = requests.as_slice().get(PREFETCH_CELLS_AHEAD) {
+                for account in [ahead.payer, ahead.payee].into_iter().flatten() {
+                    self.directory.prefetch_cell(account);
+                }
+            }
+            let Some(request) = requests.next() else { break };
             wave_of.push(0);
             let request = match request {
                 Ok(request) => request,
@@ -231,19 +246,23 @@ impl Transfers {
         wave.retain(|item| outcomes[item.index].is_none());
         let claims = self.claim_all(&wave).await;
         // Each account's message sized once: a busy payer's items are not
-        // copied again every time its vector doubles.
-        let mut counts: HashMap<AccountId, usize> = HashMap::with_capacity(wave.len());
+        // copied again every time its vector doubles. Messages go in the
+        // order their accounts first appear; `routes` says where each
+        // account's is (its count, then its place).
+        let mut routes: HashMap<AccountId, (usize, usize)> = HashMap::with_capacity(wave.len());
         for (item, _) in wave.iter().zip(&claims).filter(|(_, claim)| claim.is_ok()) {
-            *counts.entry(item.route).or_default() += 1;
+            routes.entry(item.route).or_insert((0, usize::MAX)).0 += 1;
         }
-        let mut messages: HashMap<AccountId, (Indexes, Vec<TransferItem>)> = HashMap::with_capacity(counts.len());
+        let mut messages: Vec<(AccountId, (Indexes, Vec<TransferItem>))> = Vec::with_capacity(routes.len());
         for (item, claim) in wave.into_iter().zip(claims) {
             match claim {
                 Ok(claim) => {
-                    let (indexes, items) = messages.entry(item.route).or_insert_with(|| {
-                        let count = counts.get(&item.route).copied().unwrap_or(1);
-                        (Indexes::with_capacity(count), Vec::with_capacity(count))
-                    });
+                    let (count, at) = routes.get_mut(&item.route).expect("every claimed item's account was counted");
+                    if *at == usize::MAX {
+                        *at = messages.len();
+                        messages.push((item.route, (Indexes::with_capacity(*count), Vec::with_capacity(*count))));
+                    }
+                    let (_, (indexes, items)) = &mut messages[*at];
                     indexes.push(item.index);
                     items.push(TransferItem { request: item.request, claim });
                 }
@@ -258,9 +277,20 @@ impl Transfers {
             }
         }
         // Idle payers answer at once (applied in place); only messages that
-        // went to a live actor's mailbox are awaited.
+        // went to a live actor's mailbox are awaited. The accounts of the
+        // messages a few places ahead are loaded meanwhile (over many
+        // accounts each is a cache miss, docs/PERFORMANCE.md).
         let mut waiting = Vec::new();
-        for (route, (indexes, items)) in messages {
+        let mut messages = messages.into_iter();
+        loop {
+            let ahead = messages.as_slice();
+            if let Some((route, (_, items))) = ahead.get(PREFETCH_CELLS_AHEAD) {
+                self.prefetch_accounts(*route, items, Directory::prefetch_cell);
+            }
+            if let Some((route, (_, items))) = ahead.get(PREFETCH_ENTRIES_AHEAD) {
+                self.prefetch_accounts(*route, items, Directory::prefetch_entry);
+            }
+            let Some((route, (indexes, items))) = messages.next() else { break };
             let entry = self.directory.get(route).expect("routes are existing accounts");
             match self.directory.send_transfers(entry, ApplyTransfers { items, operator: Arc::clone(operator) }) {
                 Sent::Applied(answers) => record_answers(outcomes, indexes, Ok(answers)),
@@ -269,6 +299,15 @@ impl Transfers {
         }
         for (indexes, answers) in join_all(waiting).await {
             record_answers(outcomes, indexes, answers);
+        }
+    }
+
+    /// `load` (a [`Directory`] prefetch) for a message's account and its
+    /// items' payees.
+    fn prefetch_accounts(&self, route: AccountId, items: &[TransferItem], load: fn(&Directory, AccountId)) {
+        load(&self.directory, route);
+        for payee in items.iter().filter_map(|item| item.request.payee) {
+            load(&self.directory, payee);
         }
     }
 
