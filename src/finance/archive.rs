@@ -240,6 +240,17 @@ pub struct Recent {
     journal_entries: usize,
 }
 
+/// How many accounts ahead [`Archive::write`] loads the journal list it
+/// will write.
+const JOURNAL_PREFETCH_AHEAD: usize = 8;
+
+/// The two steps of [`Recent::prefetch_journal`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefetchStep {
+    Place,
+    List,
+}
+
 /// Lsns under one key: nearly always one (a transfer's one bank answer, an
 /// order's one movement), kept without an allocation of its own.
 pub type Lsns = SmallVec<[u64; 1]>;
@@ -284,6 +295,19 @@ impl RecentJournal {
         &mut self.lists[index].1
     }
 
+    /// Start loading `account`'s place (a hint).
+    fn prefetch_place(&self, account: AccountId) {
+        self.places.prefetch(account);
+    }
+
+    /// Start loading `account`'s list: reads its place, so call
+    /// [`RecentJournal::prefetch_place`] a while before.
+    fn prefetch_list(&self, account: AccountId) {
+        if let Some(list) = self.places.get(account).checked_sub(1).and_then(|at| self.lists.get(at as usize)) {
+            crate::prefetch::value(list);
+        }
+    }
+
     fn list(&self, account: AccountId) -> Option<&JournalList> {
         match self.places.get(account) {
             0 => None,
@@ -311,6 +335,15 @@ impl Recent {
             self.first_lsn = lsn;
         }
         self.last_lsn = lsn;
+    }
+
+    /// Start loading where `account`'s next posting goes, in two steps a
+    /// while apart: its place, then (once the place is in) its list.
+    pub fn prefetch_journal(&self, account: AccountId, step: PrefetchStep) {
+        match step {
+            PrefetchStep::Place => self.journal.prefetch_place(account),
+            PrefetchStep::List => self.journal.prefetch_list(account),
+        }
     }
 
     pub fn post(&mut self, account: AccountId, entry: JournalIndexEntry) {
@@ -644,9 +677,14 @@ impl Archive {
         // of every entry, and no copy of them.
         let mut accounts: Vec<AccountId> = recent.journal.lists.iter().map(|(account, _)| *account).collect();
         accounts.sort_unstable();
-        let journal = accounts
-            .iter()
-            .flat_map(|&account| recent.journal(account).iter().map(move |entry| (entry.key(account), entry.value())));
+        // The lists sit in first-posted order, so accounts in order read
+        // them all over: each list a few accounts ahead is loaded meanwhile.
+        let journal = accounts.iter().enumerate().flat_map(|(at, &account)| {
+            if let Some(&ahead) = accounts.get(at + JOURNAL_PREFETCH_AHEAD) {
+                recent.journal.prefetch_list(ahead);
+            }
+            recent.journal(account).iter().map(move |entry| (entry.key(account), entry.value()))
+        });
         let mut lookup = recent.lookup.clone();
         fundledger_index::sort_keys(&mut lookup);
         lookup.dedup();

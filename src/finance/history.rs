@@ -50,7 +50,7 @@ use crate::domain::record::{
     Adjustment, BankSync, Deposit, Movement, PayoutOutcome, Record, TransferType, Withdrawal, WithdrawalFinished,
 };
 use crate::domain::suspense::SuspenseBook;
-use crate::finance::archive::{Archive, ArchiveError, ArchiveRuns, JournalIndexEntry, Recent, Tag};
+use crate::finance::archive::{Archive, ArchiveError, ArchiveRuns, JournalIndexEntry, PrefetchStep, Recent, Tag};
 use crate::finance::day::DayFigures;
 use crate::finance::reconciliation::{bank_day_key, BankDays, LedgerLine, ReconciliationBook};
 use crate::finance::state::FinanceState;
@@ -322,6 +322,26 @@ impl HistoryState {
         &self.days
     }
 
+    /// Start loading what [`HistoryState::apply`] will read and write for
+    /// a movement's accounts (a hint, see [`crate::prefetch`]), in two
+    /// steps a while apart: [`PrefetchStep::Place`] first (balances,
+    /// banks, journal places), then [`PrefetchStep::List`] (the journal
+    /// lists the places point to). Over a million accounts each of these
+    /// is a cache miss the indexer otherwise waits for in turn.
+    pub fn prefetch(&self, record: &Record, step: PrefetchStep) {
+        let Record::Movement(movement) = record else { return };
+        if step == PrefetchStep::Place {
+            // A movement is placed at its payer's bank.
+            self.finance.bank_days.prefetch_account(movement.payer);
+        }
+        for account in [Some(movement.payer), movement.payee].into_iter().flatten() {
+            if step == PrefetchStep::Place {
+                self.balances.prefetch(account);
+            }
+            self.recent.prefetch_journal(account, step);
+        }
+    }
+
     /// Fold one durable record, in lsn order.
     pub fn apply(&mut self, lsn: u64, record: &Record) {
         assert!(lsn > self.applied_lsn, "history applies records in lsn order");
@@ -548,6 +568,11 @@ const DAY_MS: i64 = 86_400_000;
 fn notification_key(notification: &crate::domain::record::Notification) -> String {
     crate::recovery::notification_key(notification)
 }
+
+/// How many records ahead the indexer loads the places (balances, banks,
+/// journal places) and then the journal lists of their accounts.
+const PREFETCH_PLACES_AHEAD: usize = 8;
+const PREFETCH_LISTS_AHEAD: usize = 4;
 
 fn payee(movement: &Movement) -> AccountId {
     movement.payee.expect("two-account movements have a payee")
@@ -1098,8 +1123,18 @@ impl History {
         let mut state = self.state.write();
         let mut deferred = self.deferred.lock();
         let mut lsn = first_lsn;
+        // Records a few places ahead are loaded meanwhile: a batch's
+        // appends are one per payer, so look across appends.
+        let mut places_ahead = ready.iter().flat_map(|appended| &appended.records).skip(PREFETCH_PLACES_AHEAD);
+        let mut lists_ahead = ready.iter().flat_map(|appended| &appended.records).skip(PREFETCH_LISTS_AHEAD);
         for appended in &ready {
             for record in &appended.records {
+                if let Some(ahead) = places_ahead.next() {
+                    state.prefetch(ahead, PrefetchStep::Place);
+                }
+                if let Some(ahead) = lists_ahead.next() {
+                    state.prefetch(ahead, PrefetchStep::List);
+                }
                 state.apply(lsn, record);
                 work.extend(self.bank_work(&state, &mut deferred, lsn, record));
                 lsn += 1;

@@ -153,6 +153,11 @@ impl BankDays {
         Some(self.account_banks.get(account)).filter(|&bank| bank != NO_BANK)
     }
 
+    /// Start loading what [`BankDays::place`] reads of `account` (a hint).
+    pub fn prefetch_account(&self, account: AccountId) {
+        self.account_banks.prefetch(account);
+    }
+
     fn suspense_bank(&self, suspense_number: u64) -> BankIndex {
         let index = usize::try_from(suspense_number).ok().and_then(|n| n.checked_sub(1));
         index
