@@ -76,6 +76,94 @@ pub fn known_schema(version: u8) -> Result<RecordSchema, CodecError> {
 /// A decoded application's settlement account shares its name's
 /// allocation, as one created through the API does (the encoding writes
 /// both): a recovered million accounts keep a million strings less.
+/// String fields decoded straight from a record's bytes, for the records
+/// read back most ([`crate::domain::record::Movement`], `BankSync`): the
+/// checkpointer, the history's refill and a restart decode every one.
+/// bincode's own decode of a string zero-fills a buffer, reads the bytes
+/// into it and checks them, and an `Arc<str>` is then copied once more;
+/// these borrow the bytes from the slice being decoded (one allocation, one
+/// copy), and fall back to reading for a reader that cannot lend them.
+/// Same encoding, same errors.
+pub(crate) mod fields {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use bincode::de::read::Reader;
+    use bincode::de::Decoder;
+    use bincode::error::{AllowedEnumVariants, DecodeError};
+    use bincode::Decode;
+
+    /// A length-prefixed UTF-8 string, handed to `make` as a `&str`.
+    fn decode_str_with<D: Decoder, T>(decoder: &mut D, make: impl FnOnce(&str) -> T) -> Result<T, DecodeError> {
+        let len = u64::decode(decoder)?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::OutsideUsizeRange(len))?;
+        decoder.claim_container_read::<u8>(len)?;
+        if let Some(bytes) = decoder.reader().peek_read(len) {
+            let made = make(std::str::from_utf8(bytes).map_err(|inner| DecodeError::Utf8 { inner })?);
+            decoder.reader().consume(len);
+            return Ok(made);
+        }
+        let mut bytes = vec![0u8; len];
+        decoder.reader().read(&mut bytes)?;
+        Ok(make(std::str::from_utf8(&bytes).map_err(|inner| DecodeError::Utf8 { inner })?))
+    }
+
+    pub fn boxed_str<D: Decoder>(decoder: &mut D) -> Result<Box<str>, DecodeError> {
+        decode_str_with(decoder, |text| Box::from(text))
+    }
+
+    /// An `Option<Box<str>>` (a variant byte, 0 or 1, then the string).
+    pub fn optional_boxed_str<D: Decoder>(decoder: &mut D) -> Result<Option<Box<str>>, DecodeError> {
+        match u8::decode(decoder)? {
+            0 => Ok(None),
+            1 => boxed_str(decoder).map(Some),
+            found => Err(DecodeError::UnexpectedVariant {
+                type_name: std::any::type_name::<Option<Box<str>>>(),
+                allowed: &AllowedEnumVariants::Range { min: 0, max: 1 },
+                found: u32::from(found),
+            }),
+        }
+    }
+
+    /// A `Result<Box<str>, Box<str>>` (a variant index, 0 or 1, then the
+    /// string).
+    pub fn boxed_str_result<D: Decoder>(decoder: &mut D) -> Result<Result<Box<str>, Box<str>>, DecodeError> {
+        match u32::decode(decoder)? {
+            0 => boxed_str(decoder).map(Ok),
+            1 => boxed_str(decoder).map(Err),
+            found => Err(DecodeError::UnexpectedVariant {
+                type_name: std::any::type_name::<Result<Box<str>, Box<str>>>(),
+                allowed: &AllowedEnumVariants::Range { min: 0, max: 1 },
+                found,
+            }),
+        }
+    }
+
+    thread_local! {
+        /// The last shared string this thread decoded.
+        static LAST_SHARED: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    }
+
+    /// An `Arc<str>` that nearly every record repeats (a movement's
+    /// operator): the same allocation as the one this thread decoded last
+    /// when the text is the same, as the live server shares one per caller.
+    pub fn shared_str<D: Decoder>(decoder: &mut D) -> Result<Arc<str>, DecodeError> {
+        decode_str_with(decoder, |text| {
+            LAST_SHARED.with(|last| {
+                let mut last = last.borrow_mut();
+                match &*last {
+                    Some(shared) if **shared == *text => Arc::clone(shared),
+                    _ => {
+                        let shared: Arc<str> = Arc::from(text);
+                        *last = Some(Arc::clone(&shared));
+                        shared
+                    }
+                }
+            })
+        })
+    }
+}
+
 fn share_names(record: &mut Record) {
     if let Record::ApplicationCreated(application) = record {
         if let Some(application) = Arc::get_mut(application) {
@@ -152,6 +240,161 @@ mod tests {
             let cut = cut % bytes.len();
             prop_assert!(decode(&bytes[..cut]).is_err());
         }
+    }
+
+    /// What the derived decode read before `Movement` and `BankSync`
+    /// decoded their strings by hand ([`fields`]): the same fields in the
+    /// same order, with bincode's own string decode. The oracle for the
+    /// hand-written decodes below.
+    #[derive(Debug, PartialEq, bincode::Decode)]
+    struct DerivedMovement {
+        id: Box<str>,
+        kind: TransferType,
+        payer: AccountId,
+        payee: Option<AccountId>,
+        amount: Money,
+        requested_amount: Option<Money>,
+        hold_id: Option<Box<str>>,
+        hold_account: Option<AccountId>,
+        hold_amount: Money,
+        hold_remaining: Money,
+        order_id: Option<Box<str>>,
+        memo: Option<Box<str>>,
+        committed_at_ms: i64,
+        operator: Arc<str>,
+    }
+
+    #[derive(Debug, PartialEq, bincode::Decode)]
+    struct DerivedBankSync {
+        reference: Box<str>,
+        bank: Box<str>,
+        kind: crate::domain::record::InstructionKind,
+        outcome: Result<Box<str>, Box<str>>,
+        at_ms: i64,
+        lsn: u64,
+    }
+
+    impl From<DerivedMovement> for Movement {
+        fn from(derived: DerivedMovement) -> Self {
+            Movement {
+                id: derived.id,
+                kind: derived.kind,
+                payer: derived.payer,
+                payee: derived.payee,
+                amount: derived.amount,
+                requested_amount: derived.requested_amount,
+                hold_id: derived.hold_id,
+                hold_account: derived.hold_account,
+                hold_amount: derived.hold_amount,
+                hold_remaining: derived.hold_remaining,
+                order_id: derived.order_id,
+                memo: derived.memo,
+                committed_at_ms: derived.committed_at_ms,
+                operator: derived.operator,
+            }
+        }
+    }
+
+    /// Bytes that look like a movement or an answer often enough to reach
+    /// the string fields: an encoded one with some bytes changed and cut.
+    fn mangled(mut bytes: Vec<u8>, changes: Vec<(usize, u8)>, cut: usize) -> Vec<u8> {
+        for (at, byte) in changes {
+            let len = bytes.len();
+            bytes[at % len] = byte;
+        }
+        bytes.truncate(cut % (bytes.len() + 1));
+        bytes
+    }
+
+    fn bank_sync_strategy() -> impl Strategy<Value = crate::domain::record::BankSync> {
+        ("[a-z0-9-]{0,40}", "[A-Z]{0,10}", any::<bool>(), "\\PC{0,40}", any::<i64>(), any::<u64>()).prop_map(
+            |(reference, bank, ok, text, at_ms, lsn)| crate::domain::record::BankSync {
+                reference: reference.into(),
+                bank: bank.into(),
+                kind: crate::domain::record::InstructionKind::ForcedTransfer,
+                outcome: if ok { Ok(text.into()) } else { Err(text.into()) },
+                at_ms,
+                lsn,
+            },
+        )
+    }
+
+    proptest! {
+        /// The hand-written movement decode takes exactly what the derived
+        /// one took, and reads the same fields, whatever the bytes.
+        #[test]
+        fn a_movement_decodes_as_the_derived_decode_did(
+            movement in movement_strategy(),
+            changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let bytes = bincode::encode_to_vec(&movement, CONFIG).unwrap();
+            let bytes = mangled(bytes, changes, cut);
+            let hand = bincode::decode_from_slice::<Movement, _>(&bytes, CONFIG);
+            let derived = bincode::decode_from_slice::<DerivedMovement, _>(&bytes, CONFIG);
+            match (hand, derived) {
+                (Ok((hand, hand_used)), Ok((derived, derived_used))) => {
+                    prop_assert_eq!(hand, Movement::from(derived));
+                    prop_assert_eq!(hand_used, derived_used);
+                }
+                (Err(hand), Err(derived)) => prop_assert_eq!(hand.to_string(), derived.to_string()),
+                (hand, derived) => prop_assert!(false, "hand {hand:?} against derived {derived:?}"),
+            }
+        }
+
+        /// The same for a bank's answer (schema 2 on: with its lsn).
+        #[test]
+        fn a_bank_answer_decodes_as_the_derived_decode_did(
+            answer in bank_sync_strategy(),
+            changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let bytes = bincode::encode_to_vec(&answer, CONFIG).unwrap();
+            let bytes = mangled(bytes, changes, cut);
+            let hand = bincode::decode_from_slice_with_context::<_, crate::domain::record::BankSync, _>(
+                &bytes,
+                CONFIG,
+                RecordSchema(RECORD_SCHEMA_VERSION),
+            );
+            let derived = bincode::decode_from_slice::<DerivedBankSync, _>(&bytes, CONFIG);
+            match (hand, derived) {
+                (Ok((hand, hand_used)), Ok((derived, derived_used))) => {
+                    let hand = (hand.reference, hand.bank, hand.kind, hand.outcome, hand.at_ms, hand.lsn);
+                    let derived =
+                        (derived.reference, derived.bank, derived.kind, derived.outcome, derived.at_ms, derived.lsn);
+                    prop_assert_eq!(hand, derived);
+                    prop_assert_eq!(hand_used, derived_used);
+                }
+                (Err(hand), Err(derived)) => prop_assert_eq!(hand.to_string(), derived.to_string()),
+                (hand, derived) => prop_assert!(false, "hand {hand:?} against derived {derived:?}"),
+            }
+        }
+    }
+
+    /// Movements decoded one after another with the same operator share
+    /// one allocation of its name (as the live server's do); another
+    /// operator gets its own.
+    #[test]
+    fn decoded_movements_share_their_operators_name() {
+        let decoded = |id: &str, operator: &str| {
+            let mut movement = proptest::strategy::ValueTree::current(
+                &movement_strategy().new_tree(&mut proptest::test_runner::TestRunner::deterministic()).unwrap(),
+            );
+            movement.id = id.into();
+            movement.operator = operator.into();
+            let mut bytes = Vec::new();
+            encode_into(&Record::Movement(Arc::new(movement)), &mut bytes).expect("encode");
+            match decode(&bytes).expect("decode") {
+                Record::Movement(movement) => movement,
+                other => panic!("decoded {other:?}"),
+            }
+        };
+        let (first, second) = (decoded("a", "platform"), decoded("b", "platform"));
+        assert!(Arc::ptr_eq(&first.operator, &second.operator), "one name for both");
+        let other = decoded("c", "finance");
+        assert_eq!(&*other.operator, "finance");
+        assert!(!Arc::ptr_eq(&first.operator, &other.operator));
+        assert_eq!(&*decoded("d", "platform").operator, "platform");
     }
 
     #[test]

@@ -160,8 +160,9 @@ impl TransferType {
     }
 }
 
-/// One committed movement of any of the five types.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+/// One committed movement of any of the five types. Decoded by hand
+/// (below), in the order the derived encoding writes the fields.
+#[derive(Clone, Debug, PartialEq, Eq, Encode)]
 pub struct Movement {
     pub id: Box<str>,
     pub kind: TransferType,
@@ -187,6 +188,31 @@ pub struct Movement {
     /// per token, not per movement); encoded as a string like the others.
     pub operator: Arc<str>,
 }
+
+impl<Context> Decode<Context> for Movement {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        use crate::codec::fields;
+        Ok(Self {
+            id: fields::boxed_str(decoder)?,
+            kind: Decode::decode(decoder)?,
+            payer: Decode::decode(decoder)?,
+            payee: Decode::decode(decoder)?,
+            amount: Decode::decode(decoder)?,
+            requested_amount: Decode::decode(decoder)?,
+            hold_id: fields::optional_boxed_str(decoder)?,
+            hold_account: Decode::decode(decoder)?,
+            hold_amount: Decode::decode(decoder)?,
+            hold_remaining: Decode::decode(decoder)?,
+            order_id: fields::optional_boxed_str(decoder)?,
+            memo: fields::optional_boxed_str(decoder)?,
+            committed_at_ms: Decode::decode(decoder)?,
+            operator: fields::shared_str(decoder)?,
+        })
+    }
+}
+bincode::impl_borrow_decode!(Movement);
 
 /// A bank credit that went to a customer's available balance.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -331,11 +357,12 @@ impl Decode<RecordSchema> for BankSync {
         decoder: &mut D,
     ) -> Result<Self, bincode::error::DecodeError> {
         let schema = *decoder.context();
+        use crate::codec::fields;
         Ok(Self {
-            reference: Decode::decode(decoder)?,
-            bank: Decode::decode(decoder)?,
+            reference: fields::boxed_str(decoder)?,
+            bank: fields::boxed_str(decoder)?,
             kind: Decode::decode(decoder)?,
-            outcome: Decode::decode(decoder)?,
+            outcome: fields::boxed_str_result(decoder)?,
             at_ms: Decode::decode(decoder)?,
             lsn: if schema.0 >= 2 { Decode::decode(decoder)? } else { 0 },
         })
