@@ -14,7 +14,8 @@
 #               so give each build a distinct file name
 # prints the report's "load accepted" line, then name=seconds per thread
 # name and process= for the whole server (setup included; threads that
-# exited during the run count only there)
+# exited during the run count only there), then the same for the run
+# alone (from the first reading after setup), in µs per transfer
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${1:?server binary}"
@@ -31,21 +32,39 @@ done
 [ -n "$pid" ] || { echo "no server process found" >&2; cat "$out" >&2; exit 1; }
 hz="$(getconf CLK_TCK)"
 last=""
+start=""
 while kill -0 "$harness" 2>/dev/null; do
-  # utime + stime (fields 14 and 15 of stat; comm has no spaces here).
+  # Thread id, name, utime + stime (fields 14 and 15 of stat; comm has
+  # no spaces here).
   reading="$(for task in /proc/"$pid"/task/*; do
-    printf '%s %s\n' "$(cat "$task/comm" 2>/dev/null)" "$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null)"
-  done; printf 'process %s\n' "$(awk '{print $14 + $15}' /proc/"$pid"/stat 2>/dev/null)")" || true
+    printf '%s %s %s\n' "${task##*/}" "$(cat "$task/comm" 2>/dev/null)" "$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null)"
+  done; printf '0 process %s\n' "$(awk '{print $14 + $15}' /proc/"$pid"/stat 2>/dev/null)")" || true
+  # The first reading after setup: what each thread had used before the
+  # run (onboarding a million accounts dwarfs a 20-s run).
+  if [ -z "$start" ] && grep -q 'starts at unix time' "$out"; then
+    start="$reading"
+  fi
   # A reading taken while the server stops misses the threads already
   # gone: keep the last one in which the log's writer still runs (it
   # stops last). Threads that came and went (the blocking pool's idle
   # out after 10 s) count in process= only.
-  if grep -q '^process [0-9]' <<< "$reading" && grep -q '^wal-writer ' <<< "$reading"; then
+  if grep -q '^0 process [0-9]' <<< "$reading" && grep -q '^[0-9]* wal-writer ' <<< "$reading"; then
     last="$reading"
   fi
   sleep 0.5
 done
 wait "$harness" || { echo "bench failed:" >&2; tail -20 "$out" >&2; exit 1; }
 grep "load accepted =" "$out" | sed 's/load accepted = //'
-awk -v hz="$hz" 'NF == 2 && $2 != "" { cpu[$1] += $2 } END { for (name in cpu) printf "%s=%.1fs ", name, cpu[name] / hz; print "" }' <<< "$last"
+awk -v hz="$hz" 'NF == 3 && $3 != "" { cpu[$2] += $3 } END { for (name in cpu) printf "%s=%.1fs ", name, cpu[name] / hz; print "" }' <<< "$last"
+# The run alone, per transfer: each thread's CPU since the reading taken
+# when the run started (threads started since count from zero).
+transfers="$(grep "load accepted =" "$out" | sed -E 's/.*\(([0-9,]+) in .*/\1/' | tr -d ,)"
+awk -v hz="$hz" -v transfers="$transfers" '
+  FNR == NR { if (NF == 3) before[$1] = $3; next }
+  NF == 3 && $3 != "" { cpu[$2] += $3 - before[$1] }
+  END {
+    printf "run, us per transfer:"
+    for (name in cpu) printf " %s=%.2f", name, cpu[name] / hz * 1e6 / transfers
+    print ""
+  }' <(printf '%s\n' "$start") <(printf '%s\n' "$last")
 rm -f "$out"
