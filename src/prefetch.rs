@@ -21,13 +21,34 @@ pub fn line(at: *const u8) {
     let _ = at;
 }
 
-/// A hint to load every cache line of the `T` at `value`.
+/// The cache line size this assumes (x86-64's).
+const LINE_BYTES: usize = 64;
+
+/// A hint to load every cache line of the `T` at `value`, from the line it
+/// starts in to the one it ends in.
 #[inline(always)]
 pub fn value<T>(value: *const T) {
     let start = value.cast::<u8>();
-    let mut offset = 0;
-    while offset < std::mem::size_of::<T>() {
-        line(start.wrapping_add(offset));
-        offset += 64;
+    let end = std::mem::size_of::<T>().max(1) as isize;
+    let mut offset = -((start.addr() % LINE_BYTES) as isize);
+    while offset < end {
+        line(start.wrapping_offset(offset));
+        offset += LINE_BYTES as isize;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Hints are harmless on any address, a dangling or null one included.
+    #[test]
+    fn a_hint_at_any_address_reads_nothing() {
+        let values = [7u64; 40];
+        for value in &values {
+            super::value(value);
+        }
+        super::value(&values);
+        super::value(std::ptr::null::<[u8; 300]>());
+        super::line(usize::MAX as *const u8);
+        assert_eq!(values, [7u64; 40]);
     }
 }
