@@ -200,6 +200,11 @@ impl Drop for Ticket {
 
 type Chunk = Box<[OnceLock<Arc<AccountEntry>>]>;
 
+/// One of the directory's prefetches ([`Directory::prefetch_cell`],
+/// [`Directory::prefetch_entry`], [`Directory::prefetch_sub_account_no`]),
+/// for loops that run them some items ahead.
+pub type Prefetch = fn(&Directory, AccountId);
+
 /// What [`Directory::send_transfers`] did with a message.
 pub enum Sent<F> {
     /// Applied in place (the account was idle): its answers, now. A batch
@@ -299,21 +304,15 @@ impl Directory {
         }
     }
 
-    /// Start loading account `id`'s sub-account number, whose count a
-    /// bank instruction's clone writes, in three steps a while apart: 0
-    /// its cell, 1 its entry, 2 the number (each step reads what the one
-    /// before loaded).
-    pub fn prefetch_sub_account_no(&self, id: AccountId, step: usize) {
-        match step {
-            0 => self.prefetch_cell(id),
-            1 => self.prefetch_entry(id),
-            _ => {
-                let entry = self.existing_cell(id).and_then(OnceLock::get);
-                if let Some(number) = entry.and_then(|entry| entry.sub_account_no.get()) {
-                    // An `Arc`'s counts sit just before its data (two words).
-                    prefetch::line(Arc::as_ptr(number).cast::<u8>().wrapping_sub(16));
-                }
-            }
+    /// Start loading account `id`'s sub-account number (its count, which
+    /// a bank instruction's clone writes): reads its cell and entry, so
+    /// call [`Directory::prefetch_cell`] and then
+    /// [`Directory::prefetch_entry`] a while before.
+    pub fn prefetch_sub_account_no(&self, id: AccountId) {
+        let entry = self.existing_cell(id).and_then(OnceLock::get);
+        if let Some(number) = entry.and_then(|entry| entry.sub_account_no.get()) {
+            // An `Arc`'s counts sit just before its data (two words).
+            prefetch::line(Arc::as_ptr(number).cast::<u8>().wrapping_sub(16));
         }
     }
 

@@ -57,7 +57,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::account::FinishWithdrawal;
 use super::bank::{BankAnswer, BankApi, Banks, CallError, InstructionRequest, PayoutRequest};
-use super::directory::Directory;
+use super::directory::{Directory, Prefetch};
 use super::log::LedgerLog;
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
@@ -421,9 +421,10 @@ impl Router {
 }
 
 /// How many instructions ahead a batch loads its parties' directory cells,
-/// entries and numbers (the three steps of
-/// [`Directory::prefetch_sub_account_no`]).
-const PREFETCH_AHEAD: [usize; 3] = [12, 8, 4];
+/// then their entries, then their sub-account numbers (each step reads
+/// what the one before loaded).
+const PREFETCH_AHEAD: [(usize, Prefetch); 3] =
+    [(12, Directory::prefetch_cell), (8, Directory::prefetch_entry), (4, Directory::prefetch_sub_account_no)];
 
 /// Sends one bank's instructions in batches, one batch at a time, and
 /// records the answers.
@@ -486,11 +487,11 @@ impl Batcher {
         let mut requests: Vec<InstructionRequest> = Vec::with_capacity(count);
         let mut work = work.into_iter();
         loop {
-            for (ahead, step) in PREFETCH_AHEAD.iter().enumerate() {
-                if let Some(item) = work.as_slice().get(*step) {
+            for (ahead, load) in PREFETCH_AHEAD {
+                if let Some(item) = work.as_slice().get(ahead) {
                     for party in [&item.from, &item.to] {
                         if let Party::Account(id) = party {
-                            self.directory.prefetch_sub_account_no(*id, ahead);
+                            load(&self.directory, *id);
                         }
                     }
                 }

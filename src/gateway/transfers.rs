@@ -25,7 +25,7 @@ use futures::future::join_all;
 
 use super::idempotency::{Claim, Committed, IdIndex, TryClaim, Waiter};
 use crate::actors::account::{ApplyTransfers, ItemOutcome, TransferItem};
-use crate::actors::directory::{Directory, Sent};
+use crate::actors::directory::{Directory, Prefetch, Sent};
 use crate::domain::account::TransferRequest;
 use crate::domain::ids::AccountId;
 use crate::domain::record::TransferType;
@@ -304,7 +304,7 @@ impl Transfers {
 
     /// `load` (a [`Directory`] prefetch) for a message's account and its
     /// items' payees.
-    fn prefetch_accounts(&self, route: AccountId, items: &[TransferItem], load: fn(&Directory, AccountId)) {
+    fn prefetch_accounts(&self, route: AccountId, items: &[TransferItem], load: Prefetch) {
         load(&self.directory, route);
         for payee in items.iter().filter_map(|item| item.request.payee) {
             load(&self.directory, payee);
