@@ -73,9 +73,6 @@ pub fn known_schema(version: u8) -> Result<RecordSchema, CodecError> {
     Ok(RecordSchema(version))
 }
 
-/// A decoded application's settlement account shares its name's
-/// allocation, as one created through the API does (the encoding writes
-/// both): a recovered million accounts keep a million strings less.
 /// String fields decoded straight from a record's bytes, for the records
 /// read back most ([`crate::domain::record::Movement`], `BankSync`): the
 /// checkpointer, the history's refill and a restart decode every one.
@@ -164,6 +161,9 @@ pub(crate) mod fields {
     }
 }
 
+/// A decoded application's settlement account shares its name's
+/// allocation, as one created through the API does (the encoding writes
+/// both): a recovered million accounts keep a million strings less.
 fn share_names(record: &mut Record) {
     if let Record::ApplicationCreated(application) = record {
         if let Some(application) = Arc::get_mut(application) {
@@ -378,10 +378,7 @@ mod tests {
     #[test]
     fn decoded_movements_share_their_operators_name() {
         let decoded = |id: &str, operator: &str| {
-            let mut movement = proptest::strategy::ValueTree::current(
-                &movement_strategy().new_tree(&mut proptest::test_runner::TestRunner::deterministic()).unwrap(),
-            );
-            movement.id = id.into();
+            let mut movement = crate::domain::record::fixtures::transfer(id, 1, 2, 100, 0);
             movement.operator = operator.into();
             let mut bytes = Vec::new();
             encode_into(&Record::Movement(Arc::new(movement)), &mut bytes).expect("encode");
