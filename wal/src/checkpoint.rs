@@ -27,7 +27,8 @@ pub fn write_checkpoint_with_fs(fs: &dyn WalFs, dir: &Path, lsn: u64, bytes: &[u
         _ => {}
     }
     let mut file = fs.create(&temporary)?;
-    file.write_all(&format::encode_checkpoint(lsn, bytes))?;
+    file.write_all(&format::checkpoint_header(lsn, bytes))?;
+    file.write_all(bytes)?;
     file.sync_data()?;
     drop(file);
     fs.rename(&temporary, &path)?;

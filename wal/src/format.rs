@@ -333,16 +333,28 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, HeaderFault> {
     Ok(u64_at(bytes, SEGMENT_FIRST_LSN_AT))
 }
 
+/// A checkpoint file's header for `payload`: what precedes the payload in
+/// the file (its CRC covers the payload too). Written apart from the
+/// payload, so a state of hundreds of megabytes is never copied into a
+/// frame buffer.
+pub fn checkpoint_header(lsn: u64, payload: &[u8]) -> [u8; CHECKPOINT_HEADER_BYTES] {
+    let mut header = [0u8; CHECKPOINT_HEADER_BYTES];
+    header[CHECKPOINT_MAGIC_AT..CHECKPOINT_VERSION_AT].copy_from_slice(&CHECKPOINT_MAGIC);
+    header[CHECKPOINT_VERSION_AT] = FORMAT_VERSION;
+    header[CHECKPOINT_LSN_AT..CHECKPOINT_LENGTH_AT].copy_from_slice(&lsn.to_le_bytes());
+    header[CHECKPOINT_LENGTH_AT..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header[CHECKPOINT_MAGIC_AT..]);
+    crc.update(payload);
+    header[..CHECKPOINT_MAGIC_AT].copy_from_slice(&crc.finalize().to_le_bytes());
+    header
+}
+
+/// A whole checkpoint file: [`checkpoint_header`], then the payload.
 pub fn encode_checkpoint(lsn: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(CHECKPOINT_HEADER_BYTES + payload.len());
-    out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(&CHECKPOINT_MAGIC);
-    out.extend_from_slice(&[FORMAT_VERSION, 0, 0, 0]);
-    out.extend_from_slice(&lsn.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&checkpoint_header(lsn, payload));
     out.extend_from_slice(payload);
-    let crc = crc32fast::hash(&out[CHECKPOINT_MAGIC_AT..]);
-    out[..4].copy_from_slice(&crc.to_le_bytes());
     out
 }
 

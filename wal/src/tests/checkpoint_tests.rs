@@ -156,6 +156,11 @@ fn a_checkpoint_is_created_written_fsynced_renamed_and_its_directory_fsynced_in_
     sim.create_dir_all(&dir).expect("dir");
     let fs = Recording { inner: sim.clone(), calls: Default::default() };
     write_checkpoint_with_fs(&fs, &dir, 42, b"state").expect("write");
+    assert_eq!(
+        sim.read(&dir.join(checkpoint_file_name(42)), 1 << 20).expect("read"),
+        crate::format::encode_checkpoint(42, b"state"),
+        "the file is the whole frame"
+    );
     let name = checkpoint_file_name(42);
     let calls = fs.calls.lock().expect("calls").clone();
     assert_eq!(
@@ -163,6 +168,8 @@ fn a_checkpoint_is_created_written_fsynced_renamed_and_its_directory_fsynced_in_
         vec![
             format!("remove {name}.tmp"),
             format!("create {name}.tmp"),
+            // The header, then the payload (never copied into one buffer).
+            "write".to_string(),
             "write".to_string(),
             "fsync file".to_string(),
             format!("rename {name}.tmp -> {name}"),
