@@ -262,6 +262,11 @@ impl Recovered {
             ));
         }
         self.history = HistoryState::restoring(self.indexed_through, banks);
+        // Grown once, not by doubling: over a million accounts each
+        // doubling copies (and each index resize re-reads) all before it.
+        let created = entities.iter().filter(|(_, record)| matches!(record, Record::ApplicationCreated(_))).count();
+        self.applications.reserve(created);
+        self.accounts.reserve_exact(books.len());
         for (lsn, record) in &entities {
             if !is_entity(record) {
                 return Err(format!("lsn {lsn}: a checkpoint's entity record is not one"));
@@ -304,6 +309,9 @@ impl Recovered {
         self.history.restored(last_lsn, balances, withdrawals, books, days, bank_sync_failures);
         self.last_lsn = last_lsn;
         if self.entities.is_some() {
+            let mut entities = entities;
+            // The records folded after this one are appended.
+            entities.reserve(entities.len() / 8);
             self.entities = Some(entities);
         }
         Ok(())

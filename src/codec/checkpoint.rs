@@ -70,6 +70,12 @@ const PART_INSTRUCTIONS: u8 = 7;
 const PART_TOTALS: u8 = 8;
 const PART_PENDING: u8 = 9;
 
+/// How much memory a part's list may take before its items are read, per
+/// byte of the checkpoint left: enough for every real part (a book is 72
+/// bytes in memory and about 10 encoded), small enough that a count that
+/// lies cannot allocate more than a few times the file's size.
+const PRESIZE_BYTES_PER_BYTE_LEFT: usize = 8;
+
 /// Smallest encoding of one item of any part (an lsn or length and one
 /// more byte): what a count is checked against before anything is
 /// allocated for it.
@@ -377,10 +383,19 @@ impl Reader<'_> {
     }
 
     /// A count, then that many items, each decoded on its own (so each is
-    /// bounded by the codec's limit and the count by the bytes left).
+    /// bounded by the codec's limit and the count by the bytes left). The
+    /// list is allocated once for the count (a state's parts hold millions
+    /// of items: grown by doubling, each doubling copied all before it),
+    /// but never larger than [`PRESIZE_BYTES_PER_BYTE_LEFT`] times the
+    /// bytes left: a count that lies grows the list as it is read.
     fn counted<T: Decode<RecordSchema>>(&mut self, what: &str) -> Result<Vec<T>, CodecError> {
-        let count = self.count(what)?;
-        (0..count).map(|_| self.value(what)).collect()
+        let count = usize::try_from(self.count(what)?).unwrap_or(usize::MAX);
+        let bound = self.bytes.len().saturating_mul(PRESIZE_BYTES_PER_BYTE_LEFT) / std::mem::size_of::<T>().max(1);
+        let mut items = Vec::with_capacity(count.min(bound));
+        for _ in 0..count {
+            items.push(self.value(what)?);
+        }
+        Ok(items)
     }
 
     /// A part: its tag, then [`Self::counted`] items.

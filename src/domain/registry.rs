@@ -120,6 +120,13 @@ impl Applications {
         state.decision = Some(decision.clone());
     }
 
+    /// Room for `additional` more applications without growing (a state
+    /// checkpoint's restore knows how many it holds).
+    pub fn reserve(&mut self, additional: usize) {
+        self.applications.reserve(additional);
+        self.latest_by_credential.reserve(additional, credential_of(&self.applications));
+    }
+
     /// Every application, in id order (index = application number - 1).
     pub fn all(&self) -> &[ApplicationState] {
         &self.applications
