@@ -82,7 +82,11 @@ pub struct Written {
     pub records_read: u64,
     pub bytes: usize,
     pub segments_removed: usize,
+    /// Wall-clock time of the run.
     pub ms: u64,
+    /// This thread's CPU time during the run (0 where the clock cannot be
+    /// read): the run's own cost, whatever else the cores were doing.
+    pub cpu_ms: u64,
 }
 
 impl Checkpointer {
@@ -148,6 +152,7 @@ impl Checkpointer {
             return Err(format!("the history archive does not reach lsn {target} yet"));
         }
         let started = Instant::now();
+        let cpu_at_start = crate::threads::cpu_time();
         let dir = self.settings.dir.clone();
         let (bytes, records_read, oldest_pending) = self.build(target)?;
         fundledger_wal::write_checkpoint_with_fs(&*self.fs, &dir, target, &bytes)
@@ -164,6 +169,9 @@ impl Checkpointer {
             bytes: bytes.len(),
             segments_removed,
             ms: started.elapsed().as_millis() as u64,
+            cpu_ms: cpu_at_start
+                .zip(crate::threads::cpu_time())
+                .map_or(0, |(start, end)| end.saturating_sub(start).as_millis() as u64),
         })
     }
 

@@ -103,9 +103,40 @@ fn adjust(change: impl FnOnce(&mut SchedAttr), what: &str) {
     }
 }
 
+/// The CPU time the calling thread has used so far (user and system),
+/// or `None` where the clock cannot be read: what a background thread's
+/// log line reports of its own cost, apart from what the other threads
+/// took from it while it ran.
+pub fn cpu_time() -> Option<std::time::Duration> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a plain syscall writing into a timespec we own.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    let (seconds, nanos) = (u64::try_from(now.tv_sec).ok()?, u32::try_from(now.tv_nsec).ok()?);
+    (result == 0).then(|| std::time::Duration::new(seconds, nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_threads_cpu_time_counts_its_own_work_not_its_sleep() {
+        std::thread::spawn(|| {
+            let start = cpu_time().expect("the thread's clock");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let slept = cpu_time().expect("the thread's clock") - start;
+            assert!(slept < std::time::Duration::from_millis(100), "asleep, it used {slept:?}");
+            let mut spin = 0u64;
+            let spun_from = std::time::Instant::now();
+            while spun_from.elapsed() < std::time::Duration::from_millis(200) {
+                spin = std::hint::black_box(spin.wrapping_add(1));
+            }
+            let busy = cpu_time().expect("the thread's clock") - start - slept;
+            assert!(busy >= std::time::Duration::from_millis(1), "busy for 200 ms, it used {busy:?}");
+        })
+        .join()
+        .expect("the thread ends");
+    }
 
     #[test]
     fn a_background_thread_runs_at_the_background_nice_value() {
