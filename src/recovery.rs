@@ -309,9 +309,8 @@ impl Recovered {
         self.history.restored(last_lsn, balances, withdrawals, books, days, bank_sync_failures);
         self.last_lsn = last_lsn;
         if self.entities.is_some() {
-            let mut entities = entities;
-            // The records folded after this one are appended.
-            entities.reserve(entities.len() / 8);
+            // The records folded after this one are appended (the decoder
+            // left room for them).
             self.entities = Some(entities);
         }
         Ok(())

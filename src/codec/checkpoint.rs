@@ -197,7 +197,10 @@ pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
     reader.part(PART_META, "meta")?;
     let last_lsn: u64 = reader.value("last lsn")?;
     let banks = reader.items(PART_BANKS, "bank")?;
-    let mut entities: Vec<(u64, Record)> = reader.items(PART_ENTITIES, "entity record")?;
+    reader.part(PART_ENTITIES, "entity record")?;
+    // The checkpointer appends the entity records folded after these:
+    // room for an eighth more, so that the list is not copied whole.
+    let mut entities: Vec<(u64, Record)> = reader.counted_with_room("entity record", 1)?;
     for (_, record) in &mut entities {
         super::share_names(record);
     }
@@ -389,9 +392,21 @@ impl Reader<'_> {
     /// but never larger than [`PRESIZE_BYTES_PER_BYTE_LEFT`] times the
     /// bytes left: a count that lies grows the list as it is read.
     fn counted<T: Decode<RecordSchema>>(&mut self, what: &str) -> Result<Vec<T>, CodecError> {
+        self.counted_with_room(what, 0)
+    }
+
+    /// [`Self::counted`], with room for `room_eighths` eighths of the count
+    /// more (within the same bound): for a list the caller goes on
+    /// appending to.
+    fn counted_with_room<T: Decode<RecordSchema>>(
+        &mut self,
+        what: &str,
+        room_eighths: usize,
+    ) -> Result<Vec<T>, CodecError> {
         let count = usize::try_from(self.count(what)?).unwrap_or(usize::MAX);
         let bound = self.bytes.len().saturating_mul(PRESIZE_BYTES_PER_BYTE_LEFT) / std::mem::size_of::<T>().max(1);
-        let mut items = Vec::with_capacity(count.min(bound));
+        let room = (count / 8).saturating_mul(room_eighths);
+        let mut items = Vec::with_capacity(count.saturating_add(room).min(bound));
         for _ in 0..count {
             items.push(self.value(what)?);
         }
