@@ -28,17 +28,50 @@ const LINE_BYTES: usize = 64;
 /// starts in to the one it ends in.
 #[inline(always)]
 pub fn value<T>(value: *const T) {
+    for_each_line(value, line);
+}
+
+/// Calls `visit` with the start of each cache line the `T` at `value`
+/// touches, first to last (one line for a zero-sized `T`).
+#[inline(always)]
+fn for_each_line<T>(value: *const T, mut visit: impl FnMut(*const u8)) {
     let start = value.cast::<u8>();
     let end = std::mem::size_of::<T>().max(1) as isize;
     let mut offset = -((start.addr() % LINE_BYTES) as isize);
     while offset < end {
-        line(start.wrapping_offset(offset));
+        visit(start.wrapping_offset(offset));
         offset += LINE_BYTES as isize;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{for_each_line, LINE_BYTES};
+
+    /// The lines (as offsets from a line-aligned base) that a `T` placed
+    /// `at` bytes past the base touches.
+    fn lines_of<T>(at: usize) -> Vec<usize> {
+        #[repr(align(64))]
+        struct Aligned([u8; 512]);
+        let base = Aligned([0; 512]);
+        let start = base.0.as_ptr();
+        assert_eq!(start.addr() % LINE_BYTES, 0);
+        let mut lines = Vec::new();
+        for_each_line(start.wrapping_add(at).cast::<T>(), |line| lines.push(line.addr() - start.addr()));
+        lines
+    }
+
+    #[test]
+    fn every_line_a_value_touches_is_loaded_and_no_other() {
+        assert_eq!(lines_of::<[u8; 64]>(0), [0]);
+        assert_eq!(lines_of::<[u8; 65]>(0), [0, 64]);
+        // Starting late in a line: its last bytes are in the next one.
+        assert_eq!(lines_of::<[u8; 16]>(56), [0, 64]);
+        assert_eq!(lines_of::<[u8; 8]>(56), [0]);
+        assert_eq!(lines_of::<[u8; 130]>(60), [0, 64, 128]);
+        assert_eq!(lines_of::<()>(70), [64]);
+    }
+
     /// Hints are harmless on any address, a dangling or null one included.
     #[test]
     fn a_hint_at_any_address_reads_nothing() {
