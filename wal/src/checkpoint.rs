@@ -20,6 +20,12 @@ pub fn write_checkpoint(dir: &Path, lsn: u64, bytes: &[u8]) -> io::Result<()> {
 }
 
 pub fn write_checkpoint_with_fs(fs: &dyn WalFs, dir: &Path, lsn: u64, bytes: &[u8]) -> io::Result<()> {
+    write_checkpoint_parts_with_fs(fs, dir, lsn, &[bytes])
+}
+
+/// [`write_checkpoint_with_fs`] of the payload that is `parts` one after
+/// another, each written as it is (one write per part after the header).
+pub fn write_checkpoint_parts_with_fs(fs: &dyn WalFs, dir: &Path, lsn: u64, parts: &[&[u8]]) -> io::Result<()> {
     let path = dir.join(checkpoint_file_name(lsn));
     let temporary = dir.join(format!("{}.tmp", checkpoint_file_name(lsn)));
     match fs.remove(&temporary) {
@@ -27,13 +33,16 @@ pub fn write_checkpoint_with_fs(fs: &dyn WalFs, dir: &Path, lsn: u64, bytes: &[u
         _ => {}
     }
     let mut file = fs.create(&temporary)?;
-    file.write_all(&format::checkpoint_header(lsn, bytes))?;
-    file.write_all(bytes)?;
+    file.write_all(&format::checkpoint_header_of_parts(lsn, parts))?;
+    for part in parts.iter().filter(|part| !part.is_empty()) {
+        file.write_all(part)?;
+    }
     file.sync_data()?;
     drop(file);
     fs.rename(&temporary, &path)?;
     fs.sync_dir(dir)?;
-    tracing::info!(path = %path.display(), lsn, payload_bytes = bytes.len(), "checkpoint written");
+    let payload_bytes: usize = parts.iter().map(|part| part.len()).sum();
+    tracing::info!(path = %path.display(), lsn, payload_bytes, "checkpoint written");
     Ok(())
 }
 

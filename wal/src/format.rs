@@ -338,14 +338,24 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, HeaderFault> {
 /// payload, so a state of hundreds of megabytes is never copied into a
 /// frame buffer.
 pub fn checkpoint_header(lsn: u64, payload: &[u8]) -> [u8; CHECKPOINT_HEADER_BYTES] {
+    checkpoint_header_of_parts(lsn, &[payload])
+}
+
+/// [`checkpoint_header`] of the payload that is `parts` one after
+/// another (a payload whose largest part the caller already holds, read
+/// from the checkpoint before, is never copied to join the others).
+pub fn checkpoint_header_of_parts(lsn: u64, parts: &[&[u8]]) -> [u8; CHECKPOINT_HEADER_BYTES] {
+    let length: usize = parts.iter().map(|part| part.len()).sum();
     let mut header = [0u8; CHECKPOINT_HEADER_BYTES];
     header[CHECKPOINT_MAGIC_AT..CHECKPOINT_VERSION_AT].copy_from_slice(&CHECKPOINT_MAGIC);
     header[CHECKPOINT_VERSION_AT] = FORMAT_VERSION;
     header[CHECKPOINT_LSN_AT..CHECKPOINT_LENGTH_AT].copy_from_slice(&lsn.to_le_bytes());
-    header[CHECKPOINT_LENGTH_AT..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[CHECKPOINT_LENGTH_AT..].copy_from_slice(&(length as u64).to_le_bytes());
     let mut crc = crc32fast::Hasher::new();
     crc.update(&header[CHECKPOINT_MAGIC_AT..]);
-    crc.update(payload);
+    for part in parts {
+        crc.update(part);
+    }
     header[..CHECKPOINT_MAGIC_AT].copy_from_slice(&crc.finalize().to_le_bytes());
     header
 }

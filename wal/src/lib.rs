@@ -91,7 +91,8 @@ mod writer;
 pub use batch::FrameBatch;
 pub use checkpoint::{
     load_accepted_checkpoint, load_latest_checkpoint, load_latest_checkpoint_with_fs, prune_checkpoints,
-    read_checkpoint_at, remove_segments_covered, write_checkpoint, write_checkpoint_with_fs,
+    read_checkpoint_at, remove_segments_covered, write_checkpoint, write_checkpoint_parts_with_fs,
+    write_checkpoint_with_fs,
 };
 pub use config::{RecoveryPolicy, WalConfig};
 pub use error::{AppendError, CheckpointError, Health, LogFailed, OpenError, ReadError};

@@ -178,6 +178,25 @@ fn a_checkpoint_is_created_written_fsynced_renamed_and_its_directory_fsynced_in_
     );
 }
 
+#[test]
+fn a_checkpoint_written_in_parts_is_the_checkpoint_of_the_parts_joined() {
+    let sim = SimFs::new();
+    let dir = sim_dir();
+    sim.create_dir_all(&dir).expect("dir");
+    let fs = Recording { inner: sim.clone(), calls: Default::default() };
+    crate::checkpoint::write_checkpoint_parts_with_fs(&fs, &dir, 42, &[b"head ", b"", b"base ", b"tail"])
+        .expect("write");
+    assert_eq!(
+        sim.read(&dir.join(checkpoint_file_name(42)), 1 << 20).expect("read"),
+        crate::format::encode_checkpoint(42, b"head base tail"),
+        "the same file as the payload written whole"
+    );
+    let writes = fs.calls.lock().expect("calls").iter().filter(|call| *call == "write").count();
+    assert_eq!(writes, 4, "the header, then each part that has bytes");
+    let loaded = load_latest_checkpoint_with_fs(&sim, &dir, 1 << 20).expect("load").expect("one");
+    assert_eq!(loaded, (42, b"head base tail".to_vec()));
+}
+
 /// A crash (or an I/O error, then a crash) at every step of a checkpoint
 /// write leaves either the previous checkpoint or the new one, never a
 /// half; and once `write_checkpoint` returned Ok the new one survives.
