@@ -164,8 +164,21 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
     let notifications = Arc::clone(&recovered.notifications);
     let recovered_through = recovered.last_lsn;
     let bank_queue_instructions = config.limits.bank_queue_instructions;
-    let Recovered { applications, accounts, suspense, history, withdrawals_pending, instructions_pending, .. } =
-        recovered;
+    let Recovered {
+        applications,
+        accounts,
+        books: account_books,
+        suspense,
+        history,
+        withdrawals_pending,
+        instructions_pending,
+        ..
+    } = recovered;
+    // Start-up folds the registry (Recovered::load_checkpoint): an entry
+    // for every book.
+    if accounts.len() != account_books.len() {
+        return Err(format!("recovered {} accounts with {} books", accounts.len(), account_books.len()));
+    }
     // The finance actor judges with its own copy of the reconciliation book.
     let reconciliation_book = history.reconciliations().clone();
     let history = History::new(history, Some(archive), config.history.memory_records);
@@ -202,14 +215,9 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
                 };
                 // Recovered accounts start idle: an actor is activated for
                 // each with its first message (actors::directory).
-                for account in accounts {
+                for (account, book) in accounts.into_iter().zip(account_books) {
                     let id = account.info.account_id;
-                    system_directory.insert(
-                        Arc::clone(&account.info),
-                        account.status,
-                        account.sub_account_no,
-                        account.book,
-                    );
+                    system_directory.insert(Arc::clone(&account.info), account.status, account.sub_account_no, book);
                     if account.status == crate::domain::account::AccountStatus::Signing {
                         // A crash while signing: ask the bank again.
                         let entry = Arc::clone(system_directory.get(id).expect("just inserted"));

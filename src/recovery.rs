@@ -11,7 +11,11 @@
 //! state checkpoint ([`crate::codec::checkpoint`], schema 3 or 2) is restored
 //! from its image ([`Recovered::image`] is the other direction: the
 //! checkpointer folds the log with this same code and writes the image);
-//! an old records checkpoint (schema 1) is folded like the log.
+//! an old records checkpoint (schema 1) is folded like the log. The
+//! checkpointer's fold may keep its base's registry records encoded
+//! ([`Recovered::load_checkpoint_keeping_registry`]): it then holds the
+//! accounts' books and banks, not their registry entries, which no record
+//! after a checkpoint needs.
 //! `fundledger wal verify` loads checkpoints offline without the read
 //! models ([`Recovered::without_read_models`]).
 //!
@@ -23,7 +27,7 @@ use std::sync::Arc;
 use crate::actors::directory::AccountInfo;
 use crate::actors::outbox::instruction_reference;
 use crate::actors::registry::account_info;
-use crate::codec::checkpoint::{self, BookImage, StateImage, TotalsImage};
+use crate::codec::checkpoint::{self, BankPlaces, BookImage, EncodedRegistry, StateImage, TotalsImage};
 use crate::domain::account::Hold;
 use crate::domain::account::{AccountBook, AccountStatus, Balance};
 use crate::domain::ids::AccountId;
@@ -36,16 +40,21 @@ use crate::finance::history::HistoryState;
 use crate::finance::trial_balance::TrialBalance;
 use crate::gateway::idempotency::{Committed, IdIndex};
 
+/// An account's registry entry (its book is in [`Recovered::books`]).
 pub struct RecoveredAccount {
     pub info: Arc<AccountInfo>,
     pub status: AccountStatus,
     pub sub_account_no: Option<Box<str>>,
-    pub book: AccountBook,
 }
 
 pub struct Recovered {
     pub applications: Applications,
+    /// Each account's registry entry, account n at n - 1. Empty in a fold
+    /// that keeps its base checkpoint's registry encoded
+    /// ([`Recovered::load_checkpoint_keeping_registry`]); else one per book.
     pub accounts: Vec<RecoveredAccount>,
+    /// Each account's book, account n at n - 1.
+    pub books: Vec<AccountBook>,
     pub ids: Arc<IdIndex>,
     pub notifications: Arc<IdIndex>,
     pub suspense: SuspenseBook,
@@ -68,6 +77,11 @@ pub struct Recovered {
     /// this state is folded to write a checkpoint
     /// ([`Recovered::for_checkpoint`]).
     entities: Option<Vec<(u64, Record)>>,
+    /// The registry's records as the base checkpoint encoded them, when
+    /// they were not folded again: the registry side of this fold is then
+    /// only the accounts' books and the banks' places, and the registry
+    /// records folded after it are among `entities`.
+    registry: Option<EncodedRegistry>,
 }
 
 /// Whether a state checkpoint keeps `record` as it is: the records of
@@ -142,6 +156,7 @@ impl Recovered {
         Self {
             applications: Applications::default(),
             accounts: Vec::new(),
+            books: Vec::new(),
             ids: Arc::new(IdIndex::new()),
             notifications: Arc::new(IdIndex::new()),
             suspense: SuspenseBook::default(),
@@ -152,6 +167,7 @@ impl Recovered {
             read_models: true,
             indexed_through: 0,
             entities: None,
+            registry: None,
         }
     }
 
@@ -182,7 +198,7 @@ impl Recovered {
             return Err("a checkpoint is loaded into an empty state".into());
         }
         match checkpoint::schema(payload) {
-            Some(checkpoint::STATE_SCHEMA | checkpoint::STATE_SCHEMA_2) => {
+            Some(checkpoint::STATE_SCHEMA | checkpoint::STATE_SCHEMA_3 | checkpoint::STATE_SCHEMA_2) => {
                 let image = checkpoint::decode_state(payload).map_err(|error| error.to_string())?;
                 self.restore(image)?;
             }
@@ -197,30 +213,57 @@ impl Recovered {
         Ok(())
     }
 
+    /// [`Self::load_checkpoint`] for the checkpointer: a schema-4 state's
+    /// registry records are not decoded or folded again but kept as read
+    /// ([`checkpoint::decode_state_keeping_registry`]), the banks they
+    /// give accounts and applications taken from the checkpoint's places;
+    /// the fold then has books and no registry entries
+    /// ([`Self::accounts`] stays empty). Other schemas load as in
+    /// [`Self::load_checkpoint`].
+    pub fn load_checkpoint_keeping_registry(&mut self, lsn: u64, payload: Vec<u8>) -> Result<(), String> {
+        if checkpoint::schema(&payload) != Some(checkpoint::STATE_SCHEMA) || self.entities.is_none() {
+            return self.load_checkpoint(lsn, &payload);
+        }
+        if self.last_lsn != 0 || self.history.applied_lsn() != 0 {
+            return Err("a checkpoint is loaded into an empty state".into());
+        }
+        let (image, registry) =
+            checkpoint::decode_state_keeping_registry(payload).map_err(|error| error.to_string())?;
+        let registry = registry.ok_or("a schema-4 checkpoint without its registry part")?;
+        self.restore_keeping(image, registry)?;
+        if self.last_lsn != lsn {
+            return Err(format!("checkpoint named lsn {lsn} holds the state at lsn {}", self.last_lsn));
+        }
+        Ok(())
+    }
+
     /// The state as a checkpoint image. Only a state folded for a
     /// checkpoint ([`Self::for_checkpoint`]) has one: it kept its entity
     /// records. Checks that every journal sums to its book first.
     pub fn image(&self) -> Result<StateImage, String> {
+        if self.registry.is_some() {
+            return Err("this state keeps its registry encoded: see into_checkpoint".into());
+        }
         let entities = self.entities.clone().ok_or("this state was not folded for a checkpoint")?;
         self.image_with(entities)
     }
 
-    /// [`Self::image`] of a state that ends here: its entity records move
-    /// into the image instead of being copied (over a million accounts,
-    /// millions of records with strings of their own, each copied and
-    /// both copies freed; the checkpointer's case).
-    pub fn into_image(mut self) -> Result<StateImage, String> {
+    /// [`Self::image`] of a state that ends here, with the registry
+    /// records it kept encoded, if it did (the checkpointer's case; what
+    /// [`checkpoint::encode_state_parts`] takes): its entity records move
+    /// into the image instead of being copied.
+    pub fn into_checkpoint(mut self) -> Result<(StateImage, Option<EncodedRegistry>), String> {
         let entities = self.entities.take().ok_or("this state was not folded for a checkpoint")?;
-        self.image_with(entities)
+        let image = self.image_with(entities)?;
+        Ok((image, self.registry.take()))
     }
 
     fn image_with(&self, entities: Vec<(u64, Record)>) -> Result<StateImage, String> {
         if self.history.applied_lsn() != self.last_lsn {
             return Err(format!("history at lsn {}, books at lsn {}", self.history.applied_lsn(), self.last_lsn));
         }
-        let mut books = Vec::with_capacity(self.accounts.len());
-        for account in &self.accounts {
-            let (id, book) = (account.info.account_id, &account.book);
+        let mut books = Vec::with_capacity(self.books.len());
+        for (id, book) in numbered(&self.books) {
             if self.history.balance(id) != book.balance {
                 return Err(format!("{id}: journal does not sum to the balance at lsn {}", self.last_lsn));
             }
@@ -236,6 +279,7 @@ impl Recovered {
             self.withdrawals_pending.values().map(|(lsn, withdrawal)| (*lsn, Arc::clone(withdrawal))).collect();
         withdrawals.sort_unstable_by_key(|(lsn, _)| *lsn);
         let finance = self.history.finance();
+        let (accounts, applications) = finance.bank_days.places();
         Ok(StateImage {
             last_lsn: self.last_lsn,
             banks: finance.bank_days.banks().to_vec(),
@@ -246,14 +290,65 @@ impl Recovered {
             totals: TotalsImage { balances: finance.books.balances(), records_posted: finance.books.records_posted() },
             days: self.history.days().iter().map(|(day, figures)| (*day, *figures)).collect(),
             bank_sync_failures: self.history.bank_sync_failures().to_vec(),
+            places: Some(BankPlaces { accounts, applications }),
         })
     }
 
     /// Restore a state checkpoint's image into this empty state. Its ids
     /// and journals are in the history archive, which must reach its lsn.
     fn restore(&mut self, image: StateImage) -> Result<(), String> {
-        let StateImage { last_lsn, banks, entities, books, withdrawals, pending, totals, days, bank_sync_failures } =
-            image;
+        self.check_archive_reaches(image.last_lsn)?;
+        self.history = HistoryState::restoring(self.indexed_through, image.banks.clone());
+        // Grown once, not by doubling: over a million accounts each
+        // doubling copies (and each index resize re-reads) all before it.
+        let created =
+            image.entities.iter().filter(|(_, record)| matches!(record, Record::ApplicationCreated(_))).count();
+        self.applications.reserve(created);
+        self.accounts.reserve_exact(image.books.len());
+        self.books.reserve_exact(image.books.len());
+        for (lsn, record) in &image.entities {
+            self.restore_entity(*lsn, record)?;
+            self.apply_registry(*lsn, record)?;
+        }
+        if let Some(places) = &image.places {
+            let (accounts, applications) = self.history.finance().bank_days.places();
+            if places.accounts != accounts || places.applications != applications {
+                return Err(format!(
+                    "checkpoint lsn {}: its banks of accounts and applications differ from what its registry folds to",
+                    image.last_lsn
+                ));
+            }
+        }
+        self.restore_rest(image)
+    }
+
+    /// [`Self::restore`] without folding the registry's records, kept
+    /// encoded in `registry`: the accounts are the image's books, their
+    /// banks the image's places.
+    fn restore_keeping(&mut self, image: StateImage, registry: EncodedRegistry) -> Result<(), String> {
+        self.check_archive_reaches(image.last_lsn)?;
+        self.history = HistoryState::restoring(self.indexed_through, image.banks.clone());
+        let places = image.places.clone().ok_or("a checkpoint without its registry's places")?;
+        if places.accounts.len() > image.books.len() {
+            return Err(format!(
+                "checkpoint has banks for {} accounts, books for {}",
+                places.accounts.len(),
+                image.books.len()
+            ));
+        }
+        self.history.restore_places(places.accounts, places.applications)?;
+        for (lsn, record) in &image.entities {
+            if checkpoint::is_registry(record) {
+                return Err(format!("lsn {lsn}: a registry record among a checkpoint's other entities"));
+            }
+            self.restore_entity(*lsn, record)?;
+        }
+        self.books.resize_with(image.books.len(), AccountBook::default);
+        self.registry = Some(registry);
+        self.restore_rest(image)
+    }
+
+    fn check_archive_reaches(&self, last_lsn: u64) -> Result<(), String> {
         if self.read_models && self.indexed_through < last_lsn {
             return Err(format!(
                 "the history archive indexes records up to lsn {}, short of the checkpoint's lsn {last_lsn} \
@@ -261,30 +356,34 @@ impl Recovered {
                 self.indexed_through
             ));
         }
-        self.history = HistoryState::restoring(self.indexed_through, banks);
-        // Grown once, not by doubling: over a million accounts each
-        // doubling copies (and each index resize re-reads) all before it.
-        let created = entities.iter().filter(|(_, record)| matches!(record, Record::ApplicationCreated(_))).count();
-        self.applications.reserve(created);
-        self.accounts.reserve_exact(books.len());
-        for (lsn, record) in &entities {
-            if !is_entity(record) {
-                return Err(format!("lsn {lsn}: a checkpoint's entity record is not one"));
-            }
-            self.apply_registry(*lsn, record)?;
-            if matches!(record, Record::SuspenseOpened(_) | Record::AdjustmentDeposit(_) | Record::SuspenseReturned(_))
-            {
-                self.suspense.apply(record);
-            }
-            self.history.apply_entity(*lsn, record);
+        Ok(())
+    }
+
+    /// An entity record of a checkpoint into the suspense book and the
+    /// history's entity parts (the registry's side is the caller's).
+    fn restore_entity(&mut self, lsn: u64, record: &Record) -> Result<(), String> {
+        if !is_entity(record) {
+            return Err(format!("lsn {lsn}: a checkpoint's entity record is not one"));
         }
-        if books.len() != self.accounts.len() {
-            return Err(format!("checkpoint has {} books for {} accounts", books.len(), self.accounts.len()));
+        if matches!(record, Record::SuspenseOpened(_) | Record::AdjustmentDeposit(_) | Record::SuspenseReturned(_)) {
+            self.suspense.apply(record);
         }
-        for (account, image) in self.accounts.iter_mut().zip(books) {
+        self.history.apply_entity(lsn, record);
+        Ok(())
+    }
+
+    /// The books, withdrawals, pending instructions and totals of a
+    /// checkpoint whose accounts are opened (one empty book each).
+    fn restore_rest(&mut self, image: StateImage) -> Result<(), String> {
+        let StateImage { last_lsn, entities, books, withdrawals, pending, totals, days, bank_sync_failures, .. } =
+            image;
+        if books.len() != self.books.len() {
+            return Err(format!("checkpoint has {} books for {} accounts", books.len(), self.books.len()));
+        }
+        for ((id, book), image) in numbered_mut(&mut self.books).zip(books) {
             let withdrawals_processing = image.withdrawals.iter().map(|(_, amount)| amount.0).sum::<i64>();
             let holds = image.holds.into_iter().map(|(id, amount, remaining)| (id, Hold { amount, remaining }));
-            account.book = AccountBook {
+            *book = AccountBook {
                 balance: Balance { available: image.available, frozen: image.frozen },
                 holds: holds.collect(),
                 withdrawals_processing: Money(withdrawals_processing),
@@ -292,19 +391,19 @@ impl Recovered {
                 last_lsn: image.last_lsn,
             };
             // Refused, not asserted: the previous checkpoint is tried.
-            if let Some(violation) = account.book.invariant_violation(account.info.account_id) {
+            if let Some(violation) = book.invariant_violation(id) {
                 return Err(format!("checkpoint lsn {last_lsn}: {violation}"));
             }
         }
         for (lsn, withdrawal) in &withdrawals {
-            let account = self.account(withdrawal.account_id, *lsn)?;
-            if account.book.withdrawals.get(&withdrawal.id) != Some(&withdrawal.amount) {
+            let book = self.book(withdrawal.account_id, *lsn)?;
+            if book.withdrawals.get(&withdrawal.id) != Some(&withdrawal.amount) {
                 return Err(format!("withdrawal {} in flight but not processing on its account", withdrawal.id));
             }
             self.withdrawals_pending.insert(withdrawal.id.clone(), (*lsn, Arc::clone(withdrawal)));
         }
         self.instructions_pending = pending;
-        let balances = self.accounts.iter().map(|account| (account.info.account_id, account.book.balance));
+        let balances = numbered(&self.books).map(|(id, book)| (id, book.balance));
         let books = TrialBalance::from_balances(totals.balances, totals.records_posted);
         self.history.restored(last_lsn, balances, withdrawals, books, days, bank_sync_failures);
         self.last_lsn = last_lsn;
@@ -316,10 +415,10 @@ impl Recovered {
         Ok(())
     }
 
-    fn account(&mut self, id: AccountId, lsn: u64) -> Result<&mut RecoveredAccount, String> {
+    fn book(&mut self, id: AccountId, lsn: u64) -> Result<&mut AccountBook, String> {
         let index = usize::try_from(id.0).ok().and_then(|n| n.checked_sub(1));
         index
-            .and_then(|index| self.accounts.get_mut(index))
+            .and_then(|index| self.books.get_mut(index))
             .ok_or_else(|| format!("lsn {lsn}: record names account {id}, which no earlier record opened"))
     }
 
@@ -343,8 +442,8 @@ impl Recovered {
             | Record::AccountSignFailed { .. } => self.apply_registry(lsn, record)?,
             Record::Movement(movement) => {
                 if let Some(hold_id) = movement.hold_id.as_deref().filter(|_| movement.kind.uses_hold()) {
-                    let payer = self.account(movement.payer, lsn)?;
-                    if !payer.book.holds.contains_key(hold_id) {
+                    let payer = self.book(movement.payer, lsn)?;
+                    if !payer.holds.contains_key(hold_id) {
                         return Err(format!(
                             "lsn {lsn}: movement {} uses hold {hold_id}, not open on {}",
                             movement.id, movement.payer
@@ -352,16 +451,16 @@ impl Recovered {
                     }
                 }
                 if let Some(payee) = movement.payee.filter(|_| movement.kind.has_payee()) {
-                    self.account(payee, lsn)?;
+                    self.book(payee, lsn)?;
                 }
-                self.account(movement.payer, lsn)?.book.apply_debit_side(movement, lsn);
+                self.book(movement.payer, lsn)?.apply_debit_side(movement, lsn);
                 if let Some(payee) = movement.payee.filter(|_| movement.kind.has_payee()) {
-                    self.account(payee, lsn)?.book.apply_credit_side(movement, lsn);
+                    self.book(payee, lsn)?.apply_credit_side(movement, lsn);
                 }
             }
             Record::Deposit(deposit) => {
-                let account = self.account(deposit.account_id, lsn)?;
-                account.book.apply_deposit(deposit.account_id, deposit.notification.amount, lsn);
+                let book = self.book(deposit.account_id, lsn)?;
+                book.apply_deposit(deposit.account_id, deposit.notification.amount, lsn);
             }
             Record::SuspenseOpened(entry) => {
                 if entry.suspense_id != self.suspense.next_id() {
@@ -370,17 +469,17 @@ impl Recovered {
                 self.suspense.apply(record);
             }
             Record::WithdrawalRequested(withdrawal) => {
-                let account = self.account(withdrawal.account_id, lsn)?;
-                account.book.apply_withdrawal_hold(withdrawal.account_id, &withdrawal.id, withdrawal.amount, lsn);
+                let book = self.book(withdrawal.account_id, lsn)?;
+                book.apply_withdrawal_hold(withdrawal.account_id, &withdrawal.id, withdrawal.amount, lsn);
                 self.withdrawals_pending.insert(withdrawal.id.clone(), (lsn, Arc::clone(withdrawal)));
             }
             Record::WithdrawalFinished(finished) => {
-                let account = self.account(finished.account_id, lsn)?;
-                if account.book.withdrawals.get(&finished.id) != Some(&finished.amount) {
+                let book = self.book(finished.account_id, lsn)?;
+                if book.withdrawals.get(&finished.id) != Some(&finished.amount) {
                     return Err(format!("lsn {lsn}: withdrawal {} finished but not processing", finished.id));
                 }
                 let succeeded = matches!(finished.outcome, PayoutOutcome::Succeeded { .. });
-                account.book.apply_withdrawal_finished(finished.account_id, &finished.id, succeeded, lsn);
+                book.apply_withdrawal_finished(finished.account_id, &finished.id, succeeded, lsn);
                 self.withdrawals_pending.remove(&finished.id);
             }
             Record::AdjustmentDeposit(adjustment) => {
@@ -389,8 +488,8 @@ impl Recovered {
                     return Err(format!("lsn {lsn}: adjustment {} exceeds its suspense entry", adjustment.id));
                 }
                 self.suspense.apply(record);
-                let account = self.account(adjustment.account_id, lsn)?;
-                account.book.apply_deposit(adjustment.account_id, adjustment.amount, lsn);
+                let book = self.book(adjustment.account_id, lsn)?;
+                book.apply_deposit(adjustment.account_id, adjustment.amount, lsn);
             }
             Record::SuspenseReturned(returned) => {
                 if self.suspense.judge_return(returned.suspense_id) != Ok(returned.amount) {
@@ -416,34 +515,48 @@ impl Recovered {
 
     /// Applications and the accounts they open (the same for the log and
     /// for a state checkpoint's entity records); other records are ignored.
+    /// A fold keeping its registry encoded opens each account's book only
+    /// (the history's days fold the banks).
     fn apply_registry(&mut self, lsn: u64, record: &Record) -> Result<(), String> {
+        let keeping = self.registry.is_some();
         match record {
-            Record::ApplicationCreated(_) | Record::ApplicationRejected(_) => self.applications.apply(record),
+            Record::ApplicationCreated(_) | Record::ApplicationRejected(_) if !keeping => {
+                self.applications.apply(record)
+            }
             Record::ApplicationApproved(decision) => {
-                let application = self
-                    .applications
-                    .get(decision.application_id)
-                    .map(|state| Arc::clone(&state.application))
-                    .ok_or_else(|| format!("lsn {lsn}: approval of unknown application {}", decision.application_id))?;
                 let account_id = decision.account_id.ok_or_else(|| format!("lsn {lsn}: approval without account"))?;
-                if account_id.0 != self.accounts.len() as u64 + 1 {
+                if account_id.0 != self.books.len() as u64 + 1 {
                     return Err(format!("lsn {lsn}: account {account_id} opened out of order"));
                 }
-                self.applications.apply(record);
-                self.accounts.push(RecoveredAccount {
-                    info: Arc::new(account_info(account_id, &application, decision.decided_at_ms)),
-                    status: AccountStatus::Signing,
-                    sub_account_no: None,
-                    book: AccountBook::default(),
-                });
+                if !keeping {
+                    let application = self
+                        .applications
+                        .get(decision.application_id)
+                        .map(|state| Arc::clone(&state.application))
+                        .ok_or_else(|| {
+                            format!("lsn {lsn}: approval of unknown application {}", decision.application_id)
+                        })?;
+                    self.applications.apply(record);
+                    self.accounts.push(RecoveredAccount {
+                        info: Arc::new(account_info(account_id, &application, decision.decided_at_ms)),
+                        status: AccountStatus::Signing,
+                        sub_account_no: None,
+                    });
+                }
+                self.books.push(AccountBook::default());
             }
             Record::AccountSigned { account_id, sub_account_no, .. } => {
-                let account = self.account(*account_id, lsn)?;
-                account.status = AccountStatus::Active;
-                account.sub_account_no = Some(sub_account_no.clone());
+                self.book(*account_id, lsn)?;
+                if let Some(account) = self.accounts.get_mut(index_of(*account_id)) {
+                    account.status = AccountStatus::Active;
+                    account.sub_account_no = Some(sub_account_no.clone());
+                }
             }
             Record::AccountSignFailed { account_id, .. } => {
-                self.account(*account_id, lsn)?.status = AccountStatus::SignFailed
+                self.book(*account_id, lsn)?;
+                if let Some(account) = self.accounts.get_mut(index_of(*account_id)) {
+                    account.status = AccountStatus::SignFailed;
+                }
             }
             _ => {}
         }
@@ -470,12 +583,26 @@ impl Recovered {
     /// The end-of-replay check: every book's invariants, and the journal's
     /// folded balances equal to the books (journals sum to balances).
     pub fn check(&self) {
-        for account in &self.accounts {
-            let id = account.info.account_id;
-            account.book.assert_invariants(id);
+        for (id, book) in numbered(&self.books) {
+            book.assert_invariants(id);
             if self.read_models {
-                assert_eq!(self.history.balance(id), account.book.balance, "{id}: journal does not sum to the balance");
+                assert_eq!(self.history.balance(id), book.balance, "{id}: journal does not sum to the balance");
             }
         }
     }
+}
+
+/// Where account `id` sits in the lists by account number (an index past
+/// every list for number 0).
+fn index_of(id: AccountId) -> usize {
+    usize::try_from(id.0).ok().and_then(|n| n.checked_sub(1)).unwrap_or(usize::MAX)
+}
+
+/// Books with their account numbers (account n at n - 1).
+fn numbered(books: &[AccountBook]) -> impl Iterator<Item = (AccountId, &AccountBook)> {
+    books.iter().enumerate().map(|(index, book)| (AccountId(index as u64 + 1), book))
+}
+
+fn numbered_mut(books: &mut [AccountBook]) -> impl Iterator<Item = (AccountId, &mut AccountBook)> {
+    books.iter_mut().enumerate().map(|(index, book)| (AccountId(index as u64 + 1), book))
 }

@@ -312,3 +312,54 @@ fn a_checkpoint_past_the_history_archive_is_not_used_and_the_log_rebuilds_both()
     assert_unchanged(&before, &snapshot(&server, &accounts, &done), "full replay without the archive");
     assert_retries_answer_as_before(&server, &done);
 }
+
+/// A checkpoint of schema 3 (what builds before 2026-12-07, later, wrote:
+/// the registry's records among the other entities, no banks' places)
+/// still starts the server; the checkpointer builds the next one on it in
+/// schema 4, and the one after that on the schema-4 one, keeping its
+/// registry records as they were read, with an account opened in between;
+/// each equals the log folded to it, and a restart from the last shows
+/// the same ledger.
+#[test]
+fn a_server_starts_from_a_schema_3_checkpoint_and_builds_the_next_ones_on_it() {
+    use fundledger::codec::checkpoint::{decode_state, encode_state_3, schema, STATE_SCHEMA};
+
+    let mut server = Server::start_with(with_checkpoints(1_048_576, 0));
+    let mut accounts = open_funded_accounts(&server);
+    let mut done = transfers(&server, &accounts, 1500);
+    server.wait_for_checkpoint(1);
+    settled_checkpoints(&server);
+    server.stop();
+    let wal_dir = server.data_dir.join("wal");
+    let newest = |dir: &Path| fundledger_wal::load_latest_checkpoint(dir, 1 << 30).expect("read").expect("one");
+    let (old_lsn, payload) = newest(&wal_dir);
+    let image = decode_state(&payload).expect("a state checkpoint");
+    fundledger_wal::write_checkpoint(&wal_dir, old_lsn, &encode_state_3(&image).expect("schema 3")).expect("write");
+
+    server.restart();
+    assert_eq!(server.loaded_checkpoint(), old_lsn, "the schema-3 checkpoint was used: {}", server.stdout());
+    done.extend(transfers(&server, &accounts, 1500));
+    let next = server.wait_for_checkpoint(old_lsn + 1);
+    // Registry records after a schema-4 base, appended to what it kept.
+    let name = format!("检查点新客户{}", uid("n"));
+    let (opened, sub) = server.open_account(&name);
+    server.deposit(&sub, &name, "100000.00");
+    accounts.push(opened);
+    done.extend(transfers(&server, &accounts, 1500));
+    let last = server.wait_for_checkpoint(next + 1);
+    let kept = settled_checkpoints(&server);
+    let before = snapshot(&server, &accounts, &done);
+    server.kill9();
+
+    let (newest_lsn, payload) = newest(&wal_dir);
+    assert_eq!(schema(&payload), Some(STATE_SCHEMA), "written in schema 4");
+    assert!(newest_lsn >= last && kept.len() == 2, "{kept:?}");
+    let (ok, report) = server.wal_verify();
+    assert!(ok, "{report}");
+    assert_eq!(report.matches("loads cleanly").count(), 2, "{report}");
+    assert_eq!(report.matches("equals the log folded to it").count(), 2, "{report}");
+    server.restart();
+    assert_eq!(server.loaded_checkpoint(), newest_lsn, "{}", server.stdout());
+    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart from a checkpoint built on schema 4");
+    assert_retries_answer_as_before(&server, &done);
+}

@@ -67,6 +67,15 @@ enum Op {
     Restart {
         kill9: bool,
     },
+    /// A company applies for an account; the application waits for a
+    /// decision (across restarts and checkpoints).
+    Apply,
+    /// Approve (opening an account) or reject a waiting application
+    /// (`application`: an index into them, modulo their count).
+    Decide {
+        application: usize,
+        approve: bool,
+    },
 }
 
 fn account() -> impl Strategy<Value = usize> {
@@ -91,6 +100,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (account(), amount_cents()).prop_map(|(account, cents)| Op::Withdraw { account, cents }),
         2 => any::<usize>().prop_map(|index| Op::Retry { index }),
         1 => any::<bool>().prop_map(|kill9| Op::Restart { kill9 }),
+        1 => Just(Op::Apply),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(application, approve)| Op::Decide { application, approve }),
     ]
 }
 
@@ -154,6 +165,12 @@ struct Run {
     prefix: String,
     /// Restarts that loaded a checkpoint (the rest replayed from lsn 1).
     from_checkpoint: u64,
+    /// Applications waiting for a decision.
+    waiting: Vec<String>,
+    /// Accounts opened by `Decide` (not in the model's books: none of the
+    /// other operations use them), and applications rejected.
+    opened: Vec<String>,
+    rejected: Vec<String>,
 }
 
 impl Run {
@@ -169,7 +186,17 @@ impl Run {
             let (id, sub) = server.open_account(&name);
             accounts.push((id, sub, name));
         }
-        Run { server, accounts, model: Model::default(), next_id: 0, prefix: uid("m"), from_checkpoint: 0 }
+        Run {
+            server,
+            accounts,
+            model: Model::default(),
+            next_id: 0,
+            prefix: uid("m"),
+            from_checkpoint: 0,
+            waiting: Vec::new(),
+            opened: Vec::new(),
+            rejected: Vec::new(),
+        }
     }
 
     fn id(&mut self) -> String {
@@ -342,6 +369,29 @@ impl Run {
                 }
                 self.check()?;
             }
+            Op::Apply => {
+                let (status, answer) = self.server.apply(&format!("模型申请{}", self.next_id), &credential_no());
+                self.next_id += 1;
+                prop_assert_eq!(status, 201, "{}: {}", what, answer);
+                self.waiting.push(answer["application_id"].as_str().unwrap_or_default().to_string());
+            }
+            Op::Decide { application, approve } => {
+                if self.waiting.is_empty() {
+                    return Ok(());
+                }
+                let id = self.waiting.remove(application % self.waiting.len());
+                let (path, body) = match approve {
+                    true => (format!("/v1/applications/{id}/approve"), json!({})),
+                    false => (format!("/v1/applications/{id}/reject"), json!({"reason": "模型"})),
+                };
+                let (status, answer) = self.server.post(&path, RISK, &body);
+                prop_assert_eq!(status, 200, "{}: {}", what, answer);
+                prop_assert_eq!(&answer["status"], if approve { "approved" } else { "rejected" }, "{}", answer);
+                match approve {
+                    true => self.opened.push(answer["account_id"].as_str().unwrap_or_default().to_string()),
+                    false => self.rejected.push(id),
+                }
+            }
         }
         Ok(())
     }
@@ -374,6 +424,20 @@ impl Run {
                 "{}: server (available, frozen) vs model",
                 account_id
             );
+        }
+        // The onboarding between restarts: every decision and every
+        // waiting application as it was, each opened account there.
+        for id in &self.waiting {
+            let shown = self.server.get_ok(&format!("/v1/applications/{id}"), RISK);
+            prop_assert_eq!(&shown["status"], "pending_review", "{}", shown);
+        }
+        for id in &self.rejected {
+            let shown = self.server.get_ok(&format!("/v1/applications/{id}"), RISK);
+            prop_assert_eq!(&shown["status"], "rejected", "{}", shown);
+        }
+        for account_id in &self.opened {
+            let shown = self.server.get_ok(&format!("/v1/accounts/{account_id}"), PLATFORM);
+            prop_assert!(shown["status"] == "active" || shown["status"] == "signing", "{}", shown);
         }
         for hold in &self.model.holds {
             let shown = self.server.get_ok(&format!("/v1/holds/{}", hold.id), FINANCE);

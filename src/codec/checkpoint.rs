@@ -22,6 +22,21 @@
 //! | part `PENDING` (schema 3) | tag, byte length, the lsns' portable roaring bitmap; count, (`lsn`, reference) of the schema-1 ones, in lsn order |
 //! | part `INSTRUCTIONS` (schema 2) | tag, count, [`InstructionImage`]s without the bank's answer, in lsn order |
 //! | part `TOTALS` | tag, the trial balance's books, then count × (day, [`DayFigures`]), then count × (`lsn`, [`BankSync`]) refusals |
+//! | part `PLACES` (schema 4) | tag, [`BankPlaces`]: count, each account's bank; count, (application, bank) of the undecided applications |
+//! | part `REGISTRY` (schema 4, last) | tag, count, (`lsn`, [`Record`]) of every application and account signing record, in lsn order, to the end |
+//!
+//! **Schema 4** ([`STATE_SCHEMA`], written since 2026-12-07) takes the
+//! registry's records (applications, approvals, signings: three per
+//! account, most of a state's bytes) out of the entities part into a part
+//! of their own at the end, and adds the banks they give each account
+//! and undecided application ([`BankPlaces`]), which is all a fold of the
+//! records after the checkpoint needs of them. So the checkpointer reads
+//! its base without decoding the registry ([`decode_state_keeping_registry`])
+//! and writes the next one with those bytes as they are
+//! ([`encode_state_parts`]): a run costs what the books and the new
+//! records cost, not what every account's application costs. Start-up
+//! decodes the registry, folds it, and refuses a checkpoint whose places
+//! differ from what its registry folds to.
 //!
 //! What grows with the number of transfers is not in it: journals, ids and
 //! answers are in the history archive (`DATA_DIR/history`), which must
@@ -47,7 +62,7 @@ use std::sync::Arc;
 use bincode::{Decode, Encode};
 
 use super::{CodecError, CONFIG};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ApplicationId};
 use crate::domain::money::Money;
 use crate::domain::pending::PendingInstructions;
 use crate::domain::record::{BankSync, InstructionKind, Record, RecordSchema, Withdrawal, RECORD_SCHEMA_VERSION};
@@ -57,8 +72,10 @@ use crate::finance::day::DayFigures;
 pub const RECORDS_SCHEMA: u8 = 1;
 /// Schema 2: the folded state, with pending instructions in full.
 pub const STATE_SCHEMA_2: u8 = 2;
-/// Schema 3: the folded state at the checkpoint's lsn.
-pub const STATE_SCHEMA: u8 = 3;
+/// Schema 3: the folded state, the registry's records among the entities.
+pub const STATE_SCHEMA_3: u8 = 3;
+/// Schema 4: the folded state at the checkpoint's lsn.
+pub const STATE_SCHEMA: u8 = 4;
 
 const PART_META: u8 = 1;
 const PART_RECORDS: u8 = 2;
@@ -69,6 +86,8 @@ const PART_WITHDRAWALS: u8 = 6;
 const PART_INSTRUCTIONS: u8 = 7;
 const PART_TOTALS: u8 = 8;
 const PART_PENDING: u8 = 9;
+const PART_PLACES: u8 = 10;
+const PART_REGISTRY: u8 = 11;
 
 /// How much memory a part's list may take before its items are read, per
 /// byte of the checkpoint left: enough for every real part (a book is 72
@@ -93,7 +112,76 @@ pub fn schema(payload: &[u8]) -> Option<u8> {
     payload.first().copied()
 }
 
-/// The ledger's state at `last_lsn` (schema 3), as plain data.
+/// Whether a state checkpoint (schema 4) keeps `record` in its registry
+/// part: the entity records of applications and the accounts they open.
+pub fn is_registry(record: &Record) -> bool {
+    matches!(
+        record,
+        Record::ApplicationCreated(_)
+            | Record::ApplicationApproved(_)
+            | Record::ApplicationRejected(_)
+            | Record::AccountSigned { .. }
+            | Record::AccountSignFailed { .. }
+    )
+}
+
+/// What a fold of the records after a checkpoint needs of its registry
+/// (the finance side's bank of each account, and of each application an
+/// approval may still open an account for), as indexes into the banks
+/// part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BankPlaces {
+    /// Each account's bank, by account number from 1 (`u32::MAX`: none).
+    pub accounts: Vec<u32>,
+    /// The undecided applications' banks, by application id.
+    pub applications: Vec<(ApplicationId, u32)>,
+}
+
+/// The registry part of a schema-4 checkpoint as it was read, not
+/// decoded: the checkpoint's payload and where the part's items start
+/// (they run to its end).
+#[derive(Debug)]
+pub struct EncodedRegistry {
+    pub payload: Vec<u8>,
+    pub start: usize,
+    pub count: u64,
+}
+
+impl EncodedRegistry {
+    fn items(&self) -> &[u8] {
+        self.payload.get(self.start..).unwrap_or_default()
+    }
+}
+
+/// A state checkpoint's payload as `head`, `kept` and `tail`, one after
+/// another ([`encode_state_parts`]).
+#[derive(Debug)]
+pub struct StateParts<'a> {
+    pub head: Vec<u8>,
+    pub kept: &'a [u8],
+    pub tail: Vec<u8>,
+}
+
+impl StateParts<'_> {
+    pub fn parts(&self) -> [&[u8]; 3] {
+        [&self.head, self.kept, &self.tail]
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.kept.len() + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload in one buffer (tests, `fundledger wal verify`).
+    pub fn joined(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
+}
+
+/// The ledger's state at `last_lsn` (schema 4), as plain data.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StateImage {
     pub last_lsn: u64,
@@ -108,6 +196,9 @@ pub struct StateImage {
     pub totals: TotalsImage,
     pub days: Vec<(i64, DayFigures)>,
     pub bank_sync_failures: Vec<(u64, Arc<BankSync>)>,
+    /// The registry's banks (schema 4; `None` when read from an older
+    /// schema, which did not have them).
+    pub places: Option<BankPlaces>,
 }
 
 /// One account's book: its balance, open holds and withdrawals processing
@@ -167,12 +258,28 @@ fn put_counted<T: Encode>(items: &[T], out: &mut Vec<u8>) -> Result<(), CodecErr
     items.iter().try_for_each(|item| put(item, out))
 }
 
-/// Encodes a state checkpoint (schema 3).
+/// Encodes a state checkpoint (schema 4) in one buffer.
 pub fn encode_state(image: &StateImage) -> Result<Vec<u8>, CodecError> {
+    Ok(encode_state_parts(image, None)?.joined())
+}
+
+/// Encodes a state checkpoint (schema 4) whose registry part holds
+/// `kept`'s records as they were read (the checkpoint this one is built
+/// on), then the registry records among `image.entities`, which must all
+/// come after them; the other entity records go in the entities part.
+pub fn encode_state_parts<'a>(
+    image: &StateImage,
+    kept: Option<&'a EncodedRegistry>,
+) -> Result<StateParts<'a>, CodecError> {
+    let places = image
+        .places
+        .as_ref()
+        .ok_or_else(|| CodecError::Encode("a state without its registry's places (read from schema 3)".into()))?;
     let mut out = vec![STATE_SCHEMA, RECORD_SCHEMA_VERSION, PART_META];
     put(&image.last_lsn, &mut out)?;
     put_part(PART_BANKS, &image.banks, &mut out)?;
-    put_part(PART_ENTITIES, &image.entities, &mut out)?;
+    let (registry, others): (Vec<_>, Vec<_>) = image.entities.iter().partition(|(_, record)| is_registry(record));
+    put_part(PART_ENTITIES, &others, &mut out)?;
     put_part(PART_BOOKS, &image.books, &mut out)?;
     put_part(PART_WITHDRAWALS, &image.withdrawals, &mut out)?;
     out.push(PART_PENDING);
@@ -184,15 +291,42 @@ pub fn encode_state(image: &StateImage) -> Result<Vec<u8>, CodecError> {
     put(&image.totals, &mut out)?;
     put_counted(&image.days, &mut out)?;
     put_counted(&image.bank_sync_failures, &mut out)?;
-    Ok(out)
+    out.push(PART_PLACES);
+    put_counted(&places.accounts, &mut out)?;
+    put_counted(&places.applications, &mut out)?;
+    out.push(PART_REGISTRY);
+    put(&(kept.map_or(0, |kept| kept.count) + registry.len() as u64), &mut out)?;
+    let mut tail = Vec::new();
+    registry.iter().try_for_each(|item| put(item, &mut tail))?;
+    Ok(StateParts { head: out, kept: kept.map_or(&[], EncodedRegistry::items), tail })
 }
 
-/// Decodes a state checkpoint (schema 3, or 2). Checks the layout, the lsn
-/// order of the parts that have one, and that nothing is past `last_lsn`;
-/// the state's own rules are checked by restoring it.
+/// Decodes a state checkpoint (schema 4, 3 or 2). Checks the layout, the
+/// lsn order of the parts that have one, and that nothing is past
+/// `last_lsn`; the state's own rules are checked by restoring it. The
+/// registry's records are among `entities`, in lsn order.
 pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
+    decode_state_with(payload, true).map(|(image, _)| image)
+}
+
+/// [`decode_state`] without decoding a schema-4 registry part: `entities`
+/// holds the other entity records only, and the registry's records stay
+/// in `payload`, returned with where they start. An older schema has no
+/// such part: its registry's records are decoded among `entities`, and
+/// `None` is returned.
+pub fn decode_state_keeping_registry(payload: Vec<u8>) -> Result<(StateImage, Option<EncodedRegistry>), CodecError> {
+    let (image, registry) = decode_state_with(&payload, false)?;
+    Ok((image, registry.map(|(start, count)| EncodedRegistry { payload, start, count })))
+}
+
+/// The state, and for schema 4 without `registry` decoded, where the
+/// registry's items start and how many there are.
+fn decode_state_with(payload: &[u8], registry: bool) -> Result<(StateImage, Option<(usize, u64)>), CodecError> {
     let mut reader = Reader { bytes: payload, schema: RecordSchema(RECORD_SCHEMA_VERSION) };
-    let state_schema = if schema(payload) == Some(STATE_SCHEMA_2) { STATE_SCHEMA_2 } else { STATE_SCHEMA };
+    let state_schema = match schema(payload) {
+        Some(known @ (STATE_SCHEMA_2 | STATE_SCHEMA_3)) => known,
+        _ => STATE_SCHEMA,
+    };
     reader.versions(state_schema)?;
     reader.part(PART_META, "meta")?;
     let last_lsn: u64 = reader.value("last lsn")?;
@@ -201,9 +335,6 @@ pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
     // The checkpointer appends the entity records folded after these:
     // room for an eighth more, so that the list is not copied whole.
     let mut entities: Vec<(u64, Record)> = reader.counted_with_room("entity record", 1)?;
-    for (_, record) in &mut entities {
-        super::share_names(record);
-    }
     let books = reader.items(PART_BOOKS, "book")?;
     let withdrawals: Vec<(u64, Arc<Withdrawal>)> = reader.items(PART_WITHDRAWALS, "withdrawal")?;
     let pending = if state_schema == STATE_SCHEMA_2 {
@@ -234,13 +365,80 @@ pub fn decode_state(payload: &[u8]) -> Result<StateImage, CodecError> {
     let totals = reader.value("trial balance")?;
     let days = reader.counted("day")?;
     let bank_sync_failures: Vec<(u64, Arc<BankSync>)> = reader.counted("bank refusal")?;
+    let (mut places, mut kept) = (None, None);
+    if state_schema == STATE_SCHEMA {
+        reader.part(PART_PLACES, "bank places")?;
+        let accounts = reader.counted("account bank")?;
+        let applications: Vec<(ApplicationId, u32)> = reader.counted("application bank")?;
+        if applications.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+            return Err(CodecError::Decode("checkpoint application banks out of order".into()));
+        }
+        places = Some(BankPlaces { accounts, applications });
+        if entities.iter().any(|(_, record)| is_registry(record)) {
+            return Err(CodecError::Decode("checkpoint registry record among the other entities".into()));
+        }
+        reader.part(PART_REGISTRY, "registry record")?;
+        if registry {
+            let records: Vec<(u64, Record)> = reader.counted("registry record")?;
+            ascending(records.iter().map(|(lsn, _)| *lsn), last_lsn, "registry record")?;
+            entities = merge_by_lsn(records, entities);
+        } else {
+            let count = reader.count("registry record")?;
+            kept = Some((payload.len() - reader.bytes.len(), count));
+            reader.bytes = &[];
+        }
+    }
     if !reader.bytes.is_empty() {
         return Err(CodecError::Trailing(reader.bytes.len()));
+    }
+    for (_, record) in &mut entities {
+        super::share_names(record);
     }
     ascending(entities.iter().map(|(lsn, _)| *lsn), last_lsn, "entity record")?;
     ascending(withdrawals.iter().map(|(lsn, _)| *lsn), last_lsn, "withdrawal")?;
     ascending(bank_sync_failures.iter().map(|(lsn, _)| *lsn), last_lsn, "bank refusal")?;
-    Ok(StateImage { last_lsn, banks, entities, books, withdrawals, pending, totals, days, bank_sync_failures })
+    let image =
+        StateImage { last_lsn, banks, entities, books, withdrawals, pending, totals, days, bank_sync_failures, places };
+    Ok((image, kept))
+}
+
+/// Two lists in lsn order as one (an lsn in both stays twice, for the
+/// order check to refuse).
+fn merge_by_lsn(first: Vec<(u64, Record)>, second: Vec<(u64, Record)>) -> Vec<(u64, Record)> {
+    let mut merged = Vec::with_capacity(first.len() + second.len() + (first.len() + second.len()) / 8);
+    let (mut first, mut second) = (first.into_iter().peekable(), second.into_iter().peekable());
+    loop {
+        let take_first = match (first.peek(), second.peek()) {
+            (Some((a, _)), Some((b, _))) => a <= b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return merged,
+        };
+        merged.extend(if take_first { first.next() } else { second.next() });
+    }
+}
+
+/// Encodes `image` as a build before 2026-12-07, later, wrote it: state
+/// schema 3, every entity record in the entities part, no places. The
+/// server no longer writes these; tests do, to check that an upgraded
+/// server still starts from one and that its checkpointer moves on.
+pub fn encode_state_3(image: &StateImage) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![STATE_SCHEMA_3, RECORD_SCHEMA_VERSION, PART_META];
+    put(&image.last_lsn, &mut out)?;
+    put_part(PART_BANKS, &image.banks, &mut out)?;
+    put_part(PART_ENTITIES, &image.entities, &mut out)?;
+    put_part(PART_BOOKS, &image.books, &mut out)?;
+    put_part(PART_WITHDRAWALS, &image.withdrawals, &mut out)?;
+    out.push(PART_PENDING);
+    let lsns = image.pending.lsns();
+    put(&(lsns.serialized_size() as u64), &mut out)?;
+    lsns.serialize_into(&mut out).map_err(|error| CodecError::Encode(error.to_string()))?;
+    put_counted(&image.pending.legacy(), &mut out)?;
+    out.push(PART_TOTALS);
+    put(&image.totals, &mut out)?;
+    put_counted(&image.days, &mut out)?;
+    put_counted(&image.bank_sync_failures, &mut out)?;
+    Ok(out)
 }
 
 /// Encodes `image` as a build before 2026-12-06 wrote it: state schema 2,
@@ -582,7 +780,11 @@ mod tests {
         StateImage {
             last_lsn,
             banks: vec!["SIMBANK".into(), "OTHER".into()],
-            entities: records.iter().filter(|(lsn, _)| lsn % 5 == 0).cloned().collect(),
+            entities: records
+                .iter()
+                .filter(|(lsn, _)| lsn % 5 == 0)
+                .map(|(lsn, record)| entity(*lsn, record))
+                .collect(),
             books: vec![
                 BookImage::default(),
                 BookImage {
@@ -607,7 +809,86 @@ mod tests {
                     _ => None,
                 })
                 .collect(),
+            places: Some(BankPlaces {
+                accounts: vec![0, 1, u32::MAX],
+                applications: vec![(ApplicationId(3), 1), (ApplicationId(9), 0)],
+            }),
         }
+    }
+
+    /// Every other entity of [`image`] a registry record (an account
+    /// signed), the rest as they are.
+    fn entity(lsn: u64, record: &Record) -> (u64, Record) {
+        let record = match lsn % 10 {
+            0 => Record::AccountSigned {
+                account_id: AccountId(lsn),
+                sub_account_no: format!("SA-{lsn}").into(),
+                at_ms: lsn as i64,
+            },
+            _ => record.clone(),
+        };
+        (lsn, record)
+    }
+
+    /// [`image`] at `last_lsn`, its parts past `base` (its entity records
+    /// after `base`, the rest whole) on `based` (an image decoded keeping
+    /// its registry): what the checkpointer folds from `based`.
+    fn moved_on(based: &StateImage, base: u64, last_lsn: u64) -> StateImage {
+        let whole = image(last_lsn);
+        let mut entities = based.entities.clone();
+        entities.extend(whole.entities.iter().filter(|(lsn, _)| *lsn > base).cloned());
+        StateImage { entities, ..whole }
+    }
+
+    #[test]
+    fn a_state_built_on_a_kept_registry_is_the_state_encoded_whole() {
+        let base = encode_state(&image(40)).expect("encode");
+        let (based, kept) = decode_state_keeping_registry(base.clone()).expect("decode");
+        let kept = kept.expect("schema 4 has a registry part");
+        assert_eq!(kept.count, 4, "the signings at 10, 20, 30, 40");
+        assert!(based.entities.iter().all(|(_, record)| !is_registry(record)), "the registry stays encoded");
+        assert_eq!(based.entities.len(), 4, "the other entities at 5, 15, 25, 35");
+        assert_eq!(
+            StateImage { entities: decode_state(&base).expect("decode").entities, ..based.clone() },
+            image(40),
+            "all but the registry as decode_state reads it"
+        );
+        let next = encode_state_parts(&moved_on(&based, 40, 70), Some(&kept)).expect("encode");
+        assert!(!next.kept.is_empty());
+        assert_eq!(next.joined(), encode_state(&image(70)).expect("encode"), "byte for byte");
+        assert_eq!(next.len(), next.joined().len());
+        let nothing_new = encode_state_parts(&moved_on(&based, 40, 40), Some(&kept)).expect("encode");
+        assert_eq!(nothing_new.joined(), base);
+    }
+
+    #[test]
+    fn a_schema_3_state_has_no_registry_part_to_keep_and_no_places() {
+        let old = encode_state_3(&image(40)).expect("encode");
+        assert_eq!(schema(&old), Some(STATE_SCHEMA_3));
+        let expected = StateImage { places: None, ..image(40) };
+        assert_eq!(decode_state(&old).expect("decode"), expected);
+        let (kept_image, kept) = decode_state_keeping_registry(old).expect("decode");
+        assert!(kept.is_none());
+        assert_eq!(kept_image, expected, "its registry records decoded among the entities");
+        assert!(encode_state(&expected).is_err(), "written again only once its places are known");
+    }
+
+    #[test]
+    fn registry_records_among_the_other_entities_are_refused() {
+        let image = image(40);
+        let without = encode_state(&StateImage { entities: Vec::new(), ..image.clone() }).expect("encode");
+        // The same state with the signing at lsn 10 in the entities part.
+        let mut mixed = vec![STATE_SCHEMA, RECORD_SCHEMA_VERSION, PART_META];
+        put(&image.last_lsn, &mut mixed).expect("lsn");
+        put_part(PART_BANKS, &image.banks, &mut mixed).expect("banks");
+        assert_eq!(without[mixed.len()..mixed.len() + 2], [PART_ENTITIES, 0], "an empty entities part");
+        let rest = without[mixed.len() + 2..].to_vec();
+        assert!(is_registry(&image.entities[1].1));
+        put_part(PART_ENTITIES, &image.entities[..2], &mut mixed).expect("entities");
+        mixed.extend_from_slice(&rest);
+        let error = decode_state(&mixed).expect_err("refused");
+        assert!(error.to_string().contains("among the other entities"), "{error}");
+        assert!(decode_state_keeping_registry(mixed).is_err());
     }
 
     #[test]
@@ -616,10 +897,8 @@ mod tests {
         let bytes = encode_state(&image).expect("encode");
         assert_eq!(schema(&bytes), Some(STATE_SCHEMA));
         assert_eq!(decode_state(&bytes).expect("decode"), image);
-        assert_eq!(
-            decode_state(&encode_state(&StateImage::default()).expect("encode")).expect("decode"),
-            StateImage::default()
-        );
+        let empty = StateImage { places: Some(BankPlaces::default()), ..StateImage::default() };
+        assert_eq!(decode_state(&encode_state(&empty).expect("encode")).expect("decode"), empty);
         for cut in 0..bytes.len() {
             assert!(decode_state(&bytes[..cut]).is_err(), "cut at {cut} of {}", bytes.len());
         }
@@ -655,9 +934,11 @@ mod tests {
             .map(|(lsn, sync)| (*lsn, Arc::new(BankSync { lsn: 0, ..(**sync).clone() })))
             .collect();
         assert!(old.bank_sync_failures.iter().all(|(_, sync)| sync.lsn != 0), "the test has answers with lsns");
-        assert_eq!(decoded, StateImage { pending: expected.clone(), bank_sync_failures: failures, ..old.clone() });
-        // Written again, it is schema 3 and the same state.
-        let again = encode_state(&decoded).expect("encode");
+        let read = StateImage { pending: expected.clone(), bank_sync_failures: failures, places: None, ..old.clone() };
+        assert_eq!(decoded, read);
+        // Written again (with its places, once restored), it is schema 4
+        // and the same state.
+        let again = encode_state(&StateImage { places: Some(BankPlaces::default()), ..decoded }).expect("encode");
         assert_eq!(schema(&again), Some(STATE_SCHEMA));
         assert_eq!(decode_state(&again).expect("decode").pending, expected);
         let out_of_order = encode_state_2(&old, &[instruction(40), instruction(7)]).expect("encode");
@@ -715,6 +996,7 @@ mod tests {
             }
             let _ = decoded(&bytes);
             let _ = decode_state(&state);
+            let _ = decode_state_keeping_registry(state);
         }
     }
 }

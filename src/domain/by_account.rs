@@ -37,6 +37,12 @@ impl<T: Copy> ByAccount<T> {
         Self { values: vec![absent; len], absent }
     }
 
+    /// Accounts `1..=values.len()` holding `values` (as [`Self::values`]
+    /// listed them).
+    pub fn from_values(values: Vec<T>, absent: T) -> Self {
+        Self { values, absent }
+    }
+
     /// The absent value for a number without one (or no account at all).
     pub fn get(&self, account: AccountId) -> T {
         let slot = account.0.checked_sub(1).and_then(|slot| usize::try_from(slot).ok());

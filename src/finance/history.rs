@@ -44,7 +44,7 @@ use crate::actors::outbox::{
 };
 use crate::domain::account::Balance;
 use crate::domain::by_account::ByAccount;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ApplicationId};
 use crate::domain::money::Money;
 use crate::domain::record::{
     Adjustment, BankSync, Deposit, Movement, PayoutOutcome, Record, TransferType, Withdrawal, WithdrawalFinished,
@@ -279,6 +279,17 @@ impl HistoryState {
         let mut state = Self::indexed_through(indexed_through);
         state.finance.bank_days = BankDays::with_banks(banks);
         state
+    }
+
+    /// The registry's bank places of a state checkpoint whose registry is
+    /// not folded again (see [`BankDays::restore_places`]), right after
+    /// [`Self::restoring`].
+    pub fn restore_places(
+        &mut self,
+        accounts: Vec<u32>,
+        applications: Vec<(ApplicationId, u32)>,
+    ) -> Result<(), String> {
+        self.finance.bank_days.restore_places(accounts, applications)
     }
 
     /// Fold an entity record of a state checkpoint into the parts that

@@ -133,6 +133,35 @@ impl BankDays {
         &self.banks
     }
 
+    /// Each account's bank by account number (`u32::MAX`: none) and each
+    /// undecided application's, by id: what a state checkpoint keeps of
+    /// the registry for a fold that does not read it again.
+    pub fn places(&self) -> (Vec<u32>, Vec<(ApplicationId, u32)>) {
+        let mut applications: Vec<_> = self.application_banks.iter().map(|(id, bank)| (*id, *bank)).collect();
+        applications.sort_unstable();
+        (self.account_banks.values().copied().collect(), applications)
+    }
+
+    /// The places of [`BankDays::places`], into days restored from a
+    /// checkpoint's banks (nothing folded yet); refused when a place names
+    /// a bank the checkpoint does not have.
+    pub fn restore_places(
+        &mut self,
+        accounts: Vec<u32>,
+        applications: Vec<(ApplicationId, u32)>,
+    ) -> Result<(), String> {
+        let known = |bank: u32| bank == NO_BANK || (bank as usize) < self.banks.len();
+        if !accounts.iter().chain(applications.iter().map(|(_, bank)| bank)).all(|&bank| known(bank)) {
+            return Err(format!("a bank place outside the {} banks", self.banks.len()));
+        }
+        if accounts.len() > limits::ACCOUNTS_MAX as usize {
+            return Err(format!("{} account banks, more than accounts can be", accounts.len()));
+        }
+        self.account_banks = ByAccount::from_values(accounts, NO_BANK);
+        self.application_banks = applications.into_iter().collect();
+        Ok(())
+    }
+
     /// Whether an adjustment deposit with this id was committed.
     pub fn has_adjustment(&self, id: &str) -> bool {
         self.adjustment_ids.contains(id)
