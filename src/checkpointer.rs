@@ -213,11 +213,11 @@ impl Checkpointer {
                 return std::ops::ControlFlow::Break(());
             }
             records_read += 1;
-            let folded = state.apply_payload(lsn, payload);
+            let folded = state.apply_payload_ahead(lsn, payload);
             match folded {
                 Ok(()) => std::ops::ControlFlow::Continue(()),
                 Err(error) => {
-                    failure = Some(format!("lsn {lsn}: {error}"));
+                    failure = Some(error);
                     std::ops::ControlFlow::Break(())
                 }
             }
@@ -226,6 +226,7 @@ impl Checkpointer {
         if let Some(error) = failure {
             return Err(error);
         }
+        state.finish_ahead()?;
         if state.last_lsn != target {
             return Err(format!("the log after lsn {} ends at lsn {}, before {target}", self.base_lsn, state.last_lsn));
         }

@@ -22,6 +22,7 @@
 //! Must not talk to actors: it runs before any exist.
 
 use hashbrown::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::actors::directory::AccountInfo;
@@ -36,6 +37,7 @@ use crate::domain::pending::PendingInstructions;
 use crate::domain::record::{Notification, PayoutOutcome, Record, RecordSchema, Withdrawal};
 use crate::domain::registry::Applications;
 use crate::domain::suspense::SuspenseBook;
+use crate::finance::archive::PrefetchStep;
 use crate::finance::history::HistoryState;
 use crate::finance::trial_balance::TrialBalance;
 use crate::gateway::idempotency::{Committed, IdIndex};
@@ -82,7 +84,14 @@ pub struct Recovered {
     /// only the accounts' books and the banks' places, and the registry
     /// records folded after it are among `entities`.
     registry: Option<EncodedRegistry>,
+    /// Records decoded ahead of their fold ([`Recovered::apply_payload_ahead`]).
+    ahead: VecDeque<(u64, Record, RecordSchema)>,
 }
+
+/// How many records [`Recovered::apply_payload_ahead`] decodes before it
+/// folds them: enough loads in flight to cover a memory access each,
+/// few enough to stay in the caches.
+const FOLD_AHEAD: usize = 8;
 
 /// Whether a state checkpoint keeps `record` as it is: the records of
 /// applications, account signing, suspense entries and reconciliations,
@@ -168,6 +177,7 @@ impl Recovered {
             indexed_through: 0,
             entities: None,
             registry: None,
+            ahead: VecDeque::new(),
         }
     }
 
@@ -253,6 +263,9 @@ impl Recovered {
     /// [`checkpoint::encode_state_parts`] takes): its entity records move
     /// into the image instead of being copied.
     pub fn into_checkpoint(mut self) -> Result<(StateImage, Option<EncodedRegistry>), String> {
+        if !self.ahead.is_empty() {
+            return Err("records decoded ahead are not folded yet: see finish_ahead".into());
+        }
         let entities = self.entities.take().ok_or("this state was not folded for a checkpoint")?;
         let image = self.image_with(entities)?;
         Ok((image, self.registry.take()))
@@ -343,7 +356,6 @@ impl Recovered {
             }
             self.restore_entity(*lsn, record)?;
         }
-        self.books.resize_with(image.books.len(), AccountBook::default);
         self.registry = Some(registry);
         self.restore_rest(image)
     }
@@ -377,13 +389,16 @@ impl Recovered {
     fn restore_rest(&mut self, image: StateImage) -> Result<(), String> {
         let StateImage { last_lsn, entities, books, withdrawals, pending, totals, days, bank_sync_failures, .. } =
             image;
-        if books.len() != self.books.len() {
+        // A fold of the registry opened an empty book per account; a fold
+        // keeping it encoded opened none and takes the image's count.
+        if self.registry.is_none() && books.len() != self.books.len() {
             return Err(format!("checkpoint has {} books for {} accounts", books.len(), self.books.len()));
         }
-        for ((id, book), image) in numbered_mut(&mut self.books).zip(books) {
+        let mut restored = Vec::with_capacity(books.len());
+        for (index, image) in books.into_iter().enumerate() {
             let withdrawals_processing = image.withdrawals.iter().map(|(_, amount)| amount.0).sum::<i64>();
             let holds = image.holds.into_iter().map(|(id, amount, remaining)| (id, Hold { amount, remaining }));
-            *book = AccountBook {
+            let book = AccountBook {
                 balance: Balance { available: image.available, frozen: image.frozen },
                 holds: holds.collect(),
                 withdrawals_processing: Money(withdrawals_processing),
@@ -391,10 +406,12 @@ impl Recovered {
                 last_lsn: image.last_lsn,
             };
             // Refused, not asserted: the previous checkpoint is tried.
-            if let Some(violation) = book.invariant_violation(id) {
+            if let Some(violation) = book.invariant_violation(AccountId(index as u64 + 1)) {
                 return Err(format!("checkpoint lsn {last_lsn}: {violation}"));
             }
+            restored.push(book);
         }
+        self.books = restored;
         for (lsn, withdrawal) in &withdrawals {
             let book = self.book(withdrawal.account_id, *lsn)?;
             if book.withdrawals.get(&withdrawal.id) != Some(&withdrawal.amount) {
@@ -420,6 +437,45 @@ impl Recovered {
         index
             .and_then(|index| self.books.get_mut(index))
             .ok_or_else(|| format!("lsn {lsn}: record names account {id}, which no earlier record opened"))
+    }
+
+    /// [`Self::apply_payload`], [`FOLD_AHEAD`] records later: the record is
+    /// decoded now and what its fold will touch (the payer's and payee's
+    /// books and journal balances, the payer's bank) is loaded ahead (a
+    /// hint, see [`crate::prefetch`]); the record that many before it is
+    /// folded. Over a million accounts each of those is a cache miss the
+    /// fold otherwise waits for, one after another. [`Self::finish_ahead`]
+    /// folds the records still waiting; until then [`Self::last_lsn`]
+    /// lags behind.
+    pub fn apply_payload_ahead(&mut self, lsn: u64, payload: &[u8]) -> Result<(), String> {
+        let (record, schema) =
+            crate::codec::decode_with_schema(payload).map_err(|error| format!("lsn {lsn}: {error}"))?;
+        if let Record::Movement(movement) = &record {
+            for account in [Some(movement.payer), movement.payee].into_iter().flatten() {
+                if let Some(book) = self.books.get(index_of(account)) {
+                    crate::prefetch::value(book);
+                }
+            }
+        }
+        self.history.prefetch(&record, PrefetchStep::Place);
+        self.ahead.push_back((lsn, record, schema));
+        if self.ahead.len() > FOLD_AHEAD {
+            self.apply_next_ahead()?;
+        }
+        Ok(())
+    }
+
+    /// Folds the records [`Self::apply_payload_ahead`] still holds.
+    pub fn finish_ahead(&mut self) -> Result<(), String> {
+        while !self.ahead.is_empty() {
+            self.apply_next_ahead()?;
+        }
+        Ok(())
+    }
+
+    fn apply_next_ahead(&mut self) -> Result<(), String> {
+        let Some((lsn, record, schema)) = self.ahead.pop_front() else { return Ok(()) };
+        self.apply_of_schema(lsn, &record, schema).map_err(|error| format!("lsn {lsn}: {error}"))
     }
 
     /// Decode a payload from the log and apply it, in lsn order.
@@ -601,8 +657,4 @@ fn index_of(id: AccountId) -> usize {
 /// Books with their account numbers (account n at n - 1).
 fn numbered(books: &[AccountBook]) -> impl Iterator<Item = (AccountId, &AccountBook)> {
     books.iter().enumerate().map(|(index, book)| (AccountId(index as u64 + 1), book))
-}
-
-fn numbered_mut(books: &mut [AccountBook]) -> impl Iterator<Item = (AccountId, &mut AccountBook)> {
-    books.iter_mut().enumerate().map(|(index, book)| (AccountId(index as u64 + 1), book))
 }
