@@ -362,4 +362,18 @@ fn a_server_starts_from_a_schema_3_checkpoint_and_builds_the_next_ones_on_it() {
     assert_eq!(server.loaded_checkpoint(), newest_lsn, "{}", server.stdout());
     assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart from a checkpoint built on schema 4");
     assert_retries_answer_as_before(&server, &done);
+
+    // Banks' places that are not what its registry folds to (with a valid
+    // frame): start-up refuses the checkpoint and uses the one before.
+    server.kill9();
+    let mut image = decode_state(&payload).expect("a state checkpoint");
+    let places = image.places.as_mut().expect("schema 4 has places");
+    assert_eq!(places.accounts.len(), accounts.len(), "one bank per account");
+    places.accounts[0] = u32::MAX;
+    let lying = fundledger::codec::checkpoint::encode_state(&image).expect("encode");
+    fundledger_wal::write_checkpoint(&wal_dir, newest_lsn, &lying).expect("write");
+    server.restart();
+    assert_eq!(server.loaded_checkpoint(), kept[0], "{}", server.stdout());
+    assert!(server.stderr_tail().contains("differ from what its registry folds to"), "{}", server.stderr_tail());
+    assert_unchanged(&before, &snapshot(&server, &accounts, &done), "restart from the checkpoint before");
 }

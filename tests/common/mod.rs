@@ -635,12 +635,12 @@ impl Server {
         );
     }
 
-    /// The last bytes of the current run's stderr (for panic messages).
     /// What the server printed on stdout since its latest start.
     pub fn stdout(&self) -> String {
         fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
+    /// The last bytes of the current run's stderr (its log).
     pub fn stderr_tail(&self) -> String {
         tail(&self.stderr_path, 4000)
     }
