@@ -104,22 +104,29 @@ pub(crate) fn read_checkpoint_bytes(fs: &dyn WalFs, path: &Path, lsn: u64, max_b
 
 fn read_checkpoint(fs: &dyn WalFs, path: &Path, lsn: u64, max_bytes: u64) -> Result<Vec<u8>, Skip> {
     let file_bytes_max = max_bytes.saturating_add(CHECKPOINT_HEADER_BYTES as u64);
-    let mut bytes = match fs.read(path, file_bytes_max) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::FileTooLarge => {
-            return Err(Skip::Invalid(format!("larger than the {max_bytes}-byte checkpoint limit")));
-        }
-        Err(error) => return Err(Skip::Io(error)),
-    };
-    let found_lsn = match format::decode_checkpoint(&bytes) {
-        Ok((found_lsn, _payload)) => found_lsn,
+    let file = fs.open_read(path).map_err(Skip::Io)?;
+    let file_bytes = file.len_bytes().map_err(Skip::Io)?;
+    if file_bytes > file_bytes_max {
+        return Err(Skip::Invalid(format!("larger than the {max_bytes}-byte checkpoint limit")));
+    }
+    // The header and the payload into buffers of their own: the payload
+    // is never moved to drop the header.
+    let mut header = [0u8; CHECKPOINT_HEADER_BYTES];
+    let header_read = file.read_at(0, &mut header).map_err(Skip::Io)?;
+    let payload_bytes = usize::try_from(file_bytes.saturating_sub(CHECKPOINT_HEADER_BYTES as u64))
+        .map_err(|_| Skip::Invalid("larger than this machine can address".into()))?;
+    let mut payload = vec![0u8; payload_bytes];
+    let payload_read = file.read_at(CHECKPOINT_HEADER_BYTES as u64, &mut payload).map_err(Skip::Io)?;
+    // A file that shrank since its length was read fails the checks below.
+    payload.truncate(payload_read);
+    let found_lsn = match format::check_checkpoint(&header[..header_read], &payload) {
+        Ok(found_lsn) => found_lsn,
         Err(fault) => return Err(Skip::Invalid(fault.to_string())),
     };
     if found_lsn != lsn {
         return Err(Skip::Invalid(format!("says lsn {found_lsn}, its file name says {lsn}")));
     }
-    bytes.drain(..CHECKPOINT_HEADER_BYTES);
-    Ok(bytes)
+    Ok(payload)
 }
 
 /// Like [`load_latest_checkpoint_with_fs`], but the caller also judges each

@@ -370,27 +370,39 @@ pub fn encode_checkpoint(lsn: u64, payload: &[u8]) -> Vec<u8> {
 
 /// Decodes a whole checkpoint file; returns its lsn and payload.
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<(u64, &[u8]), CheckpointFault> {
-    if bytes.len() < CHECKPOINT_HEADER_BYTES {
-        return Err(CheckpointFault::Truncated { available_bytes: bytes.len() as u64 });
+    let (header, payload) = bytes.split_at(bytes.len().min(CHECKPOINT_HEADER_BYTES));
+    check_checkpoint(header, payload).map(|lsn| (lsn, payload))
+}
+
+/// [`decode_checkpoint`] of a file read as its header (the first
+/// [`CHECKPOINT_HEADER_BYTES`], fewer when the file is shorter) and the
+/// rest, its payload, in two buffers (so that the payload, hundreds of
+/// megabytes over many accounts, is never moved to drop the header):
+/// the checkpoint's lsn.
+pub fn check_checkpoint(header: &[u8], payload: &[u8]) -> Result<u64, CheckpointFault> {
+    if header.len() < CHECKPOINT_HEADER_BYTES {
+        return Err(CheckpointFault::Truncated { available_bytes: header.len() as u64 });
     }
-    let stored = u32_at(bytes, 0);
-    let computed = crc32fast::hash(&bytes[CHECKPOINT_MAGIC_AT..]);
+    let stored = u32_at(header, 0);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header[CHECKPOINT_MAGIC_AT..CHECKPOINT_HEADER_BYTES]);
+    crc.update(payload);
+    let computed = crc.finalize();
     if stored != computed {
         return Err(CheckpointFault::Crc { stored, computed });
     }
-    if bytes[CHECKPOINT_MAGIC_AT..CHECKPOINT_VERSION_AT] != CHECKPOINT_MAGIC {
+    if header[CHECKPOINT_MAGIC_AT..CHECKPOINT_VERSION_AT] != CHECKPOINT_MAGIC {
         return Err(CheckpointFault::Magic);
     }
-    if bytes[CHECKPOINT_VERSION_AT] != FORMAT_VERSION {
-        return Err(CheckpointFault::Version(bytes[CHECKPOINT_VERSION_AT]));
+    if header[CHECKPOINT_VERSION_AT] != FORMAT_VERSION {
+        return Err(CheckpointFault::Version(header[CHECKPOINT_VERSION_AT]));
     }
-    if bytes[CHECKPOINT_RESERVED_AT..CHECKPOINT_LSN_AT] != [0, 0, 0] {
+    if header[CHECKPOINT_RESERVED_AT..CHECKPOINT_LSN_AT] != [0, 0, 0] {
         return Err(CheckpointFault::Reserved);
     }
-    let length_bytes = u64_at(bytes, CHECKPOINT_LENGTH_AT);
-    let payload = &bytes[CHECKPOINT_HEADER_BYTES..];
+    let length_bytes = u64_at(header, CHECKPOINT_LENGTH_AT);
     if length_bytes != payload.len() as u64 {
         return Err(CheckpointFault::Length { length_bytes, payload_bytes: payload.len() as u64 });
     }
-    Ok((u64_at(bytes, CHECKPOINT_LSN_AT), payload))
+    Ok(u64_at(header, CHECKPOINT_LSN_AT))
 }

@@ -296,3 +296,26 @@ fn retention_removes_only_covered_expired_segments_and_never_the_last() {
     let removed = crate::remove_segments_covered(&rebooted, &cfg.dir, u64::MAX, |_| true).expect("retention");
     assert_eq!(segment_paths(&rebooted, &cfg.dir).len(), 1, "removed {removed:?}");
 }
+
+/// The payload read back is the one written, and a file cut anywhere (the
+/// header included) or one byte longer is refused, never read short.
+#[test]
+fn a_checkpoint_is_read_back_whole_and_any_cut_or_extra_byte_is_refused() {
+    let fs = SimFs::new();
+    let dir = sim_dir();
+    fs.create_dir_all(&dir).expect("dir");
+    let payload: Vec<u8> = (0..300u32).map(|n| (n * 7) as u8).collect();
+    write_checkpoint_with_fs(&fs, &dir, 9, &payload).expect("write");
+    assert_eq!(crate::checkpoint::read_checkpoint_at(&fs, &dir, 9, 1 << 20), Ok(payload.clone()));
+    assert!(crate::checkpoint::read_checkpoint_at(&fs, &dir, 9, 299).is_err(), "over the limit");
+    let whole = crate::format::encode_checkpoint(9, &payload);
+    let path = dir.join(checkpoint_file_name(9));
+    let mut longer = whole.clone();
+    longer.push(0);
+    for bytes in (0..whole.len()).map(|cut| whole[..cut].to_vec()).chain([longer]) {
+        fs.remove(&path).expect("remove");
+        let mut file = fs.create(&path).expect("create");
+        file.write_all(&bytes).expect("write");
+        assert!(crate::checkpoint::read_checkpoint_at(&fs, &dir, 9, 1 << 20).is_err(), "{} bytes", bytes.len());
+    }
+}
