@@ -275,22 +275,8 @@ pub fn encode_state_parts<'a>(
         .places
         .as_ref()
         .ok_or_else(|| CodecError::Encode("a state without its registry's places (read from schema 3)".into()))?;
-    let mut out = vec![STATE_SCHEMA, RECORD_SCHEMA_VERSION, PART_META];
-    put(&image.last_lsn, &mut out)?;
-    put_part(PART_BANKS, &image.banks, &mut out)?;
     let (registry, others): (Vec<_>, Vec<_>) = image.entities.iter().partition(|(_, record)| is_registry(record));
-    put_part(PART_ENTITIES, &others, &mut out)?;
-    put_part(PART_BOOKS, &image.books, &mut out)?;
-    put_part(PART_WITHDRAWALS, &image.withdrawals, &mut out)?;
-    out.push(PART_PENDING);
-    let lsns = image.pending.lsns();
-    put(&(lsns.serialized_size() as u64), &mut out)?;
-    lsns.serialize_into(&mut out).map_err(|error| CodecError::Encode(error.to_string()))?;
-    put_counted(&image.pending.legacy(), &mut out)?;
-    out.push(PART_TOTALS);
-    put(&image.totals, &mut out)?;
-    put_counted(&image.days, &mut out)?;
-    put_counted(&image.bank_sync_failures, &mut out)?;
+    let mut out = encode_state_to_totals(STATE_SCHEMA, image, &others)?;
     out.push(PART_PLACES);
     put_counted(&places.accounts, &mut out)?;
     put_counted(&places.applications, &mut out)?;
@@ -423,10 +409,16 @@ fn merge_by_lsn(first: Vec<(u64, Record)>, second: Vec<(u64, Record)>) -> Vec<(u
 /// server no longer writes these; tests do, to check that an upgraded
 /// server still starts from one and that its checkpointer moves on.
 pub fn encode_state_3(image: &StateImage) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![STATE_SCHEMA_3, RECORD_SCHEMA_VERSION, PART_META];
+    encode_state_to_totals(STATE_SCHEMA_3, image, &image.entities)
+}
+
+/// The parts schemas 3 and 4 share, from the header through the totals,
+/// with `entities` in the entities part.
+fn encode_state_to_totals<T: Encode>(schema: u8, image: &StateImage, entities: &[T]) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![schema, RECORD_SCHEMA_VERSION, PART_META];
     put(&image.last_lsn, &mut out)?;
     put_part(PART_BANKS, &image.banks, &mut out)?;
-    put_part(PART_ENTITIES, &image.entities, &mut out)?;
+    put_part(PART_ENTITIES, entities, &mut out)?;
     put_part(PART_BOOKS, &image.books, &mut out)?;
     put_part(PART_WITHDRAWALS, &image.withdrawals, &mut out)?;
     out.push(PART_PENDING);
