@@ -8,7 +8,7 @@
 //! books exactly.
 //!
 //! A checkpoint is loaded here too ([`Recovered::load_checkpoint`]): a
-//! state checkpoint ([`crate::codec::checkpoint`], schema 3 or 2) is restored
+//! state checkpoint ([`crate::codec::checkpoint`], schema 4, 3 or 2) is restored
 //! from its image ([`Recovered::image`] is the other direction: the
 //! checkpointer folds the log with this same code and writes the image);
 //! an old records checkpoint (schema 1) is folded like the log. The
@@ -433,9 +433,8 @@ impl Recovered {
     }
 
     fn book(&mut self, id: AccountId, lsn: u64) -> Result<&mut AccountBook, String> {
-        let index = usize::try_from(id.0).ok().and_then(|n| n.checked_sub(1));
-        index
-            .and_then(|index| self.books.get_mut(index))
+        self.books
+            .get_mut(index_of(id))
             .ok_or_else(|| format!("lsn {lsn}: record names account {id}, which no earlier record opened"))
     }
 

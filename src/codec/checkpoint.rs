@@ -175,7 +175,7 @@ impl StateParts<'_> {
         self.len() == 0
     }
 
-    /// The payload in one buffer (tests, `fundledger wal verify`).
+    /// The payload in one buffer ([`encode_state`], tests).
     pub fn joined(&self) -> Vec<u8> {
         self.parts().concat()
     }
