@@ -389,9 +389,11 @@ fn decode_state_with(payload: &[u8], registry: bool) -> Result<(StateImage, Opti
 }
 
 /// Two lists in lsn order as one (an lsn in both stays twice, for the
-/// order check to refuse).
+/// order check to refuse). Exactly sized: a schema-4 state is decoded
+/// whole only where nothing is appended to it (start-up, `wal verify`;
+/// the checkpointer keeps its registry encoded).
 fn merge_by_lsn(first: Vec<(u64, Record)>, second: Vec<(u64, Record)>) -> Vec<(u64, Record)> {
-    let mut merged = Vec::with_capacity(first.len() + second.len() + (first.len() + second.len()) / 8);
+    let mut merged = Vec::with_capacity(first.len() + second.len());
     let (mut first, mut second) = (first.into_iter().peekable(), second.into_iter().peekable());
     loop {
         let take_first = match (first.peek(), second.peek()) {
