@@ -405,3 +405,50 @@ fn withdrawals_show_their_bank_state_and_a_receipt_only_once_paid_out() {
     let bank = finance.page("/console/bank");
     assert!(bank.contains("id=\"no-withdrawals\""), "none in flight any more: {bank}");
 }
+
+/// `fundledger_http_requests_total` of the series with these labels (0 when
+/// absent).
+fn requests_counted(server: &Server, labels: &[(&str, &str)]) -> f64 {
+    let text = server.request("GET", "/metrics", &[], None).text;
+    text.lines()
+        .filter_map(|line| line.strip_prefix("fundledger_http_requests_total{"))
+        .filter_map(|line| line.split_once("} "))
+        .filter(|(series, _)| {
+            labels.iter().all(|(name, value)| series.split(',').any(|l| l == format!("{name}=\"{value}\"")))
+        })
+        .map(|(_, value)| value.trim().parse::<f64>().expect("a counter's value"))
+        .sum()
+}
+
+/// Every request is counted once, by route, method and status: the API's,
+/// a path no route matches, the probes', the console's pages; the calls a
+/// page makes to the API in-process are part of the page's request, not
+/// the API's.
+#[test]
+fn requests_are_counted_once_by_route_method_and_status() {
+    let server = Server::start();
+    let (account, _) = server.open_account("上海丁化工有限公司");
+    let api = [("route", "/v1/accounts/{id}"), ("method", "GET"), ("status", "200")];
+    let before = requests_counted(&server, &api);
+    for _ in 0..3 {
+        server.get_ok(&format!("/v1/accounts/{account}"), PLATFORM);
+    }
+    assert_eq!(requests_counted(&server, &api), before + 3.0, "three reads of the account");
+
+    let unmatched = [("route", "unmatched"), ("method", "GET"), ("status", "404")];
+    let before = requests_counted(&server, &unmatched);
+    assert_eq!(server.get("/v1/no-such-thing", PLATFORM).0, 404);
+    assert_eq!(requests_counted(&server, &unmatched), before + 1.0, "a path no route matches");
+
+    let probe = [("route", "/healthz"), ("method", "GET"), ("status", "200")];
+    let before = requests_counted(&server, &probe);
+    assert_eq!(server.get("/healthz", "").0, 200);
+    assert_eq!(requests_counted(&server, &probe), before + 1.0, "the liveness probe");
+
+    let browser = Browser::sign_in(&server, FINANCE);
+    let page = [("route", "/console/accounts/{id}"), ("method", "GET"), ("status", "200")];
+    let (pages_before, api_before) = (requests_counted(&server, &page), requests_counted(&server, &api));
+    assert!(browser.page(&format!("/console/accounts/{account}")).contains(&account));
+    assert_eq!(requests_counted(&server, &page), pages_before + 1.0, "the console's page");
+    assert_eq!(requests_counted(&server, &api), api_before, "the page's own read of the account is not the API's");
+}

@@ -163,6 +163,16 @@ pub async fn buffer_body(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    buffered(&limits, request, next).await
+}
+
+/// [`buffer_body`]'s work, for a layer that does more around it (the API's
+/// one layer, `http::api_gate`).
+pub async fn buffered(
+    limits: &BodyLimits,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     // An uploaded reconciliation statement (up to limits.max_statement_bytes)
     // is parsed as it streams in; its handler bounds it (see
     // `http::reconciliations`).
@@ -171,7 +181,7 @@ pub async fn buffer_body(
     }
     let (parts, body) = request.into_parts();
     let timeout = std::time::Duration::from_secs(limits::BODY_READ_TIMEOUT_S);
-    let (body, held) = match tokio::time::timeout(timeout, read_body_budgeted(&parts.headers, body, &limits)).await {
+    let (body, held) = match tokio::time::timeout(timeout, read_body_budgeted(&parts.headers, body, limits)).await {
         Ok(Ok((bytes, held))) => (Body::from(bytes), held),
         // A body that fails with the length-limit error when read.
         Ok(Err(BodyRead::TooLarge | BodyRead::Unreadable)) => {

@@ -72,8 +72,12 @@ pub struct Ledger {
 pub type AppState = Arc<Ledger>;
 
 pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: usize) -> Router {
-    let in_flight = Arc::new(Semaphore::new(in_flight_max));
-    let api = Router::new()
+    let gate = ApiGate {
+        in_flight: Arc::new(Semaphore::new(in_flight_max)),
+        body: extract::BodyLimits::new(state.max_body_bytes, crate::limits::BODY_BYTES_IN_FLIGHT_MAX),
+        measured: true,
+    };
+    let api_routes = Router::new()
         .merge(applications::router())
         .merge(accounts::router())
         .merge(transfers::router())
@@ -89,18 +93,49 @@ pub fn router(state: AppState, metrics: service::MetricsHandle, in_flight_max: u
         .merge(discrepancies::router())
         .merge(trial_balance::router())
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            extract::BodyLimits::new(state.max_body_bytes, crate::limits::BODY_BYTES_IN_FLIGHT_MAX),
-            extract::buffer_body,
-        ))
-        .layer(middleware::from_fn_with_state(in_flight, bound_in_flight))
-        .with_state(Arc::clone(&state));
+        .method_not_allowed_fallback(method_not_allowed);
+    let api =
+        api_routes.clone().layer(middleware::from_fn_with_state(gate.clone(), api_gate)).with_state(Arc::clone(&state));
     let service = service::router(metrics);
     // The console calls the API in-process (crate::console::client), so it
-    // sees, does and is refused exactly what its session's token is.
-    let console = crate::console::router(api.clone().merge(service.clone()), state);
-    api.merge(service).merge(console).layer(middleware::from_fn(record_metrics))
+    // sees, does and is refused exactly what its session's token is: through
+    // the same bounds, but not counted as the API's own requests.
+    let unmeasured = ApiGate { measured: false, ..gate };
+    let in_process =
+        api_routes.layer(middleware::from_fn_with_state(unmeasured, api_gate)).with_state(Arc::clone(&state));
+    let console = crate::console::router(in_process.merge(service.clone()), state);
+    api.merge(service.layer(middleware::from_fn(record_metrics)))
+        .merge(console.layer(middleware::from_fn(record_metrics)))
+}
+
+/// What every API request passes through, in one layer: its metrics, the
+/// in-flight bound and the body's buffering. One `from_fn` layer each, they
+/// cloned the route and boxed a future three times per request
+/// (docs/PERFORMANCE.md).
+#[derive(Clone)]
+struct ApiGate {
+    in_flight: Arc<Semaphore>,
+    body: extract::BodyLimits,
+    /// Counted in the request metrics (not for the console's in-process
+    /// calls, which are counted as the console's request).
+    measured: bool,
+}
+
+async fn api_gate(State(gate): State<ApiGate>, request: Request, next: Next) -> Response {
+    let measuring = gate.measured.then(|| Measuring::start(&request));
+    let response = bound_in_flight(&gate, request, next).await;
+    if let Some(measuring) = measuring {
+        measuring.record(response.status());
+    }
+    response
+}
+
+/// Past the in-flight bound, answer 503 at once instead of queueing.
+async fn bound_in_flight(gate: &ApiGate, request: Request, next: Next) -> Response {
+    match gate.in_flight.try_acquire() {
+        Ok(_permit) => extract::buffered(&gate.body, request, next).await,
+        Err(_) => ApiError::new(ErrorCode::Overloaded, "too many requests in flight; retry shortly").into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -111,24 +146,32 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, "this resource does not take that method")
 }
 
-/// Past the in-flight bound, answer 503 at once instead of queueing.
-async fn bound_in_flight(State(in_flight): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    match in_flight.try_acquire() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => ApiError::new(ErrorCode::Overloaded, "too many requests in flight; retry shortly").into_response(),
-    }
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let measuring = Measuring::start(&request);
+    let response = next.run(request).await;
+    measuring.record(response.status());
+    response
 }
 
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let (requests, seconds) = request_metrics(route, method, response.status());
-    requests.increment(1);
-    seconds.record(started.elapsed().as_secs_f64());
-    response
+/// One request's route, method and start, until its status is known.
+struct Measuring {
+    route: Option<MatchedPath>,
+    method: &'static str,
+    started: Instant,
+}
+
+impl Measuring {
+    fn start(request: &Request) -> Self {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        Self { route, method: method_label(request.method()), started: Instant::now() }
+    }
+
+    fn record(self, status: StatusCode) {
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let (requests, seconds) = request_metrics(route, self.method, status);
+        requests.increment(1);
+        seconds.record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// The method as a label; any non-standard method is `OTHER`, so a client
