@@ -162,10 +162,26 @@ pub enum TryClaim {
 /// signal is per shard, not per claim, so that claiming allocates nothing
 /// but the key (a claim with nobody waiting on it never touches it).
 struct Shard {
-    /// (id, slot) by the id's [`IdHash`]; the id is the one allocation of a
+    /// Each id's slot by its [`IdHash`]; the id is the one allocation of a
     /// claim, shared with it.
-    slots: Mutex<HashTable<(Arc<str>, Slot)>>,
+    slots: Mutex<HashTable<Keyed>>,
     released: Notify,
+}
+
+/// One id in a shard's table, with its hash: the table grows and is
+/// rebuilt without reading any id's bytes again (each id's a cache miss
+/// by then, and a growth of the table under a claim read them all: 2% of
+/// the batch path's time, docs/PERFORMANCE.md).
+struct Keyed {
+    hash: IdHash,
+    id: Arc<str>,
+    slot: Slot,
+}
+
+impl Keyed {
+    fn hash(&self) -> u64 {
+        self.hash.0
+    }
 }
 
 /// An id's hash under the index's hasher: bits 32..38 pick the shard, and
@@ -250,20 +266,27 @@ impl IdIndex {
 
     /// Forget committed ids at or below `lsn` (the archive holds them now).
     ///
-    /// Each shard's lock is held only to take the forgotten entries out;
-    /// they are freed after it is released (an id and its movement each,
-    /// thousands per shard per archive write: freed under the lock, they
-    /// kept the requests of that shard waiting).
+    /// Each shard's lock is held only to take the forgotten entries out and
+    /// to make room (below); they are freed after it is released (an id and
+    /// its movement each, thousands per shard per archive write: freed
+    /// under the lock, they kept the requests of that shard waiting).
+    ///
+    /// Room: the table is left with room for as many ids as it held just
+    /// now, so that the next archive write's worth of claims fits without
+    /// the table growing under a claim. Taken out, ids leave tombstones
+    /// that count against the room, so the table is rebuilt here when they
+    /// would make it grow, or when it is far larger than its last fill
+    /// (after a burst).
     pub fn forget_through(&self, lsn: u64) {
         let mut forgotten = Vec::new();
         for shard in self.shards.iter() {
             {
                 let mut slots = shard.slots.lock();
+                let held = slots.len();
                 forgotten.extend(
-                    slots.extract_if(|(_, slot)| matches!(slot, Slot::Done(committed) if committed.lsn() <= lsn)),
+                    slots.extract_if(|keyed| matches!(&keyed.slot, Slot::Done(committed) if committed.lsn() <= lsn)),
                 );
-                let kept = slots.len();
-                slots.shrink_to(kept * 2, |(key, _)| self.hash(key).0);
+                make_room(&mut slots, held);
             }
             drop_prefetched(&mut forgotten);
         }
@@ -281,9 +304,8 @@ impl IdIndex {
         let hash = self.hash(id);
         let shard = self.shard(hash);
         let mut slots = shard.slots.lock();
-        let rehash = |(key, _): &(Arc<str>, Slot)| self.hash(key).0;
-        match slots.entry(hash.0, |(key, _)| **key == *id, rehash) {
-            Entry::Occupied(entry) => match &entry.get().1 {
+        match slots.entry(hash.0, |keyed| *keyed.id == *id, Keyed::hash) {
+            Entry::Occupied(entry) => match &entry.get().slot {
                 Slot::Done(committed) => TryClaim::Done(committed.clone()),
                 Slot::InFlight { .. } => TryClaim::Busy(Waiter { index: Arc::clone(self), id: id.into(), hash }),
             },
@@ -294,7 +316,7 @@ impl IdIndex {
                     return TryClaim::Done(committed);
                 }
                 let id: Arc<str> = id.into();
-                entry.insert((Arc::clone(&id), Slot::InFlight { waited: false }));
+                entry.insert(Keyed { hash, id: Arc::clone(&id), slot: Slot::InFlight { waited: false } });
                 TryClaim::Claimed(Claim { shard: Arc::clone(shard), id, hash, finalized: false })
             }
         }
@@ -317,7 +339,7 @@ impl IdIndex {
             {
                 let hash = self.hash(id);
                 let slots = self.shard(hash).slots.lock();
-                match slots.find(hash.0, |(key, _)| **key == *id).map(|(_, slot)| slot) {
+                match slots.find(hash.0, |keyed| *keyed.id == *id).map(|keyed| &keyed.slot) {
                     None => return self.archived(id),
                     Some(Slot::Done(committed)) => return Some(committed.clone()),
                     Some(Slot::InFlight { .. }) => {}
@@ -331,11 +353,10 @@ impl IdIndex {
     pub fn insert_recovered(&self, id: Arc<str>, committed: Committed) {
         let hash = self.hash(&id);
         let mut slots = self.shard(hash).slots.lock();
-        let rehash = |(key, _): &(Arc<str>, Slot)| self.hash(key).0;
-        match slots.entry(hash.0, |(key, _)| *key == id, rehash) {
+        match slots.entry(hash.0, |keyed| keyed.id == id, Keyed::hash) {
             Entry::Occupied(_) => panic!("a client id committed twice in the log: {id}"),
             Entry::Vacant(entry) => {
-                entry.insert((id, Slot::Done(committed)));
+                entry.insert(Keyed { hash, id, slot: Slot::Done(committed) });
             }
         }
     }
@@ -351,23 +372,23 @@ impl IdIndex {
 
 impl Shard {
     /// The slot of `id` (its hash `hash`).
-    fn get_mut<'a>(slots: &'a mut HashTable<(Arc<str>, Slot)>, hash: IdHash, id: &str) -> Option<&'a mut Slot> {
-        slots.find_mut(hash.0, |(key, _)| **key == *id).map(|(_, slot)| slot)
+    fn get_mut<'a>(slots: &'a mut HashTable<Keyed>, hash: IdHash, id: &str) -> Option<&'a mut Slot> {
+        slots.find_mut(hash.0, |keyed| *keyed.id == *id).map(|keyed| &mut keyed.slot)
     }
 
     /// End the in-flight claim of `id` (the key the claim shares with the
     /// map, found by pointer): `Some` commits it, `None` forgets it.
     fn finalize(&self, id: &Arc<str>, hash: IdHash, outcome: Option<Committed>) {
         let mut slots = self.slots.lock();
-        let Ok(mut entry) = slots.find_entry(hash.0, |(key, _)| Arc::ptr_eq(key, id)) else {
+        let Ok(mut entry) = slots.find_entry(hash.0, |keyed| Arc::ptr_eq(&keyed.id, id)) else {
             panic!("a claimed id {id} is in flight until its claim ends")
         };
-        let Slot::InFlight { waited } = entry.get().1 else {
+        let Slot::InFlight { waited } = entry.get().slot else {
             panic!("a claimed id {id} is in flight until its claim ends")
         };
         match outcome {
             // In place: inserting would allocate a key only to drop it.
-            Some(committed) => entry.get_mut().1 = Slot::Done(committed),
+            Some(committed) => entry.get_mut().slot = Slot::Done(committed),
             None => {
                 entry.remove();
             }
@@ -384,7 +405,7 @@ impl Shard {
 /// made seconds ago on other threads and are cold by now: dropped one
 /// after another, every id's key and record cost a cache miss each, which
 /// the archive writer's thread waited for in turn (docs/PERFORMANCE.md).
-fn drop_prefetched(entries: &mut Vec<(Arc<str>, Slot)>) {
+fn drop_prefetched(entries: &mut Vec<Keyed>) {
     let mut drain = entries.drain(..);
     loop {
         if let Some(ahead) = drain.as_slice().get(DROP_PREFETCH_AHEAD) {
@@ -392,7 +413,7 @@ fn drop_prefetched(entries: &mut Vec<(Arc<str>, Slot)>) {
         }
         // Halfway there, its record's lines have come in: the id's bytes,
         // which the record's drop frees (a free writes into the block).
-        if let Some((_, Slot::Done(Committed::Movement { movement, .. }))) =
+        if let Some(Keyed { slot: Slot::Done(Committed::Movement { movement, .. }), .. }) =
             drain.as_slice().get(DROP_PREFETCH_AHEAD / 2)
         {
             prefetch::line(movement.id.as_ptr());
@@ -408,7 +429,7 @@ const DROP_PREFETCH_AHEAD: usize = 8;
 
 /// The key's reference counts, and the counts and fields of the record an
 /// entry shares (its `drop` reads them all when it is the last owner).
-fn prefetch_entry((key, slot): &(Arc<str>, Slot)) {
+fn prefetch_entry(Keyed { id: key, slot, .. }: &Keyed) {
     // An `Arc`'s counts sit just before its data (two words).
     prefetch::line(Arc::as_ptr(key).cast::<u8>().wrapping_sub(16));
     let Slot::Done(committed) = slot else { return };
@@ -425,6 +446,29 @@ fn prefetch_entry((key, slot): &(Arc<str>, Slot)) {
         prefetch::line(record.wrapping_sub(16).wrapping_add(offset));
     }
 }
+
+/// Leaves `slots` (which held `held` ids before some were taken out) with
+/// room for `held` ids without growing, rebuilding it when its tombstones
+/// would make it grow or when it is more than [`ROOM_SHRINK_FACTOR`] times
+/// as large as that. Each kept entry is moved by its kept hash.
+fn make_room(slots: &mut HashTable<Keyed>, held: usize) {
+    let kept = slots.len();
+    let room = slots.capacity() - kept;
+    if room >= held - kept && slots.capacity() <= held.max(ROOM_MIN) * ROOM_SHRINK_FACTOR {
+        return;
+    }
+    let mut rebuilt = HashTable::with_capacity(held.max(ROOM_MIN));
+    for keyed in slots.drain() {
+        rebuilt.insert_unique(keyed.hash(), keyed, Keyed::hash);
+    }
+    *slots = rebuilt;
+}
+
+/// A shard's table is not rebuilt smaller than this many ids.
+const ROOM_MIN: usize = 64;
+
+/// How much larger than its last fill a shard's table may stay.
+const ROOM_SHRINK_FACTOR: usize = 4;
 
 /// The right to commit one client id. Finalize with [`Claim::commit`];
 /// dropping it releases the id.
@@ -483,16 +527,18 @@ mod tests {
     fn a_prefetched_drop_lets_go_of_every_entry() {
         let movements: Vec<Arc<Movement>> = (0..20).map(|n| movement(&format!("m{n}"))).collect();
         let keys: Vec<Arc<str>> = (0..21).map(|n| Arc::from(format!("k{n}"))).collect();
-        let mut entries: Vec<(Arc<str>, Slot)> = movements
+        let index = IdIndex::new();
+        let keyed = |key: &Arc<str>, slot| Keyed { hash: index.hash(key), id: Arc::clone(key), slot };
+        let mut entries: Vec<Keyed> = movements
             .iter()
             .zip(&keys)
             .enumerate()
             .map(|(lsn, (movement, key))| {
                 let committed = Committed::Movement { lsn: lsn as u64 + 1, movement: Arc::clone(movement) };
-                (Arc::clone(key), Slot::Done(committed))
+                keyed(key, Slot::Done(committed))
             })
             .collect();
-        entries.push((Arc::clone(&keys[20]), Slot::InFlight { waited: false }));
+        entries.push(keyed(&keys[20], Slot::InFlight { waited: false }));
         assert!(movements.iter().all(|movement| Arc::strong_count(movement) == 2));
         drop_prefetched(&mut entries);
         assert!(entries.is_empty());
@@ -547,6 +593,82 @@ mod tests {
             }
         }
         assert_eq!(index.len(), (IDS / 2..IDS).filter(|n| n % 3 != 0).count());
+    }
+
+    /// Each shard's ids held and room for more without growing, and its
+    /// table's allocation (which grows with its buckets).
+    fn shape(index: &IdIndex) -> Vec<(usize, usize, usize)> {
+        let shapes = index.shards.iter().map(|shard| {
+            let slots = shard.slots.lock();
+            (slots.len(), slots.capacity(), slots.allocation_size())
+        });
+        shapes.collect()
+    }
+
+    fn allocations(index: &IdIndex) -> Vec<usize> {
+        shape(index).into_iter().map(|(_, _, buckets)| buckets).collect()
+    }
+
+    fn claim_new(index: &Arc<IdIndex>, id: &str) -> Claim {
+        match index.try_claim(id) {
+            TryClaim::Claimed(claim) => claim,
+            _ => panic!("{id} is new"),
+        }
+    }
+
+    /// After a forget each shard has room for as many ids as it held, so
+    /// the next archive write's worth of claims does not grow any table;
+    /// claims in flight across the rebuild finalize their own slots; a
+    /// table left large by a burst is made smaller at the next forget.
+    #[test]
+    fn a_forget_leaves_room_for_as_many_ids_as_were_held() {
+        const IDS: u64 = (SHARDS * 300) as u64;
+        let index = Arc::new(IdIndex::new());
+        let fill = |round: &str, lsn_base: u64, count: u64| {
+            for n in 0..count {
+                let id = format!("{round}-{n}");
+                claim_new(&index, &id).commit(Committed::Movement { lsn: lsn_base + n, movement: movement(&id) });
+            }
+        };
+        fill("a", 1, IDS);
+        let in_flight: Vec<Claim> = (0..SHARDS * 4).map(|n| claim_new(&index, &format!("open-{n}"))).collect();
+        let held = shape(&index);
+        index.forget_through(IDS);
+        assert_eq!(index.len(), in_flight.len(), "only the claims in flight are left");
+        let after = shape(&index);
+        for ((held, _, _), (kept, capacity, _)) in held.iter().zip(&after) {
+            assert!(capacity - kept >= held - kept, "room for what the shard held: {held} held, now {after:?}");
+        }
+        fill("a", IDS + 1, IDS);
+        assert_eq!(allocations(&index), after.iter().map(|shape| shape.2).collect::<Vec<_>>(), "no table grew");
+        for (n, claim) in in_flight.into_iter().enumerate() {
+            if n % 2 == 0 {
+                let movement = movement(claim.id());
+                claim.commit(Committed::Movement { lsn: 10 * IDS, movement });
+            } else {
+                drop(claim);
+            }
+        }
+        assert_eq!(index.len(), IDS as usize + SHARDS * 2);
+        for n in 0..SHARDS * 4 {
+            let id = format!("open-{n}");
+            match index.try_claim(&id) {
+                TryClaim::Done(done) => assert!(n % 2 == 0 && done.lsn() == 10 * IDS, "{id}"),
+                TryClaim::Claimed(_) => assert!(n % 2 == 1, "{id} was committed"),
+                TryClaim::Busy(_) => panic!("{id} has no holder"),
+            }
+        }
+
+        // A burst of four times as many, then a quiet round.
+        index.forget_through(u64::MAX);
+        fill("burst", 1, 4 * IDS);
+        index.forget_through(u64::MAX);
+        let burst = allocations(&index);
+        fill("quiet", 1, IDS / 4);
+        index.forget_through(u64::MAX);
+        let quiet = allocations(&index);
+        assert!(quiet.iter().zip(&burst).all(|(quiet, burst)| quiet < burst), "{quiet:?} after {burst:?}");
+        assert!(index.is_empty());
     }
 
     #[test]
