@@ -162,10 +162,48 @@ pub enum TryClaim {
 /// signal is per shard, not per claim, so that claiming allocates nothing
 /// but the key (a claim with nobody waiting on it never touches it).
 struct Shard {
+    slots: Mutex<Slots>,
+    released: Notify,
+}
+
+/// A shard's table, and a count of the times its entries may have moved.
+#[derive(Default)]
+struct Slots {
     /// Each id's slot by its [`IdHash`]; the id is the one allocation of a
     /// claim, shared with it.
-    slots: Mutex<HashTable<Keyed>>,
-    released: Notify,
+    table: HashTable<Keyed>,
+    /// Bumped before anything that may move the table's entries: a growth
+    /// (an insert into a table with no room left) or a rebuild
+    /// ([`make_room`]). Removals leave the other entries where they are. A
+    /// claim's bucket is where its entry is while this has not changed
+    /// since the claim was made.
+    moves: u64,
+}
+
+impl Slots {
+    /// Call before `table.entry`, which grows the table when it has no
+    /// room left; the count of moves to remember with an entry inserted
+    /// then.
+    fn before_insert(&mut self) -> u64 {
+        if self.table.len() == self.table.capacity() {
+            self.moves += 1;
+        }
+        self.moves
+    }
+}
+
+/// Where a claim's entry was inserted: the bucket, good while the shard's
+/// [`Slots::moves`] is still `moves`. Finalizing then goes straight to it:
+/// probing for it again was the batch path's largest single cost after the
+/// accounts themselves (the table is large and cold by then,
+/// docs/PERFORMANCE.md).
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    moves: u64,
+    bucket: usize,
+    /// The entry's address then: only ever prefetched ([`Claim::prefetch`]),
+    /// never read through.
+    at: usize,
 }
 
 /// One id in a shard's table, with its hash: the table grows and is
@@ -242,7 +280,7 @@ impl Default for IdIndex {
 impl IdIndex {
     pub fn new() -> Self {
         let shards = (0..SHARDS)
-            .map(|_| Arc::new(Shard { slots: Mutex::new(HashTable::new()), released: Notify::new() }))
+            .map(|_| Arc::new(Shard { slots: Mutex::new(Slots::default()), released: Notify::new() }))
             .collect();
         Self { shards, hasher: RandomState::default(), archive: std::sync::OnceLock::new() }
     }
@@ -282,9 +320,11 @@ impl IdIndex {
         for shard in self.shards.iter() {
             {
                 let mut slots = shard.slots.lock();
-                let held = slots.len();
+                let held = slots.table.len();
                 forgotten.extend(
-                    slots.extract_if(|keyed| matches!(&keyed.slot, Slot::Done(committed) if committed.lsn() <= lsn)),
+                    slots
+                        .table
+                        .extract_if(|keyed| matches!(&keyed.slot, Slot::Done(committed) if committed.lsn() <= lsn)),
                 );
                 make_room(&mut slots, held);
             }
@@ -304,7 +344,8 @@ impl IdIndex {
         let hash = self.hash(id);
         let shard = self.shard(hash);
         let mut slots = shard.slots.lock();
-        match slots.entry(hash.0, |keyed| *keyed.id == *id, Keyed::hash) {
+        let moves = slots.before_insert();
+        match slots.table.entry(hash.0, |keyed| *keyed.id == *id, Keyed::hash) {
             Entry::Occupied(entry) => match &entry.get().slot {
                 Slot::Done(committed) => TryClaim::Done(committed.clone()),
                 Slot::InFlight { .. } => TryClaim::Busy(Waiter { index: Arc::clone(self), id: id.into(), hash }),
@@ -316,8 +357,9 @@ impl IdIndex {
                     return TryClaim::Done(committed);
                 }
                 let id: Arc<str> = id.into();
-                entry.insert(Keyed { hash, id: Arc::clone(&id), slot: Slot::InFlight { waited: false } });
-                TryClaim::Claimed(Claim { shard: Arc::clone(shard), id, hash, finalized: false })
+                let entry = entry.insert(Keyed { hash, id: Arc::clone(&id), slot: Slot::InFlight { waited: false } });
+                let placed = Placed { moves, bucket: entry.bucket_index(), at: std::ptr::from_ref(entry.get()).addr() };
+                TryClaim::Claimed(Claim { shard: Arc::clone(shard), id, hash, placed, finalized: false })
             }
         }
     }
@@ -339,7 +381,7 @@ impl IdIndex {
             {
                 let hash = self.hash(id);
                 let slots = self.shard(hash).slots.lock();
-                match slots.find(hash.0, |keyed| *keyed.id == *id).map(|keyed| &keyed.slot) {
+                match slots.table.find(hash.0, |keyed| *keyed.id == *id).map(|keyed| &keyed.slot) {
                     None => return self.archived(id),
                     Some(Slot::Done(committed)) => return Some(committed.clone()),
                     Some(Slot::InFlight { .. }) => {}
@@ -353,7 +395,8 @@ impl IdIndex {
     pub fn insert_recovered(&self, id: Arc<str>, committed: Committed) {
         let hash = self.hash(&id);
         let mut slots = self.shard(hash).slots.lock();
-        match slots.entry(hash.0, |keyed| keyed.id == id, Keyed::hash) {
+        slots.before_insert();
+        match slots.table.entry(hash.0, |keyed| keyed.id == id, Keyed::hash) {
             Entry::Occupied(_) => panic!("a client id committed twice in the log: {id}"),
             Entry::Vacant(entry) => {
                 entry.insert(Keyed { hash, id, slot: Slot::Done(committed) });
@@ -362,7 +405,7 @@ impl IdIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.slots.lock().len()).sum()
+        self.shards.iter().map(|shard| shard.slots.lock().table.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -372,17 +415,29 @@ impl IdIndex {
 
 impl Shard {
     /// The slot of `id` (its hash `hash`).
-    fn get_mut<'a>(slots: &'a mut HashTable<Keyed>, hash: IdHash, id: &str) -> Option<&'a mut Slot> {
-        slots.find_mut(hash.0, |keyed| *keyed.id == *id).map(|keyed| &mut keyed.slot)
+    fn get_mut<'a>(slots: &'a mut Slots, hash: IdHash, id: &str) -> Option<&'a mut Slot> {
+        slots.table.find_mut(hash.0, |keyed| *keyed.id == *id).map(|keyed| &mut keyed.slot)
     }
 
     /// End the in-flight claim of `id` (the key the claim shares with the
     /// map, found by pointer): `Some` commits it, `None` forgets it.
-    fn finalize(&self, id: &Arc<str>, hash: IdHash, outcome: Option<Committed>) {
+    fn finalize(&self, id: &Arc<str>, hash: IdHash, placed: Placed, outcome: Option<Committed>) {
         let mut slots = self.slots.lock();
-        let Ok(mut entry) = slots.find_entry(hash.0, |keyed| Arc::ptr_eq(&keyed.id, id)) else {
-            panic!("a claimed id {id} is in flight until its claim ends")
+        let mut entry = if slots.moves == placed.moves {
+            // SAFETY: `placed.bucket` is the bucket the claim's entry was
+            // inserted in, and no entry of the table has moved since
+            // (`Slots::moves`); an in-flight entry leaves the table only
+            // here, through its own claim (a forget takes committed ones
+            // only), so the bucket is occupied, by that entry (checked
+            // below).
+            unsafe { slots.table.get_bucket_entry_unchecked(placed.bucket) }
+        } else {
+            let Ok(entry) = slots.table.find_entry(hash.0, |keyed| Arc::ptr_eq(&keyed.id, id)) else {
+                panic!("a claimed id {id} is in flight until its claim ends")
+            };
+            entry
         };
+        assert!(Arc::ptr_eq(&entry.get().id, id), "claim of {id}: its bucket holds another id");
         let Slot::InFlight { waited } = entry.get().slot else {
             panic!("a claimed id {id} is in flight until its claim ends")
         };
@@ -451,17 +506,19 @@ fn prefetch_entry(Keyed { id: key, slot, .. }: &Keyed) {
 /// room for `held` ids without growing, rebuilding it when its tombstones
 /// would make it grow or when it is more than [`ROOM_SHRINK_FACTOR`] times
 /// as large as that. Each kept entry is moved by its kept hash.
-fn make_room(slots: &mut HashTable<Keyed>, held: usize) {
-    let kept = slots.len();
-    let room = slots.capacity() - kept;
-    if room >= held - kept && slots.capacity() <= held.max(ROOM_MIN) * ROOM_SHRINK_FACTOR {
+fn make_room(slots: &mut Slots, held: usize) {
+    let table = &mut slots.table;
+    let kept = table.len();
+    let room = table.capacity() - kept;
+    if room >= held - kept && table.capacity() <= held.max(ROOM_MIN) * ROOM_SHRINK_FACTOR {
         return;
     }
+    slots.moves += 1;
     let mut rebuilt = HashTable::with_capacity(held.max(ROOM_MIN));
-    for keyed in slots.drain() {
+    for keyed in table.drain() {
         rebuilt.insert_unique(keyed.hash(), keyed, Keyed::hash);
     }
-    *slots = rebuilt;
+    *table = rebuilt;
 }
 
 /// A shard's table is not rebuilt smaller than this many ids.
@@ -478,6 +535,7 @@ pub struct Claim {
     /// The map's key, shared.
     id: Arc<str>,
     hash: IdHash,
+    placed: Placed,
     finalized: bool,
 }
 
@@ -486,16 +544,23 @@ impl Claim {
         &self.id
     }
 
+    /// Start loading the id's entry, which [`Claim::commit`] writes: a hint
+    /// for a loop over many claims to give a few places ahead. (If the
+    /// entry moved since, this loads nothing useful, and harms nothing.)
+    pub fn prefetch(&self) {
+        prefetch::value(std::ptr::without_provenance::<Keyed>(self.placed.at));
+    }
+
     pub fn commit(mut self, committed: Committed) {
         self.finalized = true;
-        self.shard.finalize(&self.id, self.hash, Some(committed));
+        self.shard.finalize(&self.id, self.hash, self.placed, Some(committed));
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         if !self.finalized {
-            self.shard.finalize(&self.id, self.hash, None);
+            self.shard.finalize(&self.id, self.hash, self.placed, None);
         }
     }
 }
@@ -600,7 +665,7 @@ mod tests {
     fn shape(index: &IdIndex) -> Vec<(usize, usize, usize)> {
         let shapes = index.shards.iter().map(|shard| {
             let slots = shard.slots.lock();
-            (slots.len(), slots.capacity(), slots.allocation_size())
+            (slots.table.len(), slots.table.capacity(), slots.table.allocation_size())
         });
         shapes.collect()
     }
@@ -639,8 +704,32 @@ mod tests {
         for ((held, _, _), (kept, capacity, _)) in held.iter().zip(&after) {
             assert!(capacity - kept >= held - kept, "room for what the shard held: {held} held, now {after:?}");
         }
-        fill("a", IDS + 1, IDS);
+        let moves = |index: &IdIndex| index.shards.iter().map(|shard| shard.slots.lock().moves).collect::<Vec<_>>();
+        let moves_before = moves(&index);
+        // Claims finalized straight in their buckets (no entry moved in
+        // between), some released among them.
+        let refill: Vec<Claim> = (0..IDS).map(|n| claim_new(&index, &format!("a-{n}"))).collect();
+        for (n, claim) in (0..IDS).zip(refill) {
+            if n % 5 == 0 {
+                drop(claim);
+            } else {
+                let movement = movement(claim.id());
+                claim.commit(Committed::Movement { lsn: IDS + 1 + n, movement });
+            }
+        }
+        assert_eq!(moves(&index), moves_before, "no table moved its entries");
         assert_eq!(allocations(&index), after.iter().map(|shape| shape.2).collect::<Vec<_>>(), "no table grew");
+        for n in 0..IDS {
+            match index.try_claim(&format!("a-{n}")) {
+                TryClaim::Done(done) => assert!(n % 5 != 0 && done.lsn() == IDS + 1 + n, "a-{n}: {}", done.lsn()),
+                TryClaim::Claimed(claim) => {
+                    assert!(n % 5 == 0, "a-{n} was committed");
+                    let movement = movement(claim.id());
+                    claim.commit(Committed::Movement { lsn: IDS + 1 + n, movement });
+                }
+                TryClaim::Busy(_) => panic!("a-{n} has no holder"),
+            }
+        }
         for (n, claim) in in_flight.into_iter().enumerate() {
             if n % 2 == 0 {
                 let movement = movement(claim.id());

@@ -286,6 +286,7 @@ impl Transfers {
             let ahead = messages.as_slice();
             if let Some((route, (_, items))) = ahead.get(PREFETCH_CELLS_AHEAD) {
                 self.prefetch_accounts(*route, items, Directory::prefetch_cell);
+                items.iter().for_each(|item| item.claim.prefetch());
             }
             if let Some((route, (_, items))) = ahead.get(PREFETCH_ENTRIES_AHEAD) {
                 self.prefetch_accounts(*route, items, Directory::prefetch_entry);

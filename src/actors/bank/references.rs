@@ -206,7 +206,7 @@ impl References {
         assert!(position > self.last_position, "book lines are added in file order");
         self.last_position = position;
         if let hashbrown::hash_map::EntryRef::Vacant(vacant) = self.recent.entry_ref(reference) {
-            vacant.insert(answer);
+            vacant.insert_with_key(reference.into(), answer);
             self.recent_keys.push(key(hash(reference), position));
         }
     }
