@@ -104,14 +104,26 @@ impl Bloom {
     }
 
     pub fn insert(&mut self, prefix: &[u8]) {
+        self.insert_hash(prefix_hash(prefix));
+    }
+
+    /// [`Bloom::insert`] of the prefix whose [`prefix_hash`] is `hash`.
+    pub fn insert_hash(&mut self, hash: u64) {
         if self.bits.is_empty() {
             return;
         }
-        let hash = prefix_hash(prefix);
         let at = (line_of(hash, self.lines()) * BLOOM_LINE_BYTES) as usize;
         let line = &mut self.bits[at..][..BLOOM_LINE_BYTES as usize];
         for bit in line_bits(hash, self.hashes) {
             line[bit / 8] |= 1 << (bit % 8);
+        }
+    }
+
+    /// Start loading the line of the prefix whose [`prefix_hash`] is
+    /// `hash` (a hint: nothing is read or changed).
+    fn prefetch_hash(&self, hash: u64) {
+        if let Some(byte) = self.bits.get((line_of(hash, self.lines()) * BLOOM_LINE_BYTES) as usize) {
+            prefetch(byte);
         }
     }
 
@@ -146,6 +158,58 @@ impl Bloom {
     }
 }
 
+/// A filter being built from many prefixes, each inserted
+/// [`BLOOM_INSERT_AHEAD`] prefixes after its line was asked for: a large
+/// filter's lines are cache misses, which a writer waited for one after
+/// another (a third of a merge's time, docs/PERFORMANCE.md).
+#[derive(Debug, Clone)]
+pub struct BloomBuilder {
+    bloom: Bloom,
+    /// Hashes of the prefixes not inserted yet, oldest first.
+    pending: std::collections::VecDeque<u64>,
+}
+
+/// How many prefixes a [`BloomBuilder`] holds before it inserts the oldest.
+pub const BLOOM_INSERT_AHEAD: usize = 8;
+
+impl BloomBuilder {
+    pub fn new(bloom: Bloom) -> Self {
+        Self { bloom, pending: std::collections::VecDeque::with_capacity(BLOOM_INSERT_AHEAD + 1) }
+    }
+
+    pub fn insert(&mut self, prefix: &[u8]) {
+        let hash = prefix_hash(prefix);
+        self.bloom.prefetch_hash(hash);
+        self.pending.push_back(hash);
+        if self.pending.len() > BLOOM_INSERT_AHEAD {
+            if let Some(oldest) = self.pending.pop_front() {
+                self.bloom.insert_hash(oldest);
+            }
+        }
+    }
+
+    /// The filter with every prefix inserted.
+    pub fn finish(mut self) -> Bloom {
+        for hash in self.pending.drain(..) {
+            self.bloom.insert_hash(hash);
+        }
+        self.bloom
+    }
+}
+
+/// A hint to load the cache line at `at`.
+#[inline(always)]
+fn prefetch(at: &u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it reads nothing the program
+    // sees and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(at).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 const LINE_BITS: u64 = BLOOM_LINE_BYTES * 8;
 
 /// The line (of `lines`) that holds the bits of the prefix whose
@@ -171,6 +235,24 @@ fn line_bits(hash: u64, hashes: u32) -> impl Iterator<Item = usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inserting through the builder, ahead or not, makes the same filter
+    /// as inserting each prefix at once, whether it holds fewer prefixes
+    /// than it looks ahead or many more.
+    #[test]
+    fn a_builder_makes_the_filter_direct_inserts_make() {
+        for count in [0u64, 1, BLOOM_INSERT_AHEAD as u64, BLOOM_INSERT_AHEAD as u64 + 1, 5_000] {
+            let mut direct = Bloom::sized_for(count.max(1), 10);
+            let mut builder = BloomBuilder::new(Bloom::sized_for(count.max(1), 10));
+            for id in 0..count {
+                direct.insert(&id.to_be_bytes());
+                builder.insert(&id.to_be_bytes());
+            }
+            let built = builder.finish();
+            assert_eq!(built.bytes(), direct.bytes(), "{count} prefixes");
+            assert!((0..count).all(|id| built.may_contain(&id.to_be_bytes())), "{count} prefixes");
+        }
+    }
 
     #[test]
     fn inserted_prefixes_are_found_and_absent_ones_mostly_not() {

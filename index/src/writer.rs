@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::bloom::Bloom;
+use crate::bloom::{Bloom, BloomBuilder};
 use crate::error::{hex, IndexError};
 use crate::format::{compare_keys, Footer, HeaderFields};
 use crate::limits::{
@@ -113,7 +113,7 @@ pub struct RunWriter {
     block_entries: usize,
     /// First key and CRC of every block written so far.
     index: Vec<u8>,
-    bloom: Bloom,
+    bloom: BloomBuilder,
     entry_count: u64,
     prefix_count: u64,
     min_key: Vec<u8>,
@@ -146,11 +146,11 @@ impl RunWriter {
         let header_bytes = spec.fields(0, 0, 0).header_bytes();
         let placeholder = vec![0u8; header_bytes];
         file.write_all(&placeholder).map_err(|error| IndexError::io(&temporary, error))?;
-        let bloom = if spec.prefix_bytes == 0 {
+        let bloom = BloomBuilder::new(if spec.prefix_bytes == 0 {
             Bloom::empty()
         } else {
             Bloom::sized_for(prefixes_expected, spec.bits_per_prefix(prefixes_expected))
-        };
+        });
         Ok(RunWriter {
             path: path.to_path_buf(),
             temporary,
@@ -259,15 +259,16 @@ impl RunWriter {
     /// fsyncs the failed file again (fsyncgate): it writes a new one.
     pub fn finish(mut self) -> Result<Run, IndexError> {
         self.flush_block()?;
+        let mut bloom = std::mem::replace(&mut self.bloom, BloomBuilder::new(Bloom::empty())).finish();
         if self.entry_count == 0 {
-            self.bloom = Bloom::empty();
+            bloom = Bloom::empty();
         } else if self.spec.prefix_bytes > 0 {
             // Sized for what the caller expected; a merge's inputs may share prefixes.
-            self.bloom.fold_to_fit(self.prefix_count, self.spec.bits_per_prefix(self.prefix_count));
+            bloom.fold_to_fit(self.prefix_count, self.spec.bits_per_prefix(self.prefix_count));
         }
         let max_key = if self.entry_count == 0 { vec![0; self.spec.key_bytes] } else { self.previous_key.clone() };
         let fields = self.spec.fields(self.entry_count, self.prefix_count, self.watermark);
-        let layout = fields.layout(self.bloom.bytes().len() as u64).map_err(IndexError::Invalid)?;
+        let layout = fields.layout(bloom.bytes().len() as u64).map_err(IndexError::Invalid)?;
         assert_eq!(layout.index_bytes, self.index.len() as u64);
         let header = fields.encode(&self.min_key, &max_key);
         let footer = Footer {
@@ -279,7 +280,7 @@ impl RunWriter {
         }
         .encode_without_crc();
         let mut crc = crc32fast::Hasher::new();
-        for section in [&header[..], &self.index, self.bloom.bytes(), &footer] {
+        for section in [&header[..], &self.index, bloom.bytes(), &footer] {
             crc.update(section);
         }
         let meta_crc = crc.finalize();
@@ -288,7 +289,7 @@ impl RunWriter {
         let io = |error| IndexError::io(&temporary, error);
         let mut file = self.file.take().ok_or_else(unusable)?;
         file.write_all(&self.index).map_err(io)?;
-        file.write_all(self.bloom.bytes()).map_err(io)?;
+        file.write_all(bloom.bytes()).map_err(io)?;
         file.write_all(&footer).map_err(io)?;
         file.write_all(&meta_crc.to_le_bytes()).map_err(io)?;
         let file = file.into_inner().map_err(|error| io(error.into_error()))?;
