@@ -244,11 +244,15 @@ pub struct Recent {
 /// will write.
 const JOURNAL_PREFETCH_AHEAD: usize = 8;
 
-/// The two steps of [`Recent::prefetch_journal`].
+/// The steps of [`Recent::prefetch_journal`], each a while after the one
+/// before: an account's place, its list (which the place points to), the
+/// room its next entry goes in (which the list points to, once the list
+/// holds more than its inline one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrefetchStep {
     Place,
     List,
+    Tail,
 }
 
 /// Lsns under one key: nearly always one (a transfer's one bank answer, an
@@ -308,6 +312,15 @@ impl RecentJournal {
         }
     }
 
+    /// Start loading where `account`'s next entry goes: reads its place
+    /// and list, so call [`RecentJournal::prefetch_list`] a while before.
+    /// (An inline list's room is the list itself.)
+    fn prefetch_tail(&self, account: AccountId) {
+        if let Some(list) = self.list(account).filter(|list| list.spilled()) {
+            crate::prefetch::value(list.as_ptr().wrapping_add(list.len()));
+        }
+    }
+
     fn list(&self, account: AccountId) -> Option<&JournalList> {
         match self.places.get(account) {
             0 => None,
@@ -343,6 +356,7 @@ impl Recent {
         match step {
             PrefetchStep::Place => self.journal.prefetch_place(account),
             PrefetchStep::List => self.journal.prefetch_list(account),
+            PrefetchStep::Tail => self.journal.prefetch_tail(account),
         }
     }
 

@@ -334,11 +334,12 @@ impl HistoryState {
     }
 
     /// Start loading what [`HistoryState::apply`] will read and write for
-    /// a movement's accounts (a hint, see [`crate::prefetch`]), in two
-    /// steps a while apart: [`PrefetchStep::Place`] first (balances,
-    /// banks, journal places), then [`PrefetchStep::List`] (the journal
-    /// lists the places point to). Over a million accounts each of these
-    /// is a cache miss the indexer otherwise waits for in turn.
+    /// a movement's accounts (a hint, see [`crate::prefetch`]), in steps a
+    /// while apart: [`PrefetchStep::Place`] first (balances, banks, journal
+    /// places), then [`PrefetchStep::List`] (the journal lists the places
+    /// point to), then [`PrefetchStep::Tail`] (where each list's next entry
+    /// goes). Each of these is a cache miss the indexer otherwise waits for
+    /// in turn (over 10,000 accounts too, for the lists' entries).
     pub fn prefetch(&self, record: &Record, step: PrefetchStep) {
         let Record::Movement(movement) = record else { return };
         if step == PrefetchStep::Place {
@@ -584,6 +585,7 @@ fn notification_key(notification: &crate::domain::record::Notification) -> Strin
 /// journal places) and then the journal lists of their accounts.
 const PREFETCH_PLACES_AHEAD: usize = 8;
 const PREFETCH_LISTS_AHEAD: usize = 4;
+const PREFETCH_TAILS_AHEAD: usize = 2;
 
 fn payee(movement: &Movement) -> AccountId {
     movement.payee.expect("two-account movements have a payee")
@@ -1138,6 +1140,7 @@ impl History {
         // appends are one per payer, so look across appends.
         let mut places_ahead = ready.iter().flat_map(|appended| &appended.records).skip(PREFETCH_PLACES_AHEAD);
         let mut lists_ahead = ready.iter().flat_map(|appended| &appended.records).skip(PREFETCH_LISTS_AHEAD);
+        let mut tails_ahead = ready.iter().flat_map(|appended| &appended.records).skip(PREFETCH_TAILS_AHEAD);
         for appended in &ready {
             for record in &appended.records {
                 if let Some(ahead) = places_ahead.next() {
@@ -1145,6 +1148,9 @@ impl History {
                 }
                 if let Some(ahead) = lists_ahead.next() {
                     state.prefetch(ahead, PrefetchStep::List);
+                }
+                if let Some(ahead) = tails_ahead.next() {
+                    state.prefetch(ahead, PrefetchStep::Tail);
                 }
                 state.apply(lsn, record);
                 work.extend(self.bank_work(&state, &mut deferred, lsn, record));
