@@ -23,7 +23,7 @@ use std::sync::Arc;
 use actix::MailboxError;
 use futures::future::join_all;
 
-use super::idempotency::{Claim, Committed, IdIndex, TryClaim, Waiter};
+use super::idempotency::{Claim, Committed, IdHash, IdIndex, TryClaim, Waiter};
 use crate::actors::account::{ApplyTransfers, ItemOutcome, TransferItem};
 use crate::actors::directory::{Directory, Prefetch, Sent};
 use crate::domain::account::TransferRequest;
@@ -45,6 +45,10 @@ const OWN_OPERATOR_ITEMS_MIN: usize = 64;
 /// before its entry's address is known).
 const PREFETCH_CELLS_AHEAD: usize = 8;
 const PREFETCH_ENTRIES_AHEAD: usize = 4;
+
+/// How many items ahead a wave's claims load the id table's lines they
+/// will probe ([`IdIndex::prefetch_claim`]).
+const PREFETCH_CLAIMS_AHEAD: usize = 8;
 
 /// Where an item goes and what it waits for.
 struct Planned {
@@ -315,11 +319,15 @@ impl Transfers {
     /// Claim every item's id, or (if any is busy elsewhere) release all,
     /// wait for the busy ones and try again: never wait holding a claim.
     async fn claim_all(&self, wave: &[Planned]) -> Vec<Result<Claim, Committed>> {
+        let hashes: Vec<IdHash> = wave.iter().map(|item| self.ids.hash_of(&item.request.id)).collect();
         loop {
             let mut claims = Vec::with_capacity(wave.len());
             let mut busy: Vec<Waiter> = Vec::new();
-            for item in wave {
-                match self.ids.try_claim(&item.request.id) {
+            for (at, (item, &hash)) in wave.iter().zip(&hashes).enumerate() {
+                if let Some(&ahead) = hashes.get(at + PREFETCH_CLAIMS_AHEAD) {
+                    self.ids.prefetch_claim(ahead);
+                }
+                match self.ids.try_claim_hashed(&item.request.id, hash) {
                     TryClaim::Claimed(claim) => claims.push(Ok(claim)),
                     TryClaim::Done(committed) => claims.push(Err(committed)),
                     TryClaim::Busy(waiter) => busy.push(waiter),
