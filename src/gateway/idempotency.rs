@@ -172,40 +172,27 @@ struct Shard {
     layout: [AtomicUsize; 2],
 }
 
-/// A shard's table, and a count of the times its entries may have moved.
+/// A shard's table, and how often a claim's commit had to look for its
+/// entry.
 #[derive(Default)]
 struct Slots {
     /// Each id's slot by its [`IdHash`]; the id is the one allocation of a
     /// claim, shared with it.
     table: HashTable<Keyed>,
-    /// Bumped before anything that may move the table's entries: a growth
-    /// (an insert into a table with no room left) or a rebuild
-    /// ([`make_room`]). Removals leave the other entries where they are. A
-    /// claim's bucket is where its entry is while this has not changed
-    /// since the claim was made.
-    moves: u64,
+    /// Commits that did not find their entry in the bucket it was inserted
+    /// in (the table grew or was rebuilt since) and probed for it.
+    probed: u64,
 }
 
-impl Slots {
-    /// Call before `table.entry`, which grows the table when it has no
-    /// room left; the count of moves to remember with an entry inserted
-    /// then.
-    fn before_insert(&mut self) -> u64 {
-        if self.table.len() == self.table.capacity() {
-            self.moves += 1;
-        }
-        self.moves
-    }
-}
-
-/// Where a claim's entry was inserted: the bucket, good while the shard's
-/// [`Slots::moves`] is still `moves`. Finalizing then goes straight to it:
-/// probing for it again was the batch path's largest single cost after the
-/// accounts themselves (the table is large and cold by then,
-/// docs/PERFORMANCE.md).
+/// Where a claim's entry was inserted. Its commit looks in that bucket
+/// first: entries stay where they are until the table grows or is
+/// rebuilt, and the bucket holds the claim's entry exactly when it holds
+/// the claim's key (the `Arc` the claim shares, compared by pointer).
+/// Probing the table for it again was the batch path's largest single
+/// cost after the accounts themselves (the table is large and cold by
+/// then, docs/PERFORMANCE.md).
 #[derive(Clone, Copy, Debug)]
 struct Placed {
-    moves: u64,
     bucket: usize,
     /// The entry's address then: only ever prefetched ([`Claim::prefetch`]),
     /// never read through.
@@ -213,8 +200,8 @@ struct Placed {
 }
 
 /// One id in a shard's table, with its hash: the table grows and is
-/// rebuilt without reading any id's bytes again (each id's a cache miss
-/// by then, and a growth of the table under a claim read them all: 2% of
+/// rebuilt without reading any id's bytes again (cold by then, each a
+/// cache miss; a growth of the table under a claim read them all: 2% of
 /// the batch path's time, docs/PERFORMANCE.md).
 struct Keyed {
     hash: IdHash,
@@ -386,7 +373,6 @@ impl IdIndex {
         debug_assert_eq!(hash, self.hash(id));
         let shard = self.shard(hash);
         let mut slots = shard.slots.lock();
-        let moves = slots.before_insert();
         match slots.table.entry(hash.0, |keyed| *keyed.id == *id, Keyed::hash) {
             Entry::Occupied(entry) => match &entry.get().slot {
                 Slot::Done(committed) => TryClaim::Done(committed.clone()),
@@ -400,7 +386,7 @@ impl IdIndex {
                 }
                 let id: Arc<str> = id.into();
                 let entry = entry.insert(Keyed { hash, id: Arc::clone(&id), slot: Slot::InFlight { waited: false } });
-                let placed = Placed { moves, bucket: entry.bucket_index(), at: std::ptr::from_ref(entry.get()).addr() };
+                let placed = Placed { bucket: entry.bucket_index(), at: std::ptr::from_ref(entry.get()).addr() };
                 let ctrl = placed.at + (placed.bucket + 1) * std::mem::size_of::<Keyed>();
                 let mask = entry.into_table().num_buckets() - 1;
                 shard.layout[0].store(ctrl, Ordering::Relaxed);
@@ -441,7 +427,6 @@ impl IdIndex {
     pub fn insert_recovered(&self, id: Arc<str>, committed: Committed) {
         let hash = self.hash(&id);
         let mut slots = self.shard(hash).slots.lock();
-        slots.before_insert();
         match slots.table.entry(hash.0, |keyed| keyed.id == id, Keyed::hash) {
             Entry::Occupied(_) => panic!("a client id committed twice in the log: {id}"),
             Entry::Vacant(entry) => {
@@ -469,21 +454,14 @@ impl Shard {
     /// map, found by pointer): `Some` commits it, `None` forgets it.
     fn finalize(&self, id: &Arc<str>, hash: IdHash, placed: Placed, outcome: Option<Committed>) {
         let mut slots = self.slots.lock();
-        let mut entry = if slots.moves == placed.moves {
-            // SAFETY: `placed.bucket` is the bucket the claim's entry was
-            // inserted in, and no entry of the table has moved since
-            // (`Slots::moves`); an in-flight entry leaves the table only
-            // here, through its own claim (a forget takes committed ones
-            // only), so the bucket is occupied, by that entry (checked
-            // below).
-            unsafe { slots.table.get_bucket_entry_unchecked(placed.bucket) }
+        let in_bucket = slots.table.get_bucket(placed.bucket).is_some_and(|keyed| Arc::ptr_eq(&keyed.id, id));
+        let found = if in_bucket {
+            slots.table.get_bucket_entry(placed.bucket)
         } else {
-            let Ok(entry) = slots.table.find_entry(hash.0, |keyed| Arc::ptr_eq(&keyed.id, id)) else {
-                panic!("a claimed id {id} is in flight until its claim ends")
-            };
-            entry
+            slots.probed += 1;
+            slots.table.find_entry(hash.0, |keyed| Arc::ptr_eq(&keyed.id, id))
         };
-        assert!(Arc::ptr_eq(&entry.get().id, id), "claim of {id}: its bucket holds another id");
+        let Ok(mut entry) = found else { panic!("a claimed id {id} is in flight until its claim ends") };
         let Slot::InFlight { waited } = entry.get().slot else {
             panic!("a claimed id {id} is in flight until its claim ends")
         };
@@ -559,7 +537,6 @@ fn make_room(slots: &mut Slots, held: usize) {
     if room >= held - kept && table.capacity() <= held.max(ROOM_MIN) * ROOM_SHRINK_FACTOR {
         return;
     }
-    slots.moves += 1;
     let mut rebuilt = HashTable::with_capacity(held.max(ROOM_MIN));
     for keyed in table.drain() {
         rebuilt.insert_unique(keyed.hash(), keyed, Keyed::hash);
@@ -590,11 +567,16 @@ impl Claim {
         &self.id
     }
 
-    /// Start loading the id's entry, which [`Claim::commit`] writes: a hint
-    /// for a loop over many claims to give a few places ahead. (If the
-    /// entry moved since, this loads nothing useful, and harms nothing.)
+    /// Start loading the id's entry, which [`Claim::commit`] writes, and
+    /// its bucket's control byte, which it checks: a hint for a loop over
+    /// many claims to give a few places ahead. (If the entry moved since,
+    /// this loads nothing useful, and harms nothing.) Assumes hashbrown's
+    /// layout, as [`IdIndex::prefetch_claim`] does.
     pub fn prefetch(&self) {
-        prefetch::value(std::ptr::without_provenance::<Keyed>(self.placed.at));
+        let Placed { bucket, at } = self.placed;
+        prefetch::value(std::ptr::without_provenance::<Keyed>(at));
+        let control = at.wrapping_add((bucket + 1) * std::mem::size_of::<Keyed>()).wrapping_add(bucket);
+        prefetch::line(std::ptr::without_provenance(control));
     }
 
     pub fn commit(mut self, committed: Committed) {
@@ -750,9 +732,9 @@ mod tests {
         for ((held, _, _), (kept, capacity, _)) in held.iter().zip(&after) {
             assert!(capacity - kept >= held - kept, "room for what the shard held: {held} held, now {after:?}");
         }
-        let moves = |index: &IdIndex| index.shards.iter().map(|shard| shard.slots.lock().moves).collect::<Vec<_>>();
-        let moves_before = moves(&index);
-        // Claims finalized straight in their buckets (no entry moved in
+        let probed = |index: &IdIndex| index.shards.iter().map(|shard| shard.slots.lock().probed).sum::<u64>();
+        let probed_before = probed(&index);
+        // Claims finalized straight in their buckets (no table grew in
         // between), some released among them.
         let refill: Vec<Claim> = (0..IDS).map(|n| claim_new(&index, &format!("a-{n}"))).collect();
         for (n, claim) in (0..IDS).zip(refill) {
@@ -763,7 +745,7 @@ mod tests {
                 claim.commit(Committed::Movement { lsn: IDS + 1 + n, movement });
             }
         }
-        assert_eq!(moves(&index), moves_before, "no table moved its entries");
+        assert_eq!(probed(&index), probed_before, "every claim found its entry in its bucket");
         assert_eq!(allocations(&index), after.iter().map(|shape| shape.2).collect::<Vec<_>>(), "no table grew");
         for n in 0..IDS {
             match index.try_claim(&format!("a-{n}")) {
