@@ -401,7 +401,7 @@ impl Applied {
                 entries.push((lsn, movement));
             }
             let entry = directory.get(payee).expect("payees are checked to exist before they are judged");
-            in_place += u64::from(directory.deliver(entry, Credit { entries }));
+            in_place += u64::from(directory.deliver(payee, entry, Credit { entries }));
         }
         for (claim, outcome) in self.claims.into_iter().zip(&self.committed) {
             if let (Some(claim), Ok(done)) = (claim, outcome) {
@@ -765,7 +765,7 @@ mod tests {
         let message = ApplyTransfers { items: vec![TransferItem { request, claim }], operator: Arc::from("test") };
         let entry = directory.get(AccountId(route)).expect("account exists");
         let mut outcomes = match path {
-            Path::Gateway => directory.send_transfers(entry, message).answers().await,
+            Path::Gateway => directory.send_transfers(AccountId(route), entry, message).answers().await,
             Path::Actor => directory.send(entry, message).await,
         }
         .expect("delivered");

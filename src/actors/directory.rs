@@ -435,13 +435,18 @@ impl Directory {
     /// If the append fails after the book changed, the book is ahead of
     /// the log: a poisoned actor takes it over, which answers nothing (as
     /// a live actor does after such a failure).
+    ///
+    /// `id` is the entry's account (the caller knows it: reading it from
+    /// the entry's info would be a cache miss of its own over many
+    /// accounts).
     pub fn send_transfers(
         self: &Arc<Self>,
+        id: AccountId,
         entry: &AccountEntry,
         message: ApplyTransfers,
     ) -> Sent<impl Future<Output = Result<Vec<ItemOutcome>, MailboxError>>> {
+        debug_assert_eq!(id, entry.info.account_id);
         let spawner = self.spawner.get().expect("the actor system sets the spawner before accounts get messages");
-        let id = entry.info.account_id;
         let mut slot = entry.slot.lock();
         let Slot::Idle(idle) = &mut *slot else {
             drop(slot);
@@ -474,18 +479,25 @@ impl Directory {
     /// went idle, so this is the order a mailbox would give, without an
     /// actor's start and stop.
     pub fn do_send<M: AccountMessage>(self: &Arc<Self>, entry: &AccountEntry, message: M) {
-        if self.deliver(entry, message) {
+        if self.deliver(entry.info.account_id, entry, message) {
             self.count_applied_idle(1);
         }
     }
 
     /// [`Directory::do_send`] without counting: true if it was applied in
-    /// place (the caller counts).
-    pub(super) fn deliver<M: AccountMessage>(self: &Arc<Self>, entry: &AccountEntry, message: M) -> bool {
+    /// place (the caller counts). `id` is the entry's account (see
+    /// [`Directory::send_transfers`]).
+    pub(super) fn deliver<M: AccountMessage>(
+        self: &Arc<Self>,
+        id: AccountId,
+        entry: &AccountEntry,
+        message: M,
+    ) -> bool {
+        debug_assert_eq!(id, entry.info.account_id);
         let message = {
             let mut slot = entry.slot.lock();
             match &mut *slot {
-                Slot::Idle(idle) => match message.apply_idle(entry.info.account_id, idle) {
+                Slot::Idle(idle) => match message.apply_idle(id, idle) {
                     Ok(()) => return true,
                     Err(message) => message,
                 },

@@ -582,7 +582,8 @@ fn notification_key(notification: &crate::domain::record::Notification) -> Strin
 }
 
 /// How many records ahead the indexer loads the places (balances, banks,
-/// journal places) and then the journal lists of their accounts.
+/// journal places), then the journal lists of their accounts, then where
+/// each list's next entry goes.
 const PREFETCH_PLACES_AHEAD: usize = 8;
 const PREFETCH_LISTS_AHEAD: usize = 4;
 const PREFETCH_TAILS_AHEAD: usize = 2;

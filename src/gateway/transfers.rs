@@ -297,7 +297,8 @@ impl Transfers {
             }
             let Some((route, (indexes, items))) = messages.next() else { break };
             let entry = self.directory.get(route).expect("routes are existing accounts");
-            match self.directory.send_transfers(entry, ApplyTransfers { items, operator: Arc::clone(operator) }) {
+            let message = ApplyTransfers { items, operator: Arc::clone(operator) };
+            match self.directory.send_transfers(route, entry, message) {
                 Sent::Applied(answers) => record_answers(outcomes, indexes, Ok(answers)),
                 Sent::Mailbox(answers) => waiting.push(async move { (indexes, answers.await) }),
             }
