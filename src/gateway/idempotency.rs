@@ -328,7 +328,9 @@ impl IdIndex {
         }
     }
 
-    fn hash(&self, id: &str) -> IdHash {
+    /// `id`'s hash: the shard and slot it claims, and what
+    /// [`IdIndex::prefetch_claim`] and [`IdIndex::try_claim_hashed`] take.
+    pub fn hash(&self, id: &str) -> IdHash {
         IdHash(self.hasher.hash_one(id))
     }
 
@@ -338,12 +340,6 @@ impl IdIndex {
 
     pub fn try_claim(self: &Arc<Self>, id: &str) -> TryClaim {
         self.try_claim_hashed(id, self.hash(id))
-    }
-
-    /// `id`'s hash, for [`IdIndex::prefetch_claim`] and
-    /// [`IdIndex::try_claim_hashed`].
-    pub fn hash_of(&self, id: &str) -> IdHash {
-        self.hash(id)
     }
 
     /// Start loading what a claim of the id whose hash is `hash` will
@@ -368,7 +364,7 @@ impl IdIndex {
     }
 
     /// [`IdIndex::try_claim`] of an id whose hash is `hash`
-    /// ([`IdIndex::hash_of`]).
+    /// ([`IdIndex::hash`]).
     pub fn try_claim_hashed(self: &Arc<Self>, id: &str, hash: IdHash) -> TryClaim {
         debug_assert_eq!(hash, self.hash(id));
         let shard = self.shard(hash);
@@ -699,7 +695,7 @@ mod tests {
     }
 
     fn allocations(index: &IdIndex) -> Vec<usize> {
-        shape(index).into_iter().map(|(_, _, buckets)| buckets).collect()
+        shape(index).into_iter().map(|(_, _, allocation)| allocation).collect()
     }
 
     fn claim_new(index: &Arc<IdIndex>, id: &str) -> Claim {
@@ -796,7 +792,7 @@ mod tests {
         let index = Arc::new(IdIndex::new());
         for round in 0..3u64 {
             let ids: Vec<String> = (0..5_000).map(|n| format!("r{round}-{n}")).collect();
-            let hashes: Vec<IdHash> = ids.iter().map(|id| index.hash_of(id)).collect();
+            let hashes: Vec<IdHash> = ids.iter().map(|id| index.hash(id)).collect();
             for (at, (id, &hash)) in ids.iter().zip(&hashes).enumerate() {
                 if let Some(&ahead) = hashes.get(at + 8) {
                     index.prefetch_claim(ahead);

@@ -320,7 +320,7 @@ impl Transfers {
     /// Claim every item's id, or (if any is busy elsewhere) release all,
     /// wait for the busy ones and try again: never wait holding a claim.
     async fn claim_all(&self, wave: &[Planned]) -> Vec<Result<Claim, Committed>> {
-        let hashes: Vec<IdHash> = wave.iter().map(|item| self.ids.hash_of(&item.request.id)).collect();
+        let hashes: Vec<IdHash> = wave.iter().map(|item| self.ids.hash(&item.request.id)).collect();
         loop {
             let mut claims = Vec::with_capacity(wave.len());
             let mut busy: Vec<Waiter> = Vec::new();
