@@ -121,7 +121,7 @@ impl Bloom {
 
     /// Start loading the line of the prefix whose [`prefix_hash`] is
     /// `hash` (a hint: nothing is read or changed).
-    fn prefetch_hash(&self, hash: u64) {
+    pub fn prefetch_hash(&self, hash: u64) {
         if let Some(byte) = self.bits.get((line_of(hash, self.lines()) * BLOOM_LINE_BYTES) as usize) {
             prefetch(byte);
         }

@@ -321,6 +321,15 @@ impl Run {
         }
     }
 
+    /// [`Bloom::prefetch_hash`] of this run's filter for a prefix whose
+    /// first `prefix_bytes` hash to `hash`: as [`Run::touch_filter`], but
+    /// nothing waits for the line.
+    pub(crate) fn prefetch_filter(&self, prefix_bytes: usize, hash: u64) {
+        if self.fields.entry_count > 0 && self.fields.prefix_bytes == prefix_bytes {
+            self.bloom.prefetch_hash(hash);
+        }
+    }
+
     pub(crate) fn may_contain_prefix_with(&self, prefix: &[u8], hashed: &mut Option<(usize, u64)>) -> bool {
         if self.fields.entry_count == 0 || prefix.len() > self.fields.key_bytes {
             return false;

@@ -388,6 +388,21 @@ impl Snapshot {
         get_prefix_in(&self.members, &self.spec, prefix, direction)
     }
 
+    /// Start loading the filter lines a [`Snapshot::get_prefix`] of
+    /// `prefix` will check, one per run (a hint: nothing is read or
+    /// changed). A loop looking up many prefixes calls it a few prefixes
+    /// ahead, so that those cache misses are not waited for in turn.
+    pub fn prefetch_prefix(&self, prefix: &[u8]) {
+        let prefix_bytes = self.spec.prefix_bytes;
+        if prefix_bytes == 0 || prefix.len() < prefix_bytes || prefix.len() > self.spec.key_bytes {
+            return;
+        }
+        let hash = prefix_hash(&prefix[..prefix_bytes]);
+        for member in self.members.iter() {
+            member.run.prefetch_filter(prefix_bytes, hash);
+        }
+    }
+
     /// [`RunSet::get_by_lsn`] on this view.
     pub fn get_by_lsn(&self, prefix: &[u8], direction: Direction) -> Result<LsnRange<'_>, IndexError> {
         get_by_lsn_in(&self.members, &self.spec, prefix, direction)

@@ -306,3 +306,27 @@ fn runs_that_never_share_a_tier_are_still_merged_once_there_are_many() {
     assert!(set.runs().len() <= fundledger_index::limits::MERGE_ANY_ABOVE_RUNS, "{} runs", set.runs().len());
     assert_eq!(everything(&set).len(), runs as usize);
 }
+
+/// Loading filter lines ahead is a hint: for a prefix of any length (too
+/// short to hash, exactly one filter prefix, a whole key, longer than a
+/// key), over runs with and without entries, it reads nothing wrong, and
+/// the lookups after it find what they found without it.
+#[test]
+fn prefetching_a_prefix_of_any_length_changes_no_lookup() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut set = RunSet::open(directory.path(), spec()).unwrap();
+    set.write_run(1, 10, 10, &entries(1, 10)).unwrap();
+    set.write_run(11, 11, 0, &Model::new()).unwrap();
+    set.write_run(12, 20, 10, &entries(12, 20)).unwrap();
+    let snapshot = set.snapshot();
+    let model = entries(1, 10).into_iter().chain(entries(12, 20)).collect::<Model>();
+    for prefix in [&[][..], &[1], &[2, 5], &[2, 5, 0], &[2, 5, 0, 0], &[9, 9, 9, 9, 9]] {
+        snapshot.prefetch_prefix(prefix);
+        let found = snapshot.get_prefix(prefix, Direction::Forward).map(|entries| collect(entries).unwrap());
+        if prefix.len() <= 3 {
+            assert_eq!(found.unwrap(), model_prefix(&model, prefix, Direction::Forward), "prefix {prefix:?}");
+        } else {
+            assert!(found.is_err(), "a prefix longer than a key is refused");
+        }
+    }
+}

@@ -468,6 +468,14 @@ impl ArchiveRuns {
         Ok(lsns)
     }
 
+    /// Start loading what [`Self::named`] of `key` under `tag` checks
+    /// first: each lookup run's filter line (a hint; see
+    /// [`fundledger_index::Snapshot::prefetch_prefix`]). Runs written
+    /// under a tag's old value are left to the lookup itself.
+    pub fn prefetch_named(&self, tag: Tag, key: &str) {
+        self.lookup.prefetch_prefix(&lookup_prefix(tag.on_disk(), key_hash(key)));
+    }
+
     /// The lsns of the bank's answers to the record at `answered` (schema
     /// 2 answers; a schema-1 one is found by reference, [`Self::named`]),
     /// in lsn order.

@@ -1414,6 +1414,10 @@ impl IdArchive for ArchivedIds {
         }
         Ok(None)
     }
+
+    fn prefetch(&self, key: &str) {
+        self.archive.with_runs(|runs| runs.prefetch_named(self.tag, key));
+    }
 }
 
 #[cfg(test)]

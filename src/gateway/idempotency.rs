@@ -95,6 +95,11 @@ pub enum Committed {
 /// Where ids of older records are found (the history archive).
 pub trait IdArchive: Send + Sync {
     fn find(&self, key: &str) -> Result<Option<Committed>, String>;
+
+    /// Start loading what [`IdArchive::find`] of `key` reads first (a
+    /// hint, given a few ids ahead by a loop over many; nothing is read or
+    /// changed).
+    fn prefetch(&self, _key: &str) {}
 }
 
 impl Committed {
@@ -361,6 +366,16 @@ impl IdIndex {
         prefetch::line(std::ptr::without_provenance(ctrl.wrapping_add(start)));
         let bucket = ctrl.wrapping_sub((start + 1) * std::mem::size_of::<Keyed>());
         prefetch::value(std::ptr::without_provenance::<Keyed>(bucket));
+    }
+
+    /// [`IdIndex::prefetch_claim`] for what a new id's claim reads next:
+    /// the archive's filters, asked whether the id was committed before
+    /// the map forgot it (one cache miss per run, waited for under the
+    /// shard's lock otherwise). A hint like the other.
+    pub fn prefetch_archived(&self, id: &str) {
+        if let Some(archive) = self.archive.get() {
+            archive.prefetch(id);
+        }
     }
 
     /// [`IdIndex::try_claim`] of an id whose hash is `hash`

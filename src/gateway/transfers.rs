@@ -327,6 +327,7 @@ impl Transfers {
             for (at, (item, &hash)) in wave.iter().zip(&hashes).enumerate() {
                 if let Some(&ahead) = hashes.get(at + PREFETCH_CLAIMS_AHEAD) {
                     self.ids.prefetch_claim(ahead);
+                    self.ids.prefetch_archived(&wave[at + PREFETCH_CLAIMS_AHEAD].request.id);
                 }
                 match self.ids.try_claim_hashed(&item.request.id, hash) {
                     TryClaim::Claimed(claim) => claims.push(Ok(claim)),
