@@ -396,13 +396,14 @@ impl IdIndex {
                     return TryClaim::Done(committed);
                 }
                 let id: Arc<str> = id.into();
-                let entry = entry.insert(Keyed { hash, id: Arc::clone(&id), slot: Slot::InFlight { waited: false } });
+                let key = KeyAddr::of(&id);
+                let entry = entry.insert(Keyed { hash, id, slot: Slot::InFlight { waited: false } });
                 let placed = Placed { bucket: entry.bucket_index(), at: std::ptr::from_ref(entry.get()).addr() };
                 let ctrl = placed.at + (placed.bucket + 1) * std::mem::size_of::<Keyed>();
                 let mask = entry.into_table().num_buckets() - 1;
                 shard.layout[0].store(ctrl, Ordering::Relaxed);
                 shard.layout[1].store(mask, Ordering::Relaxed);
-                TryClaim::Claimed(Claim { shard: Arc::clone(shard), id, hash, placed, finalized: false })
+                TryClaim::Claimed(Claim { shard: Arc::clone(shard), key, hash, placed, finalized: false })
             }
         }
     }
@@ -461,20 +462,20 @@ impl Shard {
         slots.table.find_mut(hash.0, |keyed| *keyed.id == *id).map(|keyed| &mut keyed.slot)
     }
 
-    /// End the in-flight claim of `id` (the key the claim shares with the
-    /// map, found by pointer): `Some` commits it, `None` forgets it.
-    fn finalize(&self, id: &Arc<str>, hash: IdHash, placed: Placed, outcome: Option<Committed>) {
+    /// End the in-flight claim whose entry's key is at `key` (found by
+    /// address, see [`KeyAddr`]): `Some` commits it, `None` forgets it.
+    fn finalize(&self, key: KeyAddr, hash: IdHash, placed: Placed, outcome: Option<Committed>) {
         let mut slots = self.slots.lock();
-        let in_bucket = slots.table.get_bucket(placed.bucket).is_some_and(|keyed| Arc::ptr_eq(&keyed.id, id));
+        let in_bucket = slots.table.get_bucket(placed.bucket).is_some_and(|keyed| KeyAddr::of(&keyed.id) == key);
         let found = if in_bucket {
             slots.table.get_bucket_entry(placed.bucket)
         } else {
             slots.probed += 1;
-            slots.table.find_entry(hash.0, |keyed| Arc::ptr_eq(&keyed.id, id))
+            slots.table.find_entry(hash.0, |keyed| KeyAddr::of(&keyed.id) == key)
         };
-        let Ok(mut entry) = found else { panic!("a claimed id {id} is in flight until its claim ends") };
+        let Ok(mut entry) = found else { panic!("a claimed id is in flight until its claim ends") };
         let Slot::InFlight { waited } = entry.get().slot else {
-            panic!("a claimed id {id} is in flight until its claim ends")
+            panic!("a claimed id {} is in flight until its claim ends", entry.get().id)
         };
         match outcome {
             // In place: inserting would allocate a key only to drop it.
@@ -566,18 +567,29 @@ const ROOM_SHRINK_FACTOR: usize = 4;
 pub struct Claim {
     /// The id's shard (where it is finalized).
     shard: Arc<Shard>,
-    /// The map's key, shared.
-    id: Arc<str>,
+    /// Where the map's key of the id is (not a share of it: see [`KeyAddr`]).
+    key: KeyAddr,
     hash: IdHash,
     placed: Placed,
     finalized: bool,
 }
 
-impl Claim {
-    pub fn id(&self) -> &str {
-        &self.id
-    }
+/// The address of an in-flight entry's key: what a claim finds its entry
+/// by. The entry holds the key until the claim ends (only the claim ends
+/// an in-flight entry; forgets take committed ones), so while the claim
+/// lives no other entry's key can be at that address. A claim that
+/// shared the key instead wrote its count twice, the second time (at the
+/// commit, thousands of items later) a cache miss (docs/PERFORMANCE.md).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct KeyAddr(usize);
 
+impl KeyAddr {
+    fn of(id: &Arc<str>) -> KeyAddr {
+        KeyAddr(Arc::as_ptr(id).cast::<u8>().addr())
+    }
+}
+
+impl Claim {
     /// Start loading the id's entry, which [`Claim::commit`] writes, and
     /// its bucket's control byte, which it checks: a hint for a loop over
     /// many claims to give a few places ahead. (If the entry moved since,
@@ -592,14 +604,14 @@ impl Claim {
 
     pub fn commit(mut self, committed: Committed) {
         self.finalized = true;
-        self.shard.finalize(&self.id, self.hash, self.placed, Some(committed));
+        self.shard.finalize(self.key, self.hash, self.placed, Some(committed));
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         if !self.finalized {
-            self.shard.finalize(&self.id, self.hash, self.placed, None);
+            self.shard.finalize(self.key, self.hash, self.placed, None);
         }
     }
 }
@@ -681,8 +693,7 @@ mod tests {
             if n % 3 == 0 {
                 drop(claim);
             } else {
-                let id = claim.id().to_owned();
-                claim.commit(Committed::Movement { lsn: n + 1, movement: movement(&id) });
+                claim.commit(Committed::Movement { lsn: n + 1, movement: movement(&format!("id-{n}")) });
             }
         }
         let committed = (0..IDS).filter(|n| n % 3 != 0).count();
@@ -752,7 +763,7 @@ mod tests {
             if n % 5 == 0 {
                 drop(claim);
             } else {
-                let movement = movement(claim.id());
+                let movement = movement(&format!("a-{n}"));
                 claim.commit(Committed::Movement { lsn: IDS + 1 + n, movement });
             }
         }
@@ -763,7 +774,7 @@ mod tests {
                 TryClaim::Done(done) => assert!(n % 5 != 0 && done.lsn() == IDS + 1 + n, "a-{n}: {}", done.lsn()),
                 TryClaim::Claimed(claim) => {
                     assert!(n % 5 == 0, "a-{n} was committed");
-                    let movement = movement(claim.id());
+                    let movement = movement(&format!("a-{n}"));
                     claim.commit(Committed::Movement { lsn: IDS + 1 + n, movement });
                 }
                 TryClaim::Busy(_) => panic!("a-{n} has no holder"),
@@ -771,7 +782,7 @@ mod tests {
         }
         for (n, claim) in in_flight.into_iter().enumerate() {
             if n % 2 == 0 {
-                let movement = movement(claim.id());
+                let movement = movement(&format!("open-{n}"));
                 claim.commit(Committed::Movement { lsn: 10 * IDS, movement });
             } else {
                 drop(claim);
