@@ -45,6 +45,7 @@
 //! [`limits`] every fixed bound; [`config`] the TOML file.
 
 pub mod actors;
+pub mod allocator;
 pub mod app;
 pub mod checkpointer;
 pub mod cli;

@@ -6,6 +6,16 @@
 /// with long names is the largest record, far below this.
 pub const RECORD_BYTES_MAX: usize = 64 * 1024;
 
+/// How long memory the allocator got back stays mapped before it is
+/// returned to the system (mimalloc's `purge_delay`; its default is 1 s).
+/// Memory freed and allocated again within this time costs no page faults:
+/// with the default, the batch path faulted 28,000 pages a second in again
+/// (about 5% of the server's CPU, more over a million accounts), at the
+/// price of up to this long's worth of freed memory held
+/// (docs/PERFORMANCE.md). `MIMALLOC_PURGE_DELAY` in the environment
+/// overrides it (`src/allocator.rs`).
+pub const ALLOCATOR_PURGE_DELAY_MS: i64 = 10_000;
+
 /// Items in one `POST /v1/transfers/batch` (API.md).
 pub const BATCH_ITEMS_MAX: usize = 8190;
 

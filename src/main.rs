@@ -9,6 +9,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    fundledger::allocator::configure();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
