@@ -42,7 +42,8 @@
 //!
 //! [`domain`] holds money, ids, records and the balance rules as pure
 //! functions, free of actors and I/O; [`codec`] is the only bincode user;
-//! [`limits`] every fixed bound; [`config`] the TOML file.
+//! [`limits`] every fixed bound; [`config`] the TOML file; [`allocator`]
+//! the allocator's options, set once at start.
 
 pub mod actors;
 pub mod allocator;

@@ -10,7 +10,7 @@ pub const RECORD_BYTES_MAX: usize = 64 * 1024;
 /// returned to the system (mimalloc's `purge_delay`; its default is 1 s).
 /// Memory freed and allocated again within this time costs no page faults:
 /// with the default, the batch path faulted 28,000 pages a second in again
-/// (about 5% of the server's CPU, more over a million accounts), at the
+/// (4.4% of the server's samples, more over a million accounts), at the
 /// price of up to this long's worth of freed memory held
 /// (docs/PERFORMANCE.md). `MIMALLOC_PURGE_DELAY` in the environment
 /// overrides it (`src/allocator.rs`).
