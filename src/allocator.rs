@@ -31,9 +31,9 @@ pub fn configure() {
 }
 
 /// The purge delay in effect, in milliseconds.
-pub fn purge_delay_ms() -> i64 {
+pub fn purge_delay_ms() -> c_long {
     // SAFETY: a read of an option (the index as in `configure`).
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY_OPTION) })
+    unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY_OPTION) }
 }
 
 #[cfg(test)]
