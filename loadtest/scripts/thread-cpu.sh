@@ -17,7 +17,8 @@
 # exited during the run count only there), then the same for the run
 # alone (from the first reading after setup), in µs per transfer, and
 # the server's minor page faults during the run (a page the allocator gave
-# back and takes again faults in anew: see src/allocator.rs)
+# back and takes again faults in anew: see src/allocator.rs) and the
+# bytes it wrote (write calls to files and sockets, /proc/PID/io wchar)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${1:?server binary}"
@@ -41,7 +42,8 @@ while kill -0 "$harness" 2>/dev/null; do
   reading="$(for task in /proc/"$pid"/task/*; do
     printf '%s %s %s\n' "${task##*/}" "$(cat "$task/comm" 2>/dev/null)" "$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null)"
   done; printf '0 process %s\n' "$(awk '{print $14 + $15}' /proc/"$pid"/stat 2>/dev/null)"
-  printf -- '-1 minflt %s\n' "$(awk '{print $10}' /proc/"$pid"/stat 2>/dev/null)")" || true
+  printf -- '-1 minflt %s\n' "$(awk '{print $10}' /proc/"$pid"/stat 2>/dev/null)"
+  printf -- '-2 wchar %s\n' "$(awk '$1 == "wchar:" {print $2}' /proc/"$pid"/io 2>/dev/null)")" || true
   # The first reading after setup: what each thread had used before the
   # run (onboarding a million accounts dwarfs a 20-s run).
   if [ -z "$start" ] && grep -q 'starts at unix time' "$out"; then
@@ -58,18 +60,20 @@ while kill -0 "$harness" 2>/dev/null; do
 done
 wait "$harness" || { echo "bench failed:" >&2; tail -20 "$out" >&2; exit 1; }
 grep "load accepted =" "$out" | sed 's/load accepted = //'
-awk -v hz="$hz" 'NF == 3 && $3 != "" && $2 != "minflt" { cpu[$2] += $3 } END { for (name in cpu) printf "%s=%.1fs ", name, cpu[name] / hz; print "" }' <<< "$last"
+awk -v hz="$hz" 'NF == 3 && $3 != "" && $2 != "minflt" && $2 != "wchar" { cpu[$2] += $3 } END { for (name in cpu) printf "%s=%.1fs ", name, cpu[name] / hz; print "" }' <<< "$last"
 # The run alone, per transfer: each thread's CPU since the reading taken
 # when the run started (threads started since count from zero).
 transfers="$(grep "load accepted =" "$out" | sed -E 's/.*\(([0-9,]+) in .*/\1/' | tr -d ,)"
 awk -v hz="$hz" -v transfers="$transfers" '
   FNR == NR { if (NF == 3) before[$1] = $3; next }
   NF == 3 && $3 != "" && $2 == "minflt" { faults = $3 - before[$1]; next }
+  NF == 3 && $3 != "" && $2 == "wchar" { written = $3 - before[$1]; next }
   NF == 3 && $3 != "" { cpu[$2] += $3 - before[$1] }
   END {
     printf "run, us per transfer:"
     for (name in cpu) printf " %s=%.2f", name, cpu[name] / hz * 1e6 / transfers
     print ""
-    printf "run, page faults (minor) of the server: %d, %.3f per transfer\n", faults, faults / transfers
+    printf "run, page faults (minor) of the server: %.0f, %.3f per transfer\n", faults, faults / transfers
+    printf "run, bytes the server wrote (wchar: files and sockets): %.0f, %.0f per transfer\n", written, written / transfers
   }' <(printf '%s\n' "$start") <(printf '%s\n' "$last")
 rm -f "$out"
