@@ -123,7 +123,7 @@ impl Bloom {
     /// `hash` (a hint: nothing is read or changed).
     pub fn prefetch_hash(&self, hash: u64) {
         if let Some(byte) = self.bits.get((line_of(hash, self.lines()) * BLOOM_LINE_BYTES) as usize) {
-            prefetch(byte);
+            crate::prefetch::line(byte);
         }
     }
 
@@ -195,19 +195,6 @@ impl BloomBuilder {
         }
         self.bloom
     }
-}
-
-/// A hint to load the cache line at `at`.
-#[inline(always)]
-fn prefetch(at: &u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it reads nothing the program
-    // sees and never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(at).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
 }
 
 const LINE_BITS: u64 = BLOOM_LINE_BYTES * 8;

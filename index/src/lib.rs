@@ -39,6 +39,7 @@ pub mod error;
 pub mod format;
 pub mod limits;
 pub mod merge;
+pub mod prefetch;
 pub mod run;
 pub mod run_set;
 pub mod writer;

@@ -182,7 +182,7 @@ struct Shard {
 #[derive(Default)]
 struct Slots {
     /// Each id's slot by its [`IdHash`]; the id is the one allocation of a
-    /// claim, shared with it.
+    /// claim (the claim keeps only its address, [`KeyAddr`]).
     table: HashTable<Keyed>,
     /// Commits that did not find their entry in the bucket it was inserted
     /// in (the table grew or was rebuilt since) and probed for it.
@@ -191,8 +191,8 @@ struct Slots {
 
 /// Where a claim's entry was inserted. Its commit looks in that bucket
 /// first: entries stay where they are until the table grows or is
-/// rebuilt, and the bucket holds the claim's entry exactly when it holds
-/// the claim's key (the `Arc` the claim shares, compared by pointer).
+/// rebuilt, and the bucket holds the claim's entry exactly when its key
+/// is at the claim's [`KeyAddr`].
 /// Probing the table for it again was the batch path's largest single
 /// cost after the accounts themselves (the table is large and cold by
 /// then, docs/PERFORMANCE.md).
@@ -202,6 +202,14 @@ struct Placed {
     /// The entry's address then: only ever prefetched ([`Claim::prefetch`]),
     /// never read through.
     at: usize,
+}
+
+impl Placed {
+    /// Where the table's control bytes started then (hashbrown's layout:
+    /// bucket `i` ends `i` entries below them): only ever prefetched.
+    fn control_bytes(self) -> usize {
+        self.at.wrapping_add((self.bucket + 1) * std::mem::size_of::<Keyed>())
+    }
 }
 
 /// One id in a shard's table, with its hash: the table grows and is
@@ -399,9 +407,8 @@ impl IdIndex {
                 let key = KeyAddr::of(&id);
                 let entry = entry.insert(Keyed { hash, id, slot: Slot::InFlight { waited: false } });
                 let placed = Placed { bucket: entry.bucket_index(), at: std::ptr::from_ref(entry.get()).addr() };
-                let ctrl = placed.at + (placed.bucket + 1) * std::mem::size_of::<Keyed>();
                 let mask = entry.into_table().num_buckets() - 1;
-                shard.layout[0].store(ctrl, Ordering::Relaxed);
+                shard.layout[0].store(placed.control_bytes(), Ordering::Relaxed);
                 shard.layout[1].store(mask, Ordering::Relaxed);
                 TryClaim::Claimed(Claim { shard: Arc::clone(shard), key, hash, placed, finalized: false })
             }
@@ -596,10 +603,9 @@ impl Claim {
     /// this loads nothing useful, and harms nothing.) Assumes hashbrown's
     /// layout, as [`IdIndex::prefetch_claim`] does.
     pub fn prefetch(&self) {
-        let Placed { bucket, at } = self.placed;
-        prefetch::value(std::ptr::without_provenance::<Keyed>(at));
-        let control = at.wrapping_add((bucket + 1) * std::mem::size_of::<Keyed>()).wrapping_add(bucket);
-        prefetch::line(std::ptr::without_provenance(control));
+        let placed = self.placed;
+        prefetch::value(std::ptr::without_provenance::<Keyed>(placed.at));
+        prefetch::line(std::ptr::without_provenance(placed.control_bytes().wrapping_add(placed.bucket)));
     }
 
     pub fn commit(mut self, committed: Committed) {
