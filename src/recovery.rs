@@ -32,7 +32,6 @@ use crate::codec::checkpoint::{self, BankPlaces, BookImage, EncodedRegistry, Sta
 use crate::domain::account::Hold;
 use crate::domain::account::{AccountBook, AccountStatus, Balance};
 use crate::domain::ids::AccountId;
-use crate::domain::money::Money;
 use crate::domain::pending::PendingInstructions;
 use crate::domain::record::{Notification, PayoutOutcome, Record, RecordSchema, Withdrawal};
 use crate::domain::registry::Applications;
@@ -281,9 +280,9 @@ impl Recovered {
                 return Err(format!("{id}: journal does not sum to the balance at lsn {}", self.last_lsn));
             }
             let mut holds: Vec<_> =
-                book.holds.iter().map(|(hold_id, hold)| (hold_id.clone(), hold.amount, hold.remaining)).collect();
+                book.holds().map(|(hold_id, hold)| (hold_id.clone(), hold.amount, hold.remaining)).collect();
             holds.sort_unstable();
-            let mut withdrawals: Vec<_> = book.withdrawals.iter().map(|(id, amount)| (id.clone(), *amount)).collect();
+            let mut withdrawals: Vec<_> = book.withdrawals().map(|(id, amount)| (id.clone(), *amount)).collect();
             withdrawals.sort_unstable();
             let Balance { available, frozen } = book.balance;
             books.push(BookImage { available, frozen, holds, withdrawals, last_lsn: book.last_lsn });
@@ -396,15 +395,13 @@ impl Recovered {
         }
         let mut restored = Vec::with_capacity(books.len());
         for (index, image) in books.into_iter().enumerate() {
-            let withdrawals_processing = image.withdrawals.iter().map(|(_, amount)| amount.0).sum::<i64>();
             let holds = image.holds.into_iter().map(|(id, amount, remaining)| (id, Hold { amount, remaining }));
-            let book = AccountBook {
-                balance: Balance { available: image.available, frozen: image.frozen },
-                holds: holds.collect(),
-                withdrawals_processing: Money(withdrawals_processing),
-                withdrawals: image.withdrawals.into_iter().collect(),
-                last_lsn: image.last_lsn,
-            };
+            let book = AccountBook::from_parts(
+                Balance { available: image.available, frozen: image.frozen },
+                holds,
+                image.withdrawals,
+                image.last_lsn,
+            );
             // Refused, not asserted: the previous checkpoint is tried.
             if let Some(violation) = book.invariant_violation(AccountId(index as u64 + 1)) {
                 return Err(format!("checkpoint lsn {last_lsn}: {violation}"));
@@ -414,7 +411,7 @@ impl Recovered {
         self.books = restored;
         for (lsn, withdrawal) in &withdrawals {
             let book = self.book(withdrawal.account_id, *lsn)?;
-            if book.withdrawals.get(&withdrawal.id) != Some(&withdrawal.amount) {
+            if book.withdrawal(&withdrawal.id) != Some(withdrawal.amount) {
                 return Err(format!("withdrawal {} in flight but not processing on its account", withdrawal.id));
             }
             self.withdrawals_pending.insert(withdrawal.id.clone(), (*lsn, Arc::clone(withdrawal)));
@@ -498,7 +495,7 @@ impl Recovered {
             Record::Movement(movement) => {
                 if let Some(hold_id) = movement.hold_id.as_deref().filter(|_| movement.kind.uses_hold()) {
                     let payer = self.book(movement.payer, lsn)?;
-                    if !payer.holds.contains_key(hold_id) {
+                    if payer.hold(hold_id).is_none() {
                         return Err(format!(
                             "lsn {lsn}: movement {} uses hold {hold_id}, not open on {}",
                             movement.id, movement.payer
@@ -530,7 +527,7 @@ impl Recovered {
             }
             Record::WithdrawalFinished(finished) => {
                 let book = self.book(finished.account_id, lsn)?;
-                if book.withdrawals.get(&finished.id) != Some(&finished.amount) {
+                if book.withdrawal(&finished.id) != Some(finished.amount) {
                     return Err(format!("lsn {lsn}: withdrawal {} finished but not processing", finished.id));
                 }
                 let succeeded = matches!(finished.outcome, PayoutOutcome::Succeeded { .. });

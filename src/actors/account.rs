@@ -564,11 +564,7 @@ impl AccountActor {
             outcome: message.outcome,
             finished_at_ms: crate::clock::now_ms(),
         });
-        assert_eq!(
-            self.book.withdrawals.get(&finished.id),
-            Some(&finished.amount),
-            "a payout's amount is the withdrawal's"
-        );
+        assert_eq!(self.book.withdrawal(&finished.id), Some(finished.amount), "a payout's amount is the withdrawal's");
         self.book.apply_withdrawal_finished(self.id, &finished.id, succeeded, 0);
         let _ = self.append(vec![Record::WithdrawalFinished(finished)]);
     }

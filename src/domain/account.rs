@@ -132,12 +132,24 @@ impl TransferRequest {
 #[derive(Clone, Debug, Default)]
 pub struct AccountBook {
     pub balance: Balance,
-    pub holds: HashMap<Box<str>, Hold>,
     pub withdrawals_processing: Money,
+    pub last_lsn: u64,
+    /// Open holds and processing withdrawals, kept apart and only while
+    /// there are any: most accounts have none most of the time, and the
+    /// book is what every transfer reads (over a million accounts, a cache
+    /// miss per line: with its entry two lines instead of three, and 72
+    /// bytes less per idle account, issue 5 target 5). `None` when both
+    /// are empty.
+    open: Option<Box<OpenItems>>,
+}
+
+/// An account's open holds and processing withdrawals.
+#[derive(Clone, Debug, Default)]
+struct OpenItems {
+    holds: HashMap<Box<str>, Hold>,
     /// Withdrawals in processing by id, with their amounts (they sum to
     /// `withdrawals_processing`).
-    pub withdrawals: HashMap<Box<str>, Money>,
-    pub last_lsn: u64,
+    withdrawals: HashMap<Box<str>, Money>,
 }
 
 /// The facts a judgement needs besides the book itself.
@@ -151,6 +163,57 @@ pub struct Context<'a> {
 }
 
 impl AccountBook {
+    /// A book as a checkpoint keeps it (its invariants unchecked: see
+    /// [`Self::invariant_violation`]).
+    pub fn from_parts(
+        balance: Balance,
+        holds: impl IntoIterator<Item = (Box<str>, Hold)>,
+        withdrawals: impl IntoIterator<Item = (Box<str>, Money)>,
+        last_lsn: u64,
+    ) -> Self {
+        let open = OpenItems { holds: holds.into_iter().collect(), withdrawals: withdrawals.into_iter().collect() };
+        let withdrawals_processing = Money(open.withdrawals.values().map(|amount| amount.0).sum());
+        let mut book = Self { balance, withdrawals_processing, last_lsn, open: Some(Box::new(open)) };
+        book.close_if_empty();
+        book
+    }
+
+    /// The open hold `id` of this account.
+    pub fn hold(&self, id: &str) -> Option<&Hold> {
+        self.open.as_ref()?.holds.get(id)
+    }
+
+    /// Every open hold, in no particular order.
+    pub fn holds(&self) -> impl Iterator<Item = (&Box<str>, &Hold)> {
+        self.open.iter().flat_map(|open| open.holds.iter())
+    }
+
+    /// The amount of withdrawal `id`, if it is processing here.
+    pub fn withdrawal(&self, id: &str) -> Option<Money> {
+        self.open.as_ref()?.withdrawals.get(id).copied()
+    }
+
+    /// Every processing withdrawal with its amount, in no particular order.
+    pub fn withdrawals(&self) -> impl Iterator<Item = (&Box<str>, &Money)> {
+        self.open.iter().flat_map(|open| open.withdrawals.iter())
+    }
+
+    fn open_mut(&mut self) -> &mut OpenItems {
+        self.open.get_or_insert_with(Box::default)
+    }
+
+    /// Drop the open items' maps once both are empty (their memory too).
+    fn close_if_empty(&mut self) {
+        if self.open.as_ref().is_some_and(|open| open.holds.is_empty() && open.withdrawals.is_empty()) {
+            self.open = None;
+        }
+    }
+
+    fn open_hold(&mut self, id: &str, amount: Money) {
+        let previous = self.open_mut().holds.insert(id.into(), Hold { amount, remaining: amount });
+        assert!(previous.is_none(), "hold {id} opened twice");
+    }
+
     pub fn assert_invariants(&self, account: AccountId) {
         if let Some(violation) = self.invariant_violation(account) {
             panic!("{violation}");
@@ -166,16 +229,15 @@ impl AccountBook {
         if available.is_negative() || frozen.is_negative() {
             return Some(format!("{account}: available {available} or frozen {frozen} < 0"));
         }
-        let held: i64 = self.holds.values().map(|hold| hold.remaining.0).sum();
+        let held: i64 = self.holds().map(|(_, hold)| hold.remaining.0).sum();
         if frozen.0 != held + self.withdrawals_processing.0 {
             return Some(format!("{account}: frozen must equal open holds' remaining plus withdrawals processing"));
         }
-        let processing: i64 = self.withdrawals.values().map(|amount| amount.0).sum();
+        let processing: i64 = self.withdrawals().map(|(_, amount)| amount.0).sum();
         if processing != self.withdrawals_processing.0 {
             return Some(format!("{account}: withdrawals processing out of step"));
         }
-        self.holds
-            .iter()
+        self.holds()
             .find(|(_, hold)| !(hold.remaining.0 > 0 && hold.remaining <= hold.amount))
             .map(|(hold_id, _)| format!("{account}: hold {hold_id} remaining out of range"))
     }
@@ -197,7 +259,7 @@ impl AccountBook {
         }
         let (amount, hold_after) = if request.kind.uses_hold() {
             let hold_id = request.hold_id.as_deref().ok_or(Refusal::HoldNotFound)?;
-            let hold = self.holds.get(hold_id).ok_or(Refusal::HoldClosed)?;
+            let hold = self.hold(hold_id).ok_or(Refusal::HoldClosed)?;
             let amount = request.amount.unwrap_or(hold.remaining);
             if amount > hold.remaining {
                 return Err(Refusal::HoldExceeded);
@@ -250,8 +312,7 @@ impl AccountBook {
             TransferType::Freeze => {
                 balance.available = sub(balance.available, amount);
                 balance.frozen = add(balance.frozen, amount);
-                let previous = self.holds.insert(movement.id.clone(), Hold { amount, remaining: amount });
-                assert!(previous.is_none(), "hold {} opened twice", movement.id);
+                self.open_hold(&movement.id, amount);
             }
             TransferType::Unfreeze | TransferType::UnfreezePay => {
                 balance.frozen = sub(balance.frozen, amount);
@@ -275,8 +336,7 @@ impl AccountBook {
             }
             TransferType::PayFreeze => {
                 self.balance.frozen = add(self.balance.frozen, amount);
-                let previous = self.holds.insert(movement.id.clone(), Hold { amount, remaining: amount });
-                assert!(previous.is_none(), "hold {} opened twice", movement.id);
+                self.open_hold(&movement.id, amount);
             }
             TransferType::Freeze | TransferType::Unfreeze => unreachable!("no payee side"),
         }
@@ -308,7 +368,7 @@ impl AccountBook {
         self.balance.available = sub(self.balance.available, amount);
         self.balance.frozen = add(self.balance.frozen, amount);
         self.withdrawals_processing = add(self.withdrawals_processing, amount);
-        let previous = self.withdrawals.insert(id.into(), amount);
+        let previous = self.open_mut().withdrawals.insert(id.into(), amount);
         assert!(previous.is_none(), "{account}: withdrawal {id} held twice");
         self.touch(lsn);
         self.assert_invariants(account);
@@ -318,7 +378,8 @@ impl AccountBook {
     /// `withdrawal_released` (back to available). Whether `id` is still
     /// processing here is the caller's question ([`Self::is_processing`]).
     pub fn apply_withdrawal_finished(&mut self, account: AccountId, id: &str, succeeded: bool, lsn: u64) {
-        let amount = self.withdrawals.remove(id).expect("only a processing withdrawal finishes");
+        let amount = self.open_mut().withdrawals.remove(id).expect("only a processing withdrawal finishes");
+        self.close_if_empty();
         self.withdrawals_processing = sub(self.withdrawals_processing, amount);
         self.balance.frozen = sub(self.balance.frozen, amount);
         if !succeeded {
@@ -329,7 +390,7 @@ impl AccountBook {
     }
 
     pub fn is_processing(&self, withdrawal_id: &str) -> bool {
-        self.withdrawals.contains_key(withdrawal_id)
+        self.withdrawal(withdrawal_id).is_some()
     }
 
     /// Whether `amount` can be credited without leaving `i64`.
@@ -339,11 +400,13 @@ impl AccountBook {
 
     fn release_hold(&mut self, movement: &Movement) {
         let hold_id = movement.hold_id.as_deref().expect("unfreeze records name their hold");
-        let hold = self.holds.get_mut(hold_id).expect("an unfreeze's hold is open on its account");
+        let holds = &mut self.open_mut().holds;
+        let hold = holds.get_mut(hold_id).expect("an unfreeze's hold is open on its account");
         hold.remaining = sub(hold.remaining, movement.amount);
         assert_eq!(hold.remaining, movement.hold_remaining, "hold {hold_id}: replay diverged");
         if hold.remaining == Money::ZERO {
-            self.holds.remove(hold_id);
+            holds.remove(hold_id);
+            self.close_if_empty();
         }
     }
 
@@ -522,6 +585,14 @@ mod tests {
                     book.assert_invariants(AccountId(*number));
                     prop_assert_eq!(book.balance.available.0, model.available.get(number).copied().unwrap_or(0));
                     prop_assert_eq!(book.balance.frozen.0, model.frozen.get(number).copied().unwrap_or(0));
+                    // The book's open holds are the model's, and its maps
+                    // are kept only while it has any.
+                    let mut held: Vec<_> = book.holds().map(|(id, hold)| (id.to_string(), hold.remaining.0)).collect();
+                    held.sort();
+                    let mut open: Vec<_> = model.holds.iter().filter(|(_, (owner, _))| owner == number).map(|(id, (_, remaining))| (id.clone(), *remaining)).collect();
+                    open.sort();
+                    prop_assert_eq!(&held, &open);
+                    prop_assert_eq!(book.open.is_some(), !held.is_empty());
                     total += book.balance.total().0;
                 }
                 prop_assert_eq!(total, deposited, "money is conserved");
@@ -545,10 +616,12 @@ mod tests {
         book.apply_withdrawal_finished(account, "w1", true, 4);
         assert_eq!(book.balance, Balance { available: Money(500), frozen: Money(200) });
         assert!(!book.is_processing("w1") && book.is_processing("w2"));
+        assert!(book.open.is_some(), "w2 still processing");
         book.apply_withdrawal_finished(account, "w2", false, 5);
         assert_eq!(book.balance, Balance { available: Money(700), frozen: Money::ZERO });
         assert_eq!(book.withdrawals_processing, Money::ZERO);
         assert_eq!(book.last_lsn, 5);
+        assert!(book.open.is_none(), "nothing open: the maps are gone");
     }
 
     #[test]
@@ -606,12 +679,12 @@ mod tests {
         let mut frozen_adrift = book.clone();
         frozen_adrift.balance.frozen = Money(5);
         let mut hold_overdrawn = book.clone();
-        hold_overdrawn.holds.insert("h".into(), Hold { amount: Money(5), remaining: Money(6) });
+        hold_overdrawn.open_mut().holds.insert("h".into(), Hold { amount: Money(5), remaining: Money(6) });
         hold_overdrawn.balance = Balance { available: Money(994), frozen: Money(6) };
         let mut negative = book.clone();
         negative.balance.available = Money(-1);
         let mut withdrawals_adrift = book;
-        withdrawals_adrift.withdrawals.insert("w".into(), Money(3));
+        withdrawals_adrift.open_mut().withdrawals.insert("w".into(), Money(3));
         for (what, book) in [
             ("frozen must equal", frozen_adrift),
             ("remaining out of range", hold_overdrawn),
