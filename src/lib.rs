@@ -58,6 +58,7 @@ pub mod domain;
 pub mod finance;
 pub mod gateway;
 pub mod http;
+pub mod huge_pages;
 pub mod json_out;
 pub mod limits;
 pub mod prefetch;

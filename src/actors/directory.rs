@@ -71,10 +71,14 @@ use crate::domain::account::{AccountBook, AccountStatus};
 use crate::domain::ids::AccountId;
 use crate::domain::keyed_ids::KeyedIds;
 use crate::domain::record::{Application, SettlementAccount};
+use crate::huge_pages::{HugeSlice, HUGE_PAGE_BYTES};
 use crate::limits;
 use crate::prefetch;
 
-const CHUNK_ACCOUNTS: u64 = 4096;
+/// Accounts per chunk of cells: one huge page of them (a cell is 16
+/// bytes: 131,072), so that over a million accounts a cell's lookup is no
+/// TLB miss ([`crate::huge_pages`]).
+const CHUNK_ACCOUNTS: u64 = (HUGE_PAGE_BYTES / std::mem::size_of::<Cell>()) as u64;
 
 /// What never changes about an account once it is opened.
 #[derive(Debug)]
@@ -198,7 +202,10 @@ impl Drop for Ticket {
     }
 }
 
-type Chunk = Box<[OnceLock<Arc<AccountEntry>>]>;
+/// Where a registered account's entry is found (by its number).
+type Cell = OnceLock<Arc<AccountEntry>>;
+
+type Chunk = HugeSlice<Cell>;
 
 /// One of the directory's prefetches ([`Directory::prefetch_cell`],
 /// [`Directory::prefetch_entry`], [`Directory::prefetch_sub_account_no`]),
@@ -273,15 +280,15 @@ impl Directory {
         assert!(self.spawner.set(spawner).is_ok(), "the account spawner is set once");
     }
 
-    fn cell(&self, id: AccountId) -> Option<&OnceLock<Arc<AccountEntry>>> {
+    fn cell(&self, id: AccountId) -> Option<&Cell> {
         let index = id.0.checked_sub(1)?;
         let chunk = self.chunks.get((index / CHUNK_ACCOUNTS) as usize)?;
-        let chunk = chunk.get_or_init(|| (0..CHUNK_ACCOUNTS).map(|_| OnceLock::new()).collect());
+        let chunk = chunk.get_or_init(|| HugeSlice::new(CHUNK_ACCOUNTS as usize, |_| OnceLock::new()));
         chunk.get((index % CHUNK_ACCOUNTS) as usize)
     }
 
     /// The cell of an account whose chunk exists (no chunk is made).
-    fn existing_cell(&self, id: AccountId) -> Option<&OnceLock<Arc<AccountEntry>>> {
+    fn existing_cell(&self, id: AccountId) -> Option<&Cell> {
         let index = id.0.checked_sub(1)?;
         let chunk = self.chunks.get((index / CHUNK_ACCOUNTS) as usize)?.get()?;
         chunk.get((index % CHUNK_ACCOUNTS) as usize)
