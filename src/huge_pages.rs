@@ -2,17 +2,17 @@
 //!
 //! Over a million accounts, every step of a batch touches a table slot
 //! (the directory's cell of an account) on a page no recent step touched:
-//! with 4 KiB pages that is a TLB miss, and a page walk that even a
-//! prefetch waits for before it retires (docs/PERFORMANCE.md, 2026-12-07,
-//! night). A table that is dense (every slot used sooner or later) loses
+//! with 4 KiB pages that is a TLB miss, whose page walk the slot's
+//! prefetch pays like a load (docs/PERFORMANCE.md, 2026-12-07, night).
+//! A table that is dense (every slot used sooner or later) loses
 //! nothing in 2 MiB pages, so [`HugeSlice`] asks the kernel for them
 //! (`madvise(MADV_HUGEPAGE)`: this machine's transparent huge pages are
 //! `madvise` only). Sparse memory (the heap at large) stays in 4 KiB pages:
 //! huge pages there cost RSS per account (target 5's 1 KiB).
 //!
-//! Must not: hold anything but plain values built in place; the kernel
-//! may refuse huge pages (fragmented memory), which changes nothing but
-//! speed.
+//! Must not: hold sparse or short-lived memory (a huge page is touched
+//! whole when it is made, and kept whole). The kernel may refuse huge
+//! pages (fragmented memory), which changes nothing but speed.
 
 use std::alloc::Layout;
 use std::ops::Deref;
@@ -37,6 +37,7 @@ unsafe impl<T: Sync> Sync for HugeSlice<T> {}
 impl<T> HugeSlice<T> {
     /// # Panics
     /// On a size that overflows, or when memory runs out (as `Box` does).
+    /// Should `make` panic, the values made so far and the memory leak.
     pub fn new(len: usize, mut make: impl FnMut(usize) -> T) -> Self {
         assert!(std::mem::size_of::<T>() > 0 && len > 0, "a huge slice holds values");
         let bytes = std::mem::size_of::<T>().checked_mul(len).expect("a huge slice's size fits");
