@@ -67,6 +67,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::account::{AccountActor, AccountMessage, ApplyTransfers, ItemOutcome, Leased, Owner};
 use super::spawner::Spawner;
+use crate::actors::bank::AccountNo;
 use crate::domain::account::{AccountBook, AccountStatus};
 use crate::domain::ids::AccountId;
 use crate::domain::keyed_ids::KeyedIds;
@@ -136,9 +137,10 @@ pub struct AccountEntry {
     /// not the application's string three pointers away (cache misses
     /// over a million accounts).
     bank: u8,
-    /// Shared, so that each bank instruction naming it takes a reference
-    /// rather than a copy.
-    sub_account_no: OnceLock<Arc<str>>,
+    /// Inline (a sub-account number is 15 bytes): a bank instruction
+    /// copies it from here, in the entry's lines it reads anyway
+    /// ([`crate::actors::bank::AccountNo`]).
+    sub_account_no: OnceLock<AccountNo>,
     slot: Mutex<Slot>,
     /// Messages sent to the live actor and not yet handled or dropped.
     /// Raised only under `slot`'s lock; lowered by [`Ticket`]s anywhere.
@@ -160,11 +162,12 @@ impl AccountEntry {
     }
 
     pub fn sub_account_no(&self) -> Option<&str> {
-        self.sub_account_no.get().map(|s| &**s)
+        self.sub_account_no.get().map(AccountNo::as_str)
     }
 
-    pub fn sub_account_no_shared(&self) -> Option<&Arc<str>> {
-        self.sub_account_no.get()
+    /// A copy of its sub-account number, for a bank instruction.
+    pub fn sub_account_no_copy(&self) -> Option<AccountNo> {
+        self.sub_account_no.get().cloned()
     }
 
     /// Whether an actor owns the account now (tests and metrics).
@@ -208,7 +211,7 @@ type Cell = OnceLock<Arc<AccountEntry>>;
 type Chunk = HugeSlice<Cell>;
 
 /// One of the directory's prefetches ([`Directory::prefetch_cell`],
-/// [`Directory::prefetch_entry`], [`Directory::prefetch_sub_account_no`]),
+/// [`Directory::prefetch_entry`]),
 /// for loops that run them some items ahead.
 pub type Prefetch = fn(&Directory, AccountId);
 
@@ -308,18 +311,6 @@ impl Directory {
     pub fn prefetch_entry(&self, id: AccountId) {
         if let Some(entry) = self.existing_cell(id).and_then(OnceLock::get) {
             prefetch::value(Arc::as_ptr(entry));
-        }
-    }
-
-    /// Start loading account `id`'s sub-account number (its count, which
-    /// a bank instruction's clone writes): reads its cell and entry, so
-    /// call [`Directory::prefetch_cell`] and then
-    /// [`Directory::prefetch_entry`] a while before.
-    pub fn prefetch_sub_account_no(&self, id: AccountId) {
-        let entry = self.existing_cell(id).and_then(OnceLock::get);
-        if let Some(number) = entry.and_then(|entry| entry.sub_account_no.get()) {
-            // An `Arc`'s counts sit just before its data (two words).
-            prefetch::line(Arc::as_ptr(number).cast::<u8>().wrapping_sub(16));
         }
     }
 
@@ -541,7 +532,7 @@ impl Directory {
     pub fn set_sub_account(&self, id: AccountId, sub_account_no: Box<str>) {
         let Some(cell) = self.cell(id) else { return };
         let Some(entry) = cell.get() else { return };
-        if entry.sub_account_no.set(Arc::from(&*sub_account_no)).is_ok() {
+        if entry.sub_account_no.set(AccountNo::from(&*sub_account_no)).is_ok() {
             self.by_sub_account.write().insert(&sub_account_no, id, |id| self.sub_account_of(id));
         }
     }
@@ -671,9 +662,10 @@ mod tests {
         assert!(directory.by_sub_account("").is_none());
     }
 
-    /// What an idle account costs here: its entry (104 bytes on x86-64,
-    /// 120 with the `Arc`'s counts: two cache lines, its book's holds and
-    /// withdrawals kept apart while it has none) and its fixed facts (24 bytes: the
+    /// What an idle account costs here: its entry (112 bytes on x86-64,
+    /// 128 with the `Arc`'s counts: two cache lines, its book's holds and
+    /// withdrawals kept apart while it has none, its sub-account number
+    /// inline) and its fixed facts (24 bytes: the
     /// strings are the application's, shared with the registry). A guard
     /// against the slot quietly growing back towards a live actor's size
     /// (`AccountActor` plus its context, about a KiB).

@@ -56,7 +56,7 @@ use roaring::RoaringTreemap;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::account::FinishWithdrawal;
-use super::bank::{BankAnswer, BankApi, Banks, CallError, InstructionRequest, PayoutRequest};
+use super::bank::{AccountNo, BankAnswer, BankApi, Banks, CallError, InstructionRequest, PayoutRequest};
 use super::directory::{Directory, Prefetch};
 use super::log::LedgerLog;
 use crate::domain::ids::AccountId;
@@ -421,10 +421,9 @@ impl Router {
 }
 
 /// How many instructions ahead a batch loads its parties' directory cells,
-/// then their entries, then their sub-account numbers (each step reads
-/// what the one before loaded).
-const PREFETCH_AHEAD: [(usize, Prefetch); 3] =
-    [(12, Directory::prefetch_cell), (8, Directory::prefetch_entry), (4, Directory::prefetch_sub_account_no)];
+/// then their entries (which hold their banks and sub-account numbers; the
+/// second step reads what the first loaded).
+const PREFETCH_AHEAD: [(usize, Prefetch); 2] = [(12, Directory::prefetch_cell), (6, Directory::prefetch_entry)];
 
 /// Sends one bank's instructions in batches, one batch at a time, and
 /// records the answers.
@@ -455,19 +454,18 @@ impl Batcher {
         }
     }
 
-    fn account_no(&self, party: &Party) -> Arc<str> {
+    fn account_no(&self, party: &Party) -> AccountNo {
         match party {
-            Party::Account(id) => match self.directory.get(*id).and_then(|entry| entry.sub_account_no_shared()) {
-                Some(number) => Arc::clone(number),
-                None => "".into(),
-            },
+            Party::Account(id) => {
+                self.directory.get(*id).and_then(|entry| entry.sub_account_no_copy()).unwrap_or_default()
+            }
             Party::PublicAdjustment => self
                 .banks
                 .get(&self.code)
                 .map(|bank| bank.config.public_adjustment_account.as_str())
                 .unwrap_or("")
                 .into(),
-            Party::AccountNo(number) => Arc::from(&**number),
+            Party::AccountNo(number) => AccountNo::from(&**number),
         }
     }
 

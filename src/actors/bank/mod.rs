@@ -59,14 +59,24 @@ pub struct PayoutRequest {
     pub amount: Money,
 }
 
+/// An account number as a bank instruction carries it: inline up to 24
+/// bytes (a sub-account number is 15), so an instruction copies its
+/// accounts' numbers out of their directory entries. A shared `Arc<str>`
+/// had each instruction write the number's count twice (the clone on the
+/// outbox's thread, the drop on the bank call's), a line of each account
+/// moving between cores: over a million accounts that was about 100 ns per
+/// transfer, and the `Arc`'s allocation 30-odd bytes per account
+/// (docs/PERFORMANCE.md).
+pub type AccountNo = compact_str::CompactString;
+
 /// A bank instruction that mirrors a committed movement.
 #[derive(Clone, Debug)]
 pub struct InstructionRequest {
     pub reference: Box<str>,
     pub kind: InstructionKind,
-    /// Shared with the directory: one instruction per transfer names them.
-    pub from_account_no: Arc<str>,
-    pub to_account_no: Arc<str>,
+    /// Copies, not references: see [`AccountNo`].
+    pub from_account_no: AccountNo,
+    pub to_account_no: AccountNo,
     pub amount: Money,
 }
 
