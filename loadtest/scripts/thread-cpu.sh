@@ -19,6 +19,8 @@
 # the server's minor page faults during the run (a page the allocator gave
 # back and takes again faults in anew: see src/allocator.rs) and the
 # bytes it wrote (write calls to files and sockets, /proc/PID/io wchar)
+# THREAD_CPU_REPORT=FILE in the environment keeps the harness's whole
+# output (its report and progress lines) in FILE.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${1:?server binary}"
@@ -76,4 +78,5 @@ awk -v hz="$hz" -v transfers="$transfers" '
     printf "run, page faults (minor) of the server: %.0f, %.3f per transfer\n", faults, faults / transfers
     printf "run, bytes the server wrote (wchar: files and sockets): %.0f, %.0f per transfer\n", written, written / transfers
   }' <(printf '%s\n' "$start") <(printf '%s\n' "$last")
+if [ -n "${THREAD_CPU_REPORT:-}" ]; then cp "$out" "$THREAD_CPU_REPORT"; fi
 rm -f "$out"
