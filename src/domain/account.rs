@@ -152,6 +152,11 @@ struct OpenItems {
     withdrawals: HashMap<Box<str>, Money>,
 }
 
+/// The sum of withdrawals' amounts, wide enough never to overflow.
+fn processing_sum<'a>(withdrawals: impl Iterator<Item = (&'a Box<str>, &'a Money)>) -> i128 {
+    withdrawals.map(|(_, amount)| i128::from(amount.0)).sum()
+}
+
 /// The facts a judgement needs besides the book itself.
 pub struct Context<'a> {
     pub own: AccountId,
@@ -172,7 +177,10 @@ impl AccountBook {
         last_lsn: u64,
     ) -> Self {
         let open = OpenItems { holds: holds.into_iter().collect(), withdrawals: withdrawals.into_iter().collect() };
-        let withdrawals_processing = Money(open.withdrawals.values().map(|amount| amount.0).sum());
+        // Past i64 only in a checkpoint that is wrong: kept out of step, so
+        // that `invariant_violation` refuses it rather than a sum panicking.
+        let processing = processing_sum(open.withdrawals.iter());
+        let withdrawals_processing = Money(i64::try_from(processing).unwrap_or(i64::MAX));
         let mut book = Self { balance, withdrawals_processing, last_lsn, open: Some(Box::new(open)) };
         book.close_if_empty();
         book
@@ -229,12 +237,13 @@ impl AccountBook {
         if available.is_negative() || frozen.is_negative() {
             return Some(format!("{account}: available {available} or frozen {frozen} < 0"));
         }
-        let held: i64 = self.holds().map(|(_, hold)| hold.remaining.0).sum();
-        if frozen.0 != held + self.withdrawals_processing.0 {
+        // Sums in i128: a book restored from a checkpoint is judged here,
+        // and its amounts must not overflow the check that refuses it.
+        let held: i128 = self.holds().map(|(_, hold)| i128::from(hold.remaining.0)).sum();
+        if i128::from(frozen.0) != held + i128::from(self.withdrawals_processing.0) {
             return Some(format!("{account}: frozen must equal open holds' remaining plus withdrawals processing"));
         }
-        let processing: i64 = self.withdrawals().map(|(_, amount)| amount.0).sum();
-        if processing != self.withdrawals_processing.0 {
+        if processing_sum(self.withdrawals()) != i128::from(self.withdrawals_processing.0) {
             return Some(format!("{account}: withdrawals processing out of step"));
         }
         self.holds()
@@ -685,11 +694,31 @@ mod tests {
         negative.balance.available = Money(-1);
         let mut withdrawals_adrift = book;
         withdrawals_adrift.open_mut().withdrawals.insert("w".into(), Money(3));
+        // A checkpoint's book whose amounts sum past i64: refused, no panic.
+        let huge = [("w1".into(), Money(i64::MAX)), ("w2".into(), Money(i64::MAX))];
+        let overflowing = AccountBook::from_parts(
+            Balance { available: Money::ZERO, frozen: Money(i64::MAX) },
+            std::iter::empty(),
+            huge,
+            1,
+        );
+        let huge_holds = [
+            ("h1".into(), Hold { amount: Money(i64::MAX), remaining: Money(i64::MAX) }),
+            ("h2".into(), Hold { amount: Money(i64::MAX), remaining: Money(i64::MAX) }),
+        ];
+        let holds_overflowing = AccountBook::from_parts(
+            Balance { available: Money::ZERO, frozen: Money(i64::MAX) },
+            huge_holds,
+            std::iter::empty(),
+            1,
+        );
         for (what, book) in [
             ("frozen must equal", frozen_adrift),
             ("remaining out of range", hold_overdrawn),
             ("< 0", negative),
             ("withdrawals processing out of step", withdrawals_adrift),
+            ("withdrawals processing out of step", overflowing),
+            ("frozen must equal", holds_overflowing),
         ] {
             let violation = book.invariant_violation(AccountId(1)).unwrap_or_default();
             assert!(violation.contains(what), "{what}: {violation:?}");
