@@ -374,6 +374,13 @@ impl Directory {
         self.bank_codes.read().clone()
     }
 
+    /// How many bank codes entries name. Codes are only ever added, each
+    /// before the first entry that names it is inserted: while this is 1,
+    /// every account there is has index 0.
+    pub fn bank_code_count(&self) -> usize {
+        self.bank_codes.read().len()
+    }
+
     /// The account's live actor, activated if it was idle, with `message`
     /// counted as on its way to it. Returns the address to send it to.
     pub(super) fn lease<M: AccountMessage>(
