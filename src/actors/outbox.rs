@@ -769,6 +769,23 @@ mod tests {
         }
     }
 
+    type Received = mpsc::UnboundedReceiver<InstructionWork>;
+
+    /// A router with batchers for OTHER and SIMBANK (in that order), what
+    /// each receives, and a queue of 10 places.
+    fn test_router() -> (Router, Received, Received, Arc<InstructionQueue>) {
+        let (sim, sim_rx) = mpsc::unbounded_channel();
+        let (other, other_rx) = mpsc::unbounded_channel();
+        let queue = InstructionQueue::new(10);
+        let router = Router {
+            batchers: vec![("OTHER".into(), other), ("SIMBANK".into(), sim)],
+            by_bank_index: Vec::new(),
+            sole: None,
+            queue: Arc::clone(&queue),
+        };
+        (router, sim_rx, other_rx, queue)
+    }
+
     /// A movement goes to the batcher of its payer's bank, found through
     /// the directory's bank index (refreshed as new codes appear); an
     /// account whose bank is not configured, or an unknown one, gets none.
@@ -777,15 +794,7 @@ mod tests {
         use crate::actors::directory::test_info_at;
         use crate::domain::account::{AccountBook, AccountStatus};
         let directory = Directory::new();
-        let (sim, mut sim_rx) = mpsc::unbounded_channel();
-        let (other, mut other_rx) = mpsc::unbounded_channel();
-        let queue = InstructionQueue::new(10);
-        let mut router = Router {
-            batchers: vec![("OTHER".into(), other), ("SIMBANK".into(), sim)],
-            by_bank_index: Vec::new(),
-            sole: None,
-            queue: Arc::clone(&queue),
-        };
+        let (mut router, mut sim_rx, mut other_rx, queue) = test_router();
         for (n, bank) in [(1, "SIMBANK"), (2, "GONE"), (3, "OTHER")] {
             directory.insert(test_info_at(n, bank), AccountStatus::Active, None, AccountBook::default());
             assert!(queue.reserve());
@@ -809,15 +818,7 @@ mod tests {
     fn with_one_bank_code_every_movement_goes_to_its_batcher() {
         use crate::actors::directory::test_info_at;
         use crate::domain::account::{AccountBook, AccountStatus};
-        let (sim, mut sim_rx) = mpsc::unbounded_channel();
-        let (other, mut other_rx) = mpsc::unbounded_channel();
-        let queue = InstructionQueue::new(10);
-        let mut router = Router {
-            batchers: vec![("OTHER".into(), other), ("SIMBANK".into(), sim)],
-            by_bank_index: Vec::new(),
-            sole: None,
-            queue: Arc::clone(&queue),
-        };
+        let (mut router, mut sim_rx, mut other_rx, queue) = test_router();
         let routed = |router: &mut Router, directory: &Directory, reference: &str, from: u64| {
             assert!(queue.reserve());
             router.begin_burst(directory);
@@ -842,7 +843,7 @@ mod tests {
         routed(&mut router, &directory, "m3", 3);
         routed(&mut router, &directory, "m1 again", 1);
         assert_eq!(router.sole, None, "two codes: by each account's entry");
-        let references = |rx: &mut mpsc::UnboundedReceiver<InstructionWork>| {
+        let references = |rx: &mut Received| {
             std::iter::from_fn(|| rx.try_recv().ok()).map(|work| work.reference).collect::<Vec<_>>()
         };
         assert_eq!(references(&mut sim_rx), ["m1".into(), "m2".into(), "m1 again".into()] as [Box<str>; 3]);
