@@ -7,8 +7,8 @@
 # 19:35-22:35 UTC).
 #
 # Starts SERVER_BIN on a fresh data directory with the harness's own
-# configuration (as `bench` writes it, loadtest/src/server.rs), onboards
-# and funds ACCOUNTS accounts with `bench --url ... --duration 1`, sleeps
+# configuration (`fundledger-loadtest server-config`: what `bench` writes),
+# onboards and funds ACCOUNTS accounts with `bench --url ... --duration 1`, sleeps
 # PAUSE_S, then runs `bench --url ... --skip-setup --scenario batch
 # --accounts ACCOUNTS --duration DURATION_S` against the same process and
 # prints its report's accepted rate and CPU line; the server is stopped and
@@ -27,42 +27,8 @@ duration="${4:-20}"
 port="${PORT:-18081}"
 loadtest="${CARGO_TARGET_DIR:-$root/target}/release/fundledger-loadtest"
 work="$(mktemp -d "${TMPDIR:-/tmp}/fundledger-pause.XXXXXX")"
-cat > "$work/fundledger.toml" <<EOF
-# as fundledger-loadtest writes it (loadtest/src/server.rs, config_toml)
-listen = "127.0.0.1:$port"
-data_dir = "$work/data"
-
-[wal]
-checkpoint_every_records = 1000000
-
-[[tokens]]
-token = "dev-platform-token"
-roles = ["platform"]
-operator = "loadtest"
-
-[[tokens]]
-token = "dev-finance-token"
-roles = ["finance"]
-
-[[tokens]]
-token = "dev-risk-token"
-roles = ["risk"]
-
-[[tokens]]
-token = "dev-admin-token"
-roles = ["admin"]
-
-[[banks]]
-code = "SIMBANK"
-kind = "sandbox"
-notify_secret = "dev-simbank-secret"
-public_adjustment_account = "310940100000000"
-sign_delay_ms = 0
-
-[receipts]
-key = "dev-receipt-key"
-EOF
-RUST_LOG=warn "$bin" serve --config "$work/fundledger.toml" > "$work/server.log" 2>&1 &
+"$loadtest" server-config --data-dir "$work/data" > "$work/fundledger.toml"
+RUST_LOG=warn "$bin" serve --config "$work/fundledger.toml" --listen "127.0.0.1:$port" > "$work/server.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 until curl -sf "127.0.0.1:$port/readyz" > /dev/null; do

@@ -62,6 +62,19 @@ enum Command {
     History(history::HistoryArgs),
     /// Upload a statement of N lines for reconciliation; time it, sample server RSS.
     Reconcile(reconcile::ReconcileArgs),
+    /// Print the configuration `bench` gives a server it spawns (for scripts
+    /// that start the server themselves; `serve --listen` overrides its port).
+    ServerConfig(ServerConfigArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServerConfigArgs {
+    /// The server's data directory.
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+    /// wal.checkpoint_every_records, as `bench --checkpoint-every-records`.
+    #[arg(long, default_value_t = 1_000_000)]
+    checkpoint_every_records: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,6 +109,14 @@ async fn run(command: Command, threads: usize) -> Result<()> {
         Command::Recovery(args) => recovery::recovery(args, threads).await,
         Command::History(args) => history::history(args, threads).await,
         Command::Reconcile(args) => reconcile::reconcile(args).await,
+        Command::ServerConfig(args) => {
+            let options = server::ConfigOptions {
+                checkpoint_every_records: args.checkpoint_every_records,
+                history_memory_records: None,
+            };
+            print!("{}", server::config_toml(&args.data_dir, &options));
+            Ok(())
+        }
         Command::Echo(args) => {
             if !args.listen.ip().is_loopback() {
                 anyhow::bail!("the echo server listens on loopback only");
