@@ -510,7 +510,10 @@ struct Sent {
 }
 
 fn log_fault_leaves_only_whole_changes(hook: &str) {
-    let trigger = tempfile::NamedTempFile::new().unwrap().path().to_path_buf();
+    // A name in a folder of the test's own (removed with it), with no
+    // file yet: the hook fires once the test writes one there.
+    let scratch = tempfile::tempdir().unwrap();
+    let trigger = scratch.path().join("trigger");
     let mut server = Server::start(Setup { env: vec![hook_env(hook, &trigger)], ..Setup::default() });
     assert_eq!(server.get("/readyz", "").status, 200, "the hook must not fire before the trigger file exists");
     let accounts: Vec<String> = (0..3).map(|_| server.funded_account("1000.00")).collect();
@@ -666,7 +669,8 @@ fn below_the_free_space_floor_writes_get_503_and_readyz_says_disk_low() {
 /// are turned away and then let in again, nothing acknowledged is lost.
 #[test]
 fn writes_resume_when_disk_space_comes_back() {
-    let free_file = tempfile::NamedTempFile::new().unwrap().path().to_path_buf();
+    let scratch = tempfile::tempdir().unwrap();
+    let free_file = scratch.path().join("free-bytes");
     let mut server = Server::start(Setup {
         min_free_bytes: Some(1 << 20),
         env: vec![hook_env("FUNDLEDGER_FAULT_FREE_BYTES_FILE", &free_file)],
