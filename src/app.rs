@@ -220,7 +220,7 @@ async fn start_ledger(config: &Config, options: &RunOptions) -> Result<Started, 
                     system_directory.insert(Arc::clone(&account.info), account.status, account.sub_account_no, book);
                     if account.status == crate::domain::account::AccountStatus::Signing {
                         // A crash while signing: ask the bank again.
-                        let entry = Arc::clone(system_directory.get(id).expect("just inserted"));
+                        let entry = system_directory.get(id).expect("just inserted");
                         let account_ref = AccountRef { directory: Arc::clone(&system_directory), entry };
                         banks.start_signing(&account.info, account_ref);
                     }

@@ -125,7 +125,6 @@ impl AccountActor {
         let Some(entry) = self.directory.get(self.id) else {
             unreachable!("{}: an account actor's account is in the directory", self.id)
         };
-        let entry = Arc::clone(entry);
         let book = &mut self.book;
         let status_lsn = self.status_lsn;
         if entry.passivate(&ctx.address(), || IdleAccount { book: std::mem::take(book), status_lsn }) {
@@ -774,7 +773,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         actix::System::new().block_on(async {
             let directory = directory(dir.path(), 20, 2);
-            let entry = Arc::clone(directory.get(AccountId(1)).expect("account 1"));
+            let entry = directory.get(AccountId(1)).expect("account 1");
             assert!(!entry.is_live(), "accounts start idle");
             assert_eq!(directory.live_count(), 0);
 
@@ -844,8 +843,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         actix::System::new().block_on(async {
             let directory = directory(dir.path(), 5, 1);
-            let entry = Arc::clone(directory.get(AccountId(1)).expect("account 1"));
-            let (addr, leased) = directory.lease(&entry, Snapshot);
+            let entry = directory.get(AccountId(1)).expect("account 1");
+            let (addr, leased) = directory.lease(entry, Snapshot);
             assert!(entry.is_live());
             tokio::time::sleep(Duration::from_millis(60)).await;
             assert!(entry.is_live(), "twelve idle checks with a message on its way: still live");

@@ -76,9 +76,10 @@ use crate::huge_pages::{HugeSlice, HUGE_PAGE_BYTES};
 use crate::limits;
 use crate::prefetch;
 
-/// Accounts per chunk of cells: one huge page of them (a cell is 16
-/// bytes: 131,072), so that over a million accounts a cell's lookup is no
-/// TLB miss ([`crate::huge_pages`]).
+/// Accounts per chunk of cells: one huge page of them (a cell is an
+/// account's whole entry, two cache lines: 16,384), so that over a million
+/// accounts reaching an entry is neither a TLB miss nor a load of a
+/// pointer to it first ([`crate::huge_pages`]).
 const CHUNK_ACCOUNTS: u64 = (HUGE_PAGE_BYTES / std::mem::size_of::<Cell>()) as u64;
 
 /// What never changes about an account once it is opened.
@@ -196,7 +197,7 @@ impl AccountEntry {
 
 /// One message counted in its account's `pending`; uncounts it when
 /// dropped (after the handler ran, or with a message never delivered).
-pub struct Ticket(Arc<AccountEntry>);
+pub struct Ticket(&'static AccountEntry);
 
 impl Drop for Ticket {
     fn drop(&mut self) {
@@ -205,15 +206,15 @@ impl Drop for Ticket {
     }
 }
 
-/// Where a registered account's entry is found (by its number).
-type Cell = OnceLock<Arc<AccountEntry>>;
+/// A registered account's entry, in place (found by its number), padded
+/// to whole cache lines so that no two entries share one.
+#[repr(align(64))]
+struct Cell(OnceLock<AccountEntry>);
 
+/// Chunks are made once and never freed (see [`Directory`]): entries are
+/// `'static`, so a [`Ticket`] or an [`AccountRef`] borrows one without a
+/// count shared across threads.
 type Chunk = HugeSlice<Cell>;
-
-/// One of the directory's prefetches ([`Directory::prefetch_cell`],
-/// [`Directory::prefetch_entry`]),
-/// for loops that run them some items ahead.
-pub type Prefetch = fn(&Directory, AccountId);
 
 /// What [`Directory::send_transfers`] did with a message.
 pub enum Sent<F> {
@@ -234,8 +235,11 @@ impl<F: Future<Output = Result<Vec<ItemOutcome>, MailboxError>>> Sent<F> {
     }
 }
 
+/// The process's one directory lives as long as the process; its chunks
+/// are leaked even if it is dropped (tests make several), so that an
+/// entry can be borrowed for `'static`.
 pub struct Directory {
-    chunks: Box<[OnceLock<Chunk>]>,
+    chunks: Box<[OnceLock<&'static Chunk>]>,
     /// Highest account number registered.
     count: AtomicU64,
     /// Sub-account number -> account, for bank notifications (not a
@@ -283,42 +287,36 @@ impl Directory {
         assert!(self.spawner.set(spawner).is_ok(), "the account spawner is set once");
     }
 
-    fn cell(&self, id: AccountId) -> Option<&Cell> {
+    fn cell(&self, id: AccountId) -> Option<&'static Cell> {
         let index = id.0.checked_sub(1)?;
         let chunk = self.chunks.get((index / CHUNK_ACCOUNTS) as usize)?;
-        let chunk = chunk.get_or_init(|| HugeSlice::new(CHUNK_ACCOUNTS as usize, |_| OnceLock::new()));
+        let chunk = chunk
+            .get_or_init(|| Box::leak(Box::new(HugeSlice::new(CHUNK_ACCOUNTS as usize, |_| Cell(OnceLock::new())))));
         chunk.get((index % CHUNK_ACCOUNTS) as usize)
     }
 
     /// The cell of an account whose chunk exists (no chunk is made).
-    fn existing_cell(&self, id: AccountId) -> Option<&Cell> {
+    fn existing_cell(&self, id: AccountId) -> Option<&'static Cell> {
         let index = id.0.checked_sub(1)?;
         let chunk = self.chunks.get((index / CHUNK_ACCOUNTS) as usize)?.get()?;
         chunk.get((index % CHUNK_ACCOUNTS) as usize)
     }
 
-    /// Start loading the cell that points to account `id`'s entry (a hint;
-    /// see [`crate::prefetch`]). Over a million accounts the cells alone
-    /// are 16 MB: reading one is a miss.
-    pub fn prefetch_cell(&self, id: AccountId) {
+    /// Start loading account `id`'s entry (status, slot and book; a hint,
+    /// see [`crate::prefetch`]): its address is computed from the number,
+    /// nothing is read first. Over a million accounts the entries are 128
+    /// MB: reading one is a miss.
+    pub fn prefetch_entry(&self, id: AccountId) {
         if let Some(cell) = self.existing_cell(id) {
             prefetch::value(cell);
         }
     }
 
-    /// Start loading account `id`'s entry (status, slot and book): reads
-    /// its cell, so call [`Directory::prefetch_cell`] a while before.
-    pub fn prefetch_entry(&self, id: AccountId) {
-        if let Some(entry) = self.existing_cell(id).and_then(OnceLock::get) {
-            prefetch::value(Arc::as_ptr(entry));
-        }
-    }
-
-    pub fn get(&self, id: AccountId) -> Option<&Arc<AccountEntry>> {
+    pub fn get(&self, id: AccountId) -> Option<&'static AccountEntry> {
         if id.0 == 0 || id.0 > self.count.load(Ordering::Acquire) {
             return None;
         }
-        self.cell(id)?.get()
+        self.cell(id)?.0.get()
     }
 
     /// Register a newly opened (or recovered) account, idle: its actor
@@ -335,16 +333,16 @@ impl Directory {
         assert!(id.0 <= limits::ACCOUNTS_MAX, "account limit is checked before approval");
         book.assert_invariants(id);
         let bank = self.bank_index(info.bank());
-        let entry = Arc::new(AccountEntry {
+        let entry = AccountEntry {
             info,
             status: AtomicU8::new(status.as_u8()),
             bank,
             sub_account_no: OnceLock::new(),
             slot: Mutex::new(Slot::Idle(IdleAccount { book, status_lsn: 0 })),
             pending: AtomicU32::new(0),
-        });
+        };
         let cell = self.cell(id).expect("account id within the directory");
-        assert!(cell.set(entry).is_ok(), "account {id} registered twice");
+        assert!(cell.0.set(entry).is_ok(), "account {id} registered twice");
         if let Some(sub) = sub_account_no {
             self.set_sub_account(id, sub);
         }
@@ -385,19 +383,20 @@ impl Directory {
     /// counted as on its way to it. Returns the address to send it to.
     pub(super) fn lease<M: AccountMessage>(
         self: &Arc<Self>,
-        entry: &AccountEntry,
+        entry: &'static AccountEntry,
         message: M,
     ) -> (Addr<AccountActor>, Leased<M>) {
-        let id = entry.info.account_id;
-        let entry =
-            self.get(id).filter(|found| std::ptr::eq(&***found, entry)).expect("entries come from this directory");
+        debug_assert!(
+            self.get(entry.info.account_id).is_some_and(|found| std::ptr::eq(found, entry)),
+            "entries come from this directory"
+        );
         let mut slot = entry.slot.lock();
         if let Slot::Idle(_) = &*slot {
             self.activate(entry, &mut slot, false);
         }
         let Slot::Live(addr) = &*slot else { unreachable!("a slot is idle or live outside its lock") };
         entry.pending.fetch_add(1, Ordering::AcqRel);
-        (addr.clone(), Leased { message, ticket: Ticket(Arc::clone(entry)) })
+        (addr.clone(), Leased { message, ticket: Ticket(entry) })
     }
 
     /// Called by an actor that has passivated (its book is back in the slot).
@@ -410,7 +409,7 @@ impl Directory {
     /// before this returns, like [`Addr::send`]; its answer is awaited.
     pub fn send<M: AccountMessage>(
         self: &Arc<Self>,
-        entry: &AccountEntry,
+        entry: &'static AccountEntry,
         message: M,
     ) -> impl Future<Output = Result<M::Output, MailboxError>> {
         let (addr, leased) = self.lease(entry, message);
@@ -447,7 +446,7 @@ impl Directory {
     pub fn send_transfers(
         self: &Arc<Self>,
         id: AccountId,
-        entry: &AccountEntry,
+        entry: &'static AccountEntry,
         message: ApplyTransfers,
     ) -> Sent<impl Future<Output = Result<Vec<ItemOutcome>, MailboxError>>> {
         debug_assert_eq!(id, entry.info.account_id);
@@ -483,7 +482,7 @@ impl Directory {
     /// the account is idle: every earlier message was handled before it
     /// went idle, so this is the order a mailbox would give, without an
     /// actor's start and stop.
-    pub fn do_send<M: AccountMessage>(self: &Arc<Self>, entry: &AccountEntry, message: M) {
+    pub fn do_send<M: AccountMessage>(self: &Arc<Self>, entry: &'static AccountEntry, message: M) {
         if self.deliver(entry.info.account_id, entry, message) {
             self.count_applied_idle(1);
         }
@@ -495,7 +494,7 @@ impl Directory {
     pub(super) fn deliver<M: AccountMessage>(
         self: &Arc<Self>,
         id: AccountId,
-        entry: &AccountEntry,
+        entry: &'static AccountEntry,
         message: M,
     ) -> bool {
         debug_assert_eq!(id, entry.info.account_id);
@@ -538,13 +537,13 @@ impl Directory {
 
     pub fn set_sub_account(&self, id: AccountId, sub_account_no: Box<str>) {
         let Some(cell) = self.cell(id) else { return };
-        let Some(entry) = cell.get() else { return };
+        let Some(entry) = cell.0.get() else { return };
         if entry.sub_account_no.set(AccountNo::from(&*sub_account_no)).is_ok() {
             self.by_sub_account.write().insert(&sub_account_no, id, |id| self.sub_account_of(id));
         }
     }
 
-    pub fn by_sub_account(&self, sub_account_no: &str) -> Option<&Arc<AccountEntry>> {
+    pub fn by_sub_account(&self, sub_account_no: &str) -> Option<&'static AccountEntry> {
         let id = self.by_sub_account.read().get(sub_account_no, |id| self.sub_account_of(id))?;
         self.get(id)
     }
@@ -553,7 +552,7 @@ impl Directory {
     /// itself, since [`Directory::insert`] indexes a recovered account's
     /// number before it raises `count` (which [`Directory::get`] checks).
     fn sub_account_of(&self, id: AccountId) -> Option<&str> {
-        self.cell(id)?.get()?.sub_account_no()
+        self.cell(id)?.0.get()?.sub_account_no()
     }
 
     pub fn count(&self) -> u64 {
@@ -571,12 +570,12 @@ impl Directory {
 #[derive(Clone)]
 pub struct AccountRef {
     pub directory: Arc<Directory>,
-    pub entry: Arc<AccountEntry>,
+    pub entry: &'static AccountEntry,
 }
 
 impl AccountRef {
     pub fn do_send<M: AccountMessage>(&self, message: M) {
-        self.directory.do_send(&self.entry, message);
+        self.directory.do_send(self.entry, message);
     }
 }
 
@@ -637,7 +636,6 @@ mod tests {
         let made = |directory: &Directory| directory.chunks.iter().filter(|chunk| chunk.get().is_some()).count();
         assert_eq!(made(&directory), 1);
         for n in [0, 1, 3, 4, CHUNK_ACCOUNTS + 1, limits::ACCOUNTS_MAX, limits::ACCOUNTS_MAX + 1, u64::MAX] {
-            directory.prefetch_cell(AccountId(n));
             directory.prefetch_entry(AccountId(n));
         }
         assert_eq!(made(&directory), 1, "no chunk made for accounts that do not exist");
@@ -670,9 +668,9 @@ mod tests {
     }
 
     /// What an idle account costs here: its entry (112 bytes on x86-64,
-    /// 128 with the `Arc`'s counts: two cache lines, its book's holds and
-    /// withdrawals kept apart while it has none, its sub-account number
-    /// inline) and its fixed facts (24 bytes: the
+    /// in a cell of two cache lines: its book's holds and withdrawals kept
+    /// apart while it has none, its sub-account number inline) and its
+    /// fixed facts (24 bytes: the
     /// strings are the application's, shared with the registry). A guard
     /// against the slot quietly growing back towards a live actor's size
     /// (`AccountActor` plus its context, about a KiB).
@@ -686,7 +684,7 @@ mod tests {
             std::mem::size_of::<AccountInfo>(),
             std::mem::size_of::<AccountActor>(),
         );
-        assert!(entry + 16 <= 128, "AccountEntry grew to {entry} bytes (two cache lines with the Arc's counts)");
+        assert_eq!(std::mem::size_of::<Cell>(), 128, "AccountEntry grew to {entry} bytes: past two cache lines");
         assert!(std::mem::size_of::<AccountInfo>() <= 24, "AccountInfo holds no strings of its own");
     }
 }

@@ -57,7 +57,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::account::FinishWithdrawal;
 use super::bank::{AccountNo, BankAnswer, BankApi, Banks, CallError, InstructionRequest, PayoutRequest};
-use super::directory::{Directory, Prefetch};
+use super::directory::Directory;
 use super::log::LedgerLog;
 use crate::domain::ids::AccountId;
 use crate::domain::money::Money;
@@ -441,10 +441,9 @@ impl Router {
     }
 }
 
-/// How many instructions ahead a batch loads its parties' directory cells,
-/// then their entries (which hold their banks and sub-account numbers; the
-/// second step reads what the first loaded).
-const PREFETCH_AHEAD: [(usize, Prefetch); 2] = [(12, Directory::prefetch_cell), (6, Directory::prefetch_entry)];
+/// How many instructions ahead a batch loads its parties' directory
+/// entries (which hold their banks and sub-account numbers).
+const PREFETCH_AHEAD: usize = 8;
 
 /// Sends one bank's instructions in batches, one batch at a time, and
 /// records the answers.
@@ -500,18 +499,16 @@ impl Batcher {
         let lsns: Vec<u64> = work.iter().map(|item| item.lsn).collect();
         // The references move into the requests and from there into the
         // records: no copy per instruction.
-        // Over many accounts each party's number is three misses in a row
-        // (the directory's cell, the entry, the number's count): those of
-        // the instructions a few places ahead are loaded meanwhile.
+        // Over many accounts each party's entry (which holds its number) is
+        // a miss: those of the instructions a few places ahead are loaded
+        // meanwhile.
         let mut requests: Vec<InstructionRequest> = Vec::with_capacity(count);
         let mut work = work.into_iter();
         loop {
-            for (ahead, load) in PREFETCH_AHEAD {
-                if let Some(item) = work.as_slice().get(ahead) {
-                    for party in [&item.from, &item.to] {
-                        if let Party::Account(id) = party {
-                            load(&self.directory, *id);
-                        }
+            if let Some(item) = work.as_slice().get(PREFETCH_AHEAD) {
+                for party in [&item.from, &item.to] {
+                    if let Party::Account(id) = party {
+                        self.directory.prefetch_entry(*id);
                     }
                 }
             }

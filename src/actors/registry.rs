@@ -155,7 +155,7 @@ impl RegistryActor {
     fn open_account(&self, account_id: AccountId, application: &Arc<Application>, created_at_ms: i64) {
         let info = Arc::new(account_info(account_id, application, created_at_ms));
         self.directory.insert(Arc::clone(&info), AccountStatus::Signing, None, AccountBook::default());
-        let entry = Arc::clone(self.directory.get(account_id).expect("just inserted"));
+        let entry = self.directory.get(account_id).expect("just inserted");
         self.banks.start_signing(&info, AccountRef { directory: Arc::clone(&self.directory), entry });
     }
 }

@@ -142,7 +142,7 @@ impl Handler<Adjust> for SuspenseActor {
         self.admit().map_err(SuspenseError::Log)?;
         let remaining =
             self.book.judge_adjustment(message.suspense_id, message.amount).map_err(SuspenseError::Refused)?;
-        let account = Arc::clone(self.directory.get(message.account_id).ok_or(SuspenseError::AccountNotActive)?);
+        let account = self.directory.get(message.account_id).ok_or(SuspenseError::AccountNotActive)?;
         if account.status() != AccountStatus::Active {
             return Err(SuspenseError::AccountNotActive);
         }
@@ -157,7 +157,7 @@ impl Handler<Adjust> for SuspenseActor {
             operator: message.operator,
         });
         let lsn = self.append(Record::AdjustmentDeposit(Arc::clone(&adjustment))).map_err(SuspenseError::Log)?;
-        self.directory.do_send(&account, CreditAdjustment { lsn, adjustment: Arc::clone(&adjustment) });
+        self.directory.do_send(account, CreditAdjustment { lsn, adjustment: Arc::clone(&adjustment) });
         let committed = Committed::Adjustment { lsn, adjustment };
         message.claim.commit(committed.clone());
         Ok(committed)

@@ -25,7 +25,7 @@ use futures::future::join_all;
 
 use super::idempotency::{Claim, Committed, IdHash, IdIndex, TryClaim, Waiter};
 use crate::actors::account::{ApplyTransfers, ItemOutcome, TransferItem};
-use crate::actors::directory::{Directory, Prefetch, Sent};
+use crate::actors::directory::{Directory, Sent};
 use crate::domain::account::TransferRequest;
 use crate::domain::ids::AccountId;
 use crate::domain::record::TransferType;
@@ -40,11 +40,8 @@ pub struct Transfers {
 /// [`Transfers::submit`]).
 const OWN_OPERATOR_ITEMS_MIN: usize = 64;
 
-/// How many messages (or items) ahead a wave loads the cells that point to
-/// their accounts' entries, and the entries themselves (a cell must be in
-/// before its entry's address is known).
-const PREFETCH_CELLS_AHEAD: usize = 8;
-const PREFETCH_ENTRIES_AHEAD: usize = 4;
+/// How many messages (or items) ahead a wave loads its accounts' entries.
+const PREFETCH_ENTRIES_AHEAD: usize = 8;
 
 /// How many items ahead a wave's claims load the id table's lines they
 /// will probe ([`IdIndex::prefetch_claim`]).
@@ -134,11 +131,11 @@ impl Transfers {
         let mut wave_of: Vec<usize> = Vec::with_capacity(requests.len());
         let mut requests = requests.into_iter();
         for index in 0.. {
-            // The cells of the accounts a few items ahead, for the checks
+            // The entries of the accounts a few items ahead, for the checks
             // that they exist.
-            if let Some(Ok(ahead)) = requests.as_slice().get(PREFETCH_CELLS_AHEAD) {
+            if let Some(Ok(ahead)) = requests.as_slice().get(PREFETCH_ENTRIES_AHEAD) {
                 for account in [ahead.payer, ahead.payee].into_iter().flatten() {
-                    self.directory.prefetch_cell(account);
+                    self.directory.prefetch_entry(account);
                 }
             }
             let Some(request) = requests.next() else { break };
@@ -288,12 +285,9 @@ impl Transfers {
         let mut messages = messages.into_iter();
         loop {
             let ahead = messages.as_slice();
-            if let Some((route, (_, items))) = ahead.get(PREFETCH_CELLS_AHEAD) {
-                self.prefetch_accounts(*route, items, Directory::prefetch_cell);
-                items.iter().for_each(|item| item.claim.prefetch());
-            }
             if let Some((route, (_, items))) = ahead.get(PREFETCH_ENTRIES_AHEAD) {
-                self.prefetch_accounts(*route, items, Directory::prefetch_entry);
+                self.prefetch_accounts(*route, items);
+                items.iter().for_each(|item| item.claim.prefetch());
             }
             let Some((route, (indexes, items))) = messages.next() else { break };
             let entry = self.directory.get(route).expect("routes are existing accounts");
@@ -308,12 +302,12 @@ impl Transfers {
         }
     }
 
-    /// `load` (a [`Directory`] prefetch) for a message's account and its
-    /// items' payees.
-    fn prefetch_accounts(&self, route: AccountId, items: &[TransferItem], load: Prefetch) {
-        load(&self.directory, route);
+    /// Start loading the entries of a message's account and its items'
+    /// payees.
+    fn prefetch_accounts(&self, route: AccountId, items: &[TransferItem]) {
+        self.directory.prefetch_entry(route);
         for payee in items.iter().filter_map(|item| item.request.payee) {
-            load(&self.directory, payee);
+            self.directory.prefetch_entry(payee);
         }
     }
 

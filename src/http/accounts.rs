@@ -37,13 +37,13 @@ fn not_found(text: &str) -> ApiError {
     ApiError::new(ErrorCode::AccountNotFound, format!("no account {text}"))
 }
 
-fn entry<'a>(state: &'a AppState, text: &str) -> ApiResult<&'a std::sync::Arc<AccountEntry>> {
+fn entry(state: &AppState, text: &str) -> ApiResult<&'static AccountEntry> {
     let id = AccountId::parse(text).ok_or_else(|| not_found(text))?;
     state.directory.get(id).ok_or_else(|| not_found(text))
 }
 
 /// The account as API.md shows it, durable.
-async fn account_view(state: &AppState, entry: &AccountEntry) -> ApiResult<serde_json::Value> {
+async fn account_view(state: &AppState, entry: &'static AccountEntry) -> ApiResult<serde_json::Value> {
     let snapshot = state.directory.send(entry, Snapshot).await??;
     state.log.wait_durable(snapshot.durable_lsn_needed).await?;
     let info = &entry.info;
